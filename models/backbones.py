@@ -1,0 +1,76 @@
+"""timm backbones the product supports, created by name for any input size and 1 or 3 channels.
+
+No pretrained weights are fetched (the line machines have no hub access); every model is trained
+from the station's images. Families are recognised by the timm module class, so custom configs of
+a family (a narrow 8-block ViT, say) work through ``overrides``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import timm
+from timm.models.mobilevit import MobileVitBlock
+from timm.models.vision_transformer import Block, VisionTransformer
+from torch import nn
+
+from models.errors import ModelError
+
+DEFAULT_BACKBONE = "vit_tiny_patch16_224"
+
+
+@dataclass(frozen=True)
+class BackboneSpec:
+    """What a bundle records to rebuild its backbone exactly."""
+
+    name: str = DEFAULT_BACKBONE
+    img_size: int = 224
+    in_chans: int = 3
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> BackboneSpec:
+        return cls(
+            name=str(data["name"]),
+            img_size=int(data["img_size"]),
+            in_chans=int(data["in_chans"]),
+            overrides=dict(data.get("overrides", {})),
+        )
+
+
+def family_of(model: nn.Module) -> str:
+    """``vit`` or ``mobilevit``: the two layouts the merging code knows how to walk."""
+    if isinstance(model, VisionTransformer):
+        return "vit"
+    if any(isinstance(m, MobileVitBlock) for m in model.modules()):
+        return "mobilevit"
+    raise ModelError(f"backbone {type(model).__name__} is not a ViT/DeiT or MobileViT model")
+
+
+def create_backbone(spec: BackboneSpec, num_classes: int) -> nn.Module:
+    """Build an untrained timm backbone from a spec, with a clear error for unknown names."""
+    if spec.in_chans not in (1, 3):
+        raise ModelError(f"in_chans must be 1 or 3, got {spec.in_chans}")
+    if spec.img_size < 32:
+        raise ModelError(f"img_size {spec.img_size} is too small (minimum 32)")
+    if not timm.is_model(spec.name):
+        raise ModelError(f"unknown backbone {spec.name!r} (not a timm model name)")
+    kwargs: dict[str, Any] = dict(pretrained=False, num_classes=num_classes, in_chans=spec.in_chans)
+    if spec.name.startswith(("vit_", "deit")):
+        kwargs["img_size"] = spec.img_size
+    kwargs.update(spec.overrides)
+    try:
+        model = timm.create_model(spec.name, **kwargs)
+    except (TypeError, ValueError, AssertionError) as exc:
+        raise ModelError(f"cannot build backbone {spec.name!r} with {spec.overrides}: {exc}") from exc
+    family_of(model)
+    if isinstance(model, VisionTransformer):
+        if model.global_pool not in ("token", "avg"):
+            raise ModelError(f"{spec.name}: global_pool {model.global_pool!r} is not supported")
+        if not all(type(b) is Block for b in model.blocks):
+            raise ModelError(f"{spec.name}: only plain timm ViT blocks can merge tokens")
+    return model

@@ -1,0 +1,258 @@
+"""Model bundles (DESIGN §4): a folder with ``model.safetensors`` and ``model.json``.
+
+Weights are safetensors only — never pickle, never ``torch.load`` on anything a user hands us.
+``model.json`` records everything needed to rebuild the exact network (backbone, merge mode and
+schedule), to feed it (preprocessing), to judge its outputs (classes, normal class, thresholds) and
+to trust it (provenance, a checksum of the weights). Loading validates all of it and reports one
+:class:`BundleError` naming the file and the problem. Saving writes a complete bundle beside the
+target and renames it into place, so a crash or a full disk never leaves a half-written model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from models.backbones import BackboneSpec
+from models.errors import BundleError, ModelError
+from models.network import MERGE_MODES, InspectionNet
+from models.preprocess import Preprocessing
+
+FORMAT_VERSION = 1
+WEIGHTS_FILE = "model.safetensors"
+META_FILE = "model.json"
+
+
+@dataclass
+class BundleMeta:
+    """Everything in ``model.json``."""
+
+    backbone: BackboneSpec
+    classes: list[str]
+    preprocessing: Preprocessing
+    merge_mode: str = "none"
+    gmacs_ratio: float | None = None
+    schedule: list[Any] = field(default_factory=list)
+    rank: int = 16
+    normal_class: str | None = None
+    thresholds: dict[str, Any] = field(default_factory=dict)
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def to_json(self, weights_sha256: str) -> dict[str, Any]:
+        return {
+            "format_version": self.format_version,
+            "backbone": self.backbone.to_json(),
+            "merge": {
+                "mode": self.merge_mode,
+                "gmacs_ratio": self.gmacs_ratio,
+                "schedule": self.schedule,
+                "rank": self.rank,
+            },
+            "classes": self.classes,
+            "normal_class": self.normal_class,
+            "preprocessing": self.preprocessing.to_json(),
+            "thresholds": self.thresholds,
+            "provenance": self.provenance,
+            "weights": {"file": WEIGHTS_FILE, "sha256": weights_sha256},
+        }
+
+
+@dataclass
+class Bundle:
+    net: InspectionNet
+    meta: BundleMeta
+    path: Path | None = None
+
+
+def meta_for(net: InspectionNet, classes: list[str], **fields: Any) -> BundleMeta:
+    """A bundle record that matches ``net`` (backbone, merge schedule) and its input contract."""
+    spec = net.spec
+    prep = fields.pop("preprocessing", None) or Preprocessing(
+        size=spec.img_size,
+        channels=spec.in_chans,
+        mean=[0.5] * spec.in_chans,
+        std=[0.25] * spec.in_chans,
+    )
+    return BundleMeta(
+        backbone=spec,
+        classes=list(classes),
+        preprocessing=prep,
+        merge_mode=net.merge_mode,
+        schedule=net.schedule(),
+        rank=net.rank,
+        **fields,
+    )
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _fsync(path: Path) -> None:
+    with path.open("rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrite: bool = False) -> Path:
+    """Write ``net`` and ``meta`` as a bundle at ``path`` atomically; refuse to replace unless asked."""
+    target = Path(path)
+    if target.exists() and not overwrite:
+        raise BundleError(f"{target}: already exists (use --force to replace it)")
+    if net.schedule() != meta.schedule:
+        raise BundleError(f"{target}: the merge schedule in model.json does not match the network")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
+        save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
+        text = json.dumps(meta.to_json(_sha256(staging / WEIGHTS_FILE)), indent=2) + "\n"
+        (staging / META_FILE).write_text(text, encoding="utf-8")
+        for name in (WEIGHTS_FILE, META_FILE):
+            _fsync(staging / name)
+        if target.exists():
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
+            os.replace(target, retired / target.name)
+            os.replace(staging, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            os.replace(staging, target)
+    except OSError as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise BundleError(f"{target}: could not write the bundle: {exc.strerror or exc}") from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return target
+
+
+def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:
+    if key not in data:
+        raise BundleError(f"{where}: field '{key}' is missing")
+    value = data[key]
+    if not isinstance(value, kind):
+        raise BundleError(f"{where}: field '{key}' has the wrong type ({type(value).__name__})")
+    return value
+
+
+def _parse_meta(data: Any, where: str) -> BundleMeta:
+    if not isinstance(data, dict):
+        raise BundleError(f"{where}: expected a JSON object")
+    version = _require(data, "format_version", int, where)
+    if version > FORMAT_VERSION:
+        raise BundleError(
+            f"{where}: written by a newer LTM Inspector "
+            f"(format {version}; this one reads up to {FORMAT_VERSION})"
+        )
+    if version < 1:
+        raise BundleError(f"{where}: invalid format_version {version}")
+    backbone = _require(data, "backbone", dict, where)
+    merge = _require(data, "merge", dict, where)
+    classes = _require(data, "classes", list, where)
+    prep = _require(data, "preprocessing", dict, where)
+    if (
+        len(classes) < 2
+        or not all(isinstance(c, str) and c for c in classes)
+        or len(set(classes)) != len(classes)
+    ):
+        raise BundleError(f"{where}: 'classes' must be at least two distinct names")
+    normal = data.get("normal_class")
+    if normal is not None and normal not in classes:
+        raise BundleError(f"{where}: normal_class {normal!r} is not one of the classes")
+    mode = _require(merge, "mode", str, where)
+    if mode not in MERGE_MODES:
+        raise BundleError(f"{where}: unknown merge mode {mode!r}")
+    try:
+        spec = BackboneSpec.from_json(backbone)
+        preprocessing = Preprocessing.from_json(prep)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise BundleError(f"{where}: invalid backbone or preprocessing record ({exc})") from exc
+    except ModelError as exc:
+        raise BundleError(f"{where}: {exc}") from exc
+    if preprocessing.channels != spec.in_chans:
+        raise BundleError(
+            f"{where}: preprocessing has {preprocessing.channels} channels, backbone {spec.in_chans}"
+        )
+    return BundleMeta(
+        backbone=spec,
+        classes=list(classes),
+        preprocessing=preprocessing,
+        merge_mode=mode,
+        gmacs_ratio=merge.get("gmacs_ratio"),
+        schedule=list(merge.get("schedule") or []),
+        rank=int(merge.get("rank", 16)),
+        normal_class=normal,
+        thresholds=dict(data.get("thresholds") or {}),
+        provenance=dict(data.get("provenance") or {}),
+        format_version=version,
+    )
+
+
+def read_meta(path: str | Path) -> tuple[BundleMeta, str]:
+    """The validated ``model.json`` of a bundle and the weights checksum it promises."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise BundleError(f"{folder}: no such model folder")
+    meta_path = folder / META_FILE
+    if not meta_path.is_file():
+        raise BundleError(f"{meta_path}: missing")
+    try:
+        data = json.loads(meta_path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"{meta_path}: not a text file") from exc
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{meta_path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
+    meta = _parse_meta(data, str(meta_path))
+    weights = data.get("weights") or {}
+    sha = weights.get("sha256") if isinstance(weights, dict) else None
+    if not isinstance(sha, str):
+        raise BundleError(f"{meta_path}: field 'weights.sha256' is missing")
+    return meta, sha
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Rebuild the network of a bundle, checking every file against ``model.json``."""
+    folder = Path(path)
+    meta, sha = read_meta(folder)
+    weights_path = folder / WEIGHTS_FILE
+    if not weights_path.is_file():
+        raise BundleError(f"{weights_path}: missing")
+    if _sha256(weights_path) != sha:
+        raise BundleError(f"{weights_path}: checksum mismatch (truncated, corrupt or from another model)")
+    try:
+        state = load_file(str(weights_path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise BundleError(f"{weights_path}: unreadable safetensors file ({exc})") from exc
+    try:
+        net = InspectionNet(meta.backbone, len(meta.classes), meta.merge_mode, meta.rank)
+        if meta.schedule:
+            net.set_schedule(meta.schedule)
+    except ModelError as exc:
+        raise BundleError(f"{folder / META_FILE}: {exc}") from exc
+    expected = net.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(expected) & set(state) if expected[k].shape != state[k].shape)
+    if missing or unexpected or wrong:
+        detail = "; ".join(
+            f"{label} {len(keys)} (e.g. {keys[0]})"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+            if keys
+        )
+        raise BundleError(f"{weights_path}: does not match model.json: {detail}")
+    net.load_state_dict(state)
+    net.eval()
+    return Bundle(net, meta, folder)

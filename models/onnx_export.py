@@ -1,0 +1,134 @@
+"""ONNX export with a parity check, and an ONNX Runtime predictor with the bundle's preprocessing.
+
+Unmerged and LTM networks export with static shapes (batch 1, the bundle's image size): LTM is
+dense matmuls and a softmax, so the graph is plain. The exported graph outputs class probabilities.
+Every export is checked against PyTorch on a fixed, seeded set of inputs; an export whose
+probabilities differ by more than 1e-4 is deleted and reported as an :class:`ExportError`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from models.attention import unfused_attention
+from models.errors import ExportError
+from models.network import InspectionNet
+from models.preprocess import Preprocessing, preprocess
+
+OPSET = 18
+PARITY_TOLERANCE = 1e-4
+
+
+class _Probabilities(nn.Module):
+    def __init__(self, net: InspectionNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(images), dim=-1)
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    path: Path
+    opset: int
+    max_abs_diff: float
+    samples: int
+
+
+def parity_inputs(net: InspectionNet, samples: int = 8, seed: int = 0) -> torch.Tensor:
+    """The fixed batch both runtimes are compared on."""
+    generator = torch.Generator().manual_seed(seed)
+    spec = net.spec
+    return torch.randn(samples, spec.in_chans, spec.img_size, spec.img_size, generator=generator)
+
+
+def export_onnx(net: InspectionNet, path: str | Path, samples: int = 8) -> ExportReport:
+    """Export ``net`` to ``path`` (written atomically) and check it against PyTorch."""
+    if net.merge_mode == "tome":
+        raise ExportError("ToMe models are not exported (gather/scatter merging); use LTM for ONNX")
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    net.eval()
+    wrapper = _Probabilities(net).eval()
+    example = torch.zeros(1, net.spec.in_chans, net.spec.img_size, net.spec.img_size)
+    handle, staging_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(handle)
+    staging = Path(staging_name)
+    try:
+        # Explicit attention matmuls: the exporter's decomposition of fused attention with a float
+        # bias mis-derives strides; ONNX Runtime fuses the plain form again anyway.
+        with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), unfused_attention():
+            warnings.simplefilter("ignore")
+            program = torch.onnx.export(
+                wrapper,
+                (example,),
+                dynamo=True,
+                opset_version=OPSET,
+                input_names=["images"],
+                output_names=["probabilities"],
+                optimize=True,
+                verbose=False,
+            )
+            program.save(str(staging))
+        inputs = parity_inputs(net, samples)
+        with torch.no_grad():
+            expected = torch.softmax(net(inputs), dim=-1).numpy()
+        session = _session(staging)
+        got = np.concatenate(
+            [session.run(None, {"images": inputs[i : i + 1].numpy()})[0] for i in range(samples)]
+        )
+        diff = float(np.abs(got - expected).max())
+        if not diff <= PARITY_TOLERANCE:
+            raise ExportError(
+                f"{target}: ONNX output differs from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE})"
+            )
+        os.replace(staging, target)
+    except ExportError:
+        staging.unlink(missing_ok=True)
+        raise
+    except Exception as exc:
+        staging.unlink(missing_ok=True)
+        raise ExportError(
+            f"{target}: ONNX export failed: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from exc
+    return ExportReport(target, OPSET, diff, samples)
+
+
+def _session(path: Path):  # noqa: ANN202 - onnxruntime has no stable public type to name here
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+class OnnxPredictor:
+    """Class probabilities from raw pixel arrays through ONNX Runtime, batch 1 per image."""
+
+    def __init__(self, path: str | Path, preprocessing: Preprocessing) -> None:
+        try:
+            self.session = _session(Path(path))
+        except Exception as exc:  # onnxruntime raises its own untyped errors for bad files
+            raise ExportError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
+        self.preprocessing = preprocessing
+        self.input_name = self.session.get_inputs()[0].name
+
+    def run_tensor(self, batch: np.ndarray) -> np.ndarray:
+        """Probabilities for an already preprocessed (B, C, S, S) float32 batch."""
+        outputs = [self.session.run(None, {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
+        return np.concatenate(outputs)
+
+    def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
+        return self.run_tensor(preprocess(images, self.preprocessing).numpy())

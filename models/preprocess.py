@@ -1,0 +1,107 @@
+"""The preprocessing contract shared by training, PyTorch inference and ONNX Runtime inference.
+
+One function turns camera/dataset pixels into the network's input tensor, driven only by the
+bundle's ``preprocessing`` record, so that a model sees at inference exactly what it saw in training
+(DESIGN §3). Torch-only, so both the trainer and the ONNX wrapper call the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from models.errors import ModelError
+
+RESIZE_MODES = ("stretch", "letterbox", "center_crop")
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    size: int = 224
+    channels: int = 3
+    mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
+    std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
+    resize: str = "stretch"
+
+    def validate(self) -> None:
+        if self.size < 32:
+            raise ModelError(f"preprocessing size {self.size} is too small (minimum 32)")
+        if self.channels not in (1, 3):
+            raise ModelError(f"preprocessing channels must be 1 or 3, got {self.channels}")
+        if len(self.mean) != self.channels or len(self.std) != self.channels:
+            raise ModelError(f"preprocessing mean/std need {self.channels} values each")
+        if any(s <= 0 for s in self.std):
+            raise ModelError("preprocessing std values must be positive")
+        if self.resize not in RESIZE_MODES:
+            raise ModelError(f"preprocessing resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Preprocessing:
+        prep = cls(
+            size=int(data["size"]),
+            channels=int(data["channels"]),
+            mean=[float(v) for v in data["mean"]],
+            std=[float(v) for v in data["std"]],
+            resize=str(data["resize"]),
+        )
+        prep.validate()
+        return prep
+
+
+def to_float_chw(image: np.ndarray) -> torch.Tensor:
+    """An 8/16-bit or float, gray or colour (H,W[,C]) array as float CHW in [0, 1]."""
+    array = np.asarray(image)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4) or min(array.shape[:2]) < 1:
+        raise ModelError(f"image must be HxW or HxWxC with 1, 3 or 4 channels, got shape {array.shape}")
+    if np.issubdtype(array.dtype, np.integer):
+        scale = float(np.iinfo(array.dtype).max)
+    else:
+        scale = 1.0
+    tensor = torch.from_numpy(np.ascontiguousarray(array[:, :, :3])).permute(2, 0, 1).float() / scale
+    return tensor
+
+
+def _match_channels(tensor: torch.Tensor, channels: int) -> torch.Tensor:
+    if tensor.shape[0] == channels:
+        return tensor
+    if channels == 3:
+        return tensor.expand(3, -1, -1)
+    weights = torch.tensor([0.299, 0.587, 0.114]).view(3, 1, 1)
+    return (tensor * weights).sum(0, keepdim=True)
+
+
+def _resize(tensor: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    _, height, width = tensor.shape
+    if prep.resize == "center_crop":
+        side = min(height, width)
+        top, left = (height - side) // 2, (width - side) // 2
+        tensor = tensor[:, top : top + side, left : left + side]
+    elif prep.resize == "letterbox" and height != width:
+        side = max(height, width)
+        pad_h, pad_w = side - height, side - width
+        tensor = F.pad(tensor, (pad_w // 2, pad_w - pad_w // 2, pad_h // 2, pad_h - pad_h // 2))
+    if tensor.shape[1:] == (prep.size, prep.size):
+        return tensor
+    return F.interpolate(
+        tensor[None], size=(prep.size, prep.size), mode="bilinear", align_corners=False, antialias=True
+    )[0]
+
+
+def preprocess(images: Sequence[np.ndarray], prep: Preprocessing) -> torch.Tensor:
+    """A batch (B, C, S, S) of normalised network inputs from raw pixel arrays."""
+    mean = torch.tensor(prep.mean).view(-1, 1, 1)
+    std = torch.tensor(prep.std).view(-1, 1, 1)
+    batch = [
+        (_resize(_match_channels(to_float_chw(image), prep.channels), prep) - mean) / std for image in images
+    ]
+    return torch.stack(batch)

@@ -1,0 +1,136 @@
+"""Bundles round-trip exactly, and every bad file gives one BundleError naming it."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+from models.bundle import META_FILE, WEIGHTS_FILE, load_bundle, meta_for, save_bundle
+from models.errors import BundleError
+from models.network import InspectionNet
+
+
+@pytest.fixture
+def saved(tmp_path, tiny_vit_spec) -> tuple[Path, InspectionNet]:
+    net = InspectionNet(tiny_vit_spec, 3, "ltm")
+    net.set_schedule([None, [3, 3], None, [2, 2]])
+    meta = meta_for(
+        net,
+        ["ok", "crack", "stain"],
+        normal_class="ok",
+        gmacs_ratio=0.6,
+        thresholds={"unsure_below": 0.7},
+        provenance={"seed": 1},
+    )
+    return save_bundle(net, meta, tmp_path / "model"), net.eval()
+
+
+def test_round_trip_is_exact(saved):
+    path, net = saved
+    bundle = load_bundle(path)
+    images = torch.randn(2, 1, 64, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(bundle.net(images), net(images), rtol=0, atol=0)
+    assert bundle.meta.classes == ["ok", "crack", "stain"]
+    assert bundle.meta.normal_class == "ok"
+    assert bundle.meta.schedule == net.schedule()
+    assert bundle.meta.thresholds == {"unsure_below": 0.7}
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model"], "no staging folders left behind"
+
+
+def test_existing_bundle_is_refused_then_replaced_with_force(saved):
+    path, net = saved
+    meta = meta_for(net, ["a", "b", "c"])
+    with pytest.raises(BundleError, match="already exists"):
+        save_bundle(net, meta, path)
+    save_bundle(net, meta, path, overwrite=True)
+    assert load_bundle(path).meta.classes == ["a", "b", "c"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model"]
+
+
+def _edit_meta(path: Path, change) -> None:
+    data = json.loads((path / META_FILE).read_text())
+    change(data)
+    (path / META_FILE).write_text(json.dumps(data))
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (lambda p: (p / META_FILE).unlink(), "model.json: missing"),
+        (lambda p: (p / WEIGHTS_FILE).unlink(), "model.safetensors: missing"),
+        (lambda p: (p / META_FILE).write_text("{not json"), "not valid JSON"),
+        (lambda p: (p / META_FILE).write_bytes(b"\xff\xfe\x00"), "model.json"),
+        (lambda p: _edit_meta(p, lambda d: d.pop("classes")), "field 'classes' is missing"),
+        (lambda p: _edit_meta(p, lambda d: d.update(format_version=99)), "newer LTM Inspector"),
+        (lambda p: _edit_meta(p, lambda d: d["backbone"].update(name="no_such_net")), "unknown backbone"),
+        (lambda p: _edit_meta(p, lambda d: d.update(classes=["ok", "ok"])), "distinct"),
+        (lambda p: _edit_meta(p, lambda d: d.update(normal_class="good")), "normal_class"),
+        (
+            lambda p: _edit_meta(
+                p, lambda d: d["preprocessing"].update(channels=3, mean=[0] * 3, std=[1] * 3)
+            ),
+            "preprocessing has 3 channels, backbone 1",
+        ),
+        (lambda p: _edit_meta(p, lambda d: d["preprocessing"].update(channels=3)), "mean/std need 3 values"),
+        (
+            lambda p: _edit_meta(p, lambda d: d["merge"].update(schedule=[None, [9, 9], None, None])),
+            "does not fit",
+        ),
+        (lambda p: os.truncate(p / WEIGHTS_FILE, 100), "checksum mismatch"),
+        (lambda p: (p / WEIGHTS_FILE).write_bytes(b"\x00" * 64), "checksum mismatch"),
+    ],
+)
+def test_bad_bundles_give_one_clear_error(saved, damage, message):
+    path, _ = saved
+    damage(path)
+    with pytest.raises(BundleError, match=message) as info:
+        load_bundle(path)
+    assert "\n" not in str(info.value)
+
+
+def test_corrupt_weights_with_matching_checksum_are_reported(saved):
+    """A file that passes the checksum but is not safetensors (e.g. hand-edited json) still fails cleanly."""
+    path, _ = saved
+    (path / WEIGHTS_FILE).write_bytes(b"garbage that is not safetensors")
+    import hashlib
+
+    digest = hashlib.sha256(b"garbage that is not safetensors").hexdigest()
+    _edit_meta(path, lambda d: d["weights"].update(sha256=digest))
+    with pytest.raises(BundleError, match="unreadable safetensors"):
+        load_bundle(path)
+
+
+def test_weights_of_another_model_are_a_mismatch(saved, tmp_path, tiny_vit_spec):
+    path, _ = saved
+    other = InspectionNet(tiny_vit_spec, 5, "none")
+    other_path = save_bundle(other, meta_for(other, list("abcde")), tmp_path / "other")
+    (path / WEIGHTS_FILE).write_bytes((other_path / WEIGHTS_FILE).read_bytes())
+    _edit_meta(
+        path,
+        lambda d: d["weights"].update(
+            sha256=json.loads((other_path / META_FILE).read_text())["weights"]["sha256"]
+        ),
+    )
+    with pytest.raises(BundleError, match="does not match model.json"):
+        load_bundle(path)
+
+
+def test_missing_folder(tmp_path):
+    with pytest.raises(BundleError, match="no such model folder"):
+        load_bundle(tmp_path / "nope")
+
+
+def test_no_pickle_anywhere():
+    root = Path(__file__).resolve().parents[2]
+    offenders = [
+        str(p)
+        for folder in ("models", "data", "inspector", "ui")
+        for p in (root / folder).rglob("*.py")
+        if "torch.load(" in p.read_text() or "import pickle" in p.read_text()
+    ]
+    assert offenders == []

@@ -1,0 +1,48 @@
+"""ONNX export parity with PyTorch, and the ONNX Runtime predictor's preprocessing contract."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.errors import ExportError
+from models.network import InspectionNet
+from models.onnx_export import PARITY_TOLERANCE, OnnxPredictor, export_onnx
+from models.preprocess import Preprocessing, preprocess
+
+
+@pytest.mark.parametrize("mode", ["none", "ltm"])
+def test_export_parity(tmp_path, tiny_vit_spec, mode):
+    net = InspectionNet(tiny_vit_spec, 3, mode)
+    if mode == "ltm":
+        net.set_schedule([None, [3, 3], None, [2, 1]])
+        with torch.no_grad():
+            for merger in net.mergers:
+                if hasattr(merger, "sim_gain"):
+                    merger.sim_gain.fill_(2.0)
+                    merger.locality.fill_(0.3)
+    report = export_onnx(net, tmp_path / "m.onnx", samples=4)
+    assert report.max_abs_diff <= PARITY_TOLERANCE
+    assert report.opset >= 17
+
+    prep = Preprocessing(size=64, channels=1, mean=[0.5], std=[0.25])
+    images = [np.random.default_rng(i).integers(0, 65535, (80, 50), dtype=np.uint16) for i in range(2)]
+    probs = OnnxPredictor(report.path, prep).predict(images)
+    with torch.no_grad():
+        expected = torch.softmax(net.eval()(preprocess(images, prep)), -1).numpy()
+    np.testing.assert_allclose(probs, expected, atol=1e-4)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+
+
+def test_tome_export_is_refused(tmp_path, tiny_vit_spec):
+    with pytest.raises(ExportError, match="ToMe"):
+        export_onnx(InspectionNet(tiny_vit_spec, 2, "tome"), tmp_path / "t.onnx")
+    assert not (tmp_path / "t.onnx").exists()
+
+
+def test_bad_onnx_file_is_a_clear_error(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not an onnx model")
+    with pytest.raises(ExportError, match="not a loadable ONNX model"):
+        OnnxPredictor(bad, Preprocessing())

@@ -1,0 +1,39 @@
+"""The preprocessing contract: bit depths, channels and resize modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models.errors import ModelError
+from models.preprocess import Preprocessing, preprocess
+
+
+@pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
+def test_shapes_and_scaling(resize):
+    prep = Preprocessing(size=32, channels=3, mean=[0.0] * 3, std=[1.0] * 3, resize=resize)
+    white8 = np.full((40, 60), 255, np.uint8)
+    white16 = np.full((40, 60, 3), 65535, np.uint16)
+    batch = preprocess([white8, white16], prep)
+    assert batch.shape == (2, 3, 32, 32)
+    if resize != "letterbox":
+        torch.testing.assert_close(batch, torch.ones_like(batch))
+    else:
+        assert float(batch.min()) == 0.0 and float(batch.max()) == pytest.approx(1.0)
+
+
+def test_colour_to_gray_and_normalisation():
+    prep = Preprocessing(size=16, channels=1, mean=[0.5], std=[0.5])
+    red = np.zeros((16, 16, 3), np.uint8)
+    red[..., 0] = 255
+    out = preprocess([red], prep)
+    assert out.shape == (1, 1, 16, 16)
+    torch.testing.assert_close(out, torch.full_like(out, (0.299 - 0.5) / 0.5))
+
+
+def test_bad_arrays_and_records_are_clear_errors():
+    with pytest.raises(ModelError, match="shape"):
+        preprocess([np.zeros((4, 4, 2), np.uint8)], Preprocessing(size=32))
+    with pytest.raises(ModelError, match="resize"):
+        Preprocessing(resize="zoom").validate()
