@@ -51,7 +51,7 @@ class InformationBottleneck(torch.nn.Module):
     """Owns the centroids that discretise Z, so they train together with the network."""
 
     def __init__(
-        self, dim: int, num_clusters: int, beta: float = 1.0, temperature: float = 1.0, seed: int = 0
+        self, dim: int, num_clusters: int, beta: float = 1.0, temperature: float = 0.25, seed: int = 0
     ) -> None:
         super().__init__()
         if dim < 1 or num_clusters < 2 or temperature <= 0:

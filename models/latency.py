@@ -24,8 +24,8 @@ class LatencyStats:
     runs: int
 
 
-def time_calls(call: Callable[[], object], runs: int = 50, warmup: int = 10) -> LatencyStats:
-    """Percentiles of wall time of ``call`` over ``runs`` calls after ``warmup`` untimed ones."""
+def sample_calls(call: Callable[[], object], runs: int = 50, warmup: int = 10) -> list[float]:
+    """Wall time in ms of ``runs`` calls of ``call`` after ``warmup`` untimed ones."""
     for _ in range(warmup):
         call()
     samples = []
@@ -33,8 +33,17 @@ def time_calls(call: Callable[[], object], runs: int = 50, warmup: int = 10) -> 
         start = time.perf_counter()
         call()
         samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+def summarise(samples: list[float]) -> LatencyStats:
     p50, p95 = np.percentile(samples, [50, 95])
-    return LatencyStats(float(p50), float(p95), runs)
+    return LatencyStats(float(p50), float(p95), len(samples))
+
+
+def time_calls(call: Callable[[], object], runs: int = 50, warmup: int = 10) -> LatencyStats:
+    """p50/p95 of ``call`` over ``runs`` timed calls after ``warmup`` untimed ones."""
+    return summarise(sample_calls(call, runs, warmup))
 
 
 def torch_latency(net: InspectionNet, runs: int = 50, warmup: int = 10) -> LatencyStats:

@@ -45,9 +45,14 @@ def overlap_prior(h: int, w: int, h_out: int, w_out: int) -> np.ndarray:
     return np.kron(overlap_1d(h, h_out), overlap_1d(w, w_out)).astype(np.float32)
 
 
-@functools.lru_cache(maxsize=64)
-def _log_prior(h: int, w: int, h_out: int, w_out: int) -> np.ndarray:
-    return np.log(overlap_prior(h, w, h_out, w_out) + LOG_EPS).astype(np.float32)
+@functools.lru_cache(maxsize=128)
+def _prior_tensors(
+    key: tuple[int, int, int, int], device: torch.device, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The prior and its log as tensors, built once per grid pair (they are constants)."""
+    prior = overlap_prior(*key)
+    as_tensor = functools.partial(torch.as_tensor, dtype=dtype, device=device)
+    return as_tensor(prior), as_tensor(np.log(prior + LOG_EPS))
 
 
 def weighted_merge(
@@ -81,9 +86,7 @@ class LTMMerge(nn.Module):
     def mask(self, x: torch.Tensor, sizes: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """The merge mask G (B,N,N') for tokens ``x`` on ``grid``."""
         assert self.out_grid is not None
-        key = (*grid, *self.out_grid)
-        prior = torch.as_tensor(overlap_prior(*key), device=x.device, dtype=x.dtype)
-        log_prior = torch.as_tensor(_log_prior(*key), device=x.device, dtype=x.dtype)
+        prior, log_prior = _prior_tensors((*grid, *self.out_grid), x.device, x.dtype)
         q = self.proj(x)
         weights = prior.unsqueeze(0) * sizes.unsqueeze(-1)
         anchors = weights.transpose(1, 2) @ q / weights.sum(dim=1).clamp_min(1e-6).unsqueeze(-1)
