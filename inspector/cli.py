@@ -13,7 +13,11 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from data.errors import DataError
+from inspector.errors import InspectorError
 from models.errors import ModelError
+
+USER_ERRORS = (ModelError, DataError, InspectorError)
 
 app = typer.Typer(
     name="inspector",
@@ -22,8 +26,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-models_app = typer.Typer(help="Inspect and manage model bundles.", no_args_is_help=True)
+models_app = typer.Typer(help="Inspect model bundles and manage the model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
+data_app = typer.Typer(help="Check station datasets.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+HomeOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--home", help="App home folder (default: $INSPECTOR_HOME or the user data dir).", show_default=False
+    ),
+]
 
 out = Console()
 err = Console(stderr=True)
@@ -44,7 +57,7 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
 
     try:
         bundle = load_bundle(model)
-    except ModelError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     net, meta = bundle.net, bundle.meta
     spec = meta.backbone
@@ -82,12 +95,290 @@ def export(
         bundle = load_bundle(model)
         with err.status("exporting and checking parity..."):
             report = export_onnx(bundle.net, onnx)
-    except ModelError as exc:
+    except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     out.print(
         f"wrote {report.path} (opset {report.opset}); max |Δprobability| vs PyTorch "
         f"{report.max_abs_diff:.2e} over {report.samples} inputs"
     )
+
+
+def _presets(values: list[str] | None) -> list[str]:
+    """``--augment lighting --augment angle`` or ``--augment lighting,angle``."""
+    return [p.strip() for v in values or [] for p in v.split(",") if p.strip()]
+
+
+@app.command("train")
+def train(
+    data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
+    backbone: Annotated[
+        str, typer.Option(help="vit-cpu, vit-tiny, mobilevit-xs or a timm model name.")
+    ] = "vit-cpu",
+    merge: Annotated[str, typer.Option(help="ltm, tome or none.")] = "ltm",
+    gmacs_ratio: Annotated[float, typer.Option(help="Target compute relative to the unmerged model.")] = 0.6,
+    epochs: Annotated[int, typer.Option(min=1)] = 30,
+    img_size: Annotated[int, typer.Option(min=32)] = 112,
+    seed: int = 0,
+    batch_size: Annotated[int, typer.Option(min=2)] = 32,
+    lr: float = 1e-3,
+    augment: Annotated[list[str] | None, typer.Option(help="Extra presets: lighting, angle, optics.")] = None,
+    ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
+    ltm_start: Annotated[
+        str, typer.Option(help="convert (train unmerged, then convert) or scratch.")
+    ] = "convert",
+    resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
+) -> None:
+    """Train a model on a station dataset and write a bundle (atomically)."""
+    from data.augment import check_presets
+    from inspector.training import Recipe
+    from inspector.workflows import train_model
+
+    try:
+        recipe = Recipe(
+            epochs=epochs,
+            seed=seed,
+            batch_size=batch_size,
+            lr=lr,
+            ib=ib,
+            augment=check_presets(_presets(augment)),
+        )
+        summary = train_model(
+            data,
+            out,
+            backbone=backbone,
+            merge=merge,
+            gmacs_ratio=gmacs_ratio,
+            img_size=img_size,
+            recipe=recipe,
+            ltm_start=ltm_start,
+            resume=resume,
+            force=force,
+            strict=strict,
+            log=lambda m: err.print(m, highlight=False),
+        )
+    except KeyboardInterrupt:
+        raise fail(
+            "interrupted; the last finished epoch is kept: resume with the same command and --resume", 130
+        ) from None
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    best = summary.outcome.best_val
+    out.print(
+        f"wrote {summary.bundle}: best val macro-F1 {best['macro_f1']:.3f} (epoch {best['epoch'] + 1}), "
+        f"UNSURE below {summary.thresholds['unsure_below']}, {summary.skipped} file(s) skipped"
+    )
+
+
+def _print_report(report: dict) -> None:
+    table = Table(title=f"{report['split']} split: {report['n']} images", title_justify="left")
+    for column in ("class", "precision", "recall", "f1", "support"):
+        table.add_column(column, justify="left" if column == "class" else "right")
+    for name, row in report["per_class"].items():
+        table.add_row(
+            name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
+        )
+    out.print(table)
+    out.print(
+        f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   "
+        f"GMACs {report['gmacs']:.4f}   params {report['params']:,}   "
+        f"latency p50 {report['latency_ms']['p50']:.2f} ms / "
+        f"p95 {report['latency_ms']['p95']:.2f} ms (batch 1)",
+        highlight=False,
+    )
+    if "robustness" in report:
+        rob = Table(title="robustness (macro-F1)", title_justify="left")
+        rob.add_column("preset")
+        for severity in (1, 2, 3):
+            rob.add_column(f"severity {severity}", justify="right")
+        clean = report["robustness"]["clean"]["macro_f1"]
+        rob.add_row("clean", f"{clean:.3f}", "", "")
+        for preset in ("lighting", "angle", "optics"):
+            rob.add_row(
+                preset, *(f"{report['robustness'][f'{preset}-{s}']['macro_f1']:.3f}" for s in (1, 2, 3))
+            )
+        out.print(rob)
+
+
+@app.command("eval")
+def evaluate(
+    model: Annotated[Path, typer.Argument(help="Model bundle folder.")],
+    data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
+    split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
+    json_path: Annotated[
+        Path | None, typer.Option("--json", help="Write the report here (+ confusion PNG).")
+    ] = None,
+    robustness: Annotated[
+        bool, typer.Option("--robustness", help="Also under each preset at 3 severities.")
+    ] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
+) -> None:
+    """Evaluate a bundle on a dataset split (never augmented)."""
+    from inspector.workflows import evaluate_model
+
+    try:
+        report = evaluate_model(
+            model,
+            data,
+            split=split,
+            json_path=json_path,
+            robustness=robustness,
+            strict=strict,
+            log=lambda m: err.print(m, highlight=False),
+        )
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    _print_report(report)
+    if json_path:
+        out.print(f"wrote {json_path} and {json_path.with_suffix('.confusion.png')}")
+
+
+@app.command("finetune")
+def finetune(
+    model: Annotated[Path, typer.Argument(help="Model bundle to adapt (left untouched).")],
+    data: Annotated[str, typer.Argument(help="The station's images: folder, manifest CSV, or 'elpv'.")],
+    out: Annotated[Path, typer.Option("--out", help="Bundle folder for the adapted model.")],
+    augment: Annotated[list[str] | None, typer.Option(help="Presets: lighting, angle, optics.")] = None,
+    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    trainable: Annotated[str, typer.Option(help="merge, merge+norm, merge+head or all.")] = "merge+norm",
+    lr: float = 5e-4,
+    seed: int = 0,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
+) -> None:
+    """Adapt a model to a station's lighting and camera angle; before/after side by side."""
+    from dataclasses import replace
+
+    from inspector.workflows import FINETUNE_RECIPE, finetune_model
+
+    presets = _presets(augment) or ["lighting", "angle"]
+    try:
+        recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=trainable, lr=lr, seed=seed)
+        summary = finetune_model(
+            model,
+            data,
+            out,
+            augment=presets,
+            recipe=recipe,
+            force=force,
+            strict=strict,
+            log=lambda m: err.print(m, highlight=False),
+        )
+    except KeyboardInterrupt:
+        raise fail("interrupted; nothing was written and the source model is untouched", 130) from None
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"held-out test split, {summary.after['n']} images", title_justify="left")
+    table.add_column("")
+    table.add_column("before", justify="right")
+    table.add_column("after", justify="right")
+    table.add_row("accuracy", f"{summary.before['accuracy']:.3f}", f"{summary.after['accuracy']:.3f}")
+    table.add_row("macro-F1", f"{summary.before['macro_f1']:.3f}", f"{summary.after['macro_f1']:.3f}")
+    for name in summary.after["per_class"]:
+        before, after = summary.before["per_class"][name], summary.after["per_class"][name]
+        if after["support"]:
+            table.add_row(f"recall {name}", f"{before['recall']:.3f}", f"{after['recall']:.3f}")
+    out.print(table)
+    out.print(f"wrote {summary.bundle} after {summary.seconds:.0f} s of fine-tuning")
+
+
+def _registry(home: Path | None):  # noqa: ANN202 - imported lazily to keep `--help` fast
+    from inspector.home import app_home
+    from inspector.registry import Registry
+
+    return Registry(app_home(home))
+
+
+@models_app.command("list")
+def models_list(home: HomeOption = None) -> None:
+    """Registered model versions, with metrics, GMACs and latency; * marks the deployed one."""
+    try:
+        registry = _registry(home)
+        versions, deployed = registry.versions(), registry.deployed()
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    if not versions:
+        out.print(f"no models registered in {registry.root}; add one with: inspector models deploy MODEL")
+        return
+    table = Table()
+    for column in (
+        "",
+        "version",
+        "created",
+        "merge",
+        "GMACs",
+        "latency ms",
+        "val macro-F1",
+        "classes",
+        "source",
+    ):
+        table.add_column(column)
+    for v in versions:
+        f1 = v.metrics.get("after", v.metrics.get("val", {})).get("macro_f1")
+        table.add_row(
+            "*" if deployed and v.id == deployed.id else "",
+            v.id,
+            v.created[:16],
+            v.merge + (f" @ {v.gmacs_ratio}" if v.gmacs_ratio else ""),
+            f"{v.gmacs:.3f}",
+            f"{v.latency_ms:.1f}",
+            f"{f1:.3f}" if f1 is not None else "–",
+            ", ".join(v.classes),
+            v.source,
+        )
+    out.print(table)
+
+
+@models_app.command("deploy")
+def models_deploy(
+    ref: Annotated[str, typer.Argument(help="A version (v3) or a bundle folder to register and deploy.")],
+    home: HomeOption = None,
+) -> None:
+    """Deploy a model version (atomic switch); a bundle folder is registered first."""
+    try:
+        version = _registry(home).deploy(ref)
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    out.print(f"deployed {version.id} ({version.source})")
+
+
+@models_app.command("rollback")
+def models_rollback(home: HomeOption = None) -> None:
+    """Undo the last deployment."""
+    try:
+        version = _registry(home).rollback()
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    out.print(f"rolled back: {version.id} is deployed again")
+
+
+@data_app.command("info")
+def data_info(
+    data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
+    seed: int = 0,
+) -> None:
+    """Classes and images per split, with any problems found (what the wizard's first page shows)."""
+    from data.station import SPLITS, load_station
+
+    try:
+        station = load_station(data, seed)
+    except USER_ERRORS as exc:
+        raise fail(str(exc)) from None
+    counts = station.counts()
+    table = Table(title=f"{station.root} ({station.source})", title_justify="left")
+    table.add_column("class")
+    for split in SPLITS:
+        table.add_column(split, justify="right")
+    for name in station.classes:
+        table.add_row(name, *(str(counts[split][name]) for split in SPLITS))
+    out.print(table)
+    if station.label_note:
+        out.print(f"labels: {station.label_note}")
+    for issue in station.issues:
+        err.print(f"[yellow]warning:[/] {issue}", highlight=False)
+    out.print(f"fingerprint {station.fingerprint()}")
 
 
 def main() -> None:

@@ -23,3 +23,38 @@ def tiny_vit_spec():
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+def make_station(
+    root: Path, classes=("ok", "scratch", "spot"), per_class: int = 24, size: int = 40, seed: int = 0
+):
+    """A tiny, learnable station: noise plus a class-specific mark, PNG files in class folders."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    for index, name in enumerate(classes):
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(per_class):
+            image = rng.normal(140, 12, (size, size)).clip(0, 255).astype(np.uint8)
+            if index == 1:
+                row = int(rng.integers(6, size - 8))
+                image[row : row + 3, 4 : size - 4] = 40
+            elif index == 2:
+                y, x = (int(v) for v in rng.integers(8, size - 8, 2))
+                cv2.circle(image, (x, y), 5, 230, -1)
+            cv2.imwrite(str(folder / f"{name}_{i:03d}.png"), image)
+    return root
+
+
+@pytest.fixture
+def tiny_station(tmp_path) -> Path:
+    return make_station(tmp_path / "station")
+
+
+def shared_dataset(name: str) -> Path:
+    path = SHARED / "datasets" / name
+    if not (path / "manifest.csv").is_file():
+        pytest.skip(f"../shared/datasets/{name} is not present")
+    return path

@@ -1,0 +1,65 @@
+"""Classification metrics (scikit-learn), the evaluation report and its confusion-matrix plot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+
+def classification_report(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, Any]:
+    """The metric fields of ``eval --json`` (DESIGN §4) for integer labels and predictions."""
+    index = list(range(len(classes)))
+    precision, recall, f1, support = precision_recall_fscore_support(
+        labels, predictions, labels=index, zero_division=0
+    )
+    present = [i for i in index if support[i] > 0]
+    return {
+        "accuracy": float(accuracy_score(labels, predictions)) if len(labels) else 0.0,
+        "macro_f1": float(f1_score(labels, predictions, labels=present, average="macro", zero_division=0))
+        if present
+        else 0.0,
+        "per_class": {
+            name: {
+                "precision": float(precision[i]),
+                "recall": float(recall[i]),
+                "f1": float(f1[i]),
+                "support": int(support[i]),
+            }
+            for i, name in enumerate(classes)
+        },
+        "confusion": confusion_matrix(labels, predictions, labels=index).tolist(),
+        "classes": list(classes),
+        "n": int(len(labels)),
+    }
+
+
+def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, title: str) -> Path:
+    """A confusion-matrix PNG with counts and row-normalised shading (what QA reads first)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    matrix = np.asarray(confusion, dtype=float)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+    size = max(4.0, 0.7 * len(classes) + 2.5)
+    fig, ax = plt.subplots(figsize=(size, size * 0.9), dpi=110)
+    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+    ax.set_xticks(range(len(classes)), classes, rotation=40, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title, fontsize=10)
+    for (i, j), count in np.ndenumerate(matrix):
+        ax.text(
+            j, i, f"{int(count)}", ha="center", va="center", color="white" if share[i, j] > 0.5 else "black"
+        )
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path

@@ -1,0 +1,129 @@
+"""The model registry in the app home: numbered versions, one deployed, deploy and roll back.
+
+``<home>/models/v<N>/`` holds a copy of each registered bundle and ``<home>/models/registry.json``
+the index: every version's figures (metrics, GMACs, latency), which one is deployed and the
+deployment history. Copies are made beside the target and renamed into place; the index is
+replaced atomically, so a crash never leaves a half-registered model or a dangling deployment.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from inspector.errors import InspectorError
+from models.bundle import load_bundle
+from models.flops import count_gmacs, count_params
+from models.latency import torch_latency
+
+INDEX = "registry.json"
+
+
+@dataclass
+class Version:
+    id: str
+    created: str
+    source: str
+    classes: list[str]
+    merge: str
+    gmacs_ratio: float | None
+    gmacs: float
+    params: int
+    latency_ms: float
+    metrics: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+
+
+class Registry:
+    def __init__(self, home: Path) -> None:
+        self.root = home / "models"
+        self.root.mkdir(parents=True, exist_ok=True)
+
+    # ------------------------------------------------------------------ index
+    def _read(self) -> dict[str, Any]:
+        path = self.root / INDEX
+        if not path.is_file():
+            return {"versions": [], "deployed": None, "history": []}
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, json.JSONDecodeError) as exc:
+            raise InspectorError(f"{path}: the registry index is unreadable ({exc})") from exc
+
+    def _write(self, index: dict[str, Any]) -> None:
+        tmp = self.root / f".{INDEX}.tmp"
+        tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, self.root / INDEX)
+
+    def versions(self) -> list[Version]:
+        return [Version(**v) for v in self._read()["versions"]]
+
+    def deployed(self) -> Version | None:
+        index = self._read()
+        return next((Version(**v) for v in index["versions"] if v["id"] == index["deployed"]), None)
+
+    def path_of(self, version_id: str) -> Path:
+        if version_id not in {v.id for v in self.versions()}:
+            raise InspectorError(f"no model version {version_id!r} in the registry ({self.root})")
+        return self.root / version_id
+
+    # ------------------------------------------------------------------ changes
+    def add(self, bundle_path: Path, note: str = "") -> Version:
+        """Register a copy of a bundle (validated first) as the next version."""
+        bundle = load_bundle(bundle_path)
+        index = self._read()
+        number = 1 + max((int(v["id"][1:]) for v in index["versions"]), default=0)
+        version_id = f"v{number}"
+        staging = Path(tempfile.mkdtemp(prefix=f".{version_id}.", dir=self.root))
+        try:
+            shutil.copytree(bundle_path, staging, dirs_exist_ok=True)
+            os.replace(staging, self.root / version_id)
+        except OSError as exc:
+            shutil.rmtree(staging, ignore_errors=True)
+            reason = exc.strerror or exc
+            raise InspectorError(f"could not copy {bundle_path} into the registry: {reason}") from exc
+        meta, spec = bundle.meta, bundle.meta.backbone
+        provenance = meta.provenance
+        version = Version(
+            id=version_id,
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            source=str(Path(bundle_path).resolve()),
+            classes=meta.classes,
+            merge=meta.merge_mode,
+            gmacs_ratio=meta.gmacs_ratio,
+            gmacs=round(count_gmacs(bundle.net, spec.img_size, spec.in_chans), 4),
+            params=count_params(bundle.net),
+            latency_ms=round(torch_latency(bundle.net, runs=30, warmup=5).p50_ms, 2),
+            metrics={k: provenance[k] for k in ("val", "after", "before") if k in provenance},
+            note=note,
+        )
+        index["versions"].append(asdict(version))
+        self._write(index)
+        return version
+
+    def deploy(self, ref: str) -> Version:
+        """Deploy a registered version (``v3``) or a bundle folder (registered first)."""
+        if Path(ref).is_dir():
+            ref = self.add(Path(ref)).id
+        self.path_of(ref)
+        index = self._read()
+        index["deployed"] = ref
+        index["history"].append(ref)
+        self._write(index)
+        return next(Version(**v) for v in index["versions"] if v["id"] == ref)
+
+    def rollback(self) -> Version:
+        """Undo the last deployment: the one deployed before it becomes current again."""
+        index = self._read()
+        history = index["history"]
+        if len(history) < 2:
+            raise InspectorError("nothing to roll back to: no earlier deployment in the registry")
+        history.pop()
+        index["deployed"] = history[-1]
+        self._write(index)
+        return next(Version(**v) for v in index["versions"] if v["id"] == history[-1])

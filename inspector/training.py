@@ -1,0 +1,339 @@
+"""The training recipe for small, imbalanced industrial sets on a 2-core CPU.
+
+AdamW with linear warm-up and cosine decay, label smoothing, class-balanced sampling (weights
+∝ count^-0.5: rare defects are seen more often without drowning the normal class), light default
+augmentation plus any named presets, the optional Information Bottleneck term, model selection on
+validation macro-F1, a resumable checkpoint after every epoch. The same loop serves ``train`` and
+``finetune`` (which freezes all but the chosen parameters).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from data.augment import apply, build_augmentation, default_train_augmentation
+from data.loading import LoadedImages
+from inspector.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from inspector.errors import InspectorError
+from inspector.metrics import classification_report
+from inspector.predict import predict_logits
+from models.convert import convert
+from models.ib_loss import InformationBottleneck, ib_weight
+from models.network import InspectionNet
+from models.preprocess import Preprocessing, preprocess
+
+TRAINABLE = ("all", "merge", "merge+norm", "merge+head")
+
+
+@dataclass
+class Recipe:
+    epochs: int = 30
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_epochs: float = 2.0
+    label_smoothing: float = 0.1
+    balance: float = 0.5
+    seed: int = 0
+    augment: list[str] = field(default_factory=list)
+    trainable: str = "all"
+    ib: bool = False
+    ib_weight: float = 0.1
+    ib_start: float = 0.3
+    # LTM only: train unmerged for this fraction of the epochs, then convert (None: LTM throughout)
+    convert_at: float | None = None
+    convert_to: str = "ltm"
+    gmacs_ratio: float | None = None
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: float
+    val_macro_f1: float
+    val_accuracy: float
+    seconds: float
+    merge_mode: str
+
+
+@dataclass
+class TrainOutcome:
+    net: InspectionNet
+    history: list[EpochRecord]
+    best_epoch: int
+    best_val: dict[str, Any]
+    seconds: float
+
+
+def trainable_parameters(net: InspectionNet, which: str) -> list[torch.nn.Parameter]:
+    """The parameters a run updates; the rest are frozen (station adaptation trains few)."""
+    if which not in TRAINABLE:
+        raise InspectorError(f"--trainable must be one of {', '.join(TRAINABLE)}")
+    if which == "all":
+        return list(net.parameters())
+    chosen = list(net.mergers.parameters())
+    if not chosen:
+        raise InspectorError(
+            f"this model has no merge modules to train (merge mode {net.merge_mode}); "
+            "use --trainable merge+head or all"
+        )
+    if which == "merge+norm":
+        chosen += [
+            p for m in net.backbone.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()
+        ]
+    if which == "merge+head":
+        backbone = net.backbone
+        for name in ("head", "fc_norm", "norm"):
+            module = getattr(backbone, name, None)
+            if module is not None:
+                chosen += list(module.parameters())
+    return chosen
+
+
+def _learning_rate(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
+    warmup = recipe.warmup_epochs * steps_per_epoch
+    total = recipe.epochs * steps_per_epoch
+    if step < warmup:
+        return recipe.lr * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return recipe.lr * (0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _epoch_order(labels: np.ndarray, recipe: Recipe, epoch: int) -> np.ndarray:
+    """One epoch's sample indices, drawn with class-balancing weights, seeded by epoch."""
+    rng = np.random.default_rng(recipe.seed * 1000 + epoch)
+    counts = np.bincount(labels)
+    weights = counts[labels].astype(float) ** -recipe.balance
+    return rng.choice(len(labels), size=len(labels), replace=True, p=weights / weights.sum())
+
+
+def _input_clusters(images: list[np.ndarray], k: int, seed: int) -> np.ndarray:
+    """k-means ids of 16×16 thumbnails: the discretised X of the IB term."""
+    import cv2
+    from sklearn.cluster import KMeans
+
+    thumbs = np.stack([cv2.resize(img, (16, 16), interpolation=cv2.INTER_AREA).reshape(-1) for img in images])
+    return KMeans(n_clusters=min(k, len(images)), n_init=3, random_state=seed).fit_predict(
+        thumbs.astype(np.float32)
+    )
+
+
+def _optimizer(net: InspectionNet, recipe: Recipe, extra: list[torch.nn.Parameter]) -> torch.optim.AdamW:
+    params = trainable_parameters(net, recipe.trainable)
+    chosen = {id(p) for p in params}
+    for p in net.parameters():
+        p.requires_grad_(id(p) in chosen)
+    decay = [p for p in params if p.ndim > 1] + [p for p in extra if p.ndim > 1]
+    no_decay = [p for p in params if p.ndim <= 1] + [p for p in extra if p.ndim <= 1]
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": recipe.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
+        lr=recipe.lr,
+    )
+
+
+def validate(
+    net: InspectionNet, prep: Preprocessing, val: LoadedImages, classes: list[str]
+) -> dict[str, Any]:
+    logits = predict_logits(net, prep, val.images)
+    labels = np.array([classes.index(c) for c in val.labels])
+    return classification_report(labels, logits.argmax(1), classes)
+
+
+def train(
+    net: InspectionNet,
+    prep: Preprocessing,
+    train_set: LoadedImages,
+    val_set: LoadedImages,
+    classes: list[str],
+    recipe: Recipe,
+    checkpoint_dir: Path,
+    resume: bool = False,
+    progress: bool = True,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    start_as_candidate: bool = False,
+) -> TrainOutcome:
+    """Train ``net`` in place; returns it loaded with the best validation epoch's weights.
+
+    ``start_as_candidate`` (fine-tuning): the starting weights compete too, as epoch -1, so a run
+    that makes the model worse on validation hands back the model it started from.
+    """
+    torch.manual_seed(recipe.seed)
+    labels = np.array([classes.index(c) for c in train_set.labels])
+    ib = None
+    if recipe.ib:
+        ib = InformationBottleneck(net_feature_dim(net), num_clusters=2 * len(classes), seed=recipe.seed)
+        clusters = torch.as_tensor(_input_clusters(train_set.images, 4 * len(classes), recipe.seed))
+    start_epoch, history, best = 0, [], {"macro_f1": -1.0, "epoch": -1}
+    best_state = None
+    if resume:
+        meta = read_checkpoint_meta(checkpoint_dir)
+        if meta.get("merge_mode") != net.merge_mode:
+            net = _converted(net, recipe)
+        optimizer = _optimizer(net, recipe, list(ib.parameters()) if ib else [])
+        meta = load_checkpoint(checkpoint_dir, net, optimizer)
+        start_epoch = meta["epoch"] + 1
+        history = [EpochRecord(**h) for h in meta["history"]]
+        best = meta["best"]
+        best_state = _load_best(checkpoint_dir)
+    else:
+        optimizer = _optimizer(net, recipe, list(ib.parameters()) if ib else [])
+        if start_as_candidate:
+            report = validate(net, prep, val_set, classes)
+            best = {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"], "epoch": -1}
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    steps_per_epoch = max(1, math.ceil(len(labels) / recipe.batch_size))
+    began = time.perf_counter()
+    for epoch in range(start_epoch, recipe.epochs):
+        if recipe.convert_at is not None and net.merge_mode == "none" and epoch >= _convert_epoch(recipe):
+            net = _converted(net, recipe)
+            optimizer = _optimizer(net, recipe, list(ib.parameters()) if ib else [])
+            best, best_state = {"macro_f1": -1.0, "epoch": -1}, None  # select among merged epochs only
+        tic = time.perf_counter()
+        step_fn = _make_step(net, prep, optimizer, recipe, ib, clusters if ib else None, len(classes))
+        losses = _run_epoch(step_fn, train_set, labels, recipe, epoch, steps_per_epoch, progress, should_stop)
+        if losses is None:
+            break
+        report = validate(net, prep, val_set, classes)
+        record = EpochRecord(
+            epoch,
+            float(np.mean(losses)),
+            report["macro_f1"],
+            report["accuracy"],
+            time.perf_counter() - tic,
+            net.merge_mode,
+        )
+        history.append(record)
+        if report["macro_f1"] > best["macro_f1"]:
+            best = {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"], "epoch": epoch}
+            best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            _save_best(checkpoint_dir, best_state)
+        save_checkpoint(
+            checkpoint_dir,
+            net,
+            optimizer,
+            {
+                "epoch": epoch,
+                "history": [asdict(h) for h in history],
+                "best": best,
+                "merge_mode": net.merge_mode,
+                "schedule": net.schedule(),
+                "recipe": asdict(recipe),
+            },
+        )
+        if on_epoch is not None:
+            on_epoch(record)
+    if best_state is not None:
+        net.load_state_dict(best_state)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    net.eval()
+    return TrainOutcome(net, history, int(best["epoch"]), best, time.perf_counter() - began)
+
+
+def _make_step(
+    net: InspectionNet,
+    prep: Preprocessing,
+    optimizer: torch.optim.Optimizer,
+    recipe: Recipe,
+    ib: InformationBottleneck | None,
+    clusters: torch.Tensor | None,
+    num_classes: int,
+) -> Callable[[list[np.ndarray], np.ndarray, np.ndarray, float, float], float]:
+    """One optimisation step on a batch of augmented images; returns the loss."""
+
+    def step(
+        images: list[np.ndarray], target: np.ndarray, index: np.ndarray, lr: float, progress: float
+    ) -> float:
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        net.train()
+        out = net.run(preprocess(images, prep))
+        labels = torch.as_tensor(target)
+        loss = F.cross_entropy(out.logits, labels, label_smoothing=recipe.label_smoothing)
+        weight = ib_weight(progress, recipe.ib_weight, recipe.ib_start)
+        if ib is not None and clusters is not None and weight > 0:
+            terms = ib(out.features, clusters[index], labels, 4 * num_classes, num_classes)
+            loss = loss + weight * terms.loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)
+        optimizer.step()
+        return float(loss.detach())
+
+    return step
+
+
+def _run_epoch(
+    step: Callable[[list[np.ndarray], np.ndarray, np.ndarray, float, float], float],
+    train_set: LoadedImages,
+    labels: np.ndarray,
+    recipe: Recipe,
+    epoch: int,
+    steps_per_epoch: int,
+    progress: bool,
+    should_stop: Callable[[], bool] | None,
+) -> list[float] | None:
+    """Losses of one epoch, or None when asked to stop part-way (the epoch is then discarded)."""
+    seed = recipe.seed * 1000 + epoch
+    torch.manual_seed(seed)
+    augment = default_train_augmentation(seed=seed)
+    presets = build_augmentation(recipe.augment, seed=seed) if recipe.augment else None
+    order = _epoch_order(labels, recipe, epoch)
+    losses: list[float] = []
+    bar = tqdm(
+        range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=not progress
+    )
+    for i in bar:
+        if should_stop is not None and should_stop():
+            return None
+        index = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
+        images = [apply(augment, train_set.images[j]) for j in index]
+        if presets is not None:
+            images = [apply(presets, image) for image in images]
+        lr = _learning_rate(recipe, epoch * steps_per_epoch + i, steps_per_epoch)
+        losses.append(step(images, labels[index], index, lr, (epoch + i / steps_per_epoch) / recipe.epochs))
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return losses
+
+
+def _convert_epoch(recipe: Recipe) -> int:
+    """The epoch at which an unmerged run becomes a merged one (always inside the run)."""
+    if recipe.convert_at is None:
+        return 0
+    return min(recipe.epochs - 1, int(recipe.convert_at * recipe.epochs))
+
+
+def net_feature_dim(net: InspectionNet) -> int:
+    return int(net.backbone.num_features)
+
+
+def _converted(net: InspectionNet, recipe: Recipe) -> InspectionNet:
+    converted, _ = convert(net, recipe.convert_to, recipe.gmacs_ratio or 0.6, rank=net.rank)
+    return converted
+
+
+def _save_best(folder: Path, state: dict[str, torch.Tensor]) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / ".best.safetensors.tmp"
+    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
+    tmp.replace(folder / "best.safetensors")
+
+
+def _load_best(folder: Path) -> dict[str, torch.Tensor] | None:
+    from safetensors.torch import load_file
+
+    path = folder / "best.safetensors"
+    return load_file(str(path)) if path.is_file() else None

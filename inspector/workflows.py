@@ -1,0 +1,392 @@
+"""What the engineer's commands do, independent of how they are invoked (CLI or the wizard).
+
+``train_model``, ``evaluate_model`` and ``finetune_model`` load a station, run the recipe, and
+write bundles and reports atomically; they report through a ``log`` callable and raise
+:class:`InspectorError`, ``DataError`` or ``ModelError`` with one-line messages.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.loading import LoadedImages, guess_channels, load_pixels
+from data.station import Station, load_station
+from inspector.calibration import calibrate
+from inspector.errors import InspectorError
+from inspector.predict import predict_logits
+from inspector.training import Recipe, TrainOutcome, train, validate
+from models.backbones import resolve_backbone
+from models.bundle import Bundle, load_bundle, meta_for, save_bundle
+from models.network import InspectionNet
+from models.preprocess import Preprocessing
+from models.schedule import fit_schedule
+
+Log = Callable[[str], None]
+TRAIN_MARGIN = 1.15  # training images are kept a little larger than the input for augmentation
+CONVERT_AT = 0.7  # "convert" start: the first 70% of the epochs train the unmerged model
+CONVERT_AT = 0.7  # "convert" start: the first 70% of the epochs train the unmerged model
+
+
+@dataclass
+class TrainSummary:
+    bundle: Path
+    outcome: TrainOutcome
+    station: Station
+    skipped: int
+    thresholds: dict[str, Any]
+
+
+def _partial_dir(out: Path) -> Path:
+    return out.with_name(out.name + ".partial")
+
+
+def normalisation(images: Sequence[np.ndarray], channels: int) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std of the training pixels in [0, 1] (rounded; stored in the bundle)."""
+    stacked = np.concatenate([img.reshape(-1, channels) for img in images]).astype(np.float64) / 255.0
+    std = np.maximum(stacked.std(axis=0), 1e-3)
+    return [round(float(v), 4) for v in stacked.mean(axis=0)], [round(float(v), 4) for v in std]
+
+
+def load_split(
+    station: Station, split: str, channels: int, max_side: int | None, strict: bool, log: Log, progress: bool
+) -> LoadedImages:
+    loaded = load_pixels(
+        station.split(split), channels, max_side, strict, desc=f"loading {split}", progress=progress
+    )
+    if loaded.skipped:
+        log(f"skipped {len(loaded.skipped)} unreadable file(s) in {split}; first: {loaded.skipped[0]}")
+    if not loaded.images:
+        raise InspectorError(f"the {split} split has no readable images")
+    return loaded
+
+
+def open_station(data: str | Station, seed: int) -> Station:
+    return data if isinstance(data, Station) else load_station(data, seed)
+
+
+def train_model(
+    data: str | Station,
+    out: Path,
+    *,
+    backbone: str = "vit-cpu",
+    merge: str = "ltm",
+    gmacs_ratio: float = 0.6,
+    img_size: int = 112,
+    recipe: Recipe | None = None,
+    ltm_start: str = "convert",
+    resume: bool = False,
+    force: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+    log: Log = print,
+    should_stop: Callable[[], bool] | None = None,
+) -> TrainSummary:
+    """``inspector train``: a new bundle at ``out`` from a station dataset."""
+    recipe = recipe or Recipe()
+    partial = _partial_dir(out)
+    if out.exists() and not force:
+        raise InspectorError(f"{out}: already exists (use --force to replace it)")
+    if resume and not partial.is_dir():
+        raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
+    if merge not in ("none", "ltm", "tome"):
+        raise InspectorError(f"--merge must be ltm, tome or none, got {merge!r}")
+    station = open_station(data, recipe.seed)
+    for issue in station.issues:
+        log(f"note: {issue}")
+    channels = guess_channels(station.split("train"))
+    train_set = load_split(
+        station, "train", channels, math.ceil(img_size * TRAIN_MARGIN), strict, log, progress
+    )
+    val_set = load_split(station, "val", channels, None, strict, log, progress)
+    mean, std = normalisation(train_set.images, channels)
+    prep = Preprocessing(size=img_size, channels=channels, mean=mean, std=std)
+    spec = resolve_backbone(backbone, img_size, channels)
+    classes = station.classes
+    convert_later = merge != "none" and ltm_start == "convert"
+    net = InspectionNet(spec, len(classes), "none" if convert_later else merge)
+    if merge != "none" and not convert_later:
+        fit_schedule(net, gmacs_ratio)
+    recipe = replace(
+        recipe,
+        gmacs_ratio=gmacs_ratio if merge != "none" else None,
+        convert_at=CONVERT_AT if convert_later else None,
+        convert_to=merge,
+    )
+    if not resume and partial.exists():
+        shutil.rmtree(partial)
+    log(
+        f"training {spec.name} ({backbone}) {img_size}px {channels}ch, merge {merge}"
+        f"{f' @ {gmacs_ratio}' if merge != 'none' else ''}, {len(classes)} classes, "
+        f"{len(train_set)} train / {len(val_set)} val images, {recipe.epochs} epochs"
+    )
+    outcome = train(
+        net,
+        prep,
+        train_set,
+        val_set,
+        classes,
+        recipe,
+        partial,
+        resume=resume,
+        progress=progress,
+        should_stop=should_stop,
+        on_epoch=lambda r: log(
+            f"epoch {r.epoch + 1}/{recipe.epochs}: loss {r.loss:.3f}, val macro-F1 {r.val_macro_f1:.3f}, "
+            f"acc {r.val_accuracy:.3f} ({r.seconds:.0f}s, {r.merge_mode})"
+        ),
+    )
+    finished = len(outcome.history) and outcome.history[-1].epoch == recipe.epochs - 1
+    if not finished:
+        done = outcome.history[-1].epoch + 1 if outcome.history else 0
+        raise InspectorError(f"training stopped after {done} of {recipe.epochs} epochs; resume with --resume")
+    net = outcome.net
+    labels = np.array([classes.index(c) for c in val_set.labels])
+    thresholds = calibrate(predict_logits(net, prep, val_set.images), labels)
+    normal = next((c for c in classes if c in ("ok", "free", "good", "normal")), None)
+    meta = meta_for(
+        net,
+        classes,
+        preprocessing=prep,
+        gmacs_ratio=gmacs_ratio if merge != "none" else None,
+        normal_class=normal,
+        thresholds=thresholds,
+        provenance={
+            "data": str(data if not isinstance(data, Station) else station.root),
+            "data_fingerprint": station.fingerprint(),
+            "label_note": station.label_note,
+            "backbone_preset": backbone,
+            "epochs": recipe.epochs,
+            "best_epoch": outcome.best_epoch,
+            "seed": recipe.seed,
+            "recipe": asdict(recipe),
+            "ltm_start": ltm_start if merge != "none" else None,
+            "val": outcome.best_val,
+            "train_images": len(train_set),
+            "val_images": len(val_set),
+            "skipped_files": len(train_set.skipped) + len(val_set.skipped),
+            "train_seconds": round(outcome.seconds, 1),
+            "history": [asdict(h) for h in outcome.history],
+            "command": " ".join(sys.argv) if sys.argv else "",
+            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        },
+    )
+    save_bundle(net, meta, out, overwrite=force)
+    shutil.rmtree(partial, ignore_errors=True)
+    return TrainSummary(out, outcome, station, len(train_set.skipped) + len(val_set.skipped), thresholds)
+
+
+def check_classes(bundle: Bundle, station: Station) -> None:
+    unknown = sorted(set(station.classes) - set(bundle.meta.classes))
+    if unknown:
+        raise InspectorError(
+            f"the dataset has classes the model does not know: {', '.join(unknown)} "
+            f"(model classes: {', '.join(bundle.meta.classes)})"
+        )
+
+
+def evaluate_loaded(
+    bundle: Bundle, images: LoadedImages, transform: Callable | None = None
+) -> dict[str, Any]:
+    """Metrics of ``bundle`` on already loaded images (optionally corrupted by ``transform``)."""
+    from inspector.metrics import classification_report
+
+    classes = bundle.meta.classes
+    logits = predict_logits(bundle.net, bundle.meta.preprocessing, images.images, transform=transform)
+    labels = np.array([classes.index(c) for c in images.labels])
+    return classification_report(labels, logits.argmax(1), classes)
+
+
+def evaluate_model(
+    model: Path,
+    data: str | Station,
+    *,
+    split: str = "test",
+    json_path: Path | None = None,
+    robustness: bool = False,
+    strict: bool = False,
+    latency_runs: int = 50,
+    progress: bool = True,
+    log: Log = print,
+) -> dict[str, Any]:
+    """``inspector eval``: metrics on a split, cost figures, optional robustness table; JSON + PNG."""
+    from data.augment import PRESETS, SEVERITIES, apply, build_augmentation
+    from models.flops import count_gmacs, count_params
+    from models.latency import torch_latency
+
+    bundle = load_bundle(model)
+    station = open_station(data, int(bundle.meta.provenance.get("seed", 0)))
+    check_classes(bundle, station)
+    images = load_split(station, split, bundle.meta.preprocessing.channels, None, strict, log, progress)
+    report = evaluate_loaded(bundle, images)
+    spec = bundle.meta.backbone
+    latency = torch_latency(bundle.net, runs=latency_runs, warmup=10)
+    report.update(
+        model=str(model),
+        data=str(data) if not isinstance(data, Station) else str(station.root),
+        split=split,
+        data_fingerprint=station.fingerprint(),
+        skipped_files=len(images.skipped),
+        gmacs=round(count_gmacs(bundle.net, spec.img_size, spec.in_chans), 4),
+        params=count_params(bundle.net),
+        merge=bundle.meta.merge_mode,
+        gmacs_ratio=bundle.meta.gmacs_ratio,
+        latency_ms={
+            "p50": round(latency.p50_ms, 3),
+            "p95": round(latency.p95_ms, 3),
+            "runs": latency.runs,
+            "batch": 1,
+            "runtime": "pytorch",
+        },
+    )
+    if robustness:
+        table: dict[str, Any] = {"clean": {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}}
+        for preset in PRESETS:
+            for severity in SEVERITIES:
+                transform = build_augmentation([preset], severity, seed=severity)
+                result = evaluate_loaded(bundle, images, transform=lambda im, t=transform: apply(t, _to8(im)))
+                table[f"{preset}-{severity}"] = {
+                    "accuracy": result["accuracy"],
+                    "macro_f1": result["macro_f1"],
+                }
+                log(f"robustness {preset} severity {severity}: macro-F1 {result['macro_f1']:.3f}")
+        report["robustness"] = table
+    if json_path is not None:
+        write_report(report, json_path)
+    return report
+
+
+def _to8(image: np.ndarray) -> np.ndarray:
+    from data.images import to_uint8
+
+    return to_uint8(image)
+
+
+def write_report(report: dict[str, Any], json_path: Path) -> Path:
+    """The JSON (atomically) and a confusion-matrix PNG beside it."""
+    import json
+    import os
+
+    from inspector.metrics import plot_confusion
+
+    json_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = json_path.with_name(f".{json_path.name}.tmp")
+    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, json_path)
+    name = Path(report["model"]).name
+    title = f"{name} on {report['split']} (n={report['n']}, macro-F1 {report['macro_f1']:.3f})"
+    return plot_confusion(
+        report["confusion"], report["classes"], json_path.with_suffix(".confusion.png"), title
+    )
+
+
+@dataclass
+class FinetuneSummary:
+    bundle: Path
+    before: dict[str, Any]
+    after: dict[str, Any]
+    seconds: float
+    outcome: TrainOutcome
+
+
+FINETUNE_RECIPE = Recipe(epochs=10, lr=5e-4, warmup_epochs=1.0, trainable="merge+norm")
+
+
+def finetune_model(
+    model: Path,
+    data: str | Station,
+    out: Path,
+    *,
+    augment: Sequence[str] = ("lighting", "angle"),
+    recipe: Recipe | None = None,
+    force: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+    log: Log = print,
+    should_stop: Callable[[], bool] | None = None,
+) -> FinetuneSummary:
+    """``inspector finetune``: adapt a bundle to a station; before/after on its held-out split.
+
+    The source bundle is never modified; the adapted model is a new bundle at ``out``.
+    """
+    import time
+
+    from data.augment import check_presets
+
+    recipe = replace(recipe or FINETUNE_RECIPE, augment=check_presets(list(augment)))
+    partial = _partial_dir(out)
+    if out.exists() and not force:
+        raise InspectorError(f"{out}: already exists (use --force to replace it)")
+    bundle = load_bundle(model)
+    if bundle.meta.merge_mode == "none" and recipe.trainable in ("merge", "merge+norm"):
+        log(f"note: {model} has no merge modules; training the head and norms instead")
+        recipe = replace(recipe, trainable="merge+head")
+    station = open_station(data, recipe.seed)
+    check_classes(bundle, station)
+    prep, classes = bundle.meta.preprocessing, bundle.meta.classes
+    train_set = load_split(
+        station, "train", prep.channels, math.ceil(prep.size * TRAIN_MARGIN), strict, log, progress
+    )
+    val_set = load_split(station, "val", prep.channels, None, strict, log, progress)
+    test_set = load_split(station, "test", prep.channels, None, strict, log, progress)
+    before = evaluate_loaded(bundle, test_set)
+    log(
+        f"before: test macro-F1 {before['macro_f1']:.3f}, accuracy {before['accuracy']:.3f} (n={before['n']})"
+    )
+    tic = time.perf_counter()
+    shutil.rmtree(partial, ignore_errors=True)
+    outcome = train(
+        bundle.net,
+        prep,
+        train_set,
+        val_set,
+        classes,
+        recipe,
+        partial,
+        progress=progress,
+        should_stop=should_stop,
+        start_as_candidate=True,
+        on_epoch=lambda r: log(
+            f"epoch {r.epoch + 1}/{recipe.epochs}: loss {r.loss:.3f}, val macro-F1 {r.val_macro_f1:.3f}"
+        ),
+    )
+    if not outcome.history:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise InspectorError("fine-tuning was cancelled before the first epoch finished; nothing was written")
+    seconds = time.perf_counter() - tic
+    adapted = Bundle(outcome.net, bundle.meta, out)
+    after = evaluate_loaded(adapted, test_set)
+    log(f"after:  test macro-F1 {after['macro_f1']:.3f}, accuracy {after['accuracy']:.3f} ({seconds:.0f}s)")
+    labels = np.array([classes.index(c) for c in val_set.labels])
+    provenance = dict(bundle.meta.provenance)
+    provenance.update(
+        finetuned_from=str(model),
+        station_data=str(station.root),
+        station_fingerprint=station.fingerprint(),
+        finetune_recipe=asdict(recipe),
+        finetune_seconds=round(seconds, 1),
+        before={k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
+        after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join(sys.argv) if sys.argv else "",
+    )
+    meta = replace(
+        bundle.meta,
+        thresholds=calibrate(predict_logits(outcome.net, prep, val_set.images), labels),
+        provenance=provenance,
+        schedule=outcome.net.schedule(),
+    )
+    save_bundle(outcome.net, meta, out, overwrite=force)
+    shutil.rmtree(partial, ignore_errors=True)
+    return FinetuneSummary(out, before, after, seconds, outcome)
+
+
+__all__ = ["train_model", "finetune_model", "evaluate_model", "evaluate_loaded", "check_classes", "validate"]

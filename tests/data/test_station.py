@@ -1,0 +1,121 @@
+"""Station datasets: layouts, splits, groups, fingerprints and every bad-input case."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+from tests_support import write_manifest
+
+from data.elpv import elpv_label, load_elpv
+from data.errors import DataError
+from data.station import load_station
+
+
+def test_folder_dataset_gets_seeded_stratified_splits(tiny_station):
+    station = load_station(tiny_station, seed=3)
+    assert station.classes == ["ok", "scratch", "spot"]
+    counts = station.counts()
+    for name in station.classes:
+        assert counts["train"][name] > counts["test"][name] > 0
+    again = load_station(tiny_station, seed=3)
+    assert [s.split for s in station.samples] == [s.split for s in again.samples]
+    assert station.fingerprint() == again.fingerprint()
+
+
+def test_fingerprint_changes_with_a_label(tiny_station):
+    before = load_station(tiny_station).fingerprint()
+    moved = next((tiny_station / "ok").iterdir())
+    shutil.move(moved, tiny_station / "spot" / moved.name)
+    assert load_station(tiny_station).fingerprint() != before
+
+
+def test_manifest_split_and_groups_are_honoured(tiny_station):
+    files = sorted(tiny_station.rglob("*.png"))
+    rows = [
+        (f.relative_to(tiny_station).as_posix(), f.parent.name, "", f"part{i // 3}")
+        for i, f in enumerate(files)
+    ]
+    station = load_station(write_manifest(tiny_station, rows, columns=("path", "label", "split", "group")))
+    by_group: dict[str, set[str]] = {}
+    for sample in station.samples:
+        by_group.setdefault(sample.group, set()).add(sample.split)
+    assert all(len(splits) == 1 for splits in by_group.values()), "a physical part leaked across splits"
+    fixed = [(p, lab, "test" if i % 4 == 0 else "train", g) for i, (p, lab, _, g) in enumerate(rows)]
+    station = load_station(write_manifest(tiny_station, fixed, columns=("path", "label", "split", "group")))
+    assert [s.split for s in station.samples] == [r[2] for r in fixed]
+
+
+def test_paths_escaping_the_root_and_missing_files_are_skipped(tiny_station, tmp_path):
+    (tmp_path / "outside.png").write_bytes((next((tiny_station / "ok").iterdir())).read_bytes())
+    rows = [
+        (f.relative_to(tiny_station).as_posix(), f.parent.name) for f in sorted(tiny_station.rglob("*.png"))
+    ]
+    rows += [("../outside.png", "ok"), ("ok/does_not_exist.png", "ok")]
+    station = load_station(write_manifest(tiny_station, rows, columns=("path", "label")))
+    assert any("outside the dataset folder" in issue for issue in station.issues)
+    assert any("do not exist" in issue for issue in station.issues)
+    assert all(s.path.is_relative_to(tiny_station) for s in station.samples)
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda root: root / "nope", "no such dataset"),
+        (lambda root: (root / "empty").mkdir() or root / "empty", "no class folders with images"),
+        (lambda root: _single_class(root), "only one class"),
+        (lambda root: _manifest(root, "file,label\na.png,ok\n"), "at least 'path,label'"),
+        (lambda root: _manifest(root, "path,label,split\nok/ok_000.png,ok,training\n"), "not one of train"),
+        (lambda root: _text_file(root), "folder of class folders"),
+    ],
+)
+def test_unusable_datasets_are_one_clear_error(tiny_station, make, message):
+    with pytest.raises(DataError, match=message):
+        load_station(make(tiny_station.parent) if message != "not one of train" else make(tiny_station))
+
+
+def _single_class(root):
+    (root / "one" / "ok").mkdir(parents=True)
+    shutil.copy(next((root / "station" / "ok").iterdir()), root / "one" / "ok" / "a.png")
+    shutil.copy(next((root / "station" / "spot").iterdir()), root / "one" / "ok" / "b.png")
+    return root / "one"
+
+
+def _text_file(root):
+    path = root / "notes.txt"
+    path.write_text("x")
+    return path
+
+
+def _manifest(root, text):
+    path = root / "m.csv"
+    path.write_text(text)
+    return path
+
+
+def test_empty_class_folder_is_reported(tiny_station):
+    (tiny_station / "dent").mkdir()
+    station = load_station(tiny_station)
+    assert "dent" not in station.classes
+    assert any("dent" in issue and "no images" in issue for issue in station.issues)
+
+
+def test_duplicates_across_splits_are_removed_from_test(tiny_station):
+    source = next((tiny_station / "spot").iterdir())
+    for i in range(12):
+        shutil.copy(source, tiny_station / "spot" / f"copy_{i}.png")
+    station = load_station(tiny_station)
+    hashes = {}
+    for sample in station.samples:
+        hashes.setdefault(sample.path.read_bytes(), set()).add(sample.split)
+    assert all(len(splits) == 1 for splits in hashes.values())
+    assert any("duplicated across splits" in issue for issue in station.issues)
+
+
+def test_elpv_label_mapping_and_split():
+    assert [elpv_label(p) for p in (0.0, 1 / 3, 2 / 3, 1.0)] == ["ok", None, "defect", "defect"]
+    station = load_elpv(seed=0)
+    assert station.classes == ["defect", "ok"]
+    assert len(station.samples) == 2624 - 295
+    counts = station.counts()
+    assert abs(counts["test"]["defect"] / sum(counts["test"].values()) - 821 / 2329) < 0.02

@@ -1,0 +1,141 @@
+"""The engineer's loop on a tiny generated station: train → eval → finetune → deploy → rollback."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from data.errors import DataError
+from inspector.errors import InspectorError
+from inspector.registry import Registry
+from inspector.training import Recipe
+from inspector.workflows import evaluate_model, finetune_model, train_model
+from models.bundle import load_bundle
+
+QUIET = {"progress": False, "log": lambda line: None}
+
+
+@pytest.fixture(scope="module")
+def tiny_station(tmp_path_factory):
+    from conftest import make_station
+
+    return make_station(tmp_path_factory.mktemp("data") / "station")
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_station, tmp_path_factory):
+    """One small LTM model shared by the tests of this module (training is the slow part)."""
+    out = tmp_path_factory.mktemp("trained") / "model"
+    return train_model(
+        str(tiny_station),
+        out,
+        img_size=32,
+        merge="ltm",
+        gmacs_ratio=0.6,
+        recipe=Recipe(epochs=4, batch_size=16, lr=2e-3, warmup_epochs=1),
+        **QUIET,
+    )
+
+
+def test_round_trip(trained, tiny_station, tmp_path):
+    bundle = load_bundle(trained.bundle)
+    assert bundle.meta.merge_mode == "ltm" and any(bundle.meta.schedule)
+    assert bundle.meta.normal_class == "ok"
+    assert 0 < bundle.meta.thresholds["unsure_below"] <= 1
+    assert bundle.meta.provenance["data_fingerprint"] and len(bundle.meta.provenance["history"]) == 4
+
+    report_path = tmp_path / "eval" / "report.json"
+    report = evaluate_model(trained.bundle, str(tiny_station), json_path=report_path, latency_runs=5, **QUIET)
+    saved = json.loads(report_path.read_text())
+    assert saved["macro_f1"] == report["macro_f1"] and saved["confusion"] == report["confusion"]
+    for field in (
+        "accuracy",
+        "macro_f1",
+        "per_class",
+        "confusion",
+        "classes",
+        "n",
+        "gmacs",
+        "params",
+        "latency_ms",
+    ):
+        assert field in saved
+    assert {"p50", "p95"} <= set(saved["latency_ms"])
+    assert report_path.with_suffix(".confusion.png").stat().st_size > 1000
+    assert saved["n"] == sum(row["support"] for row in saved["per_class"].values())
+
+    adapted = finetune_model(
+        trained.bundle,
+        str(tiny_station),
+        tmp_path / "adapted",
+        augment=["lighting"],
+        recipe=Recipe(epochs=2, batch_size=16, trainable="merge+norm"),
+        **QUIET,
+    )
+    assert adapted.before["n"] == adapted.after["n"] > 0
+    meta = load_bundle(adapted.bundle).meta
+    assert meta.provenance["before"]["macro_f1"] == adapted.before["macro_f1"]
+    assert meta.provenance["finetuned_from"] == str(trained.bundle)
+
+    registry = Registry(tmp_path / "home")
+    first = registry.deploy(str(trained.bundle))
+    second = registry.deploy(str(adapted.bundle))
+    assert registry.deployed().id == second.id != first.id
+    assert registry.rollback().id == first.id
+    assert registry.deployed().id == first.id
+    with pytest.raises(InspectorError, match="nothing to roll back"):
+        registry.rollback()
+    assert [v.id for v in registry.versions()] == ["v1", "v2"]
+    assert load_bundle(registry.path_of("v2")).meta.provenance["after"]
+
+
+def test_eval_is_identical_across_runs(trained, tiny_station):
+    first = evaluate_model(trained.bundle, str(tiny_station), robustness=True, latency_runs=2, **QUIET)
+    second = evaluate_model(trained.bundle, str(tiny_station), robustness=True, latency_runs=2, **QUIET)
+    for key in ("accuracy", "macro_f1", "confusion", "per_class", "robustness"):
+        assert first[key] == second[key]
+
+
+def test_existing_output_is_refused_and_kept(trained, tiny_station):
+    before = (trained.bundle / "model.safetensors").read_bytes()
+    with pytest.raises(InspectorError, match="already exists"):
+        train_model(str(tiny_station), trained.bundle, img_size=32, recipe=Recipe(epochs=1), **QUIET)
+    assert (trained.bundle / "model.safetensors").read_bytes() == before
+
+
+def test_interrupted_training_resumes(tiny_station, tmp_path):
+    out, steps = tmp_path / "m", iter(range(10_000))
+    recipe = Recipe(epochs=3, batch_size=16, warmup_epochs=1)
+    # 48 train images / 16 per batch = 3 steps an epoch: stop inside the second epoch
+    with pytest.raises(InspectorError, match="stopped after 1 of 3 epochs; resume with --resume"):
+        train_model(
+            str(tiny_station),
+            out,
+            img_size=32,
+            merge="none",
+            recipe=recipe,
+            should_stop=lambda: next(steps) >= 5,
+            **QUIET,
+        )
+    partial = out.with_name("m.partial")
+    assert json.loads((partial / "state.json").read_text())["epoch"] == 0
+    assert not out.exists(), "no bundle from an interrupted run"
+    summary = train_model(
+        str(tiny_station), out, img_size=32, merge="none", recipe=recipe, resume=True, **QUIET
+    )
+    assert [h.epoch for h in summary.outcome.history] == [0, 1, 2]
+    assert out.is_dir() and not partial.exists()
+
+
+def test_class_mismatch_is_refused(trained, tmp_path):
+    from conftest import make_station
+
+    other = make_station(tmp_path / "other", classes=("ok", "crack"))
+    with pytest.raises(InspectorError, match="classes the model does not know: crack"):
+        evaluate_model(trained.bundle, str(other), **QUIET)
+
+
+def test_bad_dataset_is_a_data_error(trained, tmp_path):
+    with pytest.raises(DataError):
+        evaluate_model(trained.bundle, str(tmp_path / "missing"), **QUIET)
