@@ -30,14 +30,16 @@ def _job(name: str, data: str, merge: str, ltm_start: str = "convert", **kw: obj
 
 
 JOBS = [
+    _job("elpv-ltm", "elpv", "ltm", "convert"),
     _job("xsdd-none", "xsdd", "none"),
     _job("xsdd-ltm-convert", "xsdd", "ltm", "convert"),
     _job("xsdd-ltm-scratch", "xsdd", "ltm", "scratch"),
     _job("magnetic_tile-none", "magnetic_tile", "none"),
     _job("magnetic_tile-ltm", "magnetic_tile", "ltm", "convert"),
-    _job("elpv-ltm", "elpv", "ltm", "convert"),
+    _job("lighting-shift", "magnetic_tile", "ltm", "convert", kind="lighting-shift"),
     _job("elpv-none", "elpv", "none"),
 ]
+FIRST_LIGHTS, SHIFTED_LIGHTS = ("exp1", "exp2", "exp3"), ("exp4", "exp5", "exp6")
 
 
 def data_source(name: str) -> str:
@@ -45,6 +47,8 @@ def data_source(name: str) -> str:
 
 
 def run_job(job: dict, epochs: int, img_size: int) -> dict:
+    if job.get("kind") == "lighting-shift":
+        return run_lighting_shift(job, epochs, img_size)
     out = RUNS / job["name"]
     resume = (out.parent / f"{out.name}.partial" / "state.json").is_file() and not out.exists()
     if not out.exists():
@@ -77,6 +81,95 @@ def run_job(job: dict, epochs: int, img_size: int) -> dict:
         "val": meta["provenance"]["val"],
         "thresholds": meta["thresholds"],
         "schedule": meta["merge"]["schedule"],
+    }
+
+
+def _log(name: str):  # noqa: ANN202
+    return lambda line: print(f"  [{name}] {line}", flush=True)
+
+
+def run_lighting_shift(job: dict, epochs: int, img_size: int) -> dict:
+    """Station adaptation on a real lighting shift (magnetic_tile, issue 3 "Show" item 2).
+
+    Train on lightings exp1-3 of the train groups; evaluate on exp4-6 of the test groups; fine-tune
+    with exp4-6 images of a third of the train groups under each ``--trainable`` choice; evaluate
+    again. The model trained on all lightings (job magnetic_tile-ltm) is the "trained on
+    everything" reference.
+    """
+    import random
+    from dataclasses import replace as dc_replace
+
+    from data.station import Station, load_station
+    from inspector.workflows import FINETUNE_RECIPE, finetune_model
+
+    station = load_station(SHARED / "magnetic_tile")
+    base_station = station.where(lighting=FIRST_LIGHTS)
+    shifted_test = station.where(lighting=SHIFTED_LIGHTS, split=["test"])
+    train_groups = sorted({s.group for s in station.split("train")})
+    few = set(random.Random(0).sample(train_groups, len(train_groups) // 3))
+    adapt = [
+        dc_replace(s, split="train")
+        for s in station.where(lighting=SHIFTED_LIGHTS, split=["train"]).samples
+        if s.group in few
+    ]
+    adapt += station.where(lighting=SHIFTED_LIGHTS, split=["val", "test"]).samples
+    adapt_station = Station(station.root, adapt, "manifest")
+
+    base = RUNS / "lighting-shift-base"
+    if not base.exists():
+        train_model(
+            base_station,
+            base,
+            merge="ltm",
+            img_size=img_size,
+            recipe=Recipe(epochs=epochs),
+            resume=(RUNS / "lighting-shift-base.partial" / "state.json").is_file(),
+            progress=False,
+            log=_log("lighting-shift-base"),
+        )
+    before = evaluate_model(base, shifted_test, progress=False, log=lambda line: None)
+    reference = RUNS / "magnetic_tile-ltm"
+    everything = (
+        evaluate_model(reference, shifted_test, progress=False, log=lambda line: None)
+        if reference.exists()
+        else None
+    )
+    adapted = {}
+    for trainable in ("merge", "merge+norm", "merge+head"):
+        out = RUNS / f"lighting-shift-{trainable.replace('+', '-')}"
+        recipe = dc_replace(FINETUNE_RECIPE, trainable=trainable)
+        summary = finetune_model(
+            base,
+            adapt_station,
+            out,
+            augment=["lighting"],
+            recipe=recipe,
+            force=True,
+            progress=False,
+            log=_log(out.name),
+        )
+        adapted[trainable] = {
+            "macro_f1": summary.after["macro_f1"],
+            "accuracy": summary.after["accuracy"],
+            "per_class": summary.after["per_class"],
+            "seconds": round(summary.seconds, 1),
+            "train_images": sum(1 for s in adapt if s.split == "train"),
+        }
+    return {
+        "job": job,
+        "epochs": epochs,
+        "img_size": img_size,
+        "base_train_images": len(base_station.split("train")),
+        "shifted_test_images": len(shifted_test.samples),
+        "before": {k: before[k] for k in ("macro_f1", "accuracy", "per_class")},
+        "trained_on_everything": {k: everything[k] for k in ("macro_f1", "accuracy", "per_class")}
+        if everything
+        else None,
+        "after": adapted,
+        "test": {
+            "macro_f1": max(a["macro_f1"] for a in adapted.values()),
+            "accuracy": max(a["accuracy"] for a in adapted.values()),
+        },
     }
 
 

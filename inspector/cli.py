@@ -38,7 +38,7 @@ HomeOption = Annotated[
     ),
 ]
 
-out = Console()
+console = Console()
 err = Console(stderr=True)
 
 
@@ -77,9 +77,9 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
     table.add_row("params", f"{count_params(net):,}")
     if meta.thresholds:
         table.add_row("thresholds", ", ".join(f"{k}={v}" for k, v in meta.thresholds.items()))
-    out.print(table)
-    out.print("[bold]schedule[/]")
-    out.print(describe_schedule(net), highlight=False)
+    console.print(table)
+    console.print("[bold]schedule[/]")
+    console.print(describe_schedule(net), highlight=False)
 
 
 @app.command("export")
@@ -97,7 +97,7 @@ def export(
             report = export_onnx(bundle.net, onnx)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
-    out.print(
+    console.print(
         f"wrote {report.path} (opset {report.opset}); max |Δprobability| vs PyTorch "
         f"{report.max_abs_diff:.2e} over {report.samples} inputs"
     )
@@ -166,7 +166,7 @@ def train(
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     best = summary.outcome.best_val
-    out.print(
+    console.print(
         f"wrote {summary.bundle}: best val macro-F1 {best['macro_f1']:.3f} (epoch {best['epoch'] + 1}), "
         f"UNSURE below {summary.thresholds['unsure_below']}, {summary.skipped} file(s) skipped"
     )
@@ -180,8 +180,8 @@ def _print_report(report: dict) -> None:
         table.add_row(
             name, f"{row['precision']:.3f}", f"{row['recall']:.3f}", f"{row['f1']:.3f}", str(row["support"])
         )
-    out.print(table)
-    out.print(
+    console.print(table)
+    console.print(
         f"accuracy {report['accuracy']:.4f}   macro-F1 {report['macro_f1']:.4f}   "
         f"GMACs {report['gmacs']:.4f}   params {report['params']:,}   "
         f"latency p50 {report['latency_ms']['p50']:.2f} ms / "
@@ -199,7 +199,7 @@ def _print_report(report: dict) -> None:
             rob.add_row(
                 preset, *(f"{report['robustness'][f'{preset}-{s}']['macro_f1']:.3f}" for s in (1, 2, 3))
             )
-        out.print(rob)
+        console.print(rob)
 
 
 @app.command("eval")
@@ -232,7 +232,7 @@ def evaluate(
         raise fail(str(exc)) from None
     _print_report(report)
     if json_path:
-        out.print(f"wrote {json_path} and {json_path.with_suffix('.confusion.png')}")
+        console.print(f"wrote {json_path} and {json_path.with_suffix('.confusion.png')}")
 
 
 @app.command("finetune")
@@ -280,8 +280,8 @@ def finetune(
         before, after = summary.before["per_class"][name], summary.after["per_class"][name]
         if after["support"]:
             table.add_row(f"recall {name}", f"{before['recall']:.3f}", f"{after['recall']:.3f}")
-    out.print(table)
-    out.print(f"wrote {summary.bundle} after {summary.seconds:.0f} s of fine-tuning")
+    console.print(table)
+    console.print(f"wrote {summary.bundle} after {summary.seconds:.0f} s of fine-tuning")
 
 
 def _registry(home: Path | None):  # noqa: ANN202 - imported lazily to keep `--help` fast
@@ -300,7 +300,7 @@ def models_list(home: HomeOption = None) -> None:
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
     if not versions:
-        out.print(f"no models registered in {registry.root}; add one with: inspector models deploy MODEL")
+        console.print(f"no models registered in {registry.root}; add one with: inspector models deploy MODEL")
         return
     table = Table()
     for column in (
@@ -328,7 +328,7 @@ def models_list(home: HomeOption = None) -> None:
             ", ".join(v.classes),
             v.source,
         )
-    out.print(table)
+    console.print(table)
 
 
 @models_app.command("deploy")
@@ -341,7 +341,7 @@ def models_deploy(
         version = _registry(home).deploy(ref)
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
-    out.print(f"deployed {version.id} ({version.source})")
+    console.print(f"deployed {version.id} ({version.source})")
 
 
 @models_app.command("rollback")
@@ -351,7 +351,7 @@ def models_rollback(home: HomeOption = None) -> None:
         version = _registry(home).rollback()
     except USER_ERRORS as exc:
         raise fail(str(exc)) from None
-    out.print(f"rolled back: {version.id} is deployed again")
+    console.print(f"rolled back: {version.id} is deployed again")
 
 
 @data_app.command("info")
@@ -373,12 +373,12 @@ def data_info(
         table.add_column(split, justify="right")
     for name in station.classes:
         table.add_row(name, *(str(counts[split][name]) for split in SPLITS))
-    out.print(table)
+    console.print(table)
     if station.label_note:
-        out.print(f"labels: {station.label_note}")
+        console.print(f"labels: {station.label_note}")
     for issue in station.issues:
         err.print(f"[yellow]warning:[/] {issue}", highlight=False)
-    out.print(f"fingerprint {station.fingerprint()}")
+    console.print(f"fingerprint {station.fingerprint()}")
 
 
 def main() -> None:
