@@ -1,0 +1,87 @@
+# ruff: noqa: E501  (the model card is a Markdown template; its lines are the card's lines)
+"""Copy a trained ELPV bundle into ``inspector/demo_model`` with its model card and eval report.
+
+python -m benchmarks.package_demo_model benchmarks/runs/elpv-ltm benchmarks/runs/elpv-ltm.eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from pathlib import Path
+
+from models.bundle import load_bundle
+
+TARGET = Path(__file__).resolve().parents[1] / "inspector" / "demo_model"
+MAX_WEIGHTS = 8 * 1024 * 1024
+
+
+def card(meta: dict, report: dict, weights_bytes: int) -> str:
+    prov = meta["provenance"]
+    per_class = "\n".join(
+        f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
+        for name, row in report["per_class"].items()
+    )
+    return f"""# Demo model card
+
+**What**: the model LTM Inspector uses when none is given: `{meta["backbone"]["name"]}` with
+{meta["backbone"]["overrides"]} at {meta["preprocessing"]["size"]} px, {meta["preprocessing"]["channels"]} channel,
+learnable token merging at gmacs_ratio {meta["merge"]["gmacs_ratio"]} (schedule {meta["merge"]["schedule"]}).
+Classes {meta["classes"]}, normal class `{meta["normal_class"]}`. Weights: {weights_bytes / 1e6:.2f} MB.
+
+**Data**: ELPV solar-cell electroluminescence images (`pip install elpv-dataset`, CC BY-NC-SA 4.0;
+the images are not shipped here). Labels: {prov["label_note"]}. Seeded stratified split (seed
+{prov["seed"]}): {prov["train_images"]} train / {prov["val_images"]} val images; data fingerprint
+`{prov["data_fingerprint"]}`.
+
+**How it was trained**: `python -m benchmarks.training_suite --only elpv-ltm`, which calls the same
+`train_model` as
+
+```bash
+inspector train elpv --out MODEL --backbone vit-cpu --merge ltm --gmacs-ratio 0.6 --epochs {prov["epochs"]} --img-size 112 --seed {prov["seed"]}
+```
+
+(identical arguments; these are also the command's defaults). Recipe: {prov["recipe"]}.
+Training took {prov["train_seconds"] / 60:.0f} min on 2 CPU cores; best validation epoch {prov["best_epoch"] + 1}
+(val macro-F1 {prov["val"]["macro_f1"]:.3f}).
+
+**How it scores** on the held-out test split (`inspector eval MODEL elpv --json eval.json`, full
+report in `eval.json` beside this card): accuracy **{report["accuracy"]:.3f}**, macro-F1
+**{report["macro_f1"]:.3f}** on {report["n"]} images; {report["gmacs"]:.3f} GMACs, {report["params"]:,} parameters,
+PyTorch batch-1 latency p50 {report["latency_ms"]["p50"]:.1f} ms on the training machine.
+
+| class | precision | recall | f1 | support |
+|---|---|---|---|---|
+{per_class}
+
+**Verdict thresholds** (calibrated on validation): {meta["thresholds"]}.
+
+**Limits**: trained from scratch on 1.4 k images at 112 px; the ambiguous ⅓ cells were never
+seen, so expect them to land on either side (the UNSURE band exists for them). A station with
+another camera should be adapted with `inspector finetune` before it is trusted.
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("bundle", type=Path)
+    parser.add_argument("eval_json", type=Path)
+    args = parser.parse_args()
+    load_bundle(args.bundle)
+    weights = (args.bundle / "model.safetensors").stat().st_size
+    if weights > MAX_WEIGHTS:
+        raise SystemExit(f"weights are {weights / 1e6:.1f} MB, over the 8 MB limit for the shipped model")
+    report = json.loads(args.eval_json.read_text())
+    meta = json.loads((args.bundle / "model.json").read_text())
+    shutil.rmtree(TARGET, ignore_errors=True)
+    TARGET.mkdir(parents=True)
+    for name in ("model.json", "model.safetensors"):
+        shutil.copy2(args.bundle / name, TARGET / name)
+    (TARGET / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
+    (TARGET / "MODEL_CARD.md").write_text(card(meta, report, weights))
+    print(f"packaged {args.bundle} into {TARGET}")
+
+
+if __name__ == "__main__":
+    main()
