@@ -61,7 +61,7 @@ def load_elpv(seed: int = 0) -> Station:
     from data.station import assign_splits
 
     keyed = [Sample(s.path, f"{s.label}/{s.get('type')}", "", "", s.meta) for s in samples]
-    split_of = {s.path: s.split for s in assign_splits(keyed, seed)}
+    split_of = {s.path: s.split for s in assign_splits(keyed, seed)[0]}
     samples = [Sample(s.path, s.label, split_of[s.path], "", s.meta) for s in samples]
     station = finish_station(root, samples, "elpv", [], seed)
     station.label_note = LABEL_NOTE

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import warnings
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
@@ -95,12 +96,15 @@ def _file_hash(path: Path) -> str:
     try:
         return hashlib.sha1(path.read_bytes()).hexdigest()
     except OSError:
-        return "unreadable"
+        return f"unreadable:{path}"
 
 
 def _from_folder(root: Path) -> tuple[list[Sample], list[str]]:
     samples, issues = [], []
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as exc:
+        raise DataError(f"{root}: cannot list the folder ({exc.strerror or exc})") from exc
     for class_dir in class_dirs:
         files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
@@ -155,35 +159,44 @@ def _from_manifest(csv_path: Path) -> tuple[list[Sample], list[str]]:
     return samples, issues
 
 
-def assign_splits(samples: list[Sample], seed: int) -> list[Sample]:
-    """Seeded, stratified 60/20/20 split, by group where groups are given."""
+def assign_splits(samples: list[Sample], seed: int) -> tuple[list[Sample], list[str]]:
+    """Seeded, stratified 60/20/20 split, by group where groups are given.
+
+    A class too small to appear in every split keeps its images in train, with a note. (Identical
+    files are dealt with afterwards, by :func:`_drop_cross_split_duplicates`.)
+    """
     labels = np.array([s.label for s in samples])
     groups = np.array([s.group or f"__{i}" for i, s in enumerate(samples)])
-    smallest = min(Counter(labels).values())
-    folds = max(2, min(5, smallest)) if smallest >= 2 else 2
-    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
     fold_of = np.zeros(len(samples), dtype=int)
-    for fold, (_, index) in enumerate(splitter.split(np.zeros(len(samples)), labels, groups)):
-        fold_of[index] = fold
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # "least populated class has only n members"
+        for fold, (_, index) in enumerate(splitter.split(np.zeros(len(samples)), labels, groups)):
+            fold_of[index] = fold
     names = {0: "test", 1: "val"}
-    return [replace(s, split=names.get(int(f), "train")) for s, f in zip(samples, fold_of, strict=True)]
+    split = np.array([names.get(int(f), "train") for f in fold_of])
+    notes = []
+    for label in sorted(set(labels)):
+        mine = labels == label
+        if mine.sum() < 5 or not (split[mine] == "train").any():
+            split[mine] = "train"
+            count = int(mine.sum())
+            notes.append(f"class {str(label)!r} has too few images ({count}) to split; all kept in train")
+    return [replace(s, split=str(x)) for s, x in zip(samples, split, strict=True)], notes
 
 
 def _drop_cross_split_duplicates(samples: list[Sample]) -> tuple[list[Sample], list[str]]:
-    """Identical files in two splits would leak the test set: keep the train copy only."""
-    by_hash: dict[str, list[Sample]] = {}
-    for sample in samples:
-        by_hash.setdefault(_file_hash(sample.path), []).append(sample)
+    """Identical files in two splits would leak the test set: keep the copies of the earliest split."""
+    by_hash: dict[str, list[int]] = {}
+    for index, sample in enumerate(samples):
+        by_hash.setdefault(_file_hash(sample.path), []).append(index)
     order = {"train": 0, "val": 1, "test": 2, "": 3}
-    dropped: set[Path] = set()
+    dropped: set[int] = set()
     for copies in by_hash.values():
-        if len({c.split for c in copies}) > 1:
-            keep = min(copies, key=lambda c: order[c.split])
-            dropped |= {c.path for c in copies if c.split != keep.split}
-    issues = (
-        [f"{len(dropped)} file(s) duplicated across splits were removed from val/test"] if dropped else []
-    )
-    return [s for s in samples if s.path not in dropped], issues
+        first = min(order[samples[i].split] for i in copies)
+        dropped |= {i for i in copies if order[samples[i].split] != first}
+    issues = [f"{len(dropped)} file(s) duplicated across splits were removed from val/test"]
+    return [s for i, s in enumerate(samples) if i not in dropped], issues if dropped else []
 
 
 def load_station(source: str | Path, seed: int = 0) -> Station:
@@ -217,7 +230,8 @@ def finish_station(root: Path, samples: list[Sample], kind: str, issues: list[st
     if not all(s.split for s in samples):
         if any(s.split for s in samples):
             raise DataError(f"{root}: the manifest's split column is filled for some rows only")
-        samples = assign_splits(samples, seed)
+        samples, notes = assign_splits(samples, seed)
+        issues = issues + notes
     samples, more = _drop_cross_split_duplicates(samples)
     station = Station(root, samples, kind, issues + more)
     for name in ("train", "test"):

@@ -12,12 +12,13 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from data.errors import DataError
 from inspector.errors import InspectorError
 from models.errors import ModelError
 
-USER_ERRORS = (ModelError, DataError, InspectorError)
+USER_ERRORS = (ModelError, DataError, InspectorError, OSError)
 
 app = typer.Typer(
     name="inspector",
@@ -42,9 +43,11 @@ console = Console()
 err = Console(stderr=True)
 
 
-def fail(message: str, code: int = 2) -> typer.Exit:
-    """Print one clear line and return the exit to raise."""
-    err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+def fail(message: str | Exception, code: int = 2) -> typer.Exit:
+    """Print one clear line and return the exit to raise (OS errors say which file and why)."""
+    if isinstance(message, OSError):
+        message = f"{message.filename or ''}: {message.strerror or message}".lstrip(": ")
+    err.print(Text.assemble(("error: ", "bold red"), str(message)), highlight=False, soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -58,7 +61,7 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
     try:
         bundle = load_bundle(model)
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     net, meta = bundle.net, bundle.meta
     spec = meta.backbone
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -96,7 +99,7 @@ def export(
         with err.status("exporting and checking parity..."):
             report = export_onnx(bundle.net, onnx)
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     console.print(
         f"wrote {report.path} (opset {report.opset}); max |Δprobability| vs PyTorch "
         f"{report.max_abs_diff:.2e} over {report.samples} inputs"
@@ -164,7 +167,7 @@ def train(
             "interrupted; the last finished epoch is kept: resume with the same command and --resume", 130
         ) from None
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     best = summary.outcome.best_val
     console.print(
         f"wrote {summary.bundle}: best val macro-F1 {best['macro_f1']:.3f} (epoch {best['epoch'] + 1}), "
@@ -229,7 +232,7 @@ def evaluate(
             log=lambda m: err.print(m, highlight=False),
         )
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     _print_report(report)
     if json_path:
         console.print(f"wrote {json_path} and {json_path.with_suffix('.confusion.png')}")
@@ -269,7 +272,7 @@ def finetune(
     except KeyboardInterrupt:
         raise fail("interrupted; nothing was written and the source model is untouched", 130) from None
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     table = Table(title=f"held-out test split, {summary.after['n']} images", title_justify="left")
     table.add_column("")
     table.add_column("before", justify="right")
@@ -298,7 +301,7 @@ def models_list(home: HomeOption = None) -> None:
         registry = _registry(home)
         versions, deployed = registry.versions(), registry.deployed()
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     if not versions:
         console.print(f"no models registered in {registry.root}; add one with: inspector models deploy MODEL")
         return
@@ -340,7 +343,7 @@ def models_deploy(
     try:
         version = _registry(home).deploy(ref)
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     console.print(f"deployed {version.id} ({version.source})")
 
 
@@ -350,7 +353,7 @@ def models_rollback(home: HomeOption = None) -> None:
     try:
         version = _registry(home).rollback()
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     console.print(f"rolled back: {version.id} is deployed again")
 
 
@@ -365,7 +368,7 @@ def data_info(
     try:
         station = load_station(data, seed)
     except USER_ERRORS as exc:
-        raise fail(str(exc)) from None
+        raise fail(exc) from None
     counts = station.counts()
     table = Table(title=f"{station.root} ({station.source})", title_justify="left")
     table.add_column("class")

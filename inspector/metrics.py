@@ -59,7 +59,8 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
             j, i, f"{int(count)}", ha="center", va="center", color="white" if share[i, j] > 0.5 else "black"
         )
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    from models.files import atomic_write
+
+    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
     plt.close(fig)
     return path

@@ -19,6 +19,7 @@ from typing import Any
 
 from inspector.errors import InspectorError
 from models.bundle import load_bundle
+from models.files import atomic_write_text
 from models.flops import count_gmacs, count_params
 from models.latency import torch_latency
 
@@ -51,14 +52,17 @@ class Registry:
         if not path.is_file():
             return {"versions": [], "deployed": None, "history": []}
         try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as exc:
+            index = json.loads(path.read_text(encoding="utf-8"))
+            for entry in index["versions"]:
+                Version(**entry)
+            if not isinstance(index["history"], list):
+                raise TypeError("history is not a list")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
             raise InspectorError(f"{path}: the registry index is unreadable ({exc})") from exc
+        return index
 
     def _write(self, index: dict[str, Any]) -> None:
-        tmp = self.root / f".{INDEX}.tmp"
-        tmp.write_text(json.dumps(index, indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, self.root / INDEX)
+        atomic_write_text(self.root / INDEX, json.dumps(index, indent=2) + "\n")
 
     def versions(self) -> list[Version]:
         return [Version(**v) for v in self._read()["versions"]]
@@ -76,18 +80,22 @@ class Registry:
     def add(self, bundle_path: Path, note: str = "") -> Version:
         """Register a copy of a bundle (validated first) as the next version."""
         bundle = load_bundle(bundle_path)
+        meta, spec = bundle.meta, bundle.meta.backbone
+        gmacs = round(count_gmacs(bundle.net, spec.img_size, spec.in_chans), 4)
+        latency = round(torch_latency(bundle.net, runs=30, warmup=5).p50_ms, 2)
         index = self._read()
-        number = 1 + max((int(v["id"][1:]) for v in index["versions"]), default=0)
-        version_id = f"v{number}"
+        taken = [int(v["id"][1:]) for v in index["versions"]]
+        taken += [int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit()]
+        version_id = f"v{1 + max(taken, default=0)}"
         staging = Path(tempfile.mkdtemp(prefix=f".{version_id}.", dir=self.root))
         try:
             shutil.copytree(bundle_path, staging, dirs_exist_ok=True)
+            os.chmod(staging, 0o755)
             os.replace(staging, self.root / version_id)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             reason = exc.strerror or exc
             raise InspectorError(f"could not copy {bundle_path} into the registry: {reason}") from exc
-        meta, spec = bundle.meta, bundle.meta.backbone
         provenance = meta.provenance
         version = Version(
             id=version_id,
@@ -96,9 +104,9 @@ class Registry:
             classes=meta.classes,
             merge=meta.merge_mode,
             gmacs_ratio=meta.gmacs_ratio,
-            gmacs=round(count_gmacs(bundle.net, spec.img_size, spec.in_chans), 4),
+            gmacs=gmacs,
             params=count_params(bundle.net),
-            latency_ms=round(torch_latency(bundle.net, runs=30, warmup=5).p50_ms, 2),
+            latency_ms=latency,
             metrics={k: provenance[k] for k in ("val", "after", "before") if k in provenance},
             note=note,
         )

@@ -28,6 +28,7 @@ from inspector.errors import InspectorError
 from inspector.metrics import classification_report
 from inspector.predict import predict_logits
 from models.convert import convert
+from models.errors import ModelError
 from models.ib_loss import InformationBottleneck, ib_weight
 from models.network import InspectionNet
 from models.preprocess import Preprocessing, preprocess
@@ -101,7 +102,7 @@ def trainable_parameters(net: InspectionNet, which: str) -> list[torch.nn.Parame
 
 
 def _learning_rate(recipe: Recipe, step: int, steps_per_epoch: int) -> float:
-    warmup = recipe.warmup_epochs * steps_per_epoch
+    warmup = min(recipe.warmup_epochs, 0.2 * recipe.epochs) * steps_per_epoch
     total = recipe.epochs * steps_per_epoch
     if step < warmup:
         return recipe.lr * (step + 1) / warmup
@@ -142,10 +143,15 @@ def _optimizer(net: InspectionNet, recipe: Recipe, extra: list[torch.nn.Paramete
 
 
 def validate(
-    net: InspectionNet, prep: Preprocessing, val: LoadedImages, classes: list[str]
+    net: InspectionNet,
+    prep: Preprocessing,
+    images: LoadedImages,
+    classes: list[str],
+    transform: Callable[[np.ndarray], np.ndarray] | None = None,
 ) -> dict[str, Any]:
-    logits = predict_logits(net, prep, val.images)
-    labels = np.array([classes.index(c) for c in val.labels])
+    """Classification report of ``net`` on loaded images (optionally corrupted by ``transform``)."""
+    logits = predict_logits(net, prep, images.images, transform=transform)
+    labels = np.array([classes.index(c) for c in images.labels])
     return classification_report(labels, logits.argmax(1), classes)
 
 
@@ -180,12 +186,15 @@ def train(
         meta = read_checkpoint_meta(checkpoint_dir)
         if meta.get("merge_mode") != net.merge_mode:
             net = _converted(net, recipe)
+        try:
+            net.set_schedule(meta.get("schedule") or net.schedule())
+        except ModelError as exc:
+            raise InspectorError(f"{checkpoint_dir}: the checkpoint does not match this run ({exc})") from exc
         optimizer = _optimizer(net, recipe, list(ib.parameters()) if ib else [])
-        meta = load_checkpoint(checkpoint_dir, net, optimizer)
+        meta, best_state = load_checkpoint(checkpoint_dir, net, optimizer)
         start_epoch = meta["epoch"] + 1
         history = [EpochRecord(**h) for h in meta["history"]]
         best = meta["best"]
-        best_state = _load_best(checkpoint_dir)
     else:
         optimizer = _optimizer(net, recipe, list(ib.parameters()) if ib else [])
         if start_as_candidate:
@@ -217,11 +226,11 @@ def train(
         if report["macro_f1"] > best["macro_f1"]:
             best = {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"], "epoch": epoch}
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            _save_best(checkpoint_dir, best_state)
         save_checkpoint(
             checkpoint_dir,
             net,
             optimizer,
+            best_state,
             {
                 "epoch": epoch,
                 "history": [asdict(h) for h in history],
@@ -251,6 +260,12 @@ def _make_step(
     num_classes: int,
 ) -> Callable[[list[np.ndarray], np.ndarray, np.ndarray, float, float], float]:
     """One optimisation step on a batch of augmented images; returns the loss."""
+    frozen_norms = [
+        m
+        for m in net.modules()
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+        and not any(p.requires_grad for p in m.parameters())
+    ]
 
     def step(
         images: list[np.ndarray], target: np.ndarray, index: np.ndarray, lr: float, progress: float
@@ -258,6 +273,8 @@ def _make_step(
         for group in optimizer.param_groups:
             group["lr"] = lr
         net.train()
+        for module in frozen_norms:
+            module.eval()  # a frozen stem keeps its running statistics
         out = net.run(preprocess(images, prep))
         labels = torch.as_tensor(target)
         loss = F.cross_entropy(out.logits, labels, label_smoothing=recipe.label_smoothing)
@@ -321,19 +338,3 @@ def net_feature_dim(net: InspectionNet) -> int:
 def _converted(net: InspectionNet, recipe: Recipe) -> InspectionNet:
     converted, _ = convert(net, recipe.convert_to, recipe.gmacs_ratio or 0.6, rank=net.rank)
     return converted
-
-
-def _save_best(folder: Path, state: dict[str, torch.Tensor]) -> None:
-    from safetensors.torch import save_file
-
-    folder.mkdir(parents=True, exist_ok=True)
-    tmp = folder / ".best.safetensors.tmp"
-    save_file({k: v.contiguous() for k, v in state.items()}, str(tmp))
-    tmp.replace(folder / "best.safetensors")
-
-
-def _load_best(folder: Path) -> dict[str, torch.Tensor] | None:
-    from safetensors.torch import load_file
-
-    path = folder / "best.safetensors"
-    return load_file(str(path)) if path.is_file() else None

@@ -26,13 +26,12 @@ from inspector.predict import predict_logits
 from inspector.training import Recipe, TrainOutcome, train, validate
 from models.backbones import resolve_backbone
 from models.bundle import Bundle, load_bundle, meta_for, save_bundle
-from models.network import InspectionNet
+from models.network import MERGE_MODES, InspectionNet
 from models.preprocess import Preprocessing
 from models.schedule import fit_schedule
 
 Log = Callable[[str], None]
 TRAIN_MARGIN = 1.15  # training images are kept a little larger than the input for augmentation
-CONVERT_AT = 0.7  # "convert" start: the first 70% of the epochs train the unmerged model
 CONVERT_AT = 0.7  # "convert" start: the first 70% of the epochs train the unmerged model
 
 
@@ -51,9 +50,15 @@ def _partial_dir(out: Path) -> Path:
 
 def normalisation(images: Sequence[np.ndarray], channels: int) -> tuple[list[float], list[float]]:
     """Per-channel mean and std of the training pixels in [0, 1] (rounded; stored in the bundle)."""
-    stacked = np.concatenate([img.reshape(-1, channels) for img in images]).astype(np.float64) / 255.0
-    std = np.maximum(stacked.std(axis=0), 1e-3)
-    return [round(float(v), 4) for v in stacked.mean(axis=0)], [round(float(v), 4) for v in std]
+    total, squares, count = np.zeros(channels), np.zeros(channels), 0
+    for image in images:
+        pixels = image.reshape(-1, channels).astype(np.float64) / 255.0
+        total += pixels.sum(axis=0)
+        squares += (pixels**2).sum(axis=0)
+        count += len(pixels)
+    mean = total / count
+    std = np.sqrt(np.maximum(squares / count - mean**2, 1e-6))
+    return [round(float(v), 4) for v in mean], [round(float(v), 4) for v in std]
 
 
 def load_split(
@@ -97,8 +102,10 @@ def train_model(
         raise InspectorError(f"{out}: already exists (use --force to replace it)")
     if resume and not partial.is_dir():
         raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
-    if merge not in ("none", "ltm", "tome"):
-        raise InspectorError(f"--merge must be ltm, tome or none, got {merge!r}")
+    if merge not in MERGE_MODES:
+        raise InspectorError(f"--merge must be one of {', '.join(MERGE_MODES)}, got {merge!r}")
+    if ltm_start not in ("convert", "scratch"):
+        raise InspectorError(f"--ltm-start must be convert or scratch, got {ltm_start!r}")
     station = open_station(data, recipe.seed)
     for issue in station.issues:
         log(f"note: {issue}")
@@ -113,8 +120,9 @@ def train_model(
     classes = station.classes
     convert_later = merge != "none" and ltm_start == "convert"
     net = InspectionNet(spec, len(classes), "none" if convert_later else merge)
-    if merge != "none" and not convert_later:
-        fit_schedule(net, gmacs_ratio)
+    if merge != "none":
+        # Fit now even when converting later, so an unreachable ratio fails before hours of training.
+        fit_schedule(net if not convert_later else InspectionNet(spec, len(classes), merge), gmacs_ratio)
     recipe = replace(
         recipe,
         gmacs_ratio=gmacs_ratio if merge != "none" else None,
@@ -167,6 +175,7 @@ def train_model(
             "epochs": recipe.epochs,
             "best_epoch": outcome.best_epoch,
             "seed": recipe.seed,
+            "split_seed": recipe.seed,
             "recipe": asdict(recipe),
             "ltm_start": ltm_start if merge != "none" else None,
             "val": outcome.best_val,
@@ -197,12 +206,13 @@ def evaluate_loaded(
     bundle: Bundle, images: LoadedImages, transform: Callable | None = None
 ) -> dict[str, Any]:
     """Metrics of ``bundle`` on already loaded images (optionally corrupted by ``transform``)."""
-    from inspector.metrics import classification_report
+    return validate(bundle.net, bundle.meta.preprocessing, images, bundle.meta.classes, transform)
 
-    classes = bundle.meta.classes
-    logits = predict_logits(bundle.net, bundle.meta.preprocessing, images.images, transform=transform)
-    labels = np.array([classes.index(c) for c in images.labels])
-    return classification_report(labels, logits.argmax(1), classes)
+
+def split_seed(bundle: Bundle) -> int:
+    """The seed that split the bundle's training (or fine-tuning) data: eval must split alike."""
+    value = bundle.meta.provenance.get("split_seed", bundle.meta.provenance.get("seed", 0))
+    return value if isinstance(value, int) else 0
 
 
 def evaluate_model(
@@ -223,7 +233,7 @@ def evaluate_model(
     from models.latency import torch_latency
 
     bundle = load_bundle(model)
-    station = open_station(data, int(bundle.meta.provenance.get("seed", 0)))
+    station = open_station(data, split_seed(bundle))
     check_classes(bundle, station)
     images = load_split(station, split, bundle.meta.preprocessing.channels, None, strict, log, progress)
     report = evaluate_loaded(bundle, images)
@@ -273,14 +283,11 @@ def _to8(image: np.ndarray) -> np.ndarray:
 def write_report(report: dict[str, Any], json_path: Path) -> Path:
     """The JSON (atomically) and a confusion-matrix PNG beside it."""
     import json
-    import os
 
     from inspector.metrics import plot_confusion
+    from models.files import atomic_write_text
 
-    json_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = json_path.with_name(f".{json_path.name}.tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, json_path)
+    atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
     name = Path(report["model"]).name
     title = f"{name} on {report['split']} (n={report['n']}, macro-F1 {report['macro_f1']:.3f})"
     return plot_confusion(
@@ -326,7 +333,7 @@ def finetune_model(
     if out.exists() and not force:
         raise InspectorError(f"{out}: already exists (use --force to replace it)")
     bundle = load_bundle(model)
-    if bundle.meta.merge_mode == "none" and recipe.trainable in ("merge", "merge+norm"):
+    if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in ("merge", "merge+norm"):
         log(f"note: {model} has no merge modules; training the head and norms instead")
         recipe = replace(recipe, trainable="merge+head")
     station = open_station(data, recipe.seed)
@@ -369,6 +376,7 @@ def finetune_model(
     provenance = dict(bundle.meta.provenance)
     provenance.update(
         finetuned_from=str(model),
+        split_seed=recipe.seed,
         station_data=str(station.root),
         station_fingerprint=station.fingerprint(),
         finetune_recipe=asdict(recipe),

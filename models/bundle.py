@@ -24,6 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from models.backbones import BackboneSpec
 from models.errors import BundleError, ModelError
+from models.files import fsync_file
 from models.network import MERGE_MODES, InspectionNet
 from models.preprocess import Preprocessing
 
@@ -102,11 +103,6 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _fsync(path: Path) -> None:
-    with path.open("rb") as handle:
-        os.fsync(handle.fileno())
-
-
 def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrite: bool = False) -> Path:
     """Write ``net`` and ``meta`` as a bundle at ``path`` atomically; refuse to replace unless asked."""
     target = Path(path)
@@ -116,26 +112,28 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
         raise BundleError(f"{target}: the merge schedule in model.json does not match the network")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    retired: Path | None = None
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
         save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         text = json.dumps(meta.to_json(_sha256(staging / WEIGHTS_FILE)), indent=2) + "\n"
         (staging / META_FILE).write_text(text, encoding="utf-8")
         for name in (WEIGHTS_FILE, META_FILE):
-            _fsync(staging / name)
+            fsync_file(staging / name)
+        os.chmod(staging, 0o755)
         if target.exists():
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent))
-            os.replace(target, retired / target.name)
-            os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
-        else:
-            os.replace(staging, target)
-    except OSError as exc:
+            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent)) / target.name
+            os.replace(target, retired)
+        os.replace(staging, target)
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise BundleError(f"{target}: could not write the bundle: {exc.strerror or exc}") from exc
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        if retired is not None and retired.exists() and not target.exists():
+            os.replace(retired, target)  # put the previous bundle back
+        if isinstance(exc, OSError):
+            raise BundleError(f"{target}: could not write the bundle: {exc.strerror or exc}") from exc
         raise
+    if retired is not None:
+        shutil.rmtree(retired.parent, ignore_errors=True)
     return target
 
 
@@ -146,6 +144,12 @@ def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], wher
     if not isinstance(value, kind):
         raise BundleError(f"{where}: field '{key}' has the wrong type ({type(value).__name__})")
     return value
+
+
+def _schedule_entry(entry: Any) -> bool:
+    if entry is None or isinstance(entry, int):
+        return True
+    return isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, int) for v in entry)
 
 
 def _parse_meta(data: Any, where: str) -> BundleMeta:
@@ -186,14 +190,26 @@ def _parse_meta(data: Any, where: str) -> BundleMeta:
         raise BundleError(
             f"{where}: preprocessing has {preprocessing.channels} channels, backbone {spec.in_chans}"
         )
+    if preprocessing.size != spec.img_size:
+        raise BundleError(
+            f"{where}: preprocessing size {preprocessing.size} differs from the backbone's {spec.img_size}"
+        )
+    schedule, rank = merge.get("schedule") or [], merge.get("rank", 16)
+    if not isinstance(schedule, list) or not all(_schedule_entry(e) for e in schedule):
+        raise BundleError(f"{where}: 'merge.schedule' must list, per block, null, an int or [h, w]")
+    if not isinstance(rank, int) or rank < 1:
+        raise BundleError(f"{where}: 'merge.rank' must be a positive integer")
+    for key in ("thresholds", "provenance"):
+        if not isinstance(data.get(key) or {}, dict):
+            raise BundleError(f"{where}: field '{key}' must be an object")
     return BundleMeta(
         backbone=spec,
         classes=list(classes),
         preprocessing=preprocessing,
         merge_mode=mode,
         gmacs_ratio=merge.get("gmacs_ratio"),
-        schedule=list(merge.get("schedule") or []),
-        rank=int(merge.get("rank", 16)),
+        schedule=schedule,
+        rank=rank,
         normal_class=normal,
         thresholds=dict(data.get("thresholds") or {}),
         provenance=dict(data.get("provenance") or {}),
@@ -240,7 +256,7 @@ def load_bundle(path: str | Path) -> Bundle:
         net = InspectionNet(meta.backbone, len(meta.classes), meta.merge_mode, meta.rank)
         if meta.schedule:
             net.set_schedule(meta.schedule)
-    except ModelError as exc:
+    except (ModelError, TypeError, ValueError) as exc:
         raise BundleError(f"{folder / META_FILE}: {exc}") from exc
     expected = net.state_dict()
     missing = sorted(set(expected) - set(state))

@@ -46,13 +46,8 @@ def overlap_prior(h: int, w: int, h_out: int, w_out: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=128)
-def _prior_tensors(
-    key: tuple[int, int, int, int], device: torch.device, dtype: torch.dtype
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The prior and its log as tensors, built once per grid pair (they are constants)."""
-    prior = overlap_prior(*key)
-    as_tensor = functools.partial(torch.as_tensor, dtype=dtype, device=device)
-    return as_tensor(prior), as_tensor(np.log(prior + LOG_EPS))
+def _log_prior(h: int, w: int, h_out: int, w_out: int) -> np.ndarray:
+    return np.log(overlap_prior(h, w, h_out, w_out) + LOG_EPS).astype(np.float32)
 
 
 def weighted_merge(
@@ -86,7 +81,11 @@ class LTMMerge(nn.Module):
     def mask(self, x: torch.Tensor, sizes: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """The merge mask G (B,N,N') for tokens ``x`` on ``grid``."""
         assert self.out_grid is not None
-        prior, log_prior = _prior_tensors((*grid, *self.out_grid), x.device, x.dtype)
+        # Fresh tensor views of cached numpy constants every call: a cached *tensor* would carry
+        # the autograd/inference mode (or the export tracer) of whichever call created it.
+        key = (*grid, *self.out_grid)
+        prior = torch.from_numpy(overlap_prior(*key)).to(device=x.device, dtype=x.dtype)
+        log_prior = torch.from_numpy(_log_prior(*key)).to(device=x.device, dtype=x.dtype)
         q = self.proj(x)
         weights = prior.unsqueeze(0) * sizes.unsqueeze(-1)
         anchors = weights.transpose(1, 2) @ q / weights.sum(dim=1).clamp_min(1e-6).unsqueeze(-1)

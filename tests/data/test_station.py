@@ -119,3 +119,17 @@ def test_elpv_label_mapping_and_split():
     assert len(station.samples) == 2624 - 295
     counts = station.counts()
     assert abs(counts["test"]["defect"] / sum(counts["test"].values()) - 821 / 2329) < 0.02
+
+
+def test_a_class_too_small_to_split_stays_in_train(tiny_station):
+    (tiny_station / "rare").mkdir()
+    import cv2
+    import numpy as np
+
+    for i in range(2):
+        cv2.imwrite(str(tiny_station / "rare" / f"r{i}.png"), np.full((40, 40), 10 + i, np.uint8))
+    station = load_station(tiny_station)
+    assert {s.split for s in station.samples if s.label == "rare"} == {"train"}
+    assert any("'rare' has too few images (2)" in issue for issue in station.issues)
+    counts = station.counts()
+    assert counts["train"]["ok"] > counts["val"]["ok"] > 0

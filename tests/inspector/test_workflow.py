@@ -119,7 +119,9 @@ def test_interrupted_training_resumes(tiny_station, tmp_path):
             **QUIET,
         )
     partial = out.with_name("m.partial")
-    assert json.loads((partial / "state.json").read_text())["epoch"] == 0
+    from inspector.checkpoint import read_checkpoint_meta
+
+    assert read_checkpoint_meta(partial)["epoch"] == 0
     assert not out.exists(), "no bundle from an interrupted run"
     summary = train_model(
         str(tiny_station), out, img_size=32, merge="none", recipe=recipe, resume=True, **QUIET

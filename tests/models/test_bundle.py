@@ -81,6 +81,13 @@ def _edit_meta(path: Path, change) -> None:
             lambda p: _edit_meta(p, lambda d: d["merge"].update(schedule=[None, [9, 9], None, None])),
             "does not fit",
         ),
+        (lambda p: _edit_meta(p, lambda d: d["preprocessing"].update(size=96)), "differs from the backbone"),
+        (
+            lambda p: _edit_meta(p, lambda d: d["merge"].update(schedule=["big", None, None, None])),
+            "merge.schedule",
+        ),
+        (lambda p: _edit_meta(p, lambda d: d["merge"].update(rank="16")), "merge.rank"),
+        (lambda p: _edit_meta(p, lambda d: d.update(thresholds=[0.5])), "'thresholds' must be an object"),
         (lambda p: os.truncate(p / WEIGHTS_FILE, 100), "checksum mismatch"),
         (lambda p: (p / WEIGHTS_FILE).write_bytes(b"\x00" * 64), "checksum mismatch"),
     ],
