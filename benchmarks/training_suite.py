@@ -30,14 +30,14 @@ def _job(name: str, data: str, merge: str, ltm_start: str = "convert", **kw: obj
 
 
 JOBS = [
-    _job("elpv-ltm", "elpv", "ltm", "convert"),
+    _job("elpv-ltm", "elpv", "ltm", "convert", epochs=30),  # the shipped demo model
     _job("xsdd-none", "xsdd", "none"),
     _job("xsdd-ltm-convert", "xsdd", "ltm", "convert"),
-    _job("xsdd-ltm-scratch", "xsdd", "ltm", "scratch"),
     _job("magnetic_tile-none", "magnetic_tile", "none"),
     _job("magnetic_tile-ltm", "magnetic_tile", "ltm", "convert"),
     _job("lighting-shift", "magnetic_tile", "ltm", "convert", kind="lighting-shift"),
-    _job("elpv-none", "elpv", "none"),
+    _job("xsdd-ltm-scratch", "xsdd", "ltm", "scratch"),
+    _job("elpv-none", "elpv", "none", epochs=30),
 ]
 FIRST_LIGHTS, SHIFTED_LIGHTS = ("exp1", "exp2", "exp3"), ("exp4", "exp5", "exp6")
 
@@ -176,7 +176,7 @@ def run_lighting_shift(job: dict, epochs: int, img_size: int) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", nargs="*", help="job names (default: all)")
-    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--epochs", type=int, default=20, help="for jobs that do not fix their own")
     parser.add_argument("--img-size", type=int, default=112)
     parser.add_argument("--list", action="store_true")
     args = parser.parse_args()
@@ -195,7 +195,7 @@ def main() -> None:
             continue
         tic = time.perf_counter()
         print(f"[{number}/{len(jobs)}] {job['name']}: training", flush=True)
-        result = run_job(job, args.epochs, args.img_size)
+        result = run_job(job, int(job.get("epochs", args.epochs)), args.img_size)
         target.write_text(json.dumps(result, indent=2) + "\n")
         spent = time.perf_counter() - tic
         left = len(jobs) - number
