@@ -29,7 +29,8 @@ def accuracy_table(results: dict[str, dict]) -> str:
         merge = f"{job['merge']} @ {test.get('gmacs_ratio')}" if job["merge"] != "none" else "none"
         lines.append(
             f"| {name} | {job['data']} | {merge} | {start} | {r['epochs']} | {test['macro_f1']:.3f} | "
-            f"{test['accuracy']:.3f} | {test['gmacs']:.3f} | {test['params']:,} | {test['latency_ms']['p50']:.1f} | "
+            f"{test['accuracy']:.3f} | {test['gmacs']:.3f} | {test['params']:,} | "
+            f"{test['latency_ms']['p50']:.1f} | "
             f"{r['train_seconds'] / 60:.0f} | {r['thresholds']['unsure_below']} |"
         )
     return "\n".join(lines)
