@@ -17,6 +17,17 @@ TARGET = Path(__file__).resolve().parents[1] / "inspector" / "demo_model"
 MAX_WEIGHTS = 8 * 1024 * 1024
 
 
+def calibration_note(thresholds: dict) -> str:
+    error, unsure = thresholds["val_error_rate_confident"], thresholds["val_unsure_rate"]
+    if error <= 0.02:
+        return f"On validation {unsure:.0%} of parts go to UNSURE and {error:.1%} of the rest are wrong."
+    return (
+        f"The calibration target (at most 2% wrong among confident verdicts) was out of reach within the "
+        f"25% UNSURE budget: with {unsure:.0%} of validation parts sent to UNSURE, {error:.0%} of the "
+        "confident ones are still wrong. Treat its verdicts as a demo, not as a line-ready model."
+    )
+
+
 def card(meta: dict, report: dict, weights_bytes: int) -> str:
     prov = meta["provenance"]
     per_class = "\n".join(
@@ -57,7 +68,7 @@ PyTorch batch-1 latency p50 {report["latency_ms"]["p50"]:.1f} ms on the training
 
 **Verdict thresholds** (calibrated on validation): {meta["thresholds"]}.
 
-**Limits**: trained from scratch on 1.4 k images at 112 px; the ambiguous ⅓ cells were never
+**Limits**: {calibration_note(meta['thresholds'])} Trained from scratch on 1.4 k images at 112 px; the ambiguous ⅓ cells were never
 seen, so expect them to land on either side (the UNSURE band exists for them). A station with
 another camera should be adapted with `inspector finetune` before it is trusted.
 """
@@ -77,7 +88,7 @@ def main() -> None:
     shutil.rmtree(TARGET, ignore_errors=True)
     TARGET.mkdir(parents=True)
     for name in ("model.json", "model.safetensors"):
-        shutil.copy2(args.bundle / name, TARGET / name)
+        shutil.copyfile(args.bundle / name, TARGET / name)
     (TARGET / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     (TARGET / "MODEL_CARD.md").write_text(card(meta, report, weights))
     print(f"packaged {args.bundle} into {TARGET}")
