@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 lint: $(STAMP)
-	$(BIN)/ruff check models data inspector ui tests
+	$(BIN)/ruff check models data inspector ui tests benchmarks
 	$(BIN)/lint-imports
 
 test: lint
