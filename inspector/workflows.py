@@ -110,19 +110,20 @@ def train_model(
     for issue in station.issues:
         log(f"note: {issue}")
     channels = guess_channels(station.split("train"))
+    spec = resolve_backbone(backbone, img_size, channels)
+    classes = station.classes
+    convert_later = merge != "none" and ltm_start == "convert"
+    # Build the network and fit its schedule before loading any pixels: a wrong backbone or an
+    # unreachable ratio fails in seconds, not after loading, and not at the conversion epoch.
+    net = InspectionNet(spec, len(classes), "none" if convert_later else merge)
+    if merge != "none":
+        fit_schedule(net if not convert_later else InspectionNet(spec, len(classes), merge), gmacs_ratio)
     train_set = load_split(
         station, "train", channels, math.ceil(img_size * TRAIN_MARGIN), strict, log, progress
     )
     val_set = load_split(station, "val", channels, None, strict, log, progress)
     mean, std = normalisation(train_set.images, channels)
     prep = Preprocessing(size=img_size, channels=channels, mean=mean, std=std)
-    spec = resolve_backbone(backbone, img_size, channels)
-    classes = station.classes
-    convert_later = merge != "none" and ltm_start == "convert"
-    net = InspectionNet(spec, len(classes), "none" if convert_later else merge)
-    if merge != "none":
-        # Fit now even when converting later, so an unreachable ratio fails before hours of training.
-        fit_schedule(net if not convert_later else InspectionNet(spec, len(classes), merge), gmacs_ratio)
     recipe = replace(
         recipe,
         gmacs_ratio=gmacs_ratio if merge != "none" else None,
