@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from data.errors import DataError
@@ -141,3 +142,16 @@ def test_class_mismatch_is_refused(trained, tmp_path):
 def test_bad_dataset_is_a_data_error(trained, tmp_path):
     with pytest.raises(DataError):
         evaluate_model(trained.bundle, str(tmp_path / "missing"), **QUIET)
+
+
+def test_information_bottleneck_option_trains(tiny_station, tmp_path):
+    summary = train_model(
+        str(tiny_station),
+        tmp_path / "ib",
+        img_size=32,
+        merge="none",
+        recipe=Recipe(epochs=2, batch_size=16, ib=True, ib_start=0.0),
+        **QUIET,
+    )
+    assert all(np.isfinite(h.loss) for h in summary.outcome.history)
+    assert load_bundle(summary.bundle).meta.provenance["recipe"]["ib"] is True
