@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from data.loading import LoadedImages, guess_channels, load_pixels
 from data.station import Station, load_station
@@ -115,6 +116,7 @@ def train_model(
     convert_later = merge != "none" and ltm_start == "convert"
     # Build the network and fit its schedule before loading any pixels: a wrong backbone or an
     # unreachable ratio fails in seconds, not after loading, and not at the conversion epoch.
+    torch.manual_seed(recipe.seed)  # the initial weights are part of the recipe's seed
     net = InspectionNet(spec, len(classes), "none" if convert_later else merge)
     if merge != "none":
         fit_schedule(net if not convert_later else InspectionNet(spec, len(classes), merge), gmacs_ratio)
