@@ -155,3 +155,15 @@ def test_information_bottleneck_option_trains(tiny_station, tmp_path):
     )
     assert all(np.isfinite(h.loss) for h in summary.outcome.history)
     assert load_bundle(summary.bundle).meta.provenance["recipe"]["ib"] is True
+
+
+def test_same_seed_same_model(tiny_station, tmp_path):
+    import torch
+
+    recipe = Recipe(epochs=1, batch_size=16)
+    torch.manual_seed(123)  # whatever came before in the process must not matter
+    first = train_model(str(tiny_station), tmp_path / "a", img_size=32, merge="none", recipe=recipe, **QUIET)
+    torch.randn(10)
+    second = train_model(str(tiny_station), tmp_path / "b", img_size=32, merge="none", recipe=recipe, **QUIET)
+    a, b = load_bundle(first.bundle).net.state_dict(), load_bundle(second.bundle).net.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
