@@ -68,7 +68,7 @@ PyTorch batch-1 latency p50 {report["latency_ms"]["p50"]:.1f} ms on the training
 
 **Verdict thresholds** (calibrated on validation): {meta["thresholds"]}.
 
-**Limits**: {calibration_note(meta['thresholds'])} Trained from scratch on 1.4 k images at 112 px; the ambiguous ⅓ cells were never
+**Limits**: {calibration_note(meta["thresholds"])} Trained from scratch on 1.4 k images at 112 px; the ambiguous ⅓ cells were never
 seen, so expect them to land on either side (the UNSURE band exists for them). A station with
 another camera should be adapted with `inspector finetune` before it is trusted.
 """

@@ -125,6 +125,10 @@ def train(
     seed: int = 0,
     batch_size: Annotated[int, typer.Option(min=2)] = 32,
     lr: float = 1e-3,
+    balance: Annotated[
+        float,
+        typer.Option(min=0, max=1, help="Class balancing: 0 = natural frequencies, 1 = all classes equally."),
+    ] = 0.5,
     augment: Annotated[list[str] | None, typer.Option(help="Extra presets: lighting, angle, optics.")] = None,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
     ltm_start: Annotated[
@@ -145,6 +149,7 @@ def train(
             seed=seed,
             batch_size=batch_size,
             lr=lr,
+            balance=balance,
             ib=ib,
             augment=check_presets(_presets(augment)),
         )
