@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from models.backbones import BackboneSpec
+from models.backbones import resolve_backbone
 from models.errors import ScheduleError
 from models.flops import count_gmacs, count_params
 from models.latency import sample_calls, summarise
@@ -51,10 +51,10 @@ def _floor(net: InspectionNet, ratio: float) -> float | None:
         return float(str(exc).rsplit(" ", 1)[-1])
 
 
-def build_variants(backbone: str, size: int, ratio: float) -> tuple[list[Variant], list[str]]:
+def build_variants(backbone: str, size: int, ratio: float, channels: int) -> tuple[list[Variant], list[str]]:
     """Unmerged, LTM and ToMe at one common ratio (the requested one, or the lowest both reach)."""
     notes: list[str] = []
-    spec = BackboneSpec(backbone, size, 3)
+    spec = resolve_backbone(backbone, size, channels)
     nets = {}
     for mode in ("none", "ltm", "tome"):
         torch.manual_seed(0)
@@ -79,14 +79,22 @@ def build_variants(backbone: str, size: int, ratio: float) -> tuple[list[Variant
         fit_schedule(nets["ltm-low"], low)
         labels["ltm-low"] = f"LTM @ {low}"
     variants = [
-        Variant(backbone, labels[key], net, count_gmacs(net, size, 3), count_params(net), net.schedule())
+        Variant(
+            backbone,
+            labels[key],
+            net,
+            count_gmacs(net, size, spec.in_chans),
+            count_params(net),
+            net.schedule(),
+        )
         for key, net in nets.items()
     ]
     return variants, notes
 
 
 def measure(variants: list[Variant], runs: int, rounds: int, workdir: Path) -> None:
-    sample = torch.randn(1, 3, variants[0].net.spec.img_size, variants[0].net.spec.img_size)
+    spec = variants[0].net.spec
+    sample = torch.randn(1, spec.in_chans, spec.img_size, spec.img_size)
     sessions = {}
     for v in variants:
         if v.net.merge_mode != "tome":
@@ -105,11 +113,11 @@ def measure(variants: list[Variant], runs: int, rounds: int, workdir: Path) -> N
                 v.ort_ms += sample_calls(lambda s=session: s.run(None, feed), runs=runs // rounds, warmup=5)
 
 
-def run(size: int, ratio: float, runs: int, rounds: int, backbones: list[str]) -> dict:
+def run(size: int, ratio: float, runs: int, rounds: int, backbones: list[str], channels: int = 3) -> dict:
     rows, notes = [], []
     with tempfile.TemporaryDirectory() as tmp:
         for backbone in backbones:
-            variants, more = build_variants(backbone, size, ratio)
+            variants, more = build_variants(backbone, size, ratio, channels)
             notes += more
             measure(variants, runs, rounds, Path(tmp))
             base = variants[0]
@@ -121,6 +129,7 @@ def run(size: int, ratio: float, runs: int, rounds: int, backbones: list[str]) -
         "runs": runs,
         "rounds": rounds,
         "threads": torch.get_num_threads(),
+        "channels": channels,
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
         "notes": notes,
@@ -153,10 +162,16 @@ def main() -> None:
     parser.add_argument("--ratio", type=float, default=0.6)
     parser.add_argument("--runs", type=int, default=50)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--backbones", nargs="+", default=["vit_tiny_patch16_224", "mobilevit_xs"])
+    parser.add_argument(
+        "--backbones",
+        nargs="+",
+        default=["vit_tiny_patch16_224", "mobilevit_xs"],
+        help="timm names or presets (vit-cpu, vit-tiny, mobilevit-xs)",
+    )
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--channels", type=int, default=3, choices=(1, 3))
     args = parser.parse_args()
-    result = run(args.size, args.ratio, args.runs, args.rounds, args.backbones)
+    result = run(args.size, args.ratio, args.runs, args.rounds, args.backbones, args.channels)
     print(
         "| backbone | variant | GMACs | ×unmerged | params | torch p50 / p95 ms | ×unmerged "
         "| ORT p50 / p95 ms | ×unmerged |"
