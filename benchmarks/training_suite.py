@@ -30,7 +30,8 @@ def _job(name: str, data: str, merge: str, ltm_start: str = "convert", **kw: obj
 
 
 JOBS = [
-    _job("elpv-ltm", "elpv", "ltm", "convert", epochs=30),  # the shipped demo model
+    _job("elpv-ltm", "elpv", "ltm", "convert", epochs=30),
+    _job("elpv-ltm-scratch", "elpv", "ltm", "scratch", epochs=30),
     _job("xsdd-none", "xsdd", "none"),
     _job("xsdd-ltm-convert", "xsdd", "ltm", "convert"),
     _job("magnetic_tile-none", "magnetic_tile", "none"),
