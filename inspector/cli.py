@@ -43,6 +43,11 @@ console = Console()
 err = Console(stderr=True)
 
 
+def _progress(message: str) -> None:
+    """Progress lines go to stderr, so stdout carries only results."""
+    err.print(message, highlight=False)
+
+
 def fail(message: str | Exception, code: int = 2) -> typer.Exit:
     """Print one clear line and return the exit to raise (OS errors say which file and why)."""
     if isinstance(message, OSError):
@@ -165,7 +170,7 @@ def train(
             resume=resume,
             force=force,
             strict=strict,
-            log=lambda m: err.print(m, highlight=False),
+            log=_progress,
         )
     except KeyboardInterrupt:
         raise fail(
@@ -234,7 +239,7 @@ def evaluate(
             json_path=json_path,
             robustness=robustness,
             strict=strict,
-            log=lambda m: err.print(m, highlight=False),
+            log=_progress,
         )
     except USER_ERRORS as exc:
         raise fail(exc) from None
@@ -272,7 +277,7 @@ def finetune(
             recipe=recipe,
             force=force,
             strict=strict,
-            log=lambda m: err.print(m, highlight=False),
+            log=_progress,
         )
     except KeyboardInterrupt:
         raise fail("interrupted; nothing was written and the source model is untouched", 130) from None
