@@ -225,7 +225,7 @@ def main() -> None:
             continue
         tic = time.perf_counter()
         print(f"[{number}/{len(jobs)}] {job['name']}: training", flush=True)
-        result = run_job(job, int(job.get("epochs", args.epochs)), args.img_size)
+        result = run_job(job, int(job.get("epochs", args.epochs)), int(job.get("img_size", args.img_size)))
         target.write_text(json.dumps(result, indent=2) + "\n")
         spent = time.perf_counter() - tic
         left = len(jobs) - number
