@@ -43,6 +43,7 @@ JOBS = [
     # class sampled equally often and the lighting preset on top of the default augmentation.
     _job("magnetic_tile-none-b1", "magnetic_tile", "none", balance=1.0, augment=["lighting"]),
     _job("magnetic_tile-ltm-b1", "magnetic_tile", "ltm", "convert", balance=1.0, augment=["lighting"]),
+    _job("magnetic_tile-none-160", "magnetic_tile", "none", img_size=160),
     _job(
         "lighting-shift-b1",
         "magnetic_tile",
