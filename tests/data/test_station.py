@@ -133,3 +133,18 @@ def test_a_class_too_small_to_split_stays_in_train(tiny_station):
     assert any("'rare' has too few images (2)" in issue for issue in station.issues)
     counts = station.counts()
     assert counts["train"]["ok"] > counts["val"]["ok"] > 0
+
+
+def test_shared_magnetic_tile_manifest_keeps_its_group_split():
+    from conftest import shared_dataset
+
+    from data.loading import load_pixels
+
+    station = load_station(shared_dataset("magnetic_tile"))
+    assert "free" in station.classes and len(station.classes) == 6
+    splits_of_group: dict[str, set[str]] = {}
+    for sample in station.samples:
+        splits_of_group.setdefault(sample.group, set()).add(sample.split)
+    assert all(len(s) == 1 for s in splits_of_group.values())
+    loaded = load_pixels(station.split("test")[:3], channels=1, max_side=64, progress=False)
+    assert len(loaded) == 3 and max(loaded.images[0].shape) <= 64
