@@ -18,7 +18,7 @@ import csv
 from pathlib import Path
 
 from data.errors import DataError
-from data.station import Sample, Station, finish_station
+from data.station import Sample, Station, assign_splits, finish_station
 
 LABEL_NOTE = "ok = p0, defect = p2/3 or p1, p1/3 left out (ambiguous)"
 
@@ -58,8 +58,6 @@ def load_elpv(seed: int = 0) -> Station:
     if not samples:
         raise DataError(f"{root / 'labels.csv'}: no ELPV labels found")
     # Stratify by class and cell type: use them jointly as the label for splitting only.
-    from data.station import assign_splits
-
     keyed = [Sample(s.path, f"{s.label}/{s.get('type')}", "", "", s.meta) for s in samples]
     split_of = {s.path: s.split for s in assign_splits(keyed, seed)[0]}
     samples = [Sample(s.path, s.label, split_of[s.path], "", s.meta) for s in samples]

@@ -17,7 +17,7 @@ from data.errors import DataError
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
-def _looks_truncated(path: Path, head: bytes, tail: bytes) -> bool:
+def _looks_truncated(head: bytes, tail: bytes) -> bool:
     if head.startswith(b"\xff\xd8"):
         return b"\xff\xd9" not in tail
     if head.startswith(b"\x89PNG"):
@@ -32,7 +32,7 @@ def read_image(path: str | Path) -> np.ndarray:
         data = file.read_bytes()
     except OSError as exc:
         raise DataError(f"{file}: cannot read ({exc.strerror or exc})") from exc
-    if len(data) < 8 or _looks_truncated(file, data[:8], data[-64:]):
+    if len(data) < 8 or _looks_truncated(data[:8], data[-64:]):
         raise DataError(f"{file}: truncated or empty image file")
     image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
     if image is None or image.size == 0:

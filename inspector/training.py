@@ -178,7 +178,9 @@ def train(
     labels = np.array([classes.index(c) for c in train_set.labels])
     ib = None
     if recipe.ib:
-        ib = InformationBottleneck(net_feature_dim(net), num_clusters=2 * len(classes), seed=recipe.seed)
+        ib = InformationBottleneck(
+            int(net.backbone.num_features), num_clusters=2 * len(classes), seed=recipe.seed
+        )
         clusters = torch.as_tensor(_input_clusters(train_set.images, 4 * len(classes), recipe.seed))
     start_epoch, history, best = 0, [], {"macro_f1": -1.0, "epoch": -1}
     best_state = None
@@ -329,10 +331,6 @@ def _convert_epoch(recipe: Recipe) -> int:
     if recipe.convert_at is None:
         return 0
     return min(recipe.epochs - 1, int(recipe.convert_at * recipe.epochs))
-
-
-def net_feature_dim(net: InspectionNet) -> int:
-    return int(net.backbone.num_features)
 
 
 def _converted(net: InspectionNet, recipe: Recipe) -> InspectionNet:

@@ -268,7 +268,7 @@ def evaluate_model(
         for preset in PRESETS:
             for severity in SEVERITIES:
                 transform = build_augmentation([preset], severity, seed=severity)
-                result = evaluate_loaded(bundle, images, transform=lambda im, t=transform: apply(t, _to8(im)))
+                result = evaluate_loaded(bundle, images, transform=lambda im, t=transform: apply(t, im))
                 table[f"{preset}-{severity}"] = {
                     "accuracy": result["accuracy"],
                     "macro_f1": result["macro_f1"],
@@ -278,12 +278,6 @@ def evaluate_model(
     if json_path is not None:
         write_report(report, json_path)
     return report
-
-
-def _to8(image: np.ndarray) -> np.ndarray:
-    from data.images import to_uint8
-
-    return to_uint8(image)
 
 
 def write_report(report: dict[str, Any], json_path: Path) -> Path:
@@ -403,6 +397,3 @@ def finetune_model(
     save_bundle(outcome.net, meta, out, overwrite=force)
     shutil.rmtree(partial, ignore_errors=True)
     return FinetuneSummary(out, before, after, seconds, outcome)
-
-
-__all__ = ["train_model", "finetune_model", "evaluate_model", "evaluate_loaded", "check_classes", "validate"]

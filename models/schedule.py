@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from models.errors import ScheduleError
+from models.errors import ModelError, ScheduleError
 from models.flops import count_gmacs
 from models.ltm import LTMMerge
 from models.network import InspectionNet
@@ -97,7 +97,7 @@ def _neighbours_ltm(net: InspectionNet, schedule: list[Any]) -> list[list[Any]]:
                 candidate[index][axis] += step
                 try:
                     net.set_schedule(candidate)
-                except Exception:  # noqa: BLE001 - an invalid neighbour is simply skipped
+                except ModelError:  # an invalid neighbour (grid too large, r out of range) is skipped
                     continue
                 out.append(candidate)
     return out
@@ -111,7 +111,7 @@ def _neighbours_tome(net: InspectionNet, schedule: list[Any]) -> list[list[Any]]
             candidate[index] += step
             try:
                 net.set_schedule(candidate)
-            except Exception:  # noqa: BLE001
+            except ModelError:
                 continue
             out.append(candidate)
     return out
