@@ -1,0 +1,105 @@
+"""Turning the ``--source`` text of the CLI (and the app's source box) into a frame source."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qsl
+
+from data.errors import DataError
+from inspector.sources.base import FrameSource, SourceError
+from inspector.sources.opencv_source import STREAM_PREFIXES, VIDEO_SUFFIXES
+
+SOURCE_HELP = (
+    "camera index (0), video file, stream URL (rtsp://…), image folder, "
+    "sim[:DATA] (simulated station, default ELPV), linescan[:DATA], or genicam:PRODUCER.cti[#SERIAL]; "
+    "options after '?', e.g. sim?profile=lighting&fps=15"
+)
+
+
+def _options(text: str) -> tuple[str, dict[str, str]]:
+    if "?" not in text or text.startswith(STREAM_PREFIXES):
+        return text, {}
+    base, query = text.split("?", 1)
+    return base, dict(parse_qsl(query))
+
+
+def _float(options: dict[str, str], key: str, default: float | None) -> float | None:
+    if key not in options:
+        return default
+    try:
+        value = float(options[key])
+    except ValueError:
+        raise SourceError(f"source option {key}={options[key]!r}: not a number") from None
+    return value if value > 0 else None
+
+
+def _flag(options: dict[str, str], key: str, default: bool) -> bool:
+    value = options.get(key)
+    return default if value is None else value.lower() not in ("0", "false", "no", "off")
+
+
+def _station(data: str, seed: int):  # noqa: ANN202 - data.station.Station
+    from data.elpv import load_elpv
+    from data.station import load_station
+
+    try:
+        return load_elpv(seed) if data in ("", "elpv") else load_station(data, seed)
+    except DataError as exc:
+        raise SourceError(str(exc)) from None
+
+
+def open_source(text: str, fps: float | None = None, loop: bool | None = None, seed: int = 0) -> FrameSource:
+    """A source for ``text`` (not yet opened). ``fps``/``loop`` override the source's defaults."""
+    from inspector.sources.folder_source import FolderSource
+    from inspector.sources.opencv_source import VideoCaptureSource
+
+    spec, options = _options(text.strip())
+    if not spec:
+        raise SourceError(f"empty source; expected {SOURCE_HELP}")
+    rate = _float(options, "fps", fps)
+    kind, _, argument = spec.partition(":")
+    if kind in ("sim", "demo"):
+        from inspector.sources.simulated import SimulatedStation
+
+        return SimulatedStation(
+            _station(argument, seed),
+            split=options.get("split", "test"),
+            fps=rate if "fps" in options or fps is not None else 10.0,
+            loop=_flag(options, "loop", True if loop is None else loop),
+            profile=options.get("profile") or None,
+            severity=int(_float(options, "severity", 2) or 2),
+            seed=seed,
+        )
+    if kind == "linescan":
+        from inspector.sources.linescan import LineScanSource
+
+        station = _station(argument, seed)
+        return LineScanSource(
+            station.split(options.get("split", "test")),
+            name=f"line-scan over {station.source}",
+            frame_height=int(_float(options, "height", 256) or 256),
+            overlap=int(_float(options, "overlap", 32) or 0),
+            fps=rate if "fps" in options or fps is not None else 10.0,
+            loop=_flag(options, "loop", True if loop is None else loop),
+        )
+    if kind == "genicam":
+        from inspector.sources.genicam import GenICamSource
+
+        producer, _, serial = argument.partition("#")
+        return GenICamSource(producer, serial or None)
+    if spec.isdigit():
+        return VideoCaptureSource(int(spec), fps=rate)
+    if spec.startswith(STREAM_PREFIXES):
+        return VideoCaptureSource(spec, fps=rate)
+    path = Path(spec)
+    if path.is_dir():
+        return FolderSource(
+            path,
+            fps=rate if "fps" in options or fps is not None else 10.0,
+            loop=_flag(options, "loop", bool(loop)),
+        )
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoCaptureSource(str(path), fps=rate, loop=_flag(options, "loop", bool(loop)))
+    if not path.exists():
+        raise SourceError(f"{spec}: no such folder, file or camera; expected {SOURCE_HELP}")
+    raise SourceError(f"{spec}: not a video file or image folder; expected {SOURCE_HELP}")
