@@ -1,0 +1,107 @@
+"""CSV export of filtered results, streamed in pages so a year of results never sits in memory."""
+
+from __future__ import annotations
+
+import csv
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TextIO
+
+from sqlalchemy import Connection, Select, select
+
+from inspector.store.schema import Result, Run
+
+PAGE = 5000
+COLUMNS = (
+    "id",
+    "run_id",
+    "lot",
+    "frame_index",
+    "captured_at",
+    "verdict",
+    "label",
+    "confidence",
+    "ood_score",
+    "truth",
+    "reviewed",
+    "reviewed_label",
+    "latency_total_ms",
+    "image_ref",
+)
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return value
+
+
+def _classes(connection: Connection, where: Select) -> tuple[list[str], int | None]:
+    """Pass 1: every class that has a probability, in order of first appearance, and the last id."""
+    seen: dict[str, None] = {}
+    last: int | None = None
+    stmt = where.with_only_columns(Result.id, Result.probabilities).order_by(None)
+    for row in connection.execution_options(yield_per=PAGE).execute(stmt):
+        last = row.id if last is None else max(last, row.id)
+        for name in row.probabilities or {}:
+            seen.setdefault(name, None)
+    return list(seen), last
+
+
+def _rows(connection: Connection, where: Select, classes: list[str], last: int) -> Iterable[list[Any]]:
+    lots = dict(connection.execute(select(Run.id, Run.lot)).all())
+    stmt = where.where(Result.id <= last).order_by(Result.captured_at, Result.id)
+    for row in connection.execution_options(yield_per=PAGE).execute(stmt):
+        values = row._mapping
+        probabilities = values["probabilities"] or {}
+        cells = [values["id"], values["run_id"], lots.get(values["run_id"], "")]
+        cells += [values[name] for name in COLUMNS[3:]]
+        cells += [probabilities.get(name) for name in classes]
+        yield [_cell(cell) for cell in cells]
+
+
+def write_csv(connection: Connection, where: Select, target: Path | TextIO) -> int:
+    """Write the results selected by ``where`` (a ``select(Result)`` with filters) oldest first.
+
+    Both passes run in one read transaction, bounded by the last id seen in pass 1, so rows the
+    line writes meanwhile cannot add rows or columns halfway. A file target appears atomically.
+    """
+    classes, last = _classes(connection, where)
+    header = [*COLUMNS, *(f"prob_{name}" for name in classes)]
+    if isinstance(target, (str, Path)):
+        path = Path(target)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+                count = _write(handle, header, connection, where, classes, last)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return count
+    return _write(target, header, connection, where, classes, last)
+
+
+def _write(
+    handle: TextIO,
+    header: list[str],
+    connection: Connection,
+    where: Select,
+    classes: list[str],
+    last: int | None,
+) -> int:
+    writer = csv.writer(handle)
+    writer.writerow(header)
+    if last is None:
+        return 0
+    count = 0
+    for cells in _rows(connection, where, classes, last):
+        writer.writerow(cells)
+        count += 1
+    return count

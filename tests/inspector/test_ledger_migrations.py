@@ -1,0 +1,201 @@
+"""The ledger's schema: migrations build what the ORM declares, upgrades back up first, and bad
+databases or URLs give one-line errors."""
+
+from __future__ import annotations
+
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+from ledger_support import BACKENDS, database_url, free_port
+from sqlalchemy import create_engine, text
+
+from inspector.store import Ledger, LedgerError, ResultFilter, default_url, upgrade
+from inspector.store import database as store_database
+
+
+@pytest.fixture(params=BACKENDS)
+def url(request, tmp_path):
+    with database_url(request.param, tmp_path) as made:
+        yield made
+
+
+def _revision(url: str) -> str | None:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    finally:
+        engine.dispose()
+
+
+def test_migration_from_empty_matches_the_orm(url):
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from inspector.store.schema import Base
+
+    upgrade(url)
+    assert _revision(url) == "0001"
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, Base.metadata) == []
+    finally:
+        engine.dispose()
+    upgrade(url)  # at head: nothing to do
+    assert _revision(url) == "0001"
+
+
+def test_database_newer_than_the_app_is_refused(url):
+    upgrade(url)
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE alembic_version SET version_num = 'ffff'"))
+    engine.dispose()
+    with pytest.raises(LedgerError, match="revision ffff, newer than this version"):
+        Ledger(url)
+
+
+def test_migrate_false_needs_a_database_at_head(url):
+    with pytest.raises(LedgerError, match="open it with migration enabled"):
+        Ledger(url, migrate=False)
+    Ledger(url).close()
+    with Ledger(url, migrate=False) as ledger:
+        assert ledger.count_results(ResultFilter()) == 0
+
+
+def test_sqlite_connections_get_the_ledger_pragmas(tmp_path):
+    url = default_url(tmp_path)
+    assert url == f"sqlite:///{tmp_path / 'inspector.db'}"
+    Ledger(url).close()
+    engine = store_database.make_engine(url)
+    with engine.connect() as connection:
+        pragma = {
+            name: connection.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout")
+        }
+    engine.dispose()
+    assert pragma == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 5000}
+
+
+def test_in_memory_sqlite_works():
+    with Ledger("sqlite://") as ledger:
+        station = ledger.ensure_station("mem")
+        assert ledger.ensure_station("mem") == station
+
+
+def _backups(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(f"{path.name}.bak-*"))
+
+
+def _with_revision(tmp_path: Path, monkeypatch, body: str) -> None:
+    """Make the app's migrations this test's copy plus a revision 0002 with ``body`` as upgrade()."""
+    scripts = tmp_path / "migrations"
+    shutil.copytree(store_database.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
+    (scripts / "versions" / "0002_test.py").write_text(
+        "import sqlalchemy as sa\nfrom alembic import op\n\n"
+        "revision = '0002'\ndown_revision = '0001'\nbranch_labels = None\ndepends_on = None\n\n\n"
+        f"def upgrade():\n{body}\n\n\ndef downgrade():\n    pass\n"
+    )
+    monkeypatch.setattr(store_database, "MIGRATIONS_DIR", scripts)
+
+
+def test_no_backup_at_head_and_a_backup_when_behind(tmp_path, monkeypatch):
+    db = tmp_path / "home" / "inspector.db"
+    url = default_url(db.parent)
+    with Ledger(url) as ledger:  # a new file: nothing to back up
+        ledger.ensure_station("line-1")
+    Ledger(url).close()  # at head: nothing to back up
+    assert _backups(db) == []
+
+    _with_revision(
+        tmp_path, monkeypatch, "    op.create_table('notes', sa.Column('id', sa.Integer, primary_key=True))"
+    )
+    with Ledger(url) as ledger:
+        assert ledger.ensure_station("line-1") == 1
+    assert _revision(url) == "0002"
+    [backup] = _backups(db)
+    with sqlite3.connect(backup) as copy:
+        assert copy.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert copy.execute("SELECT name FROM stations").fetchall() == [("line-1",)]
+        assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_a_failed_sqlite_migration_changes_nothing(tmp_path, monkeypatch):
+    url = default_url(tmp_path)
+    Ledger(url).close()
+    _with_revision(
+        tmp_path,
+        monkeypatch,
+        "    op.create_table('notes', sa.Column('id', sa.Integer, primary_key=True))\n"
+        "    op.execute('THIS IS NOT SQL')",
+    )
+    with pytest.raises(LedgerError, match=r"migration failed \(backup: .*inspector\.db\.bak-"):
+        upgrade(url)
+    assert _revision(url) == "0001"
+    with sqlite3.connect(tmp_path / "inspector.db") as db:
+        assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'notes'").fetchone() == (0,)
+
+
+def test_an_unrelated_sqlite_file_is_backed_up_and_one_with_stray_ledger_tables_refused(tmp_path):
+    other = tmp_path / "other.db"
+    with sqlite3.connect(other) as db:
+        db.execute("CREATE TABLE notes (x)")
+    Ledger(f"sqlite:///{other}").close()
+    assert len(_backups(other)) == 1
+
+    stray = tmp_path / "stray.db"
+    with sqlite3.connect(stray) as db:
+        db.execute("CREATE TABLE results (x)")
+    with pytest.raises(LedgerError, match="no migration history"):
+        Ledger(f"sqlite:///{stray}")
+
+
+def _one_line(exc: pytest.ExceptionInfo) -> str:
+    message = str(exc.value)
+    assert "\n" not in message and "Traceback" not in message
+    return message
+
+
+def test_a_file_that_is_not_a_database(tmp_path):
+    bogus = tmp_path / "inspector.db"
+    bogus.write_text("id,verdict\n1,OK\n" * 100)
+    for attempt in (lambda: Ledger(f"sqlite:///{bogus}"), lambda: upgrade(f"sqlite:///{bogus}")):
+        with pytest.raises(LedgerError) as exc:
+            attempt()
+        assert _one_line(exc) == f"{bogus}: not an SQLite database"
+    with pytest.raises(LedgerError, match="is a folder"):
+        Ledger(f"sqlite:///{tmp_path}")
+
+
+def test_an_unreachable_postgresql_server():
+    url = f"postgresql+psycopg://inspector:s3cret@127.0.0.1:{free_port()}/ledger"
+    with pytest.raises(LedgerError) as exc:
+        Ledger(url)
+    message = _one_line(exc)
+    assert "127.0.0.1" in message and "s3cret" not in message
+
+
+@pytest.mark.parametrize(
+    ("url", "match"),
+    [
+        ("not a url", "not a database URL"),
+        ("nosuchdb://host/x", "unsupported database"),
+        ("", "not a database URL"),
+    ],
+)
+def test_bad_urls(url, match):
+    with pytest.raises(LedgerError, match=match) as exc:
+        Ledger(url)
+    _one_line(exc)
+
+
+def test_stations_starting_together_migrate_once(url):
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(3) as pool:
+        list(pool.map(lambda _: upgrade(url), range(3)))
+    assert _revision(url) == "0001"
