@@ -18,9 +18,11 @@ lint: $(STAMP)
 test: lint
 	QT_QPA_PLATFORM=offscreen $(BIN)/pytest -q
 
+# The simulated ELPV station with the bundled model: the desktop app where there is a display,
+# otherwise the headless run with a live terminal status. DEMO_ARGS="--frames 0" runs until Ctrl-C.
+DEMO_ARGS ?= --frames 300
 demo: $(STAMP)
-	@echo "The demo station arrives with the inspection-engine issue; nothing to run yet."
-	@echo "Try: $(BIN)/inspector --help"
+	$(BIN)/inspector demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -10,15 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
-from rich.text import Text
 
-from data.errors import DataError
-from inspector.errors import InspectorError
-from models.errors import ModelError
-
-USER_ERRORS = (ModelError, DataError, InspectorError, OSError)
+from inspector.cli_common import USER_ERRORS, HomeOption, console, err, fail
+from inspector.cli_common import progress as _progress
 
 app = typer.Typer(
     name="inspector",
@@ -31,29 +26,6 @@ models_app = typer.Typer(help="Inspect model bundles and manage the model regist
 app.add_typer(models_app, name="models")
 data_app = typer.Typer(help="Check station datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-
-HomeOption = Annotated[
-    Path | None,
-    typer.Option(
-        "--home", help="App home folder (default: $INSPECTOR_HOME or the user data dir).", show_default=False
-    ),
-]
-
-console = Console()
-err = Console(stderr=True)
-
-
-def _progress(message: str) -> None:
-    """Progress lines go to stderr, so stdout carries only results."""
-    err.print(message, highlight=False)
-
-
-def fail(message: str | Exception, code: int = 2) -> typer.Exit:
-    """Print one clear line and return the exit to raise (OS errors say which file and why)."""
-    if isinstance(message, OSError):
-        message = f"{message.filename or ''}: {message.strerror or message}".lstrip(": ")
-    err.print(Text.assemble(("error: ", "bold red"), str(message)), highlight=False, soft_wrap=True)
-    return typer.Exit(code)
 
 
 @models_app.command("info")
@@ -392,6 +364,20 @@ def data_info(
     for issue in station.issues:
         err.print(f"[yellow]warning:[/] {issue}", highlight=False)
     console.print(f"fingerprint {station.fingerprint()}")
+
+
+def _register_line_commands() -> None:
+    """The live-line commands (run, demo, results, db) live in their own module."""
+    from inspector import cli_line
+
+    app.command("run")(cli_line.run)
+    app.command("demo")(cli_line.demo)
+    app.command("gui")(cli_line.gui)
+    app.add_typer(cli_line.results_app, name="results")
+    app.add_typer(cli_line.db_app, name="db")
+
+
+_register_line_commands()
 
 
 def main() -> None:

@@ -89,6 +89,12 @@ class LiveStats:
             self.latencies = {stage: deque(maxlen=WINDOW) for stage in STAGES}
             self.done_at: deque[float] = deque()
 
+    def reset_extremes(self) -> None:
+        """A new shift's worst cycle and latency window; counts stay (the UI shows them as differences)."""
+        with self._lock:
+            self.worst_cycle_ms = 0.0
+            self.latencies = {stage: deque(maxlen=WINDOW) for stage in STAGES}
+
     def frame_entered(self) -> None:
         with self._lock:
             self.entered += 1

@@ -1,7 +1,8 @@
 """ONNX export with a parity check, and an ONNX Runtime predictor with the bundle's preprocessing.
 
 Unmerged and LTM networks export with static shapes (batch 1, the bundle's image size): LTM is
-dense matmuls and a softmax, so the graph is plain. The exported graph outputs class probabilities.
+dense matmuls and a softmax, so the graph is plain. The exported graph outputs class probabilities
+(``probabilities``) and the logits they come from (``logits``, for the energy score).
 Every export is checked against PyTorch on a fixed, seeded set of inputs; an export whose
 probabilities differ by more than 1e-4 is deleted and reported as an :class:`ExportError`.
 """
@@ -31,12 +32,15 @@ PARITY_TOLERANCE = 1e-4
 
 
 class _Probabilities(nn.Module):
+    """Probabilities for the line, logits beside them for the out-of-distribution energy score."""
+
     def __init__(self, net: InspectionNet) -> None:
         super().__init__()
         self.net = net
 
-    def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.net(images), dim=-1)
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.net(images)
+        return torch.softmax(logits, dim=-1), logits
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ def export_onnx(net: InspectionNet, path: str | Path, samples: int = 8) -> Expor
                 dynamo=True,
                 opset_version=OPSET,
                 input_names=["images"],
-                output_names=["probabilities"],
+                output_names=["probabilities", "logits"],
                 optimize=True,
                 verbose=False,
             )
@@ -128,6 +132,16 @@ class OnnxPredictor:
     def run_tensor(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities for an already preprocessed (B, C, S, S) float32 batch."""
         outputs = [self.session.run(None, {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
+        return np.concatenate(outputs)
+
+    def run_logits(self, batch: np.ndarray) -> np.ndarray | None:
+        """Logits for a preprocessed batch; None for files exported before the logits output existed."""
+        names = [output.name for output in self.session.get_outputs()]
+        if "logits" not in names:
+            return None
+        outputs = [
+            self.session.run(["logits"], {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))
+        ]
         return np.concatenate(outputs)
 
     def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:

@@ -1,0 +1,109 @@
+"""The inference step of the live pipeline: a bundle's exact preprocessing, PyTorch or ONNX Runtime.
+
+``InferenceEngine.infer`` takes a batch of raw frames and returns logits, probabilities, energies
+and (on request) merge maps — the same numbers training and evaluation see, because the same
+``preprocess`` contract runs here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from inspector.errors import InspectorError
+from inspector.predict import energy, softmax
+from inspector.verdicts import VerdictRules
+from models.bundle import Bundle, load_bundle
+from models.errors import ModelError
+from models.preprocess import preprocess
+
+BACKENDS = ("torch", "onnx")
+
+
+@dataclass
+class BatchOutput:
+    logits: np.ndarray  # (B, K)
+    probabilities: np.ndarray  # (B, K)
+    energies: np.ndarray | None  # (B,)
+    maps: list[np.ndarray] | None  # per image, (h, w) importance of each input region
+
+
+class InferenceEngine:
+    def __init__(
+        self,
+        bundle: Bundle,
+        backend: str = "torch",
+        onnx_cache: Path | None = None,
+        thresholds: dict | None = None,
+    ) -> None:
+        if backend not in BACKENDS:
+            raise InspectorError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
+        self.bundle = bundle
+        self.meta = bundle.meta
+        self.backend = backend
+        # ``thresholds``: the station's overrides merged over the bundle's calibration (Settings).
+        self.thresholds = thresholds if thresholds is not None else dict(self.meta.thresholds)
+        self.rules = VerdictRules.from_bundle(self.meta.classes, self.meta.normal_class, self.thresholds)
+        self.onnx = None
+        if backend == "onnx":
+            self.onnx = self._onnx_predictor(onnx_cache)
+
+    @classmethod
+    def load(
+        cls, path: str | Path, backend: str = "torch", onnx_cache: Path | None = None
+    ) -> InferenceEngine:
+        return cls(load_bundle(path), backend, onnx_cache)
+
+    @property
+    def sha256(self) -> str:
+        from models.bundle import read_meta
+
+        return read_meta(self.bundle.path)[1] if self.bundle.path else "in-memory"
+
+    def _onnx_predictor(self, cache: Path | None):  # noqa: ANN202 - models.onnx_export.OnnxPredictor
+        from models.onnx_export import OnnxPredictor, export_onnx
+
+        if cache is None:
+            raise InspectorError("the ONNX backend needs a cache folder for the exported model")
+        target = cache / f"{self.sha256[:16]}.onnx"
+        if not target.is_file():
+            try:
+                export_onnx(self.bundle.net, target)
+            except ModelError as exc:
+                raise InspectorError(str(exc)) from None
+        return OnnxPredictor(target, self.meta.preprocessing)
+
+    def warm_up(self) -> None:
+        """One throw-away batch so the first real part is not slowed by lazy initialisation."""
+        size = self.meta.preprocessing.size
+        self.infer([np.zeros((size, size), np.uint8)])
+
+    def infer(self, images: Sequence[np.ndarray], track_maps: bool = False) -> BatchOutput:
+        batch = preprocess(images, self.meta.preprocessing)
+        maps = None
+        if self.onnx is not None:
+            array = batch.numpy()
+            probabilities = self.onnx.run_tensor(array)
+            logits = self.onnx.run_logits(array)
+            energies = energy(logits) if logits is not None else None
+            return BatchOutput(
+                logits if logits is not None else np.log(probabilities + 1e-12), probabilities, energies, None
+            )
+        with torch.inference_mode():
+            out = self.bundle.net.run(batch, track_maps=track_maps)
+        logits = out.logits.float().numpy()
+        if track_maps:
+            maps = _importance_maps(out.merge_maps, len(images))
+        return BatchOutput(logits, softmax(logits), energy(logits), maps)
+
+
+def _importance_maps(merge_maps: list, count: int) -> list[np.ndarray] | None:
+    """Per-image (h, w) importance from the first merged transformer (the finest grid)."""
+    if not merge_maps:
+        return None
+    array = merge_maps[0].importance().float().numpy()
+    return [array[i] for i in range(min(count, len(array)))]

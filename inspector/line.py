@@ -1,0 +1,86 @@
+"""Putting a line together from what a person chose: source, model, ledger, archive, settings.
+
+The CLI's ``run``/``demo`` and the app's Live screen both build their pipeline here, so a run
+started from either behaves the same.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from inspector.archive import GIB, ArchivePolicy, ImageArchive
+from inspector.demo import demo_model_path
+from inspector.inference import InferenceEngine
+from inspector.pipeline import Pipeline, PipelineConfig, RunInfo
+from inspector.registry import Registry
+from inspector.settings import Settings
+from inspector.sources import open_source
+from inspector.store import Ledger, default_url
+
+DEMO_STATION = "demo-elpv"
+
+
+@dataclass
+class LineRequest:
+    source: str
+    home: Path
+    model: str | None = None  # a bundle folder, "demo", or None for the deployed version
+    db: str | None = None
+    frames: int | None = None
+    station: str = "station-1"
+    lot: str = ""
+    operator: str = ""
+    backend: str = "torch"
+    fps: float | None = None
+    archive: bool = True
+    queue_size: int = 8
+    drop: str = "oldest"
+    track_maps: bool = False
+    settings: Settings | None = None
+
+
+def resolve_model(model: str | None, home: Path) -> Path:
+    """The bundle to run: a path, ``demo``, or (none given) the deployed version, else the demo model."""
+    if model in (None, ""):
+        registry = Registry(home)
+        deployed = registry.deployed()
+        return registry.path_of(deployed.id) if deployed else demo_model_path()
+    if model == "demo":
+        return demo_model_path()
+    return Path(model)
+
+
+def ledger_url(db: str | None, home: Path, settings: Settings | None = None) -> str:
+    return db or os.environ.get("INSPECTOR_DB") or (settings.db_url if settings else "") or default_url(home)
+
+
+def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeline:
+    """A ready-to-start pipeline; opens (and migrates) the ledger unless one is handed in."""
+    settings = request.settings or Settings()
+    source = open_source(request.source, fps=request.fps)
+    path = resolve_model(request.model, request.home)
+    from models.bundle import load_bundle
+
+    bundle = load_bundle(path)
+    engine = InferenceEngine(
+        bundle, request.backend, request.home / "cache" / "onnx", settings.thresholds(bundle.meta.thresholds)
+    )
+    if ledger is None:
+        ledger = Ledger(ledger_url(request.db, request.home, settings))
+    archive = None
+    if request.archive:
+        policy = ArchivePolicy(
+            ok_every=settings.archive_ok_every, cap_bytes=int(settings.archive_cap_gib * GIB)
+        )
+        archive = ImageArchive(request.home / "archive", policy)
+    config = PipelineConfig(
+        queue_size=request.queue_size,
+        drop_policy=request.drop,
+        max_frames=request.frames,
+        track_maps=request.track_maps,
+        cycle_budget_ms=settings.cycle_budget_ms,
+    )
+    run = RunInfo(request.station, request.operator, request.lot)
+    return Pipeline(source, engine, ledger, archive, config, run)

@@ -1,0 +1,72 @@
+"""The app's settings, kept as ``settings.json`` in the home folder (what the Settings screen edits).
+
+Only what a plant engineer changes per installation lives here: the results database, the image
+archive policy, verdict threshold overrides, and the station's defaults. Saved atomically; a
+broken file is reported with its path and never silently replaced.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+from inspector.errors import InspectorError
+from models.files import atomic_write_text
+
+FILE = "settings.json"
+
+
+@dataclass
+class Settings:
+    db_url: str = ""  # empty: SQLite in the home folder
+    station: str = "station-1"
+    operator: str = ""
+    source: str = "sim"
+    archive_ok_every: int = 50
+    archive_cap_gib: float = 2.0
+    unsure_below: float | None = None  # None: the bundle's calibrated value
+    ood_energy_above: float | None = None
+    cycle_budget_ms: float | None = None
+
+    def validate(self) -> Settings:
+        if self.archive_ok_every < 0:
+            raise InspectorError("archive_ok_every must be 0 (no OK images) or more")
+        if self.archive_cap_gib <= 0:
+            raise InspectorError("archive_cap_gib must be positive")
+        if self.unsure_below is not None and not 0.0 <= self.unsure_below <= 1.0:
+            raise InspectorError("unsure_below must be between 0 and 1")
+        if self.cycle_budget_ms is not None and self.cycle_budget_ms <= 0:
+            raise InspectorError("cycle_budget_ms must be positive")
+        return self
+
+    def thresholds(self, bundle_thresholds: dict) -> dict:
+        """The bundle's calibrated thresholds with this station's overrides on top."""
+        merged = dict(bundle_thresholds)
+        if self.unsure_below is not None:
+            merged["unsure_below"] = self.unsure_below
+        if self.ood_energy_above is not None:
+            merged["ood_energy_above"] = self.ood_energy_above
+        return merged
+
+
+def load_settings(home: Path) -> Settings:
+    path = home / FILE
+    if not path.is_file():
+        return Settings()
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InspectorError(f"{path}: unreadable settings ({exc})") from exc
+    known = {f.name for f in fields(Settings)}
+    if not isinstance(data, dict):
+        raise InspectorError(f"{path}: settings must be a JSON object")
+    try:
+        return Settings(**{k: v for k, v in data.items() if k in known}).validate()
+    except (TypeError, InspectorError) as exc:
+        raise InspectorError(f"{path}: {exc}") from exc
+
+
+def save_settings(home: Path, settings: Settings) -> Path:
+    settings.validate()
+    return atomic_write_text(home / FILE, json.dumps(asdict(settings), indent=2) + "\n")

@@ -1,0 +1,108 @@
+"""The live-line commands as a plant integrator scripts them."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+
+from typer.testing import CliRunner
+
+from inspector.cli import app
+
+runner = CliRunner()
+
+
+def test_run_then_export_csv(tiny_station, tmp_path):
+    home, db = tmp_path / "home", f"sqlite:///{tmp_path / 'line.db'}"
+    result = runner.invoke(
+        app,
+        [
+            "run",
+            "--source",
+            f"{tiny_station}?fps=0",
+            "--model",
+            "demo",
+            "--db",
+            db,
+            "--frames",
+            "20",
+            "--drop",
+            "block",
+            "--lot",
+            "L7",
+            "--home",
+            str(home),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "run summary" in result.output and re.search(r"unaccounted\s+0\b", result.output)
+    out = tmp_path / "results.csv"
+    result = runner.invoke(app, ["results", "export", "--db", db, "--lot", "L7", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(io.StringIO(out.read_text())))
+    assert len(rows) == 20 and {r["lot"] for r in rows} == {"L7"}
+    assert {"prob_ok", "prob_defect"} <= set(rows[0])
+    result = runner.invoke(app, ["results", "export", "--db", db, "--verdict", "nope"])
+    assert result.exit_code == 2 and "unknown verdict" in result.output
+
+
+def test_run_with_a_missing_source_is_one_line(tmp_path):
+    result = runner.invoke(app, ["run", "--source", str(tmp_path / "gone"), "--home", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "no such folder, file or camera" in result.output and "Traceback" not in result.output
+    result = runner.invoke(app, ["run", "--source", "7", "--home", str(tmp_path), "--frames", "1"])
+    assert result.exit_code == 2 and "camera 7: cannot open" in result.output
+
+
+def test_run_with_a_truncated_model_is_one_line(tiny_station, tmp_path):
+    import shutil
+
+    from inspector.demo import demo_model_path
+
+    broken = tmp_path / "broken"
+    shutil.copytree(demo_model_path(), broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    result = runner.invoke(
+        app, ["run", "--source", str(tiny_station), "--model", str(broken), "--home", str(tmp_path)]
+    )
+    assert result.exit_code == 2 and "checksum mismatch" in result.output
+
+
+def test_db_upgrade_and_a_file_that_is_not_a_database(tmp_path):
+    db = tmp_path / "fresh.db"
+    result = runner.invoke(app, ["db", "upgrade", "--db", f"sqlite:///{db}"])
+    assert result.exit_code == 0 and "up to date" in result.output and db.is_file()
+    junk = tmp_path / "junk.db"
+    junk.write_text("this is not sqlite " * 100)
+    result = runner.invoke(app, ["db", "upgrade", "--db", f"sqlite:///{junk}"])
+    assert result.exit_code == 2 and "junk.db" in result.output and "Traceback" not in result.output
+
+
+def test_headless_demo_runs_the_simulated_station(tmp_path):
+    import pytest
+
+    try:
+        from data.elpv import elpv_root
+
+        elpv_root()
+    except Exception:  # noqa: BLE001
+        pytest.skip("elpv-dataset not installed")
+    result = runner.invoke(
+        app,
+        [
+            "demo",
+            "--headless",
+            "--frames",
+            "24",
+            "--fps",
+            "0",
+            "--drift-after",
+            "12",
+            "--home",
+            str(tmp_path),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert "simulated elpv station" in result.output and "unaccounted" in result.output
