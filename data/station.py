@@ -167,6 +167,10 @@ def assign_splits(samples: list[Sample], seed: int) -> tuple[list[Sample], list[
     """
     labels = np.array([s.label for s in samples])
     groups = np.array([s.group or f"__{i}" for i, s in enumerate(samples)])
+    if len(set(groups)) < 5:
+        # Five folds need five groups; with fewer, a held-out split would be empty or leak a group.
+        note = f"only {len(set(groups))} group(s): too few to hold any out; all images kept in train"
+        return [replace(s, split="train") for s in samples], [note]
     splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
     fold_of = np.zeros(len(samples), dtype=int)
     with warnings.catch_warnings():

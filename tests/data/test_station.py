@@ -148,3 +148,20 @@ def test_shared_magnetic_tile_manifest_keeps_its_group_split():
     assert all(len(s) == 1 for s in splits_of_group.values())
     loaded = load_pixels(station.split("test")[:3], channels=1, max_side=64, progress=False)
     assert len(loaded) == 3 and max(loaded.images[0].shape) <= 64
+
+
+def test_fewer_than_five_groups_keep_everything_in_train_with_a_note(tmp_path):
+    import cv2
+    import numpy as np
+    from tests_support import write_manifest
+
+    from data.station import load_station
+
+    rows = []
+    for i in range(12):
+        name = f"img{i}.png"
+        cv2.imwrite(str(tmp_path / name), np.full((16, 16), 10 * i, np.uint8))
+        rows.append((name, "ok" if i % 2 else "ng", f"g{i % 3}"))
+    station = load_station(write_manifest(tmp_path, rows, ["path", "label", "group"]))
+    assert {s.split for s in station.samples} == {"train"}
+    assert any("too few to hold any out" in issue for issue in station.issues)
