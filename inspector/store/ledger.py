@@ -387,6 +387,17 @@ class Ledger:
             return [dict(row._mapping) for row in session.execute(stmt)]
 
     @_guarded
+    def classes(self) -> list[str]:
+        """Every class any registered model can predict, in model order (QA's class filter), without
+        scanning the results."""
+        names: dict[str, None] = {}
+        with self._reading() as session:
+            for config in session.scalars(select(ModelVersion.config).order_by(ModelVersion.id)):
+                for name in (config or {}).get("classes", []):
+                    names.setdefault(str(name), None)
+        return list(names)
+
+    @_guarded
     def runs(self, limit: int = 50) -> list[dict]:
         """Recent runs, newest first, with the station's name and the model's name and hash."""
         stmt = (

@@ -304,3 +304,9 @@ def test_two_writers_and_a_reader_at_once(ledger):
             future.result()
     assert ledger.count_results(ResultFilter()) == 300
     assert ledger.count_results(ResultFilter(reviewed=True)) >= 2
+
+
+def test_classes_come_from_the_registered_models(ledger):
+    ledger.ensure_model_version("a" * 64, "m1", {"classes": ["defect", "ok"]}, {})
+    ledger.ensure_model_version("b" * 64, "m2", {"classes": ["ok", "scratch"]}, {})
+    assert ledger.classes() == ["defect", "ok", "scratch"]
