@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test lint demo clean
+.PHONY: test lint demo screenshots clean
 
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -23,6 +23,10 @@ test: lint
 DEMO_ARGS ?= --frames 300
 demo: $(STAMP)
 	$(BIN)/inspector demo $(DEMO_ARGS)
+
+# Every screen, rendered offscreen after a short real demo run, at 1920x1080 and 1366x768.
+screenshots: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(BIN)/python -m ui.screenshots --out docs/screenshots
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -20,7 +20,7 @@ def as_rgb8(image: np.ndarray) -> np.ndarray:
     return image
 
 
-def overlay_importance(image: np.ndarray, importance: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+def overlay_importance(image: np.ndarray, importance: np.ndarray, alpha: float = 0.35) -> np.ndarray:
     """``image`` (any size, gray or RGB) blended with the (h, w) importance map, as RGB uint8."""
     base = as_rgb8(image)
     values = np.asarray(importance, np.float32)

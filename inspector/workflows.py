@@ -24,7 +24,7 @@ from data.station import Station, load_station
 from inspector.calibration import calibrate
 from inspector.errors import InspectorError
 from inspector.predict import predict_logits
-from inspector.training import Recipe, TrainOutcome, train, validate
+from inspector.training import EpochRecord, Recipe, TrainOutcome, train, validate
 from models.backbones import resolve_backbone
 from models.bundle import Bundle, load_bundle, meta_for, save_bundle
 from models.network import MERGE_MODES, InspectionNet
@@ -321,10 +321,12 @@ def finetune_model(
     progress: bool = True,
     log: Log = print,
     should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
 ) -> FinetuneSummary:
     """``inspector finetune``: adapt a bundle to a station; before/after on its held-out split.
 
     The source bundle is never modified; the adapted model is a new bundle at ``out``.
+    ``on_epoch`` gets each epoch's record as well as the log line (the wizard draws curves from it).
     """
     import time
 
@@ -352,6 +354,15 @@ def finetune_model(
     )
     tic = time.perf_counter()
     shutil.rmtree(partial, ignore_errors=True)
+
+    def epoch_done(record: EpochRecord) -> None:
+        log(
+            f"epoch {record.epoch + 1}/{recipe.epochs}: loss {record.loss:.3f}, "
+            f"val macro-F1 {record.val_macro_f1:.3f}"
+        )
+        if on_epoch is not None:
+            on_epoch(record)
+
     outcome = train(
         bundle.net,
         prep,
@@ -363,9 +374,7 @@ def finetune_model(
         progress=progress,
         should_stop=should_stop,
         start_as_candidate=True,
-        on_epoch=lambda r: log(
-            f"epoch {r.epoch + 1}/{recipe.epochs}: loss {r.loss:.3f}, val macro-F1 {r.val_macro_f1:.3f}"
-        ),
+        on_epoch=epoch_done,
     )
     if not outcome.history:
         shutil.rmtree(partial, ignore_errors=True)

@@ -1,0 +1,189 @@
+"""The fine-tune wizard end to end on a tiny station, and Cancel leaving the deployed model alone."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from inspector.registry import Registry  # noqa: E402
+from models.bundle import load_bundle, meta_for, save_bundle  # noqa: E402
+from models.network import InspectionNet  # noqa: E402
+from ui.context import AppContext  # noqa: E402
+from ui.finetune_view import FinetuneView  # noqa: E402
+from ui.finetune_wizard import FinetuneWizard  # noqa: E402
+
+WAIT_MS = 60_000
+
+
+@pytest.fixture
+def home(tmp_path, tiny_vit_spec) -> Path:
+    """A home whose registry has one deployed LTM model for the tiny station's three classes."""
+    net = InspectionNet(tiny_vit_spec, 3, "ltm")
+    net.set_schedule([None, [3, 3], None, [2, 2]])
+    meta = meta_for(net, ["ok", "scratch", "spot"], normal_class="ok", gmacs_ratio=0.6)
+    bundle = save_bundle(net, meta, tmp_path / "base")
+    home = tmp_path / "home"
+    Registry(home).deploy(str(bundle))
+    return home
+
+
+def _station_page_ready(qtbot, wizard: FinetuneWizard, station: Path) -> None:
+    page = wizard.station_page
+    page.path.setText(str(station))
+    page.check()
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
+    assert page.isComplete(), page.status.text()
+
+
+def _staging_left(home: Path) -> list[Path]:
+    root = home / "staging"
+    return list(root.iterdir()) if root.exists() else []
+
+
+def test_wizard_end_to_end_adds_a_version(qtbot, home, tiny_station):
+    context = AppContext(home)
+    view = FinetuneView(context)
+    qtbot.addWidget(view)
+    added: list[str] = []
+    view.model_added.connect(added.append)
+    wizard = view.open_wizard()
+    assert wizard.station_page.base_model == Registry(home).path_of("v1")
+
+    # 1 · a bad folder cannot go on; the station can
+    wizard.station_page.path.setText(str(tiny_station / "missing"))
+    wizard.station_page.check()
+    qtbot.waitUntil(lambda: not wizard.station_page.busy, timeout=WAIT_MS)
+    assert not wizard.station_page.isComplete()
+    assert "no such dataset" in wizard.station_page.status.text()
+    _station_page_ready(qtbot, wizard, tiny_station)
+    assert wizard.station_page.table.rowCount() == 3
+    wizard.next()
+
+    # 2 · augmentation preview re-renders when the choice changes
+    page = wizard.augment_page
+    qtbot.waitUntil(lambda: page.rendered, timeout=WAIT_MS)
+    assert not page.preview.pixmap().isNull()
+    page.boxes["optics"].setChecked(True)
+    qtbot.waitUntil(lambda: page.rendered, timeout=WAIT_MS)
+    assert page.presets == ["lighting", "angle", "optics"]
+    page.boxes["optics"].setChecked(False)
+    qtbot.waitUntil(lambda: page.rendered, timeout=WAIT_MS)
+    wizard.next()
+
+    # 3 · recipe
+    wizard.recipe_page.radios["merge+norm"].setChecked(True)
+    wizard.recipe_page.epochs.setValue(1)
+    assert wizard.recipe_page.recipe().trainable == "merge+norm"
+    wizard.next()
+
+    # 4 · training, into a staging folder under home
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: train.summary is not None or bool(train.failed), timeout=WAIT_MS)
+    assert train.summary is not None, train.failed
+    assert len(train.history) == 1 and train.log.count() > 0
+    assert wizard.staging is not None and wizard.staging.path.parent == home / "staging"
+    wizard.next()
+
+    # 5 · before / after with speed
+    compare = wizard.compare_page
+    assert compare.table.rowCount() >= 2 + 3
+    qtbot.waitUntil(lambda: compare.speed is not None, timeout=WAIT_MS)
+    assert compare.speed and compare.speed["after"]["gmacs"] > 0
+    wizard.next()
+
+    # 6 · save and deploy
+    wizard.save_page.deploy.setChecked(True)
+    with qtbot.waitSignal(view.model_added, timeout=WAIT_MS):
+        wizard.accept()
+    registry = Registry(home)
+    assert [v.id for v in registry.versions()] == ["v1", "v2"]
+    assert registry.deployed().id == "v2" and added == ["v2"]
+    assert "fine-tuned from v1" in registry.versions()[1].note
+    assert load_bundle(registry.path_of("v2")).meta.provenance["finetune_recipe"]["trainable"] == "merge+norm"
+    assert _staging_left(home) == []
+    qtbot.waitUntil(lambda: view.table.rowCount() == 1, timeout=WAIT_MS)  # the fine-tuned list
+
+
+def test_cancel_during_training_changes_nothing(qtbot, home, tiny_station):
+    context = AppContext(home)
+    wizard = FinetuneWizard(context)
+    qtbot.addWidget(wizard)
+    wizard.show()
+    _station_page_ready(qtbot, wizard, tiny_station)
+    wizard.next()
+    wizard.next()
+    wizard.recipe_page.epochs.setValue(200)  # far more than the test waits for
+    wizard.next()
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: len(train.history) >= 1 or bool(train.failed), timeout=WAIT_MS)
+    assert train.running, train.failed
+    staging = wizard.staging
+    assert staging is not None and staging.path.is_dir()
+    task = train.task
+    wizard.reject()
+    qtbot.waitUntil(lambda: task.finished.is_set(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not staging.path.exists(), timeout=WAIT_MS)
+    registry = Registry(home)
+    assert [v.id for v in registry.versions()] == ["v1"]
+    assert registry.deployed().id == "v1"
+    assert _staging_left(home) == []
+    assert not (home / "staging").exists()
+
+
+def test_cancel_after_the_first_page_and_unknown_classes(qtbot, home, tmp_path):
+    from conftest import make_station
+
+    station = make_station(tmp_path / "other", classes=("ok", "dent"), per_class=12)
+    wizard = FinetuneWizard(AppContext(home))
+    qtbot.addWidget(wizard)
+    wizard.station_page.path.setText(str(station))
+    wizard.station_page.check()
+    qtbot.waitUntil(lambda: not wizard.station_page.busy, timeout=WAIT_MS)
+    assert not wizard.station_page.isComplete()
+    texts = [wizard.station_page.notes.item(i).text() for i in range(wizard.station_page.notes.count())]
+    assert any("does not know dent" in t for t in texts)
+    assert any("Fewer than 10 training images" in t for t in texts)
+    wizard.reject()
+    assert Registry(home).deployed().id == "v1" and _staging_left(home) == []
+
+
+def test_time_budget_that_runs_out_at_once_is_reported(qtbot, home, tiny_station, monkeypatch):
+    from ui.finetune_wizard import RecipePage
+
+    monkeypatch.setattr(RecipePage, "budget_seconds", property(lambda self: 1e-6))
+    wizard = FinetuneWizard(AppContext(home))
+    qtbot.addWidget(wizard)
+    wizard.show()
+    _station_page_ready(qtbot, wizard, tiny_station)
+    wizard.next()
+    wizard.next()
+    wizard.next()
+    train = wizard.train_page
+    qtbot.waitUntil(lambda: bool(train.failed) or train.summary is not None, timeout=WAIT_MS)
+    assert "time budget" in train.failed and not train.isComplete()
+    wizard.reject()
+    assert _staging_left(home) == [] and Registry(home).deployed().id == "v1"
+
+
+@pytest.mark.skipif(os.name == "nt", reason="process probing is POSIX-only")
+def test_staging_left_by_a_dead_app_is_swept(qtbot, home):
+    dead, live = home / "staging" / "finetune-dead", home / "staging" / "finetune-live"
+    for folder, pid in ((dead, _ended_pid()), (live, os.getpid())):
+        (folder / "model").mkdir(parents=True)
+        (folder / "owner.pid").write_text(str(pid))
+    wizard = FinetuneWizard(AppContext(home))
+    qtbot.addWidget(wizard)
+    assert not dead.exists() and live.exists()
+
+
+def _ended_pid() -> int:
+    import subprocess
+
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid

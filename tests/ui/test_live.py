@@ -1,0 +1,53 @@
+"""The operator's Live screen, driven offscreen: a real run moves the counters, alarms show."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("pytestqt")
+
+from inspector.store import ResultFilter  # noqa: E402
+from ui.context import AppContext  # noqa: E402
+from ui.live_view import LiveView  # noqa: E402
+
+
+@pytest.fixture
+def live(qtbot, tmp_path):
+    view = LiveView(AppContext(tmp_path / "home"))
+    qtbot.addWidget(view)
+    view.resize(1366, 768)
+    view.show()
+    yield view
+    view.controller.stop_and_wait()
+    view.context.close()
+
+
+def test_a_run_moves_the_counters_and_is_all_in_the_ledger(qtbot, live, tiny_station):
+    live.overlay.setChecked(True)
+    live.start(source=f"{tiny_station}?fps=40&loop=1", model="demo")
+    qtbot.waitUntil(lambda: live.controller.running, timeout=60_000)
+    qtbot.waitUntil(lambda: int(live.counter_labels["total"].text()) >= 15, timeout=60_000)
+    assert live.verdict.text() in ("OK", "NG", "UNSURE")
+    assert live.last_outcome is not None and live.last_outcome.merge_map is not None
+    assert live.frame.pixmap() is not None and not live.frame.pixmap().isNull()
+    with qtbot.waitSignal(live.controller.stopped, timeout=60_000) as stopped:
+        live.toggle()
+    snapshot = stopped.args[0]
+    assert snapshot.entered == snapshot.written + snapshot.dropped
+    ledger = live.context.ledger()
+    assert ledger.count_results(ResultFilter(run_id=live.controller.pipeline.run_id)) == snapshot.written
+    assert live.start_button.text() == "Start"
+
+
+def test_new_shift_resets_the_counters_not_the_ledger(qtbot, live, tiny_station):
+    live.start(source=f"{tiny_station}?fps=40&loop=1", model="demo")
+    qtbot.waitUntil(lambda: int(live.counter_labels["total"].text() or 0) >= 5, timeout=60_000)
+    live.reset_counters()
+    assert int(live.counter_labels["total"].text()) < 5
+
+
+def test_a_source_that_cannot_open_shows_the_alarm_banner(qtbot, live, tmp_path):
+    live.start(source=str(tmp_path / "no-such-folder"), model="demo")
+    qtbot.waitUntil(lambda: live.banner.isVisible(), timeout=30_000)
+    assert "no such folder" in live.banner.text()
+    assert live.start_button.isEnabled() and live.start_button.text() == "Start"

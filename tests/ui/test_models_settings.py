@@ -1,0 +1,169 @@
+"""Models screen: deploy / roll back through the registry; Settings screen: validate, then save."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from PySide6.QtWidgets import QMessageBox  # noqa: E402
+
+from inspector.registry import Registry  # noqa: E402
+from models.bundle import meta_for, save_bundle  # noqa: E402
+from models.network import InspectionNet  # noqa: E402
+from ui.context import AppContext  # noqa: E402
+from ui.models_view import ModelsView  # noqa: E402
+from ui.settings_view import SettingsView  # noqa: E402
+
+WAIT_MS = 30_000
+
+
+@pytest.fixture
+def home(tmp_path, tiny_vit_spec) -> Path:
+    """Two registered versions, v1 deployed."""
+    home = tmp_path / "home"
+    registry = Registry(home)
+    for name, merge in (("a", "ltm"), ("b", "none")):
+        net = InspectionNet(tiny_vit_spec, 2, merge)
+        if merge == "ltm":
+            net.set_schedule([None, [3, 3], None, None])
+        registry.add(save_bundle(net, meta_for(net, ["ok", "ng"]), tmp_path / name), note=f"model {name}")
+    registry.deploy("v1")
+    return home
+
+
+@pytest.fixture
+def yes(monkeypatch) -> list[str]:
+    asked: list[str] = []
+
+    def answer(_parent, _title, text, *_args):
+        asked.append(text)
+        return QMessageBox.StandardButton.Yes
+
+    monkeypatch.setattr(QMessageBox, "question", answer)
+    return asked
+
+
+def _loaded(qtbot, view: ModelsView, before: int) -> None:
+    qtbot.waitUntil(lambda: view.reloads > before, timeout=WAIT_MS)
+
+
+def test_models_view_lists_deploys_and_rolls_back(qtbot, home, yes):
+    view = ModelsView(AppContext(home))
+    qtbot.addWidget(view)
+    _loaded(qtbot, view, 0)
+    assert view.table.rowCount() == 2
+    ids = [view.table.item(row, 1).text() for row in range(2)]
+    assert ids == ["v2", "v1"]  # newest first
+    deployed_row = ids.index("v1")
+    assert view.table.item(deployed_row, 0).text() == "● deployed"
+    assert view.table.item(deployed_row, 1).font().bold()
+    assert not view.table.item(1 - deployed_row, 1).font().bold()
+    assert view.table.item(ids.index("v2"), 5).text() == "none"
+    assert view.selected_id() is None
+
+    view.table.selectRow(ids.index("v2"))
+    count = view.reloads
+    with qtbot.waitSignal(view.deployed_changed, timeout=WAIT_MS):
+        view.deploy_button.click()
+    assert "Deploy v2?" in yes[-1]
+    assert Registry(home).deployed().id == "v2"
+    _loaded(qtbot, view, count)
+    assert view.deployed_id == "v2" and "v2 deployed" in view.message.text()
+
+    count = view.reloads
+    with qtbot.waitSignal(view.deployed_changed, timeout=WAIT_MS):
+        view.rollback_button.click()
+    assert Registry(home).deployed().id == "v1"
+    _loaded(qtbot, view, count)
+    assert view.deployed_id == "v1"
+
+    # nothing earlier to roll back to: one line, no signal, deployment unchanged
+    with qtbot.assertNotEmitted(view.deployed_changed, wait=200):
+        view.rollback_button.click()
+        qtbot.waitUntil(lambda: not view.busy, timeout=WAIT_MS)
+    assert "nothing to roll back" in view.message.text()
+    assert Registry(home).deployed().id == "v1"
+
+
+def test_declined_confirmation_changes_nothing(qtbot, home, monkeypatch):
+    monkeypatch.setattr(QMessageBox, "question", lambda *_a: QMessageBox.StandardButton.Cancel)
+    view = ModelsView(AppContext(home))
+    qtbot.addWidget(view)
+    _loaded(qtbot, view, 0)
+    view.table.selectRow(0)
+    with qtbot.assertNotEmitted(view.deployed_changed, wait=200):
+        view.deploy_button.click()
+    assert Registry(home).deployed().id == "v1"
+
+
+def test_add_bundle_and_bad_bundle(qtbot, home, tmp_path):
+    view = ModelsView(AppContext(home))
+    qtbot.addWidget(view)
+    _loaded(qtbot, view, 0)
+    (tmp_path / "empty").mkdir()
+    view.add_path(tmp_path / "empty")
+    qtbot.waitUntil(lambda: not view.busy, timeout=WAIT_MS)
+    assert "model.json: missing" in view.message.text() and "\n" not in view.message.text()
+    count = view.reloads
+    view.add_path(tmp_path / "a")
+    qtbot.waitUntil(lambda: not view.busy, timeout=WAIT_MS)
+    assert "Added v3" in view.message.text()
+    _loaded(qtbot, view, count)
+    assert view.table.rowCount() == 3
+
+
+def test_settings_save_writes_json_and_rejects_bad_values(qtbot, tmp_path):
+    context = AppContext(tmp_path / "home")
+    context.home.mkdir(parents=True)
+    view = SettingsView(context)
+    qtbot.addWidget(view)
+    path = context.home / "settings.json"
+
+    view.unsure_below.setText("1.5")
+    assert not view.save()
+    assert "UNSURE below confidence must be between 0 and 1" in view.message.text()
+    assert not path.exists()
+
+    view.unsure_below.setText("abc")
+    assert not view.save()
+    assert "must be a number" in view.message.text()
+
+    view.unsure_below.setText("0,62")  # a decimal comma is what many plants type
+    view.cycle_ms.setText("-5")
+    assert not view.save()
+    assert "Cycle budget must be positive" in view.message.text()
+
+    view.cycle_ms.setText("120")
+    view.station.setText("press-7")
+    view.operator.setText("Ana")
+    view.ok_every.setValue(10)
+    view.cap_gib.setValue(0.0)
+    assert not view.save()
+    assert "Size cap must be positive" in view.message.text()
+    view.cap_gib.setValue(5.5)
+    assert view.save(), view.message.text()
+    saved = json.loads(path.read_text())
+    assert saved["unsure_below"] == 0.62 and saved["cycle_budget_ms"] == 120.0
+    assert saved["station"] == "press-7" and saved["operator"] == "Ana"
+    assert saved["archive_ok_every"] == 10 and saved["archive_cap_gib"] == 5.5
+    assert saved["ood_energy_above"] is None and saved["source"] == "sim"  # untouched fields kept
+    assert context.settings.station == "press-7"
+    assert AppContext(context.home).settings.unsure_below == 0.62
+
+
+def test_settings_test_connection(qtbot, tmp_path):
+    context = AppContext(tmp_path / "home")
+    context.home.mkdir(parents=True)
+    view = SettingsView(context)
+    qtbot.addWidget(view)
+    view.test_connection()
+    qtbot.waitUntil(lambda: not view.testing, timeout=WAIT_MS)
+    assert "Connected" in view.db_message.text()
+    view.db_url.setText("nosuchdriver://x")
+    view.test_connection()
+    qtbot.waitUntil(lambda: not view.testing, timeout=WAIT_MS)
+    assert "Connected" not in view.db_message.text() and view.db_message.text()

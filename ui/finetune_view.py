@@ -1,0 +1,162 @@
+"""Fine-tune: the engineer's starting point for adapting the model to a new station.
+
+It says in plain words what fine-tuning does and does not do, which model it would start from
+(the deployed one), opens the wizard, and lists the versions earlier runs produced with their
+before → after figures, so an engineer sees at a glance whether adapting has paid off before.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.registry import Version
+from ui.context import AppContext
+from ui.finetune_wizard import FinetuneWizard
+from ui.models_view import created_text, key_metrics, merge_text, read_registry
+from ui.workers import run_task
+
+EXPLANATION = (
+    "A new station sees parts under its own lighting, camera angle and optics. Fine-tuning adapts the "
+    "deployed model to it in a few minutes on this computer: it re-trains the small token-merging "
+    "modules (optionally the normalisation layers or the classifier head) on the station's images, "
+    "varied by augmentation, and keeps the rest of the model frozen."
+    "<br><br>"
+    "You need a few dozen images per class from the new station — a folder per class, a manifest, "
+    "or QA-confirmed parts exported from the Review screen. The wizard checks them, shows before and "
+    "after on held-out images, and saves the result as a new model version. Nothing changes on the "
+    "line until you deploy it; Cancel at any step leaves everything as it was."
+)
+
+
+def _is_finetuned(version: Version) -> bool:
+    return "after" in version.metrics
+
+
+class FinetuneView(QWidget):
+    """Explanation, the deployed model, the wizard button, and the fine-tuned versions so far."""
+
+    model_added = Signal(str)
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.wizard: FinetuneWizard | None = None
+
+        title = QLabel("Adapt the model to a station")
+        title.setStyleSheet("font-size: 22px; font-weight: 700;")
+        text = QLabel(EXPLANATION)
+        text.setWordWrap(True)
+        text.setMaximumWidth(900)
+        self.deployed = QLabel("Reading the model registry …")
+        self.deployed.setWordWrap(True)
+        self.start_button = QPushButton("Start fine-tune wizard…")
+        self.start_button.setObjectName("primary")
+        self.start_button.setMinimumHeight(56)
+        self.start_button.setStyleSheet("font-size: 18px; padding: 10px 32px;")
+        self.start_button.clicked.connect(self.open_wizard)
+        self.message = QLabel("")
+        self.table = QTableWidget(0, 5)
+        self.table.setHorizontalHeaderLabels(["Version", "Created", "Held-out result", "Merge", "Note"])
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+
+        button_row = QHBoxLayout()
+        button_row.addWidget(self.start_button)
+        button_row.addWidget(self.message, 1)
+        previous = QLabel("Fine-tuned versions")
+        previous.setStyleSheet("font-size: 16px; font-weight: 700;")
+        self.empty = QLabel("None yet: versions saved by the wizard appear here with their before → after.")
+        self.empty.setObjectName("hint")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(24, 18, 24, 18)
+        layout.setSpacing(12)
+        layout.addWidget(title)
+        layout.addWidget(text)
+        layout.addWidget(self.deployed)
+        layout.addLayout(button_row)
+        layout.addSpacing(8)
+        layout.addWidget(previous)
+        layout.addWidget(self.empty)
+        layout.addWidget(self.table, 1)
+        layout.addStretch()
+        self.refresh()
+
+    def shown(self) -> None:
+        self.refresh()
+
+    def refresh(self) -> None:
+        run_task(read_registry, self.context.home, on_done=self._loaded, on_failed=self._failed)
+
+    def _loaded(self, result: tuple[list[Version], str | None]) -> None:
+        versions, deployed_id = result
+        current = next((v for v in versions if v.id == deployed_id), None)
+        if current is None:
+            self.deployed.setText(
+                "<b>Starting point:</b> nothing is deployed, so the wizard starts from the bundled demo "
+                "model (ELPV solar cells). You can pick another registered version on its first page."
+            )
+        else:
+            metric = key_metrics(current)
+            self.deployed.setText(
+                f"<b>Starting point:</b> the deployed model <b>{current.id}</b> — {merge_text(current)}, "
+                f"classes {', '.join(current.classes)}{'' if metric == '–' else ', ' + metric}."
+            )
+        rows = [v for v in reversed(versions) if _is_finetuned(v)]
+        self.table.setRowCount(len(rows))
+        for row, version in enumerate(rows):
+            marker = " (deployed)" if version.id == deployed_id else ""
+            cells = [
+                version.id + marker,
+                created_text(version.created),
+                key_metrics(version).replace("station test ", ""),
+                merge_text(version),
+                version.note,
+            ]
+            for column, text in enumerate(cells):
+                self.table.setItem(row, column, QTableWidgetItem(text))
+        self.empty.setVisible(not rows)
+        self.table.setVisible(bool(rows))
+
+    def _failed(self, message: str) -> None:
+        self.deployed.setText(f"Model registry: {message}")
+        self.deployed.setStyleSheet("color: #c62828;")
+
+    def open_wizard(self) -> FinetuneWizard:
+        """Open the wizard window-modal; it reports a saved version through ``model_added``."""
+        wizard = FinetuneWizard(self.context, self)
+        wizard.model_added.connect(self._added)
+        wizard.finished.connect(lambda _result: self._closed(wizard))
+        self.wizard = wizard
+        wizard.open()
+        return wizard
+
+    def _closed(self, wizard: FinetuneWizard) -> None:
+        """Delete the closed wizard once no worker will call back into it (a cancelled run can
+        take a training step to notice)."""
+        if self.wizard is wizard:
+            self.wizard = None
+        if wizard.idle():
+            wizard.deleteLater()
+        else:
+            QTimer.singleShot(500, lambda: self._closed(wizard))
+
+    def _added(self, version_id: str) -> None:
+        self.message.setText(f"Saved as {version_id}: see the Models screen to compare, deploy or roll back.")
+        self.model_added.emit(version_id)
+        self.refresh()

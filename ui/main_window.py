@@ -1,0 +1,53 @@
+"""The main window: a tab per job — Live (operator), Review (QA), Fine-tune and Models (engineer)."""
+
+from __future__ import annotations
+
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QMainWindow, QTabWidget
+
+from ui.context import AppContext
+from ui.finetune_view import FinetuneView
+from ui.live_view import LiveView
+from ui.models_view import ModelsView
+from ui.review_view import ReviewView
+from ui.settings_view import SettingsView
+from ui.style import APP_STYLE
+
+
+class MainWindow(QMainWindow):
+    def __init__(self, context: AppContext) -> None:
+        super().__init__()
+        self.context = context
+        self.setWindowTitle(f"LTM Inspector — {context.home}")
+        self.setStyleSheet(APP_STYLE)
+        self.tabs = QTabWidget()
+        self.live = LiveView(context)
+        self.review = ReviewView(context)
+        self.finetune = FinetuneView(context)
+        self.models = ModelsView(context)
+        self.settings = SettingsView(context)
+        for widget, name in (
+            (self.live, "Live"),
+            (self.review, "Review"),
+            (self.finetune, "Fine-tune"),
+            (self.models, "Models"),
+            (self.settings, "Settings"),
+        ):
+            self.tabs.addTab(widget, name)
+        self.tabs.currentChanged.connect(self._tab_shown)
+        self.models.deployed_changed.connect(self.live.reload_models)
+        self.finetune.model_added.connect(self.models.reload)
+        self.finetune.model_added.connect(self.live.reload_models)
+        self.setCentralWidget(self.tabs)
+        self.statusBar().showMessage(f"Results ledger: {context.db_url}")
+
+    def _tab_shown(self, index: int) -> None:
+        widget = self.tabs.widget(index)
+        if hasattr(widget, "shown"):
+            widget.shown()
+
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        # Nothing lost: the line stops and everything queued is judged and written before exit.
+        self.live.controller.stop_and_wait()
+        self.context.close()
+        super().closeEvent(event)

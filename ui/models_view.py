@@ -1,0 +1,336 @@
+"""Models: the registry's versions side by side, which one the line runs, deploy and roll back.
+
+An engineer picks the speed/accuracy point here, so each row shows both: GMACs and measured
+latency next to the key metric. Deploy and roll back only change which registered version is
+current (the registry makes that switch atomic); they ask first, because a line started
+afterwards judges parts with the other model.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QFileDialog,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.registry import Registry, Version
+from ui.context import AppContext
+from ui.workers import run_task
+
+COLUMNS = [
+    "",
+    "Version",
+    "Created",
+    "Source",
+    "Classes",
+    "Merge",
+    "GMACs",
+    "Latency ms",
+    "Key metrics",
+    "Note",
+]
+ERROR_STYLE = "color: #c62828;"
+DEPLOYED_MARK = "● deployed"
+DEPLOYED_BACKGROUND = "#e3f3e8"
+TITLE_STYLE = "font-size: 20px; font-weight: 700;"
+
+
+def created_text(stamp: str) -> str:
+    """The registry stores UTC ISO times; people read local time to the minute."""
+    try:
+        return dt.datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return stamp
+
+
+def merge_text(version: Version) -> str:
+    if version.merge == "none":
+        return "none"
+    ratio = f" @ {version.gmacs_ratio:g}" if version.gmacs_ratio else ""
+    return f"{version.merge.upper()}{ratio}"
+
+
+def key_metrics(version: Version) -> str:
+    """Held-out macro-F1 on the adapted station when the version was fine-tuned, else validation."""
+    metrics = version.metrics
+    after, before, val = metrics.get("after"), metrics.get("before"), metrics.get("val")
+    if isinstance(after, dict) and "macro_f1" in after:
+        was = f"{before['macro_f1']:.3f} → " if isinstance(before, dict) and "macro_f1" in before else ""
+        return f"station test macro-F1 {was}{after['macro_f1']:.3f}"
+    if isinstance(val, dict) and "macro_f1" in val:
+        return f"val macro-F1 {val['macro_f1']:.3f}"
+    return "–"
+
+
+def source_text(version: Version, home: Path) -> str:
+    """Where the bundle came from; the wizard's staging folder is gone by now, so name the wizard."""
+    source = Path(version.source)
+    if (home / "staging") in source.parents:
+        return "fine-tune wizard"
+    return source.name or str(source)
+
+
+def read_registry(home: Path) -> tuple[list[Version], str | None]:
+    registry = Registry(home)
+    deployed = registry.deployed()
+    return registry.versions(), deployed.id if deployed else None
+
+
+class ModelsView(QWidget):
+    """The registry table with Deploy, Roll back and Add bundle…; every change runs in a worker."""
+
+    deployed_changed = Signal()
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.versions: list[Version] = []
+        self.deployed_id: str | None = None
+        self.busy = False
+        self.reloads = 0  # finished reloads: lets tests (and nothing else) wait for one
+
+        title = QLabel("Model versions")
+        title.setStyleSheet(TITLE_STYLE)
+        self.deployed_label = QLabel("")
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setWordWrap(False)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(COLUMNS.index("Note"), QHeaderView.ResizeMode.Stretch)
+        header.setHighlightSections(False)
+        self.table.itemSelectionChanged.connect(self._selection_changed)
+        self.table.itemDoubleClicked.connect(lambda _item: self.deploy_selected())
+        self.details = QLabel("")
+        self.details.setObjectName("hint")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+
+        self.deploy_button = QPushButton("Deploy selected")
+        self.deploy_button.setObjectName("primary")
+        self.deploy_button.setToolTip("Make the selected version the one lines run (asks first)")
+        self.deploy_button.clicked.connect(self.deploy_selected)
+        self.rollback_button = QPushButton("Roll back")
+        self.rollback_button.setToolTip("Undo the last deployment: the version deployed before it returns")
+        self.rollback_button.clicked.connect(self.rollback)
+        self.add_button = QPushButton("Add bundle…")
+        self.add_button.setToolTip(
+            "Register a model folder (model.json + model.safetensors) as a new version"
+        )
+        self.add_button.clicked.connect(self.add_bundle)
+        refresh = QPushButton("Refresh")
+        refresh.clicked.connect(self.reload)
+        self.message = QLabel("")
+        self.message.setWordWrap(False)
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.deploy_button)
+        buttons.addWidget(self.rollback_button)
+        buttons.addWidget(self.add_button)
+        buttons.addWidget(refresh)
+        buttons.addWidget(self.message, 1)
+        layout = QVBoxLayout(self)
+        layout.addWidget(title)
+        layout.addWidget(self.deployed_label)
+        layout.addWidget(self.table, 1)
+        layout.addWidget(self.details)
+        layout.addLayout(buttons)
+        self._buttons = (self.deploy_button, self.rollback_button, self.add_button)
+        self.reload()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def shown(self) -> None:
+        self.reload()
+
+    def reload(self, *_args: object) -> None:
+        """Re-read the registry in a worker (also the slot for "a model was added")."""
+        run_task(read_registry, self.context.home, on_done=self._loaded, on_failed=self._load_failed)
+
+    def _loaded(self, result: tuple[list[Version], str | None]) -> None:
+        selected = self.selected_id()
+        self.versions, self.deployed_id = result
+        self.table.setRowCount(len(self.versions))
+        bold = QFont(self.table.font())
+        bold.setBold(True)
+        for row, version in enumerate(reversed(self.versions)):  # newest first
+            deployed = version.id == self.deployed_id
+            cells = [
+                DEPLOYED_MARK if deployed else "",
+                version.id,
+                created_text(version.created),
+                source_text(version, self.context.home),
+                ", ".join(version.classes),
+                merge_text(version),
+                f"{version.gmacs:.3f}",
+                f"{version.latency_ms:.1f}",
+                key_metrics(version),
+                version.note,
+            ]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setData(Qt.ItemDataRole.UserRole, version.id)
+                if column in (6, 7):
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if column == 3:
+                    item.setToolTip(version.source)
+                if column == 9:
+                    item.setToolTip(version.note)
+                if deployed:
+                    item.setFont(bold)
+                    item.setBackground(QColor(DEPLOYED_BACKGROUND))
+                    if column == 0:
+                        item.setForeground(QColor("#1b873f"))
+                self.table.setItem(row, column, item)
+        if self.deployed_id:
+            current = next(v for v in self.versions if v.id == self.deployed_id)
+            figures = [merge_text(current), f"{current.gmacs:.3f} GMACs", f"{current.latency_ms:.1f} ms"]
+            if key_metrics(current) != "–":
+                figures.append(key_metrics(current))
+            self.deployed_label.setText(f"Deployed: <b>{current.id}</b> — {', '.join(figures)}")
+        elif self.versions:
+            self.deployed_label.setText("Nothing deployed: lines run the bundled demo model.")
+        else:
+            self.deployed_label.setText(
+                "The registry is empty: add a bundle, fine-tune one, or `inspector models deploy MODEL`. "
+                "Lines run the bundled demo model meanwhile."
+            )
+        self._select(selected)
+        self.reloads += 1
+
+    def _load_failed(self, message: str) -> None:
+        self.reloads += 1
+        self._say(message, error=True)
+
+    def selected_id(self) -> str | None:
+        items = self.table.selectedItems()
+        return items[0].data(Qt.ItemDataRole.UserRole) if items else None
+
+    def _select(self, version_id: str | None) -> None:
+        for row in range(self.table.rowCount()):
+            if self.table.item(row, 1).text() == version_id:
+                self.table.selectRow(row)
+                return
+        self._selection_changed()
+
+    def _selection_changed(self) -> None:
+        version = next((v for v in self.versions if v.id == self.selected_id()), None)
+        if version is None:
+            self.details.setText("Select a version to see where it came from; double-click deploys it.")
+            return
+        self.details.setText(
+            f"{version.id}: {len(version.classes)} classes ({', '.join(version.classes)}) · "
+            f"{version.params / 1e6:.2f} M parameters · added {created_text(version.created)} from "
+            f"{version.source}"
+        )
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def deploy_selected(self) -> None:
+        version_id = self.selected_id()
+        if version_id is None:
+            self._say("Select a version to deploy.", error=True)
+            return
+        if version_id == self.deployed_id:
+            self._say(f"{version_id} is already deployed.")
+            return
+        current = self.deployed_id or "the bundled demo model"
+        if not self._confirm(
+            "Deploy model",
+            f"Deploy {version_id}? Lines started from now on judge parts with it instead of {current}. "
+            "Roll back returns to the current one.",
+        ):
+            return
+        self._run(Registry(self.context.home).deploy, version_id, done=lambda v: f"{v.id} deployed.")
+
+    def rollback(self) -> None:
+        if not self._confirm(
+            "Roll back",
+            "Undo the last deployment? The version deployed before it becomes current again.",
+        ):
+            return
+        self._run(
+            Registry(self.context.home).rollback, done=lambda v: f"Rolled back: {v.id} is deployed again."
+        )
+
+    def add_bundle(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Model bundle folder (model.json + model.safetensors)")
+        if path:
+            self.add_path(Path(path))
+
+    def add_path(self, path: Path) -> None:
+        """Register a bundle folder (checked, copied and measured in a worker)."""
+        self._run(
+            Registry(self.context.home).add,
+            path,
+            done=lambda v: f"Added {v.id} from {path.name}.",
+            changes_deployment=False,
+            started=f"Adding {path} (checking, copying, measuring latency) …",
+        )
+
+    def _run(
+        self,
+        fn: Callable[..., Version],
+        *args: object,
+        done: Callable[[Version], str],
+        changes_deployment: bool = True,
+        started: str = "Working …",
+    ) -> None:
+        if self.busy:
+            return
+        self.busy = True
+        for button in self._buttons:
+            button.setEnabled(False)
+        self._say(started)
+
+        def finished(version: Version) -> None:
+            self._idle()
+            self._say(done(version))
+            if changes_deployment:
+                self.deployed_changed.emit()
+            self.reload()
+
+        def failed(message: str) -> None:
+            self._idle()
+            self._say(message, error=True)
+
+        run_task(fn, *args, on_done=finished, on_failed=failed)
+
+    def _idle(self) -> None:
+        self.busy = False
+        for button in self._buttons:
+            button.setEnabled(True)
+
+    def _confirm(self, title: str, text: str) -> bool:
+        answer = QMessageBox.question(
+            self,
+            title,
+            text,
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.Cancel,
+            QMessageBox.StandardButton.Cancel,
+        )
+        return answer == QMessageBox.StandardButton.Yes
+
+    def _say(self, text: str, error: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setToolTip(text)
+        self.message.setStyleSheet(ERROR_STYLE if error else "")

@@ -1,0 +1,290 @@
+"""Settings: what a plant engineer sets once per installation, kept in ``<home>/settings.json``.
+
+The form edits a copy; Save checks it with ``Settings.validate`` and writes it through the app
+context, so a bad value is reported on one line next to the button and nothing half-valid is
+ever stored. Optional numbers are plain text fields: empty means "use the default" (for the
+thresholds: the value the bundle was calibrated with), which a spin box cannot express.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QDoubleSpinBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from inspector.errors import InspectorError
+from inspector.settings import FILE, Settings
+from inspector.store import Ledger, default_url
+from ui.context import AppContext
+from ui.workers import run_task
+
+ERROR_STYLE = "color: #c62828;"
+GOOD_STYLE = "color: #1b873f;"
+
+
+def check_connection(url: str) -> str:
+    """Open (and migrate) the ledger at ``url`` and close it again: the same path the line takes."""
+    with Ledger(url) as ledger:
+        return repr(ledger)
+
+
+def _optional_float(text: str, name: str) -> float | None:
+    text = text.strip().replace(",", ".")
+    if not text:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise InspectorError(f"{name} must be a number (or empty), got {text!r}") from None
+
+
+def _hint(text: str) -> QLabel:
+    label = QLabel(text)
+    label.setObjectName("hint")
+    label.setWordWrap(True)
+    return label
+
+
+def _form(box: QGroupBox) -> QFormLayout:
+    form = QFormLayout(box)
+    form.setVerticalSpacing(10)
+    form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+    return form
+
+
+def _with_hint(field: QWidget | QHBoxLayout, text: str, *extra: QWidget) -> QWidget:
+    """A field with its explanation right under it (a form row of its own leaves a wide gap)."""
+    holder = QWidget()
+    column = QVBoxLayout(holder)
+    column.setContentsMargins(0, 0, 0, 0)
+    column.setSpacing(2)
+    if isinstance(field, QHBoxLayout):
+        column.addLayout(field)
+    else:
+        column.addWidget(field)
+    column.addWidget(_hint(text))
+    for widget in extra:
+        column.addWidget(widget)
+    return holder
+
+
+# Settings.validate speaks in field names; the form shows labels.
+LABELS = {
+    "archive_ok_every": "Keep OK images",
+    "archive_cap_gib": "Size cap",
+    "unsure_below": "UNSURE below confidence",
+    "ood_energy_above": "UNSURE above energy score",
+    "cycle_budget_ms": "Cycle budget",
+}
+
+
+def _readable(message: str) -> str:
+    for name, label in LABELS.items():
+        message = message.replace(name, label)
+    return message[:1].upper() + message[1:]
+
+
+class SettingsView(QWidget):
+    """Home, database, archive policy, threshold overrides and station defaults; Save validates."""
+
+    def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.context = context
+        self.testing = False
+
+        self.home = QLineEdit(str(context.home))
+        self.home.setReadOnly(True)
+        self.home.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.home.setStyleSheet("background: #e6e8eb; color: #333;")
+        self.db_url = QLineEdit()
+        self.db_url.setPlaceholderText(f"empty: SQLite in the home folder ({default_url(context.home)})")
+        self.test_button = QPushButton("Test connection")
+        self.test_button.clicked.connect(self.test_connection)
+        self.db_message = QLabel("")
+        self.db_message.setWordWrap(True)
+        self.ok_every = QSpinBox()
+        self.ok_every.setRange(0, 1_000_000)
+        self.ok_every.setSpecialValueText("no OK images")
+        self.ok_every.setPrefix("1 in ")
+        self.cap_gib = QDoubleSpinBox()
+        self.cap_gib.setRange(0.0, 100_000.0)
+        self.cap_gib.setDecimals(1)
+        self.cap_gib.setSingleStep(0.5)
+        self.cap_gib.setSuffix(" GiB")
+        self.unsure_below = QLineEdit()
+        self.unsure_below.setPlaceholderText("empty: the model's calibrated value")
+        self.ood_above = QLineEdit()
+        self.ood_above.setPlaceholderText("empty: the model's calibrated value")
+        self.station = QLineEdit()
+        self.operator = QLineEdit()
+        self.operator.setPlaceholderText("empty: asked on the Live screen")
+        self.cycle_ms = QLineEdit()
+        self.cycle_ms.setPlaceholderText("empty: no cycle budget")
+        self.save_button = QPushButton("Save")
+        self.save_button.setObjectName("primary")
+        self.save_button.clicked.connect(self.save)
+        revert = QPushButton("Revert")
+        revert.setToolTip("Discard unsaved changes")
+        revert.clicked.connect(self.load)
+        self.message = QLabel("")
+
+        self.db_message.hide()
+        db_row = QHBoxLayout()
+        db_row.addWidget(self.db_url, 1)
+        db_row.addWidget(self.test_button)
+
+        where = QGroupBox("Where data lives")
+        form = _form(where)
+        form.addRow(
+            "Home folder",
+            _with_hint(
+                self.home, "Set when the app starts: --home DIR or the INSPECTOR_HOME environment variable."
+            ),
+        )
+        form.addRow(
+            "Results database",
+            _with_hint(
+                db_row,
+                "A SQLAlchemy URL, e.g. postgresql+psycopg://user@host/inspector for several stations "
+                "sharing one ledger. Used by lines started after saving.",
+                self.db_message,
+            ),
+        )
+
+        archive = QGroupBox("Image archive")
+        form = _form(archive)
+        form.addRow("Keep OK images", self.ok_every)
+        form.addRow(
+            "Size cap",
+            _with_hint(
+                self.cap_gib,
+                "NG, UNSURE and ERROR images are always kept; at the cap the oldest OK images go first.",
+            ),
+        )
+
+        verdicts = QGroupBox("Verdict thresholds (overrides)")
+        form = _form(verdicts)
+        form.addRow("UNSURE below confidence", _with_hint(self.unsure_below, "A confidence between 0 and 1."))
+        form.addRow(
+            "UNSURE above energy score",
+            _with_hint(self.ood_above, "Higher means a part less like the training images."),
+        )
+        form.addRow(_hint("Leave empty to use what the deployed model was calibrated with (recommended)."))
+
+        station = QGroupBox("Station")
+        form = _form(station)
+        form.addRow("Station name", self.station)
+        form.addRow("Default operator", self.operator)
+        form.addRow(
+            "Cycle budget (ms)",
+            _with_hint(self.cycle_ms, "Slower parts are counted as overruns on the Live screen."),
+        )
+
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.save_button)
+        buttons.addWidget(revert)
+        buttons.addWidget(self.message, 1)
+        columns = QHBoxLayout()
+        left, right = QVBoxLayout(), QVBoxLayout()
+        left.addWidget(where)
+        left.addWidget(station)
+        left.addStretch(1)
+        right.addWidget(archive)
+        right.addWidget(verdicts)
+        right.addStretch(1)
+        columns.addLayout(left, 1)
+        columns.addLayout(right, 1)
+        content = QWidget()
+        content.setMaximumWidth(1400)  # on a wide screen, fields a metre long read worse, not better
+        inner = QVBoxLayout(content)
+        inner.setContentsMargins(0, 0, 0, 0)
+        inner.addLayout(columns)
+        inner.addSpacing(6)
+        inner.addLayout(buttons)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        layout.addWidget(content)
+        layout.addStretch(1)
+        self.load()
+
+    def load(self) -> None:
+        """Fill the form from the context's current settings."""
+        s = self.context.settings
+        self.db_url.setText(s.db_url)
+        self.ok_every.setValue(s.archive_ok_every)
+        self.cap_gib.setValue(s.archive_cap_gib)
+        self.unsure_below.setText("" if s.unsure_below is None else f"{s.unsure_below:g}")
+        self.ood_above.setText("" if s.ood_energy_above is None else f"{s.ood_energy_above:g}")
+        self.station.setText(s.station)
+        self.operator.setText(s.operator)
+        self.cycle_ms.setText("" if s.cycle_budget_ms is None else f"{s.cycle_budget_ms:g}")
+        self._say("")
+
+    def form_settings(self) -> Settings:
+        """The form as settings (fields the form does not show are kept); raises on a bad value."""
+        station = self.station.text().strip()
+        if not station:
+            raise InspectorError("the station name must not be empty")
+        return replace(
+            self.context.settings,
+            db_url=self.db_url.text().strip(),
+            archive_ok_every=self.ok_every.value(),
+            archive_cap_gib=self.cap_gib.value(),
+            unsure_below=_optional_float(self.unsure_below.text(), "UNSURE below confidence"),
+            ood_energy_above=_optional_float(self.ood_above.text(), "UNSURE above energy score"),
+            station=station,
+            operator=self.operator.text().strip(),
+            cycle_budget_ms=_optional_float(self.cycle_ms.text(), "cycle budget"),
+        ).validate()
+
+    def save(self) -> bool:
+        try:
+            settings = self.form_settings()
+            self.context.save(settings)
+        except InspectorError as exc:
+            self._say(_readable(str(exc)), error=True)
+            return False
+        except OSError as exc:
+            self._say(f"could not write {self.context.home / FILE}: {exc.strerror or exc}", error=True)
+            return False
+        self._say(
+            f"Saved to {self.context.home / FILE}. Lines started from now on use these settings.", good=True
+        )
+        return True
+
+    def test_connection(self) -> None:
+        url = self.db_url.text().strip() or default_url(self.context.home)
+        self.testing = True
+        self.test_button.setEnabled(False)
+        self.db_message.setStyleSheet("")
+        self.db_message.setText(f"Connecting to {url} …")
+        self.db_message.show()
+        run_task(check_connection, url, on_done=self._connected, on_failed=self._not_connected)
+
+    def _connected(self, description: str) -> None:
+        self.testing = False
+        self.test_button.setEnabled(True)
+        self.db_message.setStyleSheet(GOOD_STYLE)
+        self.db_message.setText(f"Connected, schema up to date: {description}")
+
+    def _not_connected(self, message: str) -> None:
+        self.testing = False
+        self.test_button.setEnabled(True)
+        self.db_message.setStyleSheet(ERROR_STYLE)
+        self.db_message.setText(message)
+
+    def _say(self, text: str, error: bool = False, good: bool = False) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet(ERROR_STYLE if error else GOOD_STYLE if good else "")
