@@ -19,18 +19,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import platform
 import tempfile
 import time
 from pathlib import Path
 
-import torch
-
 from data.elpv import load_elpv
 from inspector.archive import ArchivePolicy, ImageArchive
 from inspector.demo import demo_model_path
 from inspector.inference import InferenceEngine
-from inspector.pipeline import Pipeline, PipelineConfig, RunInfo
+from inspector.pipeline import Pipeline, PipelineConfig, RunInfo, default_inference_threads
 from inspector.sources.simulated import SimulatedStation
 from inspector.store import Ledger
 from models.bundle import Bundle, load_bundle
@@ -124,7 +123,8 @@ def main() -> None:
     report = {
         "command": "python -m benchmarks.line_speed "
         f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}",
-        "machine": {"cpu_threads": torch.get_num_threads(), "platform": platform.platform()},
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "inference_threads": default_inference_threads(),
         "summary": summary,
         "ratios_ltm_over_unmerged": ratios,
         "runs": runs,

@@ -9,6 +9,7 @@ drop with a reason; ``stop`` drains the queue and flushes the archive and the le
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import threading
 import time
@@ -18,6 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
+import torch
 
 from inspector.archive import ImageArchive
 from inspector.frame_queue import FrameQueue
@@ -43,6 +45,13 @@ class PipelineConfig:
     max_frames: int | None = None
     track_maps: bool = False
     reconnect_max_s: float = 10.0
+    # Threads for the model. None: all cores but one, so capture, archive and the ledger writer
+    # keep a core and frame-to-verdict latency stays steady (measured in BENCHMARKS.md).
+    inference_threads: int | None = None
+
+
+def default_inference_threads() -> int:
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 @dataclass
@@ -105,6 +114,7 @@ class Pipeline:
         self._to_writer: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._finished = False
+        self._threads_before = torch.get_num_threads()
         self.error: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -118,6 +128,8 @@ class Pipeline:
         except BaseException:
             self.source.close()
             raise
+        self._threads_before = torch.get_num_threads()
+        torch.set_num_threads(self.config.inference_threads or default_inference_threads())
         self.stats.reset()
         for name, target in (
             ("writer", self._write_loop),
@@ -188,6 +200,7 @@ class Pipeline:
             return
         self._finished = True
         self.source.close()
+        torch.set_num_threads(self._threads_before)
         snapshot = self.stats.snapshot()
         self.event("info", "run_stopped", f"run stopped after {snapshot.entered} frames")
         if self.ledger is not None and self.run_id is not None:
