@@ -227,7 +227,9 @@ def finetune(
     out: Annotated[Path, typer.Option("--out", help="Bundle folder for the adapted model.")],
     augment: Annotated[list[str] | None, typer.Option(help="Presets: lighting, angle, optics.")] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 10,
-    trainable: Annotated[str, typer.Option(help="merge, merge+norm, merge+head or all.")] = "merge",
+    trainable: Annotated[
+        str, typer.Option(help="merge, merge+norm, merge+head or all (see BENCHMARKS.md, adaptation).")
+    ] = "merge+head",
     lr: float = 5e-4,
     seed: int = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
