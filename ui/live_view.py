@@ -54,6 +54,12 @@ COUNTERS = [
     ("drops", "Drops"),
 ]
 STRIP = 24
+CONDITIONS = [
+    ("Station: as trained", None),
+    ("Station: lamp changed", "lighting"),
+    ("Station: camera moved", "angle"),
+    ("Station: dirty optics", "optics"),
+]
 STAGE_NAMES = {
     "queue": "waiting in queue",
     "infer": "inference",
@@ -112,6 +118,13 @@ class LiveView(QWidget):
             if text:
                 bar.addWidget(QLabel(text))
             bar.addWidget(widget, stretch)
+        self.condition = QComboBox()
+        for label, profile in CONDITIONS:
+            self.condition.addItem(label, profile)
+        self.condition.setToolTip("Simulated station only: change its lamp, camera angle or optics live")
+        self.condition.setEnabled(False)
+        self.condition.currentIndexChanged.connect(self._condition_changed)
+        bar.addWidget(self.condition)
         bar.addWidget(self.overlay)
         bar.addWidget(reset)
         bar.addWidget(self.start_button)
@@ -235,12 +248,27 @@ class LiveView(QWidget):
         self.detail.setText(f"Inspecting: {name}")
         for widget in (self.source, self.model, self.lot, self.operator):
             widget.setEnabled(False)
+        simulated = hasattr(self.controller.pipeline.source, "set_profile")
+        self.condition.setEnabled(simulated)
+        if simulated:
+            self._condition_changed()
+
+    def _condition_changed(self, *_: object) -> None:
+        """The simulated station's condition, switched live: watch the model drift and the alarm."""
+        pipeline = self.controller.pipeline
+        if pipeline is None or not hasattr(pipeline.source, "set_profile"):
+            return
+        profile = self.condition.currentData()
+        if profile != pipeline.source.profile:
+            pipeline.source.set_profile(profile, 3 if profile else None)
+            pipeline.event("info", "profile", f"simulated station: {self.condition.currentText().lower()}")
 
     def _on_stopped(self, snapshot: StatsSnapshot) -> None:
         self.refresh()
         self.start_button.setEnabled(True)
         self.start_button.setText("Start")
         self.detail.setText(f"Stopped after {snapshot.entered} parts; every result is saved")
+        self.condition.setEnabled(False)
         for widget in (self.source, self.model, self.lot, self.operator):
             widget.setEnabled(True)
 

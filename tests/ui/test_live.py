@@ -51,3 +51,15 @@ def test_a_source_that_cannot_open_shows_the_alarm_banner(qtbot, live, tmp_path)
     qtbot.waitUntil(lambda: live.banner.isVisible(), timeout=30_000)
     assert "no such folder" in live.banner.text()
     assert live.start_button.isEnabled() and live.start_button.text() == "Start"
+
+
+def test_the_simulated_station_condition_switches_live(qtbot, live, tiny_station):
+    live.start(source=f"sim:{tiny_station}?fps=40&split=all", model="demo")
+    qtbot.waitUntil(lambda: live.controller.running, timeout=60_000)
+    assert live.condition.isEnabled()
+    live.condition.setCurrentIndex(1)
+    assert live.controller.pipeline.source.profile == "lighting"
+    qtbot.waitUntil(
+        lambda: live.last_outcome is not None and live.last_outcome.frame.meta.get("profile") == "lighting",
+        timeout=30_000,
+    )
