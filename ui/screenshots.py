@@ -108,7 +108,7 @@ def render(out: Path) -> list[Path]:
     return written
 
 
-def elpv_station(root: Path, per_class: int = 40) -> Path:
+def elpv_station(root: Path, per_class: int = 150) -> Path:
     """A small 'new station' from ELPV cells, under a stronger lighting, for the wizard to adapt to."""
     import cv2
 
@@ -129,7 +129,7 @@ def elpv_station(root: Path, per_class: int = 40) -> Path:
 
 
 def render_wizard(window, out: Path) -> list[Path]:  # noqa: ANN001 - ui.main_window.MainWindow
-    """All six wizard pages, on a small lighting-shifted ELPV station, with a 2-epoch real run."""
+    """All six wizard pages, on a small lighting-shifted ELPV station, with a 3-epoch real run."""
     written = []
     with tempfile.TemporaryDirectory(prefix="inspector-station-") as tmp:
         station = elpv_station(Path(tmp) / "station")
@@ -149,7 +149,7 @@ def render_wizard(window, out: Path) -> list[Path]:  # noqa: ANN001 - ui.main_wi
         for index, (name, ready) in enumerate(steps):
             if index:
                 if name == "4-training":
-                    wizard.recipe_page.epochs.setValue(2)
+                    wizard.recipe_page.epochs.setValue(3)
                 wizard.next()
             pump(600, ready)
             for size in SIZES:
