@@ -188,24 +188,12 @@ def register_presets() -> None:
 
 
 def make_synthetic_station(root: Path, per_class: int = 24, size: int = 40, seed: int = 0) -> Path:
-    """A tiny, learnable station (as ``make_station`` in the tests): noise plus a class mark."""
-    import cv2
+    """The tests' tiny, learnable station (``data.synthetic``), written once."""
+    from data.synthetic import write_synthetic_station
 
     if (root / ".complete").is_file():
         return root
-    rng = np.random.default_rng(seed)
-    for index, name in enumerate(("ok", "scratch", "spot")):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            image = rng.normal(140, 12, (size, size)).clip(0, 255).astype(np.uint8)
-            if index == 1:
-                row = int(rng.integers(6, size - 8))
-                image[row : row + 3, 4 : size - 4] = 40
-            elif index == 2:
-                y, x = (int(v) for v in rng.integers(8, size - 8, 2))
-                cv2.circle(image, (x, y), 5, 230, -1)
-            cv2.imwrite(str(folder / f"{name}_{i:03d}.png"), image)
+    write_synthetic_station(root, per_class=per_class, size=size, seed=seed)
     (root / ".complete").write_text("")
     return root
 

@@ -29,23 +29,9 @@ def make_station(
     root: Path, classes=("ok", "scratch", "spot"), per_class: int = 24, size: int = 40, seed: int = 0
 ):
     """A tiny, learnable station: noise plus a class-specific mark, PNG files in class folders."""
-    import cv2
-    import numpy as np
+    from data.synthetic import write_synthetic_station
 
-    rng = np.random.default_rng(seed)
-    for index, name in enumerate(classes):
-        folder = root / name
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(per_class):
-            image = rng.normal(140, 12, (size, size)).clip(0, 255).astype(np.uint8)
-            if index == 1:
-                row = int(rng.integers(6, size - 8))
-                image[row : row + 3, 4 : size - 4] = 40
-            elif index == 2:
-                y, x = (int(v) for v in rng.integers(8, size - 8, 2))
-                cv2.circle(image, (x, y), 5, 230, -1)
-            cv2.imwrite(str(folder / f"{name}_{i:03d}.png"), image)
-    return root
+    return write_synthetic_station(root, classes, per_class, size, seed)
 
 
 @pytest.fixture
