@@ -126,9 +126,6 @@ class ImageArchive:
         except OSError:
             pass
 
-    def path_of(self, reference: str) -> Path:
-        return self.root / reference
-
 
 def _to_bgr(image: np.ndarray) -> np.ndarray:
     image = to_uint8(image) if image.dtype != np.uint16 else image

@@ -42,10 +42,6 @@ class StatsSnapshot:
         return sum(self.verdicts.values())
 
     @property
-    def in_flight(self) -> int:
-        return self.entered - self.judged - self.dropped
-
-    @property
     def yield_pct(self) -> float | None:
         """OK share of the parts the machine judged (UNSURE counts against: it needs a person)."""
         judged = sum(self.verdicts.get(v, 0) for v in ("OK", "NG", "UNSURE"))
