@@ -218,6 +218,7 @@ def demo(
                 switched = True
                 pipeline.source.set_profile("lighting", 3)
                 pipeline.event("info", "profile", "demo: station lighting shift switched on")
+                progress(f"frame {switch_at}: the station's lamp changed; watch UNSURE climb")
 
         run_line(pipeline, url, drift)
     except (*USER_ERRORS, ValueError) as exc:
