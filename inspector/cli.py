@@ -52,7 +52,11 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
         "classes", ", ".join(meta.classes) + (f"  (normal: {meta.normal_class})" if meta.normal_class else "")
     )
     prep = meta.preprocessing
-    table.add_row("input", f"{prep.size}x{prep.size}, {prep.resize}, mean {prep.mean}, std {prep.std}")
+    table.add_row(
+        "input",
+        f"{prep.size}x{prep.size}, {prep.resize}, "
+        + ("each image standardised" if prep.normalize == "image" else f"mean {prep.mean}, std {prep.std}"),
+    )
     table.add_row("GMACs", f"{count_gmacs(net, spec.img_size, spec.in_chans):.4f} (batch 1)")
     table.add_row("params", f"{count_params(net):,}")
     if meta.thresholds:
@@ -99,6 +103,9 @@ def train(
     gmacs_ratio: Annotated[float, typer.Option(help="Target compute relative to the unmerged model.")] = 0.6,
     epochs: Annotated[int, typer.Option(min=1)] = 30,
     img_size: Annotated[int, typer.Option(min=32)] = 112,
+    normalize: Annotated[
+        str, typer.Option(help="dataset (the training set's mean/std) or image (each image by its own).")
+    ] = "dataset",
     seed: int = 0,
     batch_size: Annotated[int, typer.Option(min=2)] = 32,
     lr: float = 1e-3,
@@ -137,6 +144,7 @@ def train(
             merge=merge,
             gmacs_ratio=gmacs_ratio,
             img_size=img_size,
+            normalize=normalize,
             recipe=recipe,
             ltm_start=ltm_start,
             resume=resume,

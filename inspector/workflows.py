@@ -28,7 +28,7 @@ from inspector.training import EpochRecord, Recipe, TrainOutcome, train, validat
 from models.backbones import resolve_backbone
 from models.bundle import Bundle, load_bundle, meta_for, save_bundle
 from models.network import MERGE_MODES, InspectionNet
-from models.preprocess import Preprocessing
+from models.preprocess import NORMALIZE_MODES, Preprocessing
 from models.schedule import fit_schedule
 
 Log = Callable[[str], None]
@@ -90,6 +90,7 @@ def train_model(
     merge: str = "ltm",
     gmacs_ratio: float = 0.6,
     img_size: int = 112,
+    normalize: str = "dataset",
     recipe: Recipe | None = None,
     ltm_start: str = "scratch",
     resume: bool = False,
@@ -108,6 +109,8 @@ def train_model(
         raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
     if merge not in MERGE_MODES:
         raise InspectorError(f"--merge must be one of {', '.join(MERGE_MODES)}, got {merge!r}")
+    if normalize not in NORMALIZE_MODES:
+        raise InspectorError(f"--normalize must be one of {', '.join(NORMALIZE_MODES)}, got {normalize!r}")
     if ltm_start not in ("convert", "scratch"):
         raise InspectorError(f"--ltm-start must be convert or scratch, got {ltm_start!r}")
     station = open_station(data, recipe.seed)
@@ -128,7 +131,7 @@ def train_model(
     )
     val_set = load_split(station, "val", channels, None, strict, log, progress)
     mean, std = normalisation(train_set.images, channels)
-    prep = Preprocessing(size=img_size, channels=channels, mean=mean, std=std)
+    prep = Preprocessing(size=img_size, channels=channels, mean=mean, std=std, normalize=normalize)
     recipe = replace(
         recipe,
         gmacs_ratio=gmacs_ratio if merge != "none" else None,

@@ -27,9 +27,14 @@ DEFAULT_BACKBONE = "vit_tiny_patch16_224"
 # ~7 MB), with enough tokens for merging. ``vit-cpu-patch`` is the same with timm's plain patch
 # embedding (BENCHMARKS.md shows why the stem is the default).
 _VIT_CPU = {"patch_size": 8, "embed_dim": 128, "depth": 8, "num_heads": 4}
+# How a ViT turns its tokens into one feature vector. ``max`` (per channel, over the patch tokens)
+# is for stations whose defects cover a pixel or two of a large part (magnetic_tile's blowholes):
+# the class token and the mean both dilute one bright token among 196 (BENCHMARKS.md, issue 3).
+VIT_POOLS = ("token", "avg", "max", "avgmax")
 BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "vit-cpu": ("vit_tiny_patch16_224", {**_VIT_CPU, "conv_stem": True}),
     "vit-cpu-patch": ("vit_tiny_patch16_224", dict(_VIT_CPU)),
+    "vit-cpu-max": ("vit_tiny_patch16_224", {**_VIT_CPU, "conv_stem": True, "global_pool": "max"}),
     "vit-tiny": ("vit_tiny_patch16_224", {}),
     "mobilevit-xs": ("mobilevit_xs", {}),
 }
@@ -118,7 +123,7 @@ def create_backbone(spec: BackboneSpec, num_classes: int) -> nn.Module:
         raise ModelError(f"cannot build backbone {spec.name!r} with {spec.overrides}: {exc}") from exc
     family_of(model)
     if isinstance(model, VisionTransformer):
-        if model.global_pool not in ("token", "avg"):
+        if model.global_pool not in VIT_POOLS:
             raise ModelError(f"{spec.name}: global_pool {model.global_pool!r} is not supported")
         if not all(type(b) is Block for b in model.blocks):
             raise ModelError(f"{spec.name}: only plain timm ViT blocks can merge tokens")

@@ -236,18 +236,33 @@ class InspectionNet(nn.Module):
         for index in range(len(self.mergers)):
             x = self._block(index, x, state, prefix)
         x = vit.norm(x)
-        if vit.global_pool == "token":
-            pooled = x[:, 0]
-        else:
-            patches = x[:, prefix:]
-            if state.sizes is None:
-                pooled = patches.mean(dim=1)
-            else:
-                pooled = (patches * state.sizes.unsqueeze(-1)).sum(1) / state.sizes.sum(1, keepdim=True)
+        pooled = self._pool_vit(x[:, 0] if prefix else None, x[:, prefix:], state.sizes)
         features = vit.fc_norm(pooled)
         logits = vit.head(vit.head_drop(features))
         maps = [self._finish_map(state, self.block_grids[0], images.shape[0], x)] if track_maps else []
         return NetOutput(logits, features, maps)
+
+    def _pool_vit(
+        self, cls: torch.Tensor | None, patches: torch.Tensor, sizes: torch.Tensor | None
+    ) -> torch.Tensor:
+        """timm's pooling, with the mean weighted by how many patches each merged token stands for.
+
+        The max needs no weights: a merged token is a convex mix of patches, so the max over
+        tokens is what a patch-level max sees after the merges' averaging.
+        """
+        pool = self.backbone.global_pool
+        if pool == "token":
+            if cls is None:
+                raise ModelError("token pooling needs the class token")
+            return cls
+        if sizes is None:
+            mean = patches.mean(dim=1)
+        else:
+            mean = (patches * sizes.unsqueeze(-1)).sum(1) / sizes.sum(1, keepdim=True)
+        if pool == "avg":
+            return mean
+        peak = patches.amax(dim=1)
+        return peak if pool == "max" else 0.5 * (peak + mean)
 
     def _run_mobilevit(self, images: torch.Tensor, track_maps: bool) -> NetOutput:
         net = self.backbone

@@ -18,6 +18,14 @@ import torch.nn.functional as F
 from models.errors import ModelError
 
 RESIZE_MODES = ("stretch", "letterbox", "center_crop")
+# ``dataset``: subtract the training set's mean and divide by its std (the fields below).
+# ``image``: standardise every image by its own mean and std, so a brighter or flatter lamp gives
+# the network the same input; for stations whose lighting varies more than their defects
+# (magnetic_tile's six lighting set-ups). The mean/std fields are then unused.
+NORMALIZE_MODES = ("dataset", "image")
+# A blank frame (lens cap, belt gap) has std ~0; the floor keeps its input finite and near zero
+# instead of amplifying sensor noise to unit variance. 1/255: one grey level.
+IMAGE_STD_FLOOR = 1.0 / 255.0
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,7 @@ class Preprocessing:
     mean: list[float] = field(default_factory=lambda: [0.5, 0.5, 0.5])
     std: list[float] = field(default_factory=lambda: [0.25, 0.25, 0.25])
     resize: str = "stretch"
+    normalize: str = "dataset"
 
     def validate(self) -> None:
         if self.size < 32:
@@ -39,6 +48,10 @@ class Preprocessing:
             raise ModelError("preprocessing std values must be positive")
         if self.resize not in RESIZE_MODES:
             raise ModelError(f"preprocessing resize must be one of {RESIZE_MODES}, got {self.resize!r}")
+        if self.normalize not in NORMALIZE_MODES:
+            raise ModelError(
+                f"preprocessing normalize must be one of {NORMALIZE_MODES}, got {self.normalize!r}"
+            )
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -51,6 +64,7 @@ class Preprocessing:
             mean=[float(v) for v in data["mean"]],
             std=[float(v) for v in data["std"]],
             resize=str(data["resize"]),
+            normalize=str(data.get("normalize", "dataset")),  # bundles before the field: dataset
         )
         prep.validate()
         return prep
@@ -99,9 +113,15 @@ def _resize(tensor: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
 
 def preprocess(images: Sequence[np.ndarray], prep: Preprocessing) -> torch.Tensor:
     """A batch (B, C, S, S) of normalised network inputs from raw pixel arrays."""
-    mean = torch.tensor(prep.mean).view(-1, 1, 1)
-    std = torch.tensor(prep.std).view(-1, 1, 1)
-    batch = [
-        (_resize(_match_channels(to_float_chw(image), prep.channels), prep) - mean) / std for image in images
-    ]
-    return torch.stack(batch)
+    batch = [_resize(_match_channels(to_float_chw(image), prep.channels), prep) for image in images]
+    return _normalise(torch.stack(batch), prep)
+
+
+def _normalise(batch: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
+    if prep.normalize == "image":
+        mean = batch.mean(dim=(1, 2, 3), keepdim=True)
+        std = batch.std(dim=(1, 2, 3), keepdim=True)
+        return (batch - mean) / std.clamp_min(IMAGE_STD_FLOOR)
+    mean = torch.tensor(prep.mean).view(1, -1, 1, 1)
+    std = torch.tensor(prep.std).view(1, -1, 1, 1)
+    return (batch - mean) / std

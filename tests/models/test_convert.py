@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+import pytest
 import torch
 
 from models.backbones import BackboneSpec
@@ -9,8 +12,10 @@ from models.convert import convert
 from models.network import InspectionNet
 
 
-def test_unmerged_walk_equals_timm(tiny_vit_spec):
-    net = InspectionNet(tiny_vit_spec, 3, "none").eval()
+@pytest.mark.parametrize("pool", ["token", "avg", "max", "avgmax"])
+def test_unmerged_walk_equals_timm(tiny_vit_spec, pool):
+    spec = replace(tiny_vit_spec, overrides={**tiny_vit_spec.overrides, "global_pool": pool})
+    net = InspectionNet(spec, 3, "none").eval()
     images = torch.randn(2, 1, 64, 64)
     with torch.no_grad():
         torch.testing.assert_close(net(images), net.backbone(images))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -12,9 +14,13 @@ from models.onnx_export import PARITY_TOLERANCE, OnnxPredictor, export_onnx
 from models.preprocess import Preprocessing, preprocess
 
 
-@pytest.mark.parametrize("mode", ["none", "ltm"])
-def test_export_parity(tmp_path, tiny_vit_spec, mode):
-    net = InspectionNet(tiny_vit_spec, 3, mode)
+@pytest.mark.parametrize(
+    ("mode", "pool", "normalize"),
+    [("none", "token", "dataset"), ("ltm", "token", "dataset"), ("ltm", "max", "image")],
+)
+def test_export_parity(tmp_path, tiny_vit_spec, mode, pool, normalize):
+    spec = replace(tiny_vit_spec, overrides={**tiny_vit_spec.overrides, "global_pool": pool})
+    net = InspectionNet(spec, 3, mode)
     if mode == "ltm":
         net.set_schedule([None, [3, 3], None, [2, 1]])
         with torch.no_grad():
@@ -26,7 +32,7 @@ def test_export_parity(tmp_path, tiny_vit_spec, mode):
     assert report.max_abs_diff <= PARITY_TOLERANCE
     assert report.opset >= 17
 
-    prep = Preprocessing(size=64, channels=1, mean=[0.5], std=[0.25])
+    prep = Preprocessing(size=64, channels=1, mean=[0.5], std=[0.25], normalize=normalize)
     images = [np.random.default_rng(i).integers(0, 65535, (80, 50), dtype=np.uint16) for i in range(2)]
     probs = OnnxPredictor(report.path, prep).predict(images)
     with torch.no_grad():

@@ -37,3 +37,32 @@ def test_bad_arrays_and_records_are_clear_errors():
         preprocess([np.zeros((4, 4, 2), np.uint8)], Preprocessing(size=32))
     with pytest.raises(ModelError, match="resize"):
         Preprocessing(resize="zoom").validate()
+
+
+def test_image_normalisation_ignores_the_lamp():
+    """A dimmer, flatter lamp (gain and offset) gives the same input; each image has mean 0, std 1."""
+    prep = Preprocessing(size=32, channels=1, mean=[0.9], std=[0.01], normalize="image")
+    rng = np.random.default_rng(0)
+    part = rng.uniform(0.2, 0.8, (48, 48))
+    bright = (part * 255).astype(np.float32) / 255
+    dim = 0.5 * bright + 0.1
+    out = preprocess([bright, dim], prep)
+    torch.testing.assert_close(out[0], out[1], atol=1e-5, rtol=0)
+    assert out.mean(dim=(1, 2, 3)).abs().max() < 1e-5
+    torch.testing.assert_close(out.std(dim=(1, 2, 3)), torch.ones(2))
+
+
+def test_image_normalisation_keeps_a_blank_frame_finite():
+    prep = Preprocessing(size=16, channels=1, normalize="image")
+    out = preprocess([np.full((20, 20), 128, np.uint8)], prep)
+    assert torch.isfinite(out).all() and float(out.abs().max()) < 1e-3
+
+
+def test_normalize_mode_is_recorded_and_old_records_read_as_dataset():
+    prep = Preprocessing(size=32, channels=1, mean=[0.5], std=[0.25], normalize="image")
+    assert Preprocessing.from_json(prep.to_json()) == prep
+    old = prep.to_json()
+    del old["normalize"]
+    assert Preprocessing.from_json(old).normalize == "dataset"
+    with pytest.raises(ModelError, match="normalize"):
+        Preprocessing.from_json({**old, "normalize": "histogram"})
