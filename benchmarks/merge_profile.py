@@ -4,6 +4,7 @@ Shows which operators shrink with the token count and which do not (per-op fixed
 efficiency at few tokens, the merge itself). Usage:
 
     python -m benchmarks.merge_profile --backbone vit_tiny_patch16_224 --size 224 --ratio 0.6
+    python -m benchmarks.merge_profile --backbone vit-cpu --size 112 --channels 1 --ratio 0.6
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import io
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from models.backbones import BackboneSpec
+from models.backbones import resolve_backbone
 from models.network import InspectionNet
 from models.schedule import fit_schedule
 
@@ -38,16 +39,17 @@ def main() -> None:
     parser.add_argument("--backbone", default="vit_tiny_patch16_224")
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--ratio", type=float, default=0.6)
+    parser.add_argument("--channels", type=int, default=3, help="1 for the gray stations (xsdd, ELPV)")
     parser.add_argument("--iters", type=int, default=50)
     parser.add_argument("--rows", type=int, default=16)
     args = parser.parse_args()
-    spec = BackboneSpec(args.backbone, args.size, 3)
+    spec = resolve_backbone(args.backbone, args.size, args.channels)
     nets = {}
     for mode in ("none", "ltm"):
         torch.manual_seed(0)
         nets[mode] = InspectionNet(spec, 2, mode).eval()
     fit_schedule(nets["ltm"], args.ratio)
-    sample = torch.randn(1, 3, args.size, args.size)
+    sample = torch.randn(1, args.channels, args.size, args.size)
     times = {mode: op_times(net, sample, args.iters) for mode, net in nets.items()}
     none, ltm = times["none"], times["ltm"]
     keys = sorted(set(none) | set(ltm), key=lambda k: -max(none.get(k, (0, 0))[0], ltm.get(k, (0, 0))[0]))

@@ -116,8 +116,8 @@ def train(
     augment: Annotated[list[str] | None, typer.Option(help="Extra presets: lighting, angle, optics.")] = None,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
     ltm_start: Annotated[
-        str, typer.Option(help="convert (train unmerged, then convert) or scratch.")
-    ] = "convert",
+        str, typer.Option(help="scratch (merge from the first epoch) or convert (train unmerged, then convert).")
+    ] = "scratch",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,

@@ -86,9 +86,7 @@ class InferenceEngine:
         batch = preprocess(images, self.meta.preprocessing)
         maps = None
         if self.onnx is not None:
-            array = batch.numpy()
-            probabilities = self.onnx.run_tensor(array)
-            logits = self.onnx.run_logits(array)
+            probabilities, logits = self.onnx.run_outputs(batch.numpy())
             energies = energy(logits) if logits is not None else None
             return BatchOutput(
                 logits if logits is not None else np.log(probabilities + 1e-12), probabilities, energies, None

@@ -37,6 +37,7 @@ BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "vit-cpu-max": ("vit_tiny_patch16_224", {**_VIT_CPU, "conv_stem": True, "global_pool": "max"}),
     "vit-tiny": ("vit_tiny_patch16_224", {}),
     "mobilevit-xs": ("mobilevit_xs", {}),
+    "mobilevit-xs-max": ("mobilevit_xs", {"global_pool": "max"}),
 }
 
 

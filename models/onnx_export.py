@@ -131,18 +131,25 @@ class OnnxPredictor:
 
     def run_tensor(self, batch: np.ndarray) -> np.ndarray:
         """Probabilities for an already preprocessed (B, C, S, S) float32 batch."""
-        outputs = [self.session.run(None, {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))]
-        return np.concatenate(outputs)
+        return self.run_outputs(batch)[0]
 
     def run_logits(self, batch: np.ndarray) -> np.ndarray | None:
         """Logits for a preprocessed batch; None for files exported before the logits output existed."""
+        return self.run_outputs(batch)[1]
+
+    def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """Probabilities and logits (None for older files) from ONE run per image.
+
+        The live pipeline needs both (verdict and OOD energy); asking for them in two calls ran
+        the network twice per frame.
+        """
         names = [output.name for output in self.session.get_outputs()]
-        if "logits" not in names:
-            return None
-        outputs = [
-            self.session.run(["logits"], {self.input_name: batch[i : i + 1]})[0] for i in range(len(batch))
-        ]
-        return np.concatenate(outputs)
+        has_logits = "logits" in names
+        wanted = [names[0], "logits"] if has_logits else [names[0]]
+        runs = [self.session.run(wanted, {self.input_name: batch[i : i + 1]}) for i in range(len(batch))]
+        probabilities = np.concatenate([run[0] for run in runs])
+        logits = np.concatenate([run[1] for run in runs]) if has_logits else None
+        return probabilities, logits
 
     def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.run_tensor(preprocess(images, self.preprocessing).numpy())

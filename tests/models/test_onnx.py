@@ -52,3 +52,18 @@ def test_bad_onnx_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"not an onnx model")
     with pytest.raises(ExportError, match="not a loadable ONNX model"):
         OnnxPredictor(bad, Preprocessing())
+
+
+def test_probabilities_and_logits_come_from_one_run_per_image(tmp_path, tiny_vit_spec):
+    """The live pipeline needs both outputs; it must not pay for the network twice per frame."""
+    net = InspectionNet(tiny_vit_spec, 3, "none").eval()
+    path = export_onnx(net, tmp_path / "m.onnx", samples=2).path
+    predictor = OnnxPredictor(path, Preprocessing(size=64, channels=1, mean=[0.5], std=[0.25]))
+    real_run, calls = predictor.session.run, []
+    predictor.session.run = lambda *args, **kwargs: calls.append(1) or real_run(*args, **kwargs)
+    batch = np.random.default_rng(0).standard_normal((3, 1, 64, 64)).astype(np.float32)
+    probabilities, logits = predictor.run_outputs(batch)
+    assert len(calls) == 3
+    np.testing.assert_allclose(probabilities, torch.softmax(torch.from_numpy(logits), -1).numpy(), atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_allclose(logits, net(torch.from_numpy(batch)).numpy(), atol=1e-4)
