@@ -167,3 +167,27 @@ def test_same_seed_same_model(tiny_station, tmp_path):
     second = train_model(str(tiny_station), tmp_path / "b", img_size=32, merge="none", recipe=recipe, **QUIET)
     a, b = load_bundle(first.bundle).net.state_dict(), load_bundle(second.bundle).net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_max_pooling_and_image_normalisation_are_kept_in_the_bundle(tiny_station, tmp_path):
+    summary = train_model(
+        str(tiny_station),
+        tmp_path / "max",
+        img_size=32,
+        backbone="vit-cpu-max",
+        normalize="image",
+        merge="ltm",
+        recipe=Recipe(epochs=1, batch_size=16),
+        **QUIET,
+    )
+    bundle = load_bundle(summary.bundle)
+    assert bundle.meta.preprocessing.normalize == "image"
+    assert bundle.net.backbone.global_pool == "max"
+    report = evaluate_model(summary.bundle, str(tiny_station), **QUIET)
+    assert 0.0 <= report["macro_f1"] <= 1.0
+
+
+def test_unknown_normalisation_is_refused_before_anything_is_written(tiny_station, tmp_path):
+    with pytest.raises(InspectorError, match="--normalize"):
+        train_model(str(tiny_station), tmp_path / "n", img_size=32, normalize="histogram", **QUIET)
+    assert not list(tmp_path.iterdir())
