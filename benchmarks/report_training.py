@@ -17,9 +17,9 @@ def _load() -> dict[str, dict]:
 
 def accuracy_table(results: dict[str, dict]) -> str:
     lines = [
-        "| job | dataset | merge | start | epochs | test macro-F1 | test accuracy | GMACs | params | "
-        "PyTorch p50 ms | train min | UNSURE below |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| job | dataset | backbone | merge | start | epochs | test macro-F1 | test accuracy | GMACs | "
+        "params | PyTorch p50 ms | train min | UNSURE below |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         if r["job"].get("kind"):
@@ -28,12 +28,19 @@ def accuracy_table(results: dict[str, dict]) -> str:
         start = job["ltm_start"] if job["merge"] != "none" else "–"
         merge = f"{job['merge']} @ {test.get('gmacs_ratio')}" if job["merge"] != "none" else "none"
         lines.append(
-            f"| {name} | {job['data']} | {merge} | {start} | {r['epochs']} | {test['macro_f1']:.3f} | "
+            f"| {name} | {job['data']} | {_model(job)} | {merge} | {start} | {r['epochs']} | "
+            f"{test['macro_f1']:.3f} | "
             f"{test['accuracy']:.3f} | {test['gmacs']:.3f} | {test['params']:,} | "
             f"{test['latency_ms']['p50']:.1f} | "
             f"{r['train_seconds'] / 60:.0f} | {r['thresholds']['unsure_below']} |"
         )
     return "\n".join(lines)
+
+
+def _model(job: dict) -> str:
+    """The backbone preset, with the input normalisation when it is not the dataset's mean/std."""
+    image = ", image-normalised" if job.get("normalize") == "image" else ""
+    return job.get("backbone", "vit-cpu") + image
 
 
 def recall_table(results: dict[str, dict]) -> str:
@@ -48,8 +55,11 @@ def recall_table(results: dict[str, dict]) -> str:
 
 
 def lighting_table(r: dict) -> str:
+    job = r["job"]
+    reference = job.get("reference", "magnetic_tile-ltm")
     lines = [
-        f"Base model: LTM @ 0.6 trained on exp1–3 of the train groups ({r['base_train_images']} images, "
+        f"**{job['name']}** — base model: {_model(job)}, LTM @ {job.get('gmacs_ratio', 0.6)} trained "
+        f"on exp1–3 of the train groups ({r['base_train_images']} images, "
         f"{r['epochs']} epochs). Evaluated on exp4–6 of the test groups ({r['shifted_test_images']} images).",
         "",
         "| model | macro-F1 | accuracy | fine-tune s | fine-tune images |",
@@ -64,7 +74,7 @@ def lighting_table(r: dict) -> str:
     everything = r.get("trained_on_everything")
     if everything:
         lines.append(
-            f"| trained on all lightings (magnetic_tile-ltm) | {everything['macro_f1']:.3f} | "
+            f"| trained on all lightings ({reference}) | {everything['macro_f1']:.3f} | "
             f"{everything['accuracy']:.3f} | – | – |"
         )
     return "\n".join(lines)
@@ -75,9 +85,10 @@ def main() -> None:
     print(accuracy_table(results))
     print()
     print(recall_table(results))
-    if "lighting-shift" in results:
-        print()
-        print(lighting_table(results["lighting-shift"]))
+    for r in results.values():
+        if r["job"].get("kind") == "lighting-shift":
+            print()
+            print(lighting_table(r))
 
 
 if __name__ == "__main__":
