@@ -116,7 +116,7 @@ def train(
     augment: Annotated[list[str] | None, typer.Option(help="Extra presets: lighting, angle, optics.")] = None,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
     ltm_start: Annotated[
-        str, typer.Option(help="scratch (merge from the first epoch) or convert (train unmerged, then convert).")
+        str, typer.Option(help="scratch (merge from epoch 1) or convert (train unmerged, then convert).")
     ] = "scratch",
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
