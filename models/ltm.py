@@ -74,38 +74,18 @@ class LTMMerge(nn.Module):
         self.locality = nn.Parameter(torch.ones(()))
         self.sim_gain = nn.Parameter(torch.zeros(()))
         self.out_grid: tuple[int, int] | None = None
-        self._cache: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def extra_repr(self) -> str:
         return f"rank={self.rank}, out_grid={self.out_grid}"
 
-    def _constants(self, grid: tuple[int, int], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The prior P and log(P + ε) for this merge, made once per grid, dtype and device.
-
-        Rebuilding them from numpy on every call cost four operator dispatches per merge, a
-        measurable share of a batch-1 forward on a CPU (BENCHMARKS.md, "Why PyTorch misses").
-        They are created outside inference mode, so a tensor first made during a live-line
-        inference can still be used when the same model is fine-tuned later.
-        """
-        key = (*grid, *self.out_grid, like.dtype, like.device)
-        cached = self._cache.get(key)
-        if cached is None:
-            with torch.inference_mode(False), torch.no_grad():
-                prior = torch.from_numpy(overlap_prior(*key[:4])).to(device=like.device, dtype=like.dtype)
-                log_prior = torch.from_numpy(_log_prior(*key[:4])).to(device=like.device, dtype=like.dtype)
-            cached = self._cache[key] = (prior, log_prior)
-        return cached
-
     def mask(self, x: torch.Tensor, sizes: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """The merge mask G (B,N,N') for tokens ``x`` on ``grid``."""
         assert self.out_grid is not None
-        if torch.jit.is_tracing() or torch.compiler.is_compiling():
-            # Export and compile record constants from fresh tensors, not from a Python cache.
-            key = (*grid, *self.out_grid)
-            prior = torch.from_numpy(overlap_prior(*key)).to(device=x.device, dtype=x.dtype)
-            log_prior = torch.from_numpy(_log_prior(*key)).to(device=x.device, dtype=x.dtype)
-        else:
-            prior, log_prior = self._constants(grid, x)
+        # Fresh tensor views of cached numpy constants every call: a cached *tensor* would carry
+        # the autograd/inference mode (or the export tracer) of whichever call created it.
+        key = (*grid, *self.out_grid)
+        prior = torch.from_numpy(overlap_prior(*key)).to(device=x.device, dtype=x.dtype)
+        log_prior = torch.from_numpy(_log_prior(*key)).to(device=x.device, dtype=x.dtype)
         q = self.proj(x)
         weights = prior.unsqueeze(0) * sizes.unsqueeze(-1)
         anchors = weights.transpose(1, 2) @ q / weights.sum(dim=1).clamp_min(1e-6).unsqueeze(-1)

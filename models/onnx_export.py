@@ -129,14 +129,6 @@ class OnnxPredictor:
         self.preprocessing = preprocessing
         self.input_name = self.session.get_inputs()[0].name
 
-    def run_tensor(self, batch: np.ndarray) -> np.ndarray:
-        """Probabilities for an already preprocessed (B, C, S, S) float32 batch."""
-        return self.run_outputs(batch)[0]
-
-    def run_logits(self, batch: np.ndarray) -> np.ndarray | None:
-        """Logits for a preprocessed batch; None for files exported before the logits output existed."""
-        return self.run_outputs(batch)[1]
-
     def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities and logits (None for older files) from ONE run per image.
 
@@ -152,4 +144,4 @@ class OnnxPredictor:
         return probabilities, logits
 
     def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
-        return self.run_tensor(preprocess(images, self.preprocessing).numpy())
+        return self.run_outputs(preprocess(images, self.preprocessing).numpy())[0]
