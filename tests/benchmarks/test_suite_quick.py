@@ -16,7 +16,7 @@ def test_quick_profile_runs_caches_and_reports(tmp_path, monkeypatch, capsys):
     first = capsys.readouterr().out
 
     profile = PROFILES["quick"]
-    keys = {v.key for b in profile.backbones for v in variants(profile, b)}
+    keys = {v.key for b in profile.backbones for d in profile.datasets for v in variants(profile, b, d)}
     runs = tmp_path / "runs" / "suite" / "quick"
     records = [json.loads(p.read_text()) for p in runs.glob("*/*/seed*/*.json")]
     assert {r["variant"] for r in records} == keys
@@ -45,6 +45,6 @@ def test_quick_profile_runs_caches_and_reports(tmp_path, monkeypatch, capsys):
     report = capsys.readouterr().out
     markdown = (results / "suite_quick.md").read_text()
     for text in (report, markdown):
-        for method in {v.method for v in variants(PROFILES["quick"], "vit-quick")}:
+        for method in {v.method for v in variants(profile, "vit-quick", profile.datasets[0])}:
             assert method in text
         assert "ImageNet" in text and "n/a (not exportable)" in text
