@@ -98,7 +98,8 @@ class Profile:
     ratios: tuple[float, ...]  # LTM points; ToMe at the same GMACs
     ablation_ratio: float | None  # LTM without the IB term
     merge_lr_ratio: float | None = None  # LTM with a 10x merge learning rate (a design try)
-    merge_lr_cells: tuple[tuple[str, str], ...] = ()  # (dataset, backbone) it runs on; () = all
+    one_merge: tuple[float, int] | None = None  # LTM at (ratio) as ONE merge after (block): a design try
+    design_cells: tuple[tuple[str, str], ...] = ()  # (dataset, backbone) the design tries run on; () = all
     img_size: int = 112
     extra_ratios: dict[str, tuple[float, ...]] = field(default_factory=dict)  # per backbone
     latency_runs: int = 100  # batch-1 calls per model and runtime, over all rounds
@@ -137,9 +138,12 @@ PROFILES: dict[str, Profile] = {
         ratios=(0.8, 0.6, 0.45),
         ablation_ratio=0.6,
         merge_lr_ratio=0.6,
-        # The design try was measured (3 seeds) where it was conceived and not adopted; the other
-        # cells do not spend 6 more epochs per seed on it.
-        merge_lr_cells=(("xsdd", "vit-cpu"),),
+        # Fewer operator calls for PyTorch eager (benchmarks/merge_points.py): the 0.6 budget as
+        # one merge after block 2 instead of three spread merges.
+        one_merge=(0.6, 2),
+        # Design tries run (3 seeds) on the cell where they were conceived; the other cells do
+        # not spend 6 more epochs per seed on each.
+        design_cells=(("xsdd", "vit-cpu"),),
         # MobileViT-XS reaches neither 0.6 nor 0.45 at 112 px (LTM floor 0.72, ToMe 0.80): its LTM
         # curve gets the paper's own MobileViT-XS ratio (0.52 / 0.70 GFLOPs = 0.74) instead.
         extra_ratios={"mobilevit-xs": (0.74,)},
@@ -154,7 +158,15 @@ PAPER = [
     {"model": "Swin-T", "gflops": (4.5, 3.8), "top1_delta": 0.5},
 ]
 
-METHODS = ("unmerged", "LTM", "LTM no-IB", "LTM merge-lr×10", "ToMe off-the-shelf", "ToMe fine-tuned")
+METHODS = (
+    "unmerged",
+    "LTM",
+    "LTM no-IB",
+    "LTM merge-lr×10",
+    "LTM one merge",
+    "ToMe off-the-shelf",
+    "ToMe fine-tuned",
+)
 
 
 @dataclass(frozen=True)
@@ -166,11 +178,15 @@ class Variant:
     train: bool  # gets the F extra epochs
     ib: bool = False
     merge_lr_scale: float = 1.0  # Recipe.merge_lr_scale: the merge modules' learning-rate multiplier
+    points: tuple[int, ...] | None = None  # LTM merge blocks (None: the product's schedule)
 
     @property
     def arch(self) -> str:
         """Variants with the same architecture share one speed measurement."""
-        return "unmerged" if self.mode == "none" else f"{self.mode}-{self.ratio:g}"
+        if self.mode == "none":
+            return "unmerged"
+        where = "" if self.points is None else "-at" + "-".join(map(str, self.points))
+        return f"{self.mode}-{self.ratio:g}{where}"
 
     @property
     def label(self) -> str:
@@ -184,14 +200,18 @@ def variants(profile: Profile, backbone: str, dataset: str) -> list[Variant]:
     if profile.ablation_ratio is not None:
         r = profile.ablation_ratio
         out.append(Variant(f"ltm-{r:g}-noib", "LTM no-IB", "ltm", r, True))
-    cells = profile.merge_lr_cells
-    if profile.merge_lr_ratio is not None and (not cells or (dataset, backbone) in cells):
+    cells = profile.design_cells
+    design = not cells or (dataset, backbone) in cells
+    if profile.merge_lr_ratio is not None and design:
         # A design try: the LTM scalars barely leave their initialisation at 1x (BENCHMARKS.md,
         # adaptation), so the merge modules get 10x the backbone's learning rate.
         r = profile.merge_lr_ratio
         out.append(
             Variant(f"ltm-{r:g}-mlr10", "LTM merge-lr×10", "ltm", r, True, ib=True, merge_lr_scale=10.0)
         )
+    if profile.one_merge is not None and design:
+        r, block = profile.one_merge
+        out.append(Variant(f"ltm-{r:g}-one", "LTM one merge", "ltm", r, True, ib=True, points=(block,)))
     out += [Variant(f"tome-{r:g}-ots", "ToMe off-the-shelf", "tome", r, False) for r in ratios]
     out += [Variant(f"tome-{r:g}-ft", "ToMe fine-tuned", "tome", r, True) for r in ratios]
     return out
@@ -306,7 +326,7 @@ class Suite:
                 torch.manual_seed(0)
                 net = InspectionNet(spec, len(self.station(dataset).classes), v.mode)
                 try:
-                    fit_schedule(net, v.ratio)
+                    fit_schedule(net, v.ratio, points=None if v.points is None else list(v.points))
                     cache[key] = None
                 except ScheduleError as exc:
                     cache[key] = str(exc)
@@ -418,9 +438,9 @@ class Suite:
             if v.mode == "none":
                 start = where / "base"
             else:
-                start = where / (f"tome-{v.ratio:g}-ots" if v.mode == "tome" else f"ltm-{v.ratio:g}-start")
+                start = where / (f"tome-{v.ratio:g}-ots" if v.mode == "tome" else f"{v.arch}-start")
                 if not (start / "model.json").is_file():
-                    self.convert_base(where / "base", start, v.mode, v.ratio)
+                    self.convert_base(where / "base", start, v.mode, v.ratio, v.points)
             if v.train:
                 recipe = replace(
                     FINETUNE_RECIPE,
@@ -445,9 +465,13 @@ class Suite:
         return f"test macro-F1 {record['macro_f1']:.3f}, GMACs {record['gmacs']:.3f}"
 
     @staticmethod
-    def convert_base(base: Path, out: Path, mode: str, ratio: float) -> None:
+    def convert_base(
+        base: Path, out: Path, mode: str, ratio: float, points: tuple[int, ...] | None = None
+    ) -> None:
         loaded = load_bundle(base)
-        net, fit = convert(loaded.net, mode, ratio, rank=loaded.meta.rank)
+        net, fit = convert(
+            loaded.net, mode, ratio, rank=loaded.meta.rank, points=None if points is None else list(points)
+        )
         provenance = dict(loaded.meta.provenance, converted_from=str(base), converted_ratio=fit.ratio)
         meta = replace(
             loaded.meta, merge_mode=mode, gmacs_ratio=ratio, schedule=net.schedule(), provenance=provenance

@@ -13,13 +13,16 @@ from models.schedule import ScheduleFit, fit_schedule
 
 
 def convert(
-    net: InspectionNet, mode: str, gmacs_ratio: float, rank: int = 16
+    net: InspectionNet, mode: str, gmacs_ratio: float, rank: int = 16, points: list[int] | None = None
 ) -> tuple[InspectionNet, ScheduleFit]:
-    """A new network in merge ``mode`` with ``net``'s backbone weights, scheduled to ``gmacs_ratio``."""
+    """A new network in merge ``mode`` with ``net``'s backbone weights, scheduled to ``gmacs_ratio``.
+
+    ``points``: LTM merge blocks other than the default ones (see :func:`fit_schedule`).
+    """
     if net.merge_mode != "none":
         raise ModelError(f"only unmerged models can be converted (this one is {net.merge_mode})")
     converted = InspectionNet(net.spec, net.backbone.num_classes, mode, rank)
     converted.backbone.load_state_dict(net.backbone.state_dict())
-    fit = fit_schedule(converted, gmacs_ratio)
+    fit = fit_schedule(converted, gmacs_ratio, points=points)
     converted.train(net.training)
     return converted, fit

@@ -60,9 +60,8 @@ def ltm_merge_points(net: InspectionNet) -> list[int]:
     return [stage[0] for stage in stages]
 
 
-def _ltm_schedule(net: InspectionNet, keep: float) -> list[Any]:
+def _ltm_schedule(net: InspectionNet, keep: float, points: set[int]) -> list[Any]:
     schedule: list[Any] = [None] * len(net.mergers)
-    points = set(ltm_merge_points(net))
     for stage, (h, w) in zip(net.stages(), net.block_grids, strict=True):
         for index in stage:
             if index in points:
@@ -117,9 +116,16 @@ def _neighbours_tome(net: InspectionNet, schedule: list[Any]) -> list[list[Any]]
     return out
 
 
-def fit_schedule(net: InspectionNet, gmacs_ratio: float, tolerance: float = TOLERANCE) -> ScheduleFit:
+def fit_schedule(
+    net: InspectionNet,
+    gmacs_ratio: float,
+    tolerance: float = TOLERANCE,
+    points: list[int] | None = None,
+) -> ScheduleFit:
     """Set and return the schedule whose measured GMACs are closest to ``gmacs_ratio`` × unmerged.
 
+    ``points`` overrides where LTM merges (block indices; default :func:`ltm_merge_points`): the
+    benchmarks use it to weigh fewer, larger merges against the product's three.
     Raises :class:`ScheduleError` when the target is outside what this backbone can reach.
     """
     if net.merge_mode == "none":
@@ -128,7 +134,10 @@ def fit_schedule(net: InspectionNet, gmacs_ratio: float, tolerance: float = TOLE
         raise ScheduleError(f"gmacs_ratio must be in (0, 1], got {gmacs_ratio}")
     evaluate = _Evaluator(net)
     if net.merge_mode == "ltm":
-        family, neighbours, lo, hi = (lambda t: _ltm_schedule(net, t)), _neighbours_ltm, 0.0, 1.0
+        where = set(ltm_merge_points(net) if points is None else points)
+        if not where or not where <= set(range(len(net.mergers))):
+            raise ScheduleError(f"merge points {sorted(where)} are not blocks of {net.spec.name}")
+        family, neighbours, lo, hi = (lambda t: _ltm_schedule(net, t, where)), _neighbours_ltm, 0.0, 1.0
     else:
         max_rate = max(h * w for h, w in net.block_grids) / 2
         family, neighbours, lo, hi = (lambda t: _tome_schedule(net, t)), _neighbours_tome, max_rate, 0.0

@@ -37,3 +37,13 @@ def test_unreachable_ratio_is_a_clear_error():
     with pytest.raises(ScheduleError, match="cannot reach gmacs_ratio 0.40"):
         fit_schedule(net, 0.4)
     assert not any(net.schedule())
+
+
+def test_ltm_budget_can_be_spent_in_one_merge():
+    spec = BackboneSpec("vit_tiny_patch16_224", 128, 3)
+    net = InspectionNet(spec, 2, "ltm")
+    fit = fit_schedule(net, 0.6, points=[2])
+    assert [i for i, entry in enumerate(fit.schedule) if entry is not None] == [2]
+    assert abs(fit.ratio - 0.6) <= 0.03
+    with pytest.raises(ScheduleError, match="merge points \\[40\\] are not blocks"):
+        fit_schedule(net, 0.6, points=[40])
