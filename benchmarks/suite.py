@@ -168,6 +168,26 @@ METHODS = (
     "ToMe fine-tuned",
 )
 
+# The plot's style per method (every method in METHODS needs one).
+COLOURS = {
+    "unmerged": "black",
+    "LTM": "tab:blue",
+    "LTM no-IB": "tab:cyan",
+    "LTM merge-lr×10": "tab:purple",
+    "LTM one merge": "tab:green",
+    "ToMe off-the-shelf": "tab:orange",
+    "ToMe fine-tuned": "tab:red",
+}
+MARKERS = {
+    "unmerged": "*",
+    "LTM": "o",
+    "LTM no-IB": "D",
+    "LTM merge-lr×10": "P",
+    "LTM one merge": "X",
+    "ToMe off-the-shelf": "v",
+    "ToMe fine-tuned": "s",
+}
+
 
 @dataclass(frozen=True)
 class Variant:
@@ -1001,22 +1021,6 @@ def plot(rows: list[dict[str, Any]], profile: Profile, path: Path, name: str) ->
 
     from models.files import atomic_write
 
-    colours = {
-        "unmerged": "black",
-        "LTM": "tab:blue",
-        "LTM no-IB": "tab:cyan",
-        "LTM merge-lr×10": "tab:purple",
-        "ToMe off-the-shelf": "tab:orange",
-        "ToMe fine-tuned": "tab:red",
-    }
-    markers = {
-        "unmerged": "*",
-        "LTM": "o",
-        "LTM no-IB": "D",
-        "LTM merge-lr×10": "P",
-        "ToMe off-the-shelf": "v",
-        "ToMe fine-tuned": "s",
-    }
     cols, backbones = list(profile.datasets), list(profile.backbones)
     fig, axes = plt.subplots(
         2 * len(backbones),
@@ -1050,10 +1054,10 @@ def plot(rows: list[dict[str, Any]], profile: Profile, path: Path, name: str) ->
                         x,
                         y,
                         yerr=e,
-                        color=colours[method],
-                        marker=markers[method],
+                        color=COLOURS[method],
+                        marker=MARKERS[method],
                         ms={"unmerged": 10, "LTM no-IB": 9}.get(method, 6),
-                        mfc="none" if method == "LTM no-IB" else colours[method],
+                        mfc="none" if method == "LTM no-IB" else COLOURS[method],
                         linestyle="-" if len(x) > 1 else "none",
                         capsize=3,
                         label=method,
@@ -1075,9 +1079,9 @@ def plot(rows: list[dict[str, Any]], profile: Profile, path: Path, name: str) ->
         plt.Line2D(
             [],
             [],
-            color=colours[m],
-            marker=markers[m],
-            mfc="none" if m == "LTM no-IB" else colours[m],
+            color=COLOURS[m],
+            marker=MARKERS[m],
+            mfc="none" if m == "LTM no-IB" else COLOURS[m],
             label=m,
         )
         for m in METHODS

@@ -48,3 +48,10 @@ def test_quick_profile_runs_caches_and_reports(tmp_path, monkeypatch, capsys):
         for method in {v.method for v in variants(profile, "vit-quick", profile.datasets[0])}:
             assert method in text
         assert "ImageNet" in text and "n/a (not exportable)" in text
+
+
+def test_every_method_has_a_plot_style(monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.suite import COLOURS, MARKERS, METHODS
+
+    assert set(COLOURS) == set(METHODS) == set(MARKERS)
