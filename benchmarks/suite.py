@@ -20,7 +20,9 @@ macro-F1, as the wizard does). This reuses the product's loop with the least new
   with the Information Bottleneck term (``Recipe.ib``: weight 0.1 after 30% of the F epochs);
 - ``ltm-0.6-noib``: the same at 0.6 without the IB term (the ablation);
 - ``tome-R-ots``: ``convert(base, "tome", R)``, no training (ToMe off the shelf);
-- ``tome-R-ft``: the same + F epochs (no IB: it is LTM's training objective, not ToMe's).
+- ``tome-R-ft``: the same + F epochs (no IB: it is LTM's training objective, not ToMe's);
+- design tries, only on ``Profile.design_cells`` (xsdd / vit-cpu): ``ltm-0.6-mlr10`` (10x learning
+  rate for the merge modules) and ``ltm-0.6-one`` (the 0.6 budget as one merge after block 2).
 
 Unmerged and ToMe therefore also see E+F epochs; nothing but the merging differs. The split is
 the dataset's own (xsdd, magnetic_tile) or a seeded stratified one drawn ONCE with seed 0 (ELPV,
@@ -45,6 +47,7 @@ share one measurement; ToMe is not exportable, so its ONNX Runtime cells are n/a
 
     python -m benchmarks.suite --profile quick
     python -m benchmarks.suite --profile full [--only-dataset xsdd] [--only-backbone vit-cpu] [--seeds 0 1]
+    python -m benchmarks.suite --profile full --only-dataset elpv --no-speed   # train only, time later
     python -m benchmarks.suite --profile full --report      # tables + JSON + PNG from whatever is cached
 """
 
