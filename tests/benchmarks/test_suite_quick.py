@@ -55,3 +55,12 @@ def test_every_method_has_a_plot_style(monkeypatch):
     from benchmarks.suite import COLOURS, MARKERS, METHODS
 
     assert set(COLOURS) == set(METHODS) == set(MARKERS)
+
+
+def test_no_speed_plans_training_only(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT))
+    from benchmarks.suite import Suite
+
+    names = {step.name for step in Suite("quick", tmp_path, log=lambda line: None, measure=False).plan()}
+    assert "speed" not in names and {"base", "unmerged", "ltm-0.6"} <= names
+    assert "speed" in {step.name for step in Suite("quick", tmp_path, log=lambda line: None).plan()}
