@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.torch_latency import _ort_session, _timed_rounds
+from benchmarks.torch_latency import _ort_rounds, _timed_rounds
+from benchmarks.torch_latency import table as latency_table
 from models.backbones import resolve_backbone
-from models.latency import sample_calls
 from models.network import InspectionNet
 from models.onnx_export import export_onnx
 from models.schedule import fit_schedule
@@ -65,15 +65,8 @@ def run(ratio: float, rounds: int, runs: int) -> dict[str, Any]:
         paths = {k: export_onnx(n, Path(tmp) / f"{i}.onnx").path for i, (k, n) in enumerate(nets.items())}
         feed = {"images": np.random.default_rng(0).standard_normal((1, 1, 112, 112)).astype(np.float32)}
         for threads in (2, 1):
-            sessions = {k: _ort_session(p, threads) for k, p in paths.items()}
-            got_samples: dict[str, list[float]] = {k: [] for k in sessions}
-            for _ in range(rounds):
-                for name, session in sessions.items():
-                    call = lambda s=session: s.run(None, feed)  # noqa: E731
-                    got_samples[name] += sample_calls(call, runs=runs, warmup=3)
-            for name, values in got_samples.items():
+            for name, values in _ort_rounds(paths, feed, threads, rounds, runs).items():
                 p50[name][f"ORT {threads}t"] = statistics.median(values)
-            sessions.clear()
     unmerged = p50["unmerged"]
     return {
         "target_ratio": ratio,
@@ -88,13 +81,8 @@ def run(ratio: float, rounds: int, runs: int) -> dict[str, Any]:
 
 
 def table(result: dict[str, Any]) -> str:
-    modes = list(result["p50_ms"]["unmerged"])
-    lines = ["| schedule | GMACs (×) | " + " | ".join(modes) + " |", "|---|---|" + "---|" * len(modes)]
-    for name, row in result["p50_ms"].items():
-        ratio = result["ratio_to_unmerged"][name]
-        cells = [f"{row[m]:.2f} ms ({ratio[m]:.2f})" for m in modes]
-        lines.append(f"| {name} | {result['layout'][name]['gmacs_ratio']:.2f} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    gmacs = {k: f"{v['gmacs_ratio']:.2f}" for k, v in result["layout"].items()}
+    return latency_table(result, first="schedule", extra={"GMACs (×)": gmacs})
 
 
 def main() -> None:

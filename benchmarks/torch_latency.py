@@ -66,6 +66,18 @@ def _timed_rounds(
     return samples
 
 
+def _ort_rounds(
+    paths: dict[str, Path], feed: dict[str, np.ndarray], threads: int, rounds: int, runs: int
+) -> dict[str, list[float]]:
+    """Batch-1 ORT samples per model, interleaved round by round; sessions closed afterwards."""
+    sessions = {key: _ort_session(path, threads) for key, path in paths.items()}
+    samples: dict[str, list[float]] = {key: [] for key in sessions}
+    for _ in range(rounds):
+        for key, session in sessions.items():
+            samples[key] += sample_calls(lambda s=session: s.run(None, feed), runs=runs, warmup=3)
+    return samples
+
+
 def run(dataset: str, seed: int, rounds: int, runs: int) -> dict[str, Any]:
     from models.onnx_export import export_onnx
 
@@ -106,13 +118,7 @@ def run(dataset: str, seed: int, rounds: int, runs: int) -> dict[str, Any]:
         paths = {a: export_onnx(n, Path(tmp) / f"{a}.onnx").path for a, n in nets.items()}
         feed = {"images": np.random.default_rng(0).standard_normal(tuple(x.shape)).astype(np.float32)}
         for threads in (2, 1):
-            sessions = {a: _ort_session(p, threads) for a, p in paths.items()}
-            samples: dict[str, list[float]] = {a: [] for a in sessions}
-            for _ in range(rounds):
-                for arch, session in sessions.items():
-                    samples[arch] += sample_calls(lambda s=session: s.run(None, feed), runs=runs, warmup=3)
-            record(f"ORT {threads}t", samples)
-            sessions.clear()
+            record(f"ORT {threads}t", _ort_rounds(paths, feed, threads, rounds, runs))
 
     base = results["unmerged"]
     return {
@@ -128,13 +134,18 @@ def run(dataset: str, seed: int, rounds: int, runs: int) -> dict[str, Any]:
     }
 
 
-def table(result: dict[str, Any]) -> str:
+def table(
+    result: dict[str, Any], first: str = "model", extra: dict[str, dict[str, str]] | None = None
+) -> str:
+    """p50 (ratio) per model and mode; ``extra``: more leading columns, {header: {model: cell}}."""
     modes = list(result["p50_ms"]["unmerged"])
-    lines = ["| model | " + " | ".join(modes) + " |", "|---|" + "---|" * len(modes)]
-    for arch, row in result["p50_ms"].items():
-        ratio = result["ratio_to_unmerged"][arch]
-        cells = [f"{row[m]:.2f} ms ({ratio[m]:.2f})" for m in modes]
-        lines.append(f"| {arch} | " + " | ".join(cells) + " |")
+    heads = [first, *(extra or {}), *modes]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
+    for name, row in result["p50_ms"].items():
+        ratio = result["ratio_to_unmerged"][name]
+        cells = [name, *(column[name] for column in (extra or {}).values())]
+        cells += [f"{row[m]:.2f} ms ({ratio[m]:.2f})" for m in modes]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
