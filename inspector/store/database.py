@@ -7,6 +7,7 @@ PostgreSQL (psycopg 3) for plants where several stations share one ledger.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from datetime import datetime, timezone
@@ -29,10 +30,9 @@ from inspector.store.schema import Base
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 DB_NAME = "inspector.db"
 SQLITE_HEADER = b"SQLite format 3\x00"
-# busy_timeout first, so that switching to WAL waits for a lock rather than failing at once.
+BUSY_TIMEOUT_S = 5.0
 SQLITE_PRAGMAS = (
-    "PRAGMA busy_timeout=5000",
-    "PRAGMA journal_mode=WAL",
+    f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_S * 1000)}",
     "PRAGMA synchronous=NORMAL",
     "PRAGMA foreign_keys=ON",
 )
@@ -138,6 +138,7 @@ def _install_sqlite_hooks(engine: Engine) -> None:
         try:
             for pragma in SQLITE_PRAGMAS:
                 cursor.execute(pragma)
+            enable_wal(cursor)
         finally:
             cursor.close()
 
@@ -145,6 +146,26 @@ def _install_sqlite_hooks(engine: Engine) -> None:
     def _on_begin(connection: Connection) -> None:
         write = connection.get_execution_options().get(WRITE)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def enable_wal(cursor: sqlite3.Cursor, timeout_s: float = BUSY_TIMEOUT_S) -> None:
+    """Switch the file to WAL, retrying while another connection holds the lock.
+
+    SQLite answers "database is locked" at once, without consulting busy_timeout, when two
+    connections to a new file both try to switch it (each holds a read lock and wants the other
+    gone). Stations starting together hit exactly that, so we wait it out like busy_timeout would.
+    """
+    deadline = time.monotonic() + timeout_s
+    delay = 0.005
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.1)
 
 
 @contextmanager

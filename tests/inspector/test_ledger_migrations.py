@@ -199,3 +199,34 @@ def test_stations_starting_together_migrate_once(url):
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda _: upgrade(url), range(3)))
     assert _revision(url) == "0001"
+
+
+def test_connections_switching_a_new_sqlite_file_to_wal_together_all_succeed(tmp_path):
+    """SQLite refuses a concurrent switch to WAL at once (no busy wait); stations must not fail on it.
+
+    Six open connections race on each of 40 new files: a bare PRAGMA fails on about one in five.
+    """
+    import threading
+
+    for trial in range(40):
+        path = tmp_path / f"race{trial}.db"
+        connections = [sqlite3.connect(path, isolation_level=None, check_same_thread=False) for _ in range(6)]
+        start = threading.Barrier(len(connections))
+        errors: list[Exception] = []
+
+        def switch(connection: sqlite3.Connection, start=start, errors=errors) -> None:
+            start.wait()
+            try:
+                store_database.enable_wal(connection.cursor())
+            except sqlite3.Error as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=switch, args=(c,)) for c in connections]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        modes = [c.execute("PRAGMA journal_mode").fetchone()[0] for c in connections]
+        for connection in connections:
+            connection.close()
+        assert errors == [] and modes == ["wal"] * 6, f"trial {trial}: {errors[:1]}"
