@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmarks.torch_latency import _ort_rounds, _timed_rounds
+from benchmarks.torch_latency import ort_rounds, timed_rounds
 from benchmarks.torch_latency import table as latency_table
 from models.backbones import resolve_backbone
 from models.network import InspectionNet
@@ -58,14 +58,14 @@ def run(ratio: float, rounds: int, runs: int) -> dict[str, Any]:
     x = torch.randn(1, 1, 112, 112)
     p50: dict[str, dict[str, float]] = {name: {} for name in nets}
     for threads in (2, 1):
-        samples = _timed_rounds({k: lambda n=n: n(x) for k, n in nets.items()}, threads, rounds, runs)
+        samples = timed_rounds({k: lambda n=n: n(x) for k, n in nets.items()}, threads, rounds, runs)
         for name, values in samples.items():
             p50[name][f"eager {threads}t"] = statistics.median(values)
     with tempfile.TemporaryDirectory() as tmp:
         paths = {k: export_onnx(n, Path(tmp) / f"{i}.onnx").path for i, (k, n) in enumerate(nets.items())}
         feed = {"images": np.random.default_rng(0).standard_normal((1, 1, 112, 112)).astype(np.float32)}
         for threads in (2, 1):
-            for name, values in _ort_rounds(paths, feed, threads, rounds, runs).items():
+            for name, values in ort_rounds(paths, feed, threads, rounds, runs).items():
                 p50[name][f"ORT {threads}t"] = statistics.median(values)
     unmerged = p50["unmerged"]
     return {

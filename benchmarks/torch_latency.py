@@ -54,7 +54,7 @@ def _ort_session(path: Path, threads: int):  # noqa: ANN202 - onnxruntime.Infere
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
-def _timed_rounds(
+def timed_rounds(
     calls: dict[str, Callable[[], object]], threads: int, rounds: int, runs: int
 ) -> dict[str, list[float]]:
     torch.set_num_threads(threads)
@@ -66,7 +66,7 @@ def _timed_rounds(
     return samples
 
 
-def _ort_rounds(
+def ort_rounds(
     paths: dict[str, Path], feed: dict[str, np.ndarray], threads: int, rounds: int, runs: int
 ) -> dict[str, list[float]]:
     """Batch-1 ORT samples per model, interleaved round by round; sessions closed afterwards."""
@@ -96,11 +96,11 @@ def run(dataset: str, seed: int, rounds: int, runs: int) -> dict[str, Any]:
     for threads in (2, 1):
         record(
             f"eager {threads}t",
-            _timed_rounds({a: lambda n=n: n(x) for a, n in nets.items()}, threads, rounds, runs),
+            timed_rounds({a: lambda n=n: n(x) for a, n in nets.items()}, threads, rounds, runs),
         )
     record(
         "eager 1t, stem only",
-        _timed_rounds({a: lambda n=n: _stem(n)(x) for a, n in nets.items()}, 1, rounds, runs),
+        timed_rounds({a: lambda n=n: _stem(n)(x) for a, n in nets.items()}, 1, rounds, runs),
     )
 
     torch.set_num_threads(2)
@@ -111,14 +111,14 @@ def run(dataset: str, seed: int, rounds: int, runs: int) -> dict[str, Any]:
         with torch.inference_mode():
             compiled[arch](x)
         compile_s[arch] = time.perf_counter() - tic
-    record("compile 2t", _timed_rounds({a: lambda c=c: c(x) for a, c in compiled.items()}, 2, rounds, runs))
+    record("compile 2t", timed_rounds({a: lambda c=c: c(x) for a, c in compiled.items()}, 2, rounds, runs))
     compiled.clear()
 
     with tempfile.TemporaryDirectory() as tmp:
         paths = {a: export_onnx(n, Path(tmp) / f"{a}.onnx").path for a, n in nets.items()}
         feed = {"images": np.random.default_rng(0).standard_normal(tuple(x.shape)).astype(np.float32)}
         for threads in (2, 1):
-            record(f"ORT {threads}t", _ort_rounds(paths, feed, threads, rounds, runs))
+            record(f"ORT {threads}t", ort_rounds(paths, feed, threads, rounds, runs))
 
     base = results["unmerged"]
     return {
