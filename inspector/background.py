@@ -1,0 +1,469 @@
+"""An engineer's job beside a running line: its own process, below the line in every way.
+
+The fine-tune wizard trains, evaluates and measures models on the same PC that runs the line
+(measured before this existed, with training in the app's process on 2 cores: frame-to-verdict
+p95 63 ms and 7 overruns in 300 parts against a 50 ms budget). So such work runs here instead:
+
+- in a **separate process** (``spawn``), so its torch thread pool, its memory and its GIL are its
+  own and cannot stall the line's inference thread;
+- at the **lowest CPU priority** the OS offers (Linux ``SCHED_IDLE``: it only gets cycles the line
+  leaves idle; elsewhere nice 19 / the idle priority class), set on every thread of the process;
+- with **fewer torch threads** (half the cores while the line runs);
+- **paused** as soon as the line reports an overrun, and resumed after a hold that grows when
+  overruns come back right after resuming (:class:`LineYield`). On POSIX the pause is SIGSTOP /
+  SIGCONT (immediate, whatever the job is doing); elsewhere the job waits at its next step.
+
+The job reports ``(kind, value)`` progress items and ends with its result or a one-line error.
+Nothing here imports Qt: the app wraps a :class:`BackgroundJob` in ``ui.workers``, and
+``benchmarks/line_speed.py`` drives the same class to measure what a fine-tune costs the line.
+"""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import multiprocessing
+import os
+import queue
+import signal
+import sys
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from data.errors import DataError
+from inspector.errors import InspectorError
+from models.errors import ModelError
+
+USER_ERRORS = (ModelError, DataError, InspectorError, OSError, ValueError)
+CTX = multiprocessing.get_context("spawn")
+PROBE_INTERVAL_S = 0.2
+CAN_STOP = hasattr(signal, "SIGSTOP") and hasattr(signal, "SIGCONT")
+
+
+def one_line(exc: BaseException) -> str:
+    if isinstance(exc, OSError) and exc.filename:
+        return f"{exc.filename}: {exc.strerror or exc}"
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def background_threads(line_running: bool, cpus: int | None = None) -> int:
+    """Torch threads for a job: half the cores beside a running line (at least one), else all."""
+    cpus = cpus or os.cpu_count() or 2
+    return max(1, cpus // 2) if line_running else cpus
+
+
+# ---------------------------------------------------------------------------------------------
+# the job's own process
+
+
+def lower_priority() -> str:
+    """Put every thread of this process below the line; returns what was done, in words.
+
+    On Linux scheduling policy and nice value are per thread (new threads inherit them from the
+    thread that creates them), so each thread that already exists is lowered too.
+    """
+    done = "normal priority"
+    if sys.platform.startswith("linux"):
+        try:
+            tids = [int(t) for t in os.listdir("/proc/self/task")]
+        except OSError:
+            tids = [0]
+        idle = hasattr(os, "SCHED_IDLE")
+        for tid in tids:
+            try:
+                os.setpriority(os.PRIO_PROCESS, tid, 19)
+                done = "nice 19"
+                if idle:
+                    os.sched_setscheduler(tid, os.SCHED_IDLE, os.sched_param(0))
+            except ProcessLookupError:
+                continue  # that thread has ended meanwhile
+            except OSError:
+                idle = False
+        return "idle priority (SCHED_IDLE)" if idle else done
+    if os.name == "nt":
+        try:
+            import ctypes
+
+            kernel32 = ctypes.windll.kernel32  # type: ignore[attr-defined]
+            if kernel32.SetPriorityClass(kernel32.GetCurrentProcess(), 0x00000040):  # IDLE_PRIORITY_CLASS
+                return "idle priority class"
+        except (AttributeError, OSError):
+            pass
+        return done
+    try:
+        os.nice(19)
+        return "nice 19"
+    except (AttributeError, OSError):
+        return done
+
+
+class JobContext:
+    """What the job function sees of its job (passed as keyword ``task``), like ``ui.workers.Task``:
+    ``cancelled`` (discard), ``stopping`` ("stop now, keep the best"), ``report(value)``."""
+
+    def __init__(self, channel: Any, cancelled: Any, stopping: Any, running: Any, paused_s: Any) -> None:
+        self._channel = channel
+        self.cancelled = cancelled
+        self.stopping = stopping
+        self._running = running
+        self._paused_s = paused_s
+
+    def report(self, value: object) -> None:
+        self._channel.put(("progress", value))
+
+    def paused_seconds(self) -> float:
+        """How long the line has held this job so far (a time budget does not count it)."""
+        return float(self._paused_s.value)
+
+    def wait_if_paused(self) -> None:
+        """Where SIGSTOP does not exist, the job holds here between steps while paused."""
+        while not self._running.wait(0.2):
+            if self.cancelled.is_set():
+                return
+
+    def should_stop(self) -> bool:
+        self.wait_if_paused()
+        return self.cancelled.is_set() or self.stopping.is_set()
+
+
+def _watch_parent() -> None:
+    """A job never outlives the app that started it (killed, crashed): it ends itself."""
+    parent = multiprocessing.parent_process()
+    while parent is not None:
+        parent.join(1.0)
+        if not parent.is_alive():
+            os._exit(3)
+
+
+def _job_main(
+    target: str,
+    args: tuple,
+    kwargs: dict,
+    channel: Any,
+    flags: tuple[Any, Any, Any, Any],
+    threads: int,
+) -> None:
+    priority = lower_priority()
+    threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
+    try:
+        import torch
+
+        torch.set_num_threads(threads)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:
+            pass
+        try:
+            import cv2
+
+            cv2.setNumThreads(threads)
+        except ImportError:
+            pass
+        module, _, name = target.partition(":")
+        fn = getattr(importlib.import_module(module), name)
+        priority = lower_priority()  # threads that imports started (BLAS pools) go below the line too
+        started = {"priority": priority, "threads": torch.get_num_threads(), "pid": os.getpid()}
+        channel.put(("started", started))
+        context = JobContext(channel, *flags)
+        result = fn(*args, **kwargs, task=context)
+    except USER_ERRORS as exc:
+        channel.put(("failed", one_line(exc)))
+    except BaseException as exc:  # noqa: BLE001 - a bug still becomes a message, never a dead wizard
+        traceback.print_exc()
+        channel.put(("failed", f"unexpected error: {type(exc).__name__}: {one_line(exc)}"))
+    else:
+        try:
+            channel.put(("done", result))
+        except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+            channel.put(("failed", f"unexpected error: the result could not be sent back ({one_line(exc)})"))
+    finally:
+        channel.close()
+        channel.join_thread()
+
+
+# ---------------------------------------------------------------------------------------------
+# yielding to the line
+
+
+class LineYield:
+    """When to hold the job for the line: pause at an overrun, resume after a hold.
+
+    The hold starts at ``hold_s``; an overrun within ``relapse_s`` of resuming doubles it (up to
+    ``max_hold_s``), so a job that keeps hurting the line runs less and less. ``update`` takes the
+    line's overrun counter (None: no line running) and the time, and says what to do.
+    """
+
+    def __init__(self, hold_s: float = 2.0, max_hold_s: float = 60.0, relapse_s: float = 10.0) -> None:
+        self.base_hold_s, self.max_hold_s, self.relapse_s = hold_s, max_hold_s, relapse_s
+        self.hold_s = hold_s
+        self.paused = False
+        self.until = 0.0
+        self.resumed_at: float | None = None
+        self.seen: int | None = None
+        self.pauses = 0
+        self.overruns_seen = 0
+
+    def update(self, overruns: int | None, now: float) -> str | None:
+        """``"pause"``, ``"resume"`` or None."""
+        if overruns is None:  # no line (stopped): nothing to yield to
+            self.seen = None
+            if self.paused:
+                self.paused = False
+                self.resumed_at = now
+                return "resume"
+            return None
+        if self.seen is None or overruns < self.seen:  # a line (re)started or a new shift began
+            self.seen = overruns
+        if overruns > self.seen:
+            self.overruns_seen += overruns - self.seen
+            self.seen = overruns
+            if self.paused:
+                self.until = now + self.hold_s  # still hurting (the job was not the cause): hold on
+                return None
+            relapse = self.resumed_at is not None and now - self.resumed_at < self.relapse_s
+            self.hold_s = min(self.max_hold_s, self.hold_s * 2) if relapse else self.base_hold_s
+            self.paused = True
+            self.pauses += 1
+            self.until = now + self.hold_s
+            return "pause"
+        if self.paused and now >= self.until:
+            self.paused = False
+            self.resumed_at = now
+            return "resume"
+        return None
+
+
+@dataclass
+class YieldState:
+    """What the wizard shows about the job's place behind the line."""
+
+    priority: str
+    threads: int
+    line_running: bool
+    paused: bool
+    pauses: int
+    paused_s: float
+    resume_in_s: float
+
+
+# ---------------------------------------------------------------------------------------------
+# the app's side
+
+
+_jobs: set[BackgroundJob] = set()
+_jobs_lock = threading.Lock()
+
+
+class BackgroundJob:
+    """Run ``target`` (``"module:function"``) in a low-priority process; ``line`` says the line's
+    overrun count (None when no line runs) and is watched while the job runs.
+
+    ``target`` is called as ``fn(*args, **kwargs, task=JobContext)``; its arguments and result
+    travel by pickle. Read progress with :meth:`take`; when :attr:`finished` is set, :attr:`result`
+    or :attr:`error` holds how it ended.
+    """
+
+    def __init__(
+        self,
+        target: str,
+        *args: Any,
+        line: Callable[[], int | None] | None = None,
+        threads: int | None = None,
+        policy: LineYield | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.target = target
+        self.line = line or (lambda: None)
+        self.policy = policy or LineYield()
+        line_running = self._probe() is not None
+        self.threads = threads or background_threads(line_running)
+        self._cancelled, self._stopping, self._running = CTX.Event(), CTX.Event(), CTX.Event()
+        self._running.set()
+        self._paused_total = CTX.Value("d", 0.0, lock=False)
+        self._channel = CTX.Queue()
+        self._items: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._lock = threading.Lock()
+        self._paused_at: float | None = None
+        self.priority = "starting"
+        self.line_running = line_running
+        self.result: Any = None
+        self.error: str | None = None
+        self.finished = threading.Event()
+        self._process = CTX.Process(
+            target=_job_main,
+            args=(
+                target,
+                args,
+                kwargs,
+                self._channel,
+                (self._cancelled, self._stopping, self._running, self._paused_total),
+                self.threads,
+            ),
+            name=f"inspector-job-{target.rpartition(':')[2]}",
+            daemon=True,
+        )
+        with _jobs_lock:
+            _jobs.add(self)
+        self._process.start()
+        threading.Thread(target=self._read, name="job-reader", daemon=True).start()
+        threading.Thread(target=self._watch, name="job-line-watch", daemon=True).start()
+
+    # -- control ---------------------------------------------------------------------------------
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid
+
+    @property
+    def cancelled(self) -> Any:
+        return self._cancelled
+
+    def cancel(self) -> None:
+        """Stop at the next step and discard (the job's result, if any, is ignored by the caller)."""
+        self._cancelled.set()
+        self.resume()
+
+    def stop(self) -> None:
+        """Stop at the next step and keep what the job has (a fine-tune keeps its best epoch)."""
+        self._stopping.set()
+        self.resume()
+
+    def terminate(self, timeout: float = 10.0) -> None:
+        """End the process now (the app is quitting)."""
+        self._cancelled.set()
+        if self._process.is_alive():
+            self._process.terminate()
+            self._signal(getattr(signal, "SIGCONT", None))  # a stopped process only dies once it runs
+            self._process.join(timeout)
+            if self._process.is_alive():
+                self._process.kill()
+                self._process.join(timeout)
+
+    def pause(self) -> None:
+        with self._lock:
+            if self._paused_at is not None or self.finished.is_set():
+                return
+            self._paused_at = time.monotonic()
+            self._running.clear()
+            self._signal(getattr(signal, "SIGSTOP", None))
+
+    def resume(self) -> None:
+        with self._lock:
+            if self._paused_at is None:
+                return
+            self._signal(getattr(signal, "SIGCONT", None))
+            self._running.set()
+            self._paused_total.value += time.monotonic() - self._paused_at
+            self._paused_at = None
+
+    @property
+    def paused(self) -> bool:
+        return self._paused_at is not None
+
+    def paused_seconds(self) -> float:
+        with self._lock:
+            extra = time.monotonic() - self._paused_at if self._paused_at is not None else 0.0
+            return self._paused_total.value + extra
+
+    def state(self) -> YieldState:
+        return YieldState(
+            priority=self.priority,
+            threads=self.threads,
+            line_running=self.line_running,
+            paused=self.paused,
+            pauses=self.policy.pauses,
+            paused_s=self.paused_seconds(),
+            resume_in_s=max(0.0, self.policy.until - time.monotonic()) if self.paused else 0.0,
+        )
+
+    def take(self) -> list[tuple[str, Any]]:
+        """Progress items reported since the last call (any thread; the UI drains it on a timer)."""
+        items = []
+        while True:
+            try:
+                items.append(self._items.get_nowait())
+            except queue.Empty:
+                return items
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self.finished.wait(timeout)
+
+    # -- threads -----------------------------------------------------------------------------
+
+    def _signal(self, signum: int | None) -> None:
+        if signum is None or not CAN_STOP or not self._process.is_alive():
+            return
+        try:
+            os.kill(self._process.pid, signum)
+        except ProcessLookupError:
+            pass
+
+    def _probe(self) -> int | None:
+        try:
+            return self.line()
+        except Exception:  # noqa: BLE001 - a line that is going away is no line
+            return None
+
+    def _watch(self) -> None:
+        """Apply :class:`LineYield` to the line's overrun counter while the job runs."""
+        while not self.finished.wait(PROBE_INTERVAL_S):
+            overruns = self._probe()
+            self.line_running = overruns is not None
+            action = self.policy.update(overruns, time.monotonic())
+            if action == "pause" and not (self._cancelled.is_set() or self._stopping.is_set()):
+                self.pause()
+            elif action == "resume":
+                self.resume()
+
+    def _read(self) -> None:
+        """Blocking reads off the job's queue (a paused job may leave a message half-sent)."""
+        outcome: tuple[str, Any] | None = None
+        while outcome is None:
+            try:
+                kind, value = self._channel.get(timeout=0.5)
+            except queue.Empty:
+                if not self._process.is_alive():
+                    try:  # the last message may have arrived just before the process ended
+                        kind, value = self._channel.get(timeout=0.5)
+                    except queue.Empty:
+                        break
+                else:
+                    continue
+            except (EOFError, OSError):
+                break
+            if kind == "started":
+                self.priority = value["priority"]
+                self.threads = value["threads"]
+            elif kind == "progress":
+                self._items.put(value)
+            else:
+                outcome = (kind, value)
+        self._process.join(10.0)
+        if outcome is None:
+            code = self._process.exitcode
+            why = "cancelled" if self._cancelled.is_set() else f"the job's process ended (exit code {code})"
+            outcome = ("failed", why)
+        self.resume()
+        if outcome[0] == "done":
+            self.result = outcome[1]
+        else:
+            self.error = str(outcome[1])
+        with _jobs_lock:
+            _jobs.discard(self)
+        self.finished.set()
+
+
+def terminate_all() -> None:
+    """End every job still running (the app is quitting; jobs must not outlive it)."""
+    with _jobs_lock:
+        jobs = list(_jobs)
+    for job in jobs:
+        job.terminate()
+
+
+atexit.register(terminate_all)

@@ -1,0 +1,92 @@
+"""Engineer's jobs in their own low-priority process, paused while the line reports overruns."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from inspector.background import BackgroundJob, LineYield, background_threads
+
+WAIT_S = 120
+
+
+def test_a_job_runs_in_its_own_process_below_the_line():
+    job = BackgroundJob("job_support:where_am_i", line=lambda: 0, threads=1)
+    assert job.wait(WAIT_S)
+    assert job.error is None, job.error
+    info = job.result
+    assert info["pid"] != os.getpid() and info["threads"] == 1
+    assert job.take() == [("log", "hello from the job")]
+    if "nice" in info:
+        assert info["nice"] == 19
+    if sys.platform.startswith("linux"):
+        assert info["policy"] == os.SCHED_IDLE and "SCHED_IDLE" in job.priority
+
+
+def test_a_failing_job_is_one_line():
+    job = BackgroundJob("job_support:bad_station")
+    assert job.wait(WAIT_S)
+    assert job.result is None and job.error == "station: the test split is empty"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process state from /proc")
+def test_pause_stops_the_process_and_resume_lets_it_finish():
+    job = BackgroundJob("job_support:steps", 50)
+    seen: list = []
+    while not seen:
+        seen += job.take()
+        job.wait(0.05)
+    job.pause()
+    assert job.paused
+    _wait_for(lambda: _state(job.pid) == "T")  # stopped by SIGSTOP, whatever it was doing
+    job.resume()
+    assert not job.paused and job.paused_seconds() > 0
+    assert job.wait(WAIT_S) and job.result == 50
+
+
+def test_cancel_and_stop_end_the_job_at_its_next_step():
+    for end in ("cancel", "stop"):
+        job = BackgroundJob("job_support:steps", 100_000)
+        while not job.take():
+            job.wait(0.05)
+        job.pause()
+        getattr(job, end)()  # also when paused: the job resumes to notice
+        assert job.wait(WAIT_S) and job.error is None and job.result < 100_000
+
+
+def test_line_yield_pauses_at_an_overrun_and_holds_longer_when_it_comes_back():
+    policy = LineYield(hold_s=2.0, max_hold_s=8.0, relapse_s=10.0)
+    assert policy.update(None, 0.0) is None  # no line: nothing to yield to
+    assert policy.update(3, 1.0) is None  # overruns from before the job: not ours
+    assert policy.update(4, 2.0) == "pause" and policy.hold_s == 2.0
+    assert policy.update(4, 3.0) is None
+    assert policy.update(5, 3.5) is None and policy.until == 5.5  # still overrunning: hold on
+    assert policy.update(5, 5.5) == "resume"
+    assert policy.update(6, 6.0) == "pause" and policy.hold_s == 4.0  # relapse: hold doubles
+    assert policy.update(6, 10.0) == "resume"
+    assert policy.update(7, 11.0) == "pause" and policy.hold_s == 8.0
+    assert policy.update(8, 12.0) is None and policy.update(8, 20.0) == "resume"
+    assert policy.update(9, 40.0) == "pause" and policy.hold_s == 2.0  # long quiet: back to short
+    assert policy.update(0, 41.0) is None  # new shift: counters reset, nothing new
+    assert policy.update(None, 41.5) == "resume"  # line stopped: run freely
+    assert policy.pauses == 4 and policy.overruns_seen == 6
+
+
+def test_threads_beside_a_line():
+    assert background_threads(True, 2) == 1 and background_threads(True, 8) == 4
+    assert background_threads(False, 2) == 2
+
+
+def _wait_for(condition) -> None:
+    deadline = time.monotonic() + WAIT_S
+    while not condition():
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+
+
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
