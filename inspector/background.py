@@ -265,7 +265,8 @@ class BackgroundJob:
 
     ``target`` is called as ``fn(*args, **kwargs, task=JobContext)``; its arguments and result
     travel by pickle. Read progress with :meth:`take`; when :attr:`finished` is set, :attr:`result`
-    or :attr:`error` holds how it ended.
+    or :attr:`error` holds how it ended. ``on_finished`` runs (in a reader thread) once the
+    process has ended, before :attr:`finished` is set.
     """
 
     def __init__(
@@ -275,9 +276,11 @@ class BackgroundJob:
         line: Callable[[], int | None] | None = None,
         threads: int | None = None,
         policy: LineYield | None = None,
+        on_finished: Callable[[], None] | None = None,
         **kwargs: Any,
     ) -> None:
         self.target = target
+        self._on_finished = on_finished
         self.line = line or (lambda: None)
         self.policy = policy or LineYield()
         line_running = self._probe() is not None
@@ -455,6 +458,11 @@ class BackgroundJob:
             self.error = str(outcome[1])
         with _jobs_lock:
             _jobs.discard(self)
+        if self._on_finished is not None:
+            try:
+                self._on_finished()
+            except Exception:  # noqa: BLE001 - the job has ended either way
+                traceback.print_exc()
         self.finished.set()
 
 

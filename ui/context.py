@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.registry import Registry
 from inspector.settings import Settings, load_settings, save_settings
 from inspector.store import Ledger, default_url
+
+if TYPE_CHECKING:
+    from inspector.pipeline import Pipeline
 
 
 class AppContext:
@@ -16,6 +20,8 @@ class AppContext:
         self.settings: Settings = load_settings(self.home)
         self._ledger: Ledger | None = None
         self._lock = threading.Lock()
+        # The line the Live screen runs (set by its controller): background jobs yield to it.
+        self.pipeline: Pipeline | None = None
 
     @property
     def db_url(self) -> str:
@@ -29,6 +35,11 @@ class AppContext:
                     self._ledger.close()
                 self._ledger = Ledger(self.db_url)
             return self._ledger
+
+    def line_overruns(self) -> int | None:
+        """The running line's overrun count, None when no line runs (any thread may ask)."""
+        pipeline = self.pipeline
+        return pipeline.stats.overruns if pipeline is not None and pipeline.running else None
 
     @property
     def registry(self) -> Registry:

@@ -13,15 +13,9 @@ model stays exactly what it was (DESIGN §3, "a cancelled or failed run changes 
 from __future__ import annotations
 
 import html
-import os
-import shutil
-import tempfile
-import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -58,25 +52,24 @@ from PySide6.QtWidgets import (
 )
 
 from data.augment import PRESETS, preview_grid
-from data.images import fit_within, read_image, to_uint8
-from data.station import SPLITS, Station, load_station
-from inspector.errors import InspectorError
-from inspector.line import resolve_model
-from inspector.registry import Registry, Version
+from data.station import SPLITS
+from inspector.background import YieldState
+from inspector.registry import Version
 from inspector.training import EpochRecord, Recipe
-from inspector.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model
-from models.bundle import BundleMeta, read_meta
+from inspector.workflows import FINETUNE_RECIPE, FinetuneSummary
 from ui.context import AppContext
+from ui.jobs import (  # noqa: F401 - Staging and check_station are also used by name from here
+    MIN_TRAIN_PER_CLASS,
+    Staging,
+    StationCheck,
+    base_model_choices,
+    check_station,
+)
 from ui.qt_images import to_pixmap
-from ui.workers import Task, run_task
+from ui.workers import JobTask, Task, run_job, run_task
 
-MIN_TRAIN_PER_CLASS = 10  # below this a class's result after fine-tuning is mostly noise
-PREVIEW_IMAGES = 3
 PREVIEW_DRAWS = 4
 PREVIEW_TILE = 132
-LATENCY_RUNS = 30
-PREFIX = "finetune-"  # the wizard's folders under <home>/staging/
-OWNER = "owner.pid"
 ERROR_COLOUR, WARN_COLOUR, GOOD_COLOUR = "#c62828", "#8a6d00", "#1b873f"
 ERROR_STYLE = f"color: {ERROR_COLOUR};"
 WARN_STYLE = f"color: {WARN_COLOUR};"
@@ -107,322 +100,6 @@ TRAINABLE_TEXT = [
         "the only choice for a model without merge modules.",
     ),
 ]
-
-
-# ---------------------------------------------------------------------------------------------
-# work done off the UI thread (plain functions: no Qt in them)
-
-
-class Staging:
-    """The wizard's private folder under ``<home>/staging/``: whoever finishes last removes it.
-
-    Workers hold it with :meth:`in_use` while they read or write it; the wizard calls
-    :meth:`discard` on cancel or after saving. The folder goes when both have happened, so a
-    cancel during training never races the trainer still writing its files.
-    """
-
-    def __init__(self, home: Path) -> None:
-        root = home / "staging"
-        root.mkdir(parents=True, exist_ok=True)
-        self.path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
-        (self.path / OWNER).write_text(str(os.getpid()), encoding="utf-8")
-        self._lock = threading.Lock()
-        self._users = 0
-        self._discarded = False
-
-    @staticmethod
-    def sweep(home: Path) -> list[Path]:
-        """Remove wizard folders whose app died mid-run (killed, power cut): nobody else will."""
-        removed = []
-        for folder in (home / "staging").glob(f"{PREFIX}*"):
-            try:
-                pid: int | None = int((folder / OWNER).read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                pid = None
-            try:
-                age = time.time() - folder.stat().st_mtime
-            except OSError:
-                continue  # gone already
-            alive = _alive(pid)
-            if alive or (alive is None and age < 24 * 3600):
-                continue  # running, or cannot tell and recent: not ours to remove
-            shutil.rmtree(folder, ignore_errors=True)
-            removed.append(folder)
-        return removed
-
-    @property
-    def bundle(self) -> Path:
-        return self.path / "model"
-
-    @contextmanager
-    def in_use(self) -> Iterator[Path]:
-        with self._lock:
-            if self._discarded:
-                raise InspectorError("the fine-tune run was cancelled")
-            self._users += 1
-        try:
-            yield self.path
-        finally:
-            with self._lock:
-                self._users -= 1
-                remove = self._discarded and self._users == 0
-            if remove:
-                self._remove()
-
-    def discard(self) -> None:
-        with self._lock:
-            self._discarded = True
-            remove = self._users == 0
-        if remove:
-            self._remove()
-
-    @property
-    def discarded(self) -> bool:
-        return self._discarded
-
-    def _remove(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
-        try:
-            self.path.parent.rmdir()  # only when empty: another run may be using it
-        except OSError:
-            pass
-
-
-def _alive(pid: int | None) -> bool | None:
-    """Whether process ``pid`` runs; None when that cannot be told safely (on Windows, signal 0
-    would terminate the process instead of probing it)."""
-    if pid is None or os.name == "nt":
-        return None
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, owned by someone else
-    return True
-
-
-@dataclass
-class StationCheck:
-    """What page 1 found: the station, its counts, and what blocks or endangers a fine-tune."""
-
-    path: str
-    base: Path
-    station: Station
-    meta: BundleMeta
-    counts: dict[str, Counter]
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    samples: list[np.ndarray] = field(default_factory=list)
-
-
-def check_station(path: str, base: Path, seed: int = FINETUNE_RECIPE.seed) -> StationCheck:
-    """Open the station and compare it with the base model, as ``finetune_model`` will.
-
-    Everything that would make the run fail later (classes the model does not know, an empty
-    held-out split) is an error now, before minutes of training are spent.
-    """
-    meta, _ = read_meta(base)
-    station = load_station(path, seed)
-    counts = station.counts()
-    result = StationCheck(path, base, station, meta, counts)
-    unknown = sorted(set(station.classes) - set(meta.classes))
-    if unknown:
-        result.errors.append(
-            f"The base model does not know {', '.join(unknown)} (its classes: {', '.join(meta.classes)}). "
-            "Fine-tuning adapts a model to new imaging conditions, not to new classes: train a new "
-            "model with `inspector train`, or choose another base model."
-        )
-    for split in SPLITS:
-        if not sum(counts[split].values()):
-            result.errors.append(
-                f"The {split} split is empty: the wizard needs train, val and test images "
-                "(add images, or fill the manifest's split column for every row)."
-            )
-    few = [f"{c} ({counts['train'][c]})" for c in station.classes if counts["train"][c] < MIN_TRAIN_PER_CLASS]
-    if few:
-        result.warnings.append(
-            f"Fewer than {MIN_TRAIN_PER_CLASS} training images for: {', '.join(few)}. "
-            "The result for these classes will be unreliable."
-        )
-    absent = sorted(set(meta.classes) - set(station.classes))
-    if absent:
-        result.warnings.append(
-            f"No images of {', '.join(absent)} at this station: the model's accuracy on them is not "
-            "checked here."
-        )
-    result.warnings += station.issues
-    result.samples = _preview_samples(station)
-    return result
-
-
-def _preview_samples(station: Station) -> list[np.ndarray]:
-    """Up to three readable training images, one per class first (the preview shows variety)."""
-    by_class: dict[str, list[Path]] = {}
-    for sample in station.split("train") or station.samples:
-        by_class.setdefault(sample.label, []).append(sample.path)
-    order = [
-        paths[i]
-        for i in range(max(map(len, by_class.values())))
-        for paths in by_class.values()
-        if i < len(paths)
-    ]
-    images: list[np.ndarray] = []
-    for path in order[: 4 * PREVIEW_IMAGES]:
-        try:
-            images.append(fit_within(to_uint8(read_image(path)), 256))
-        except Exception:  # noqa: BLE001 - an unreadable file only costs one preview tile
-            continue
-        if len(images) == PREVIEW_IMAGES:
-            break
-    return images
-
-
-def run_finetune(
-    base: Path,
-    station: Station,
-    staging: Staging,
-    presets: list[str],
-    recipe: Recipe,
-    budget_s: float | None,
-    stop_early: threading.Event,
-    *,
-    task: Task,
-) -> FinetuneSummary:
-    """The training job: reports ("log", line) and ("epoch", EpochRecord) as it goes.
-
-    Cancel (the task's flag) and "stop now" (``stop_early``) both stop between steps; the budget
-    stops the same way when it runs out. In every case training hands back its best epoch so far;
-    a cancel then discards everything through the staging folder.
-    """
-    deadline = time.monotonic() + budget_s if budget_s else None
-    ran_out = threading.Event()
-
-    def should_stop() -> bool:
-        if task.cancelled.is_set() or stop_early.is_set():
-            return True
-        if deadline is not None and time.monotonic() > deadline:
-            ran_out.set()
-            return True
-        return False
-
-    with staging.in_use():
-        try:
-            summary = finetune_model(
-                base,
-                station,
-                staging.bundle,
-                augment=presets,
-                recipe=recipe,
-                progress=False,
-                log=lambda line: task.report(("log", line)),
-                should_stop=should_stop,
-                on_epoch=lambda record: task.report(("epoch", record)),
-            )
-        except InspectorError as exc:
-            if "before the first epoch" in str(exc) and ran_out.is_set():
-                minutes = (budget_s or 0) / 60
-                raise InspectorError(
-                    f"the time budget ({minutes:g} min) ran out before the first epoch finished; "
-                    "nothing was trained — raise the budget"
-                ) from exc
-            if "before the first epoch" in str(exc) and stop_early.is_set():
-                raise InspectorError("stopped before the first epoch finished; nothing was trained") from exc
-            raise
-        if ran_out.is_set():
-            task.report(
-                ("log", f"time budget reached: kept the best of {len(summary.outcome.history)} epoch(s)")
-            )
-    return summary
-
-
-def measure_speed(base: Path, staging: Staging, runs: int = LATENCY_RUNS) -> dict[str, dict[str, float]]:
-    """GMACs, parameters and batch-1 latency of the base and the new model, in one process.
-
-    The two models are timed in alternating rounds, so a busy moment of the machine (the line,
-    another job) falls on both alike and the ratio stays honest (DESIGN §6).
-    """
-    import torch
-
-    from models.bundle import load_bundle
-    from models.flops import count_gmacs, count_params
-    from models.latency import sample_calls, summarise
-
-    rounds = 3
-    with staging.in_use():
-        nets = {"before": load_bundle(base).net, "after": load_bundle(staging.bundle).net}
-    figures: dict[str, dict[str, float]] = {}
-    calls = {}
-    for key, net in nets.items():
-        net.eval()
-        spec = net.spec
-        sample = torch.randn(1, spec.in_chans, spec.img_size, spec.img_size)
-
-        def call(net: Any = net, sample: torch.Tensor = sample) -> None:
-            with torch.inference_mode():
-                net(sample)
-
-        calls[key] = call
-        figures[key] = {"gmacs": count_gmacs(net, spec.img_size, spec.in_chans), "params": count_params(net)}
-        sample_calls(call, runs=0, warmup=5)
-    samples: dict[str, list[float]] = {key: [] for key in nets}
-    for _ in range(rounds):
-        for key, call in calls.items():
-            samples[key] += sample_calls(call, runs=max(1, runs // rounds), warmup=1)
-    for key, values in samples.items():
-        stats = summarise(values)
-        figures[key].update(p50=stats.p50_ms, p95=stats.p95_ms)
-    return figures
-
-
-def save_version(home: Path, staging: Staging, note: str, deploy: bool) -> tuple[Version, str]:
-    """Register the staged bundle (a copy: the staging folder may go right after), then deploy it.
-
-    Returns the version and, when deploying failed after the version was saved, why (the version
-    stays: it can be deployed from the Models screen).
-    """
-    registry = Registry(home)
-    with staging.in_use():
-        version = registry.add(staging.bundle, note)
-    if deploy:
-        try:
-            registry.deploy(version.id)
-        except InspectorError as exc:
-            return version, str(exc)
-    return version, ""
-
-
-def base_model_choices(home: Path) -> tuple[list[tuple[str, Path]], str]:
-    """(label, bundle) for the base-model picker, the default first; plus a problem, if any."""
-    from inspector.demo import demo_model_path
-
-    choices: list[tuple[str, Path]] = []
-    problem = ""
-    try:
-        default = resolve_model(None, home)
-        registry = Registry(home)
-        deployed = registry.deployed()
-        versions = registry.versions()
-    except InspectorError as exc:
-        problem, deployed, versions = str(exc), None, []
-        default = demo_model_path()
-    if deployed is not None:
-        choices.append((f"{deployed.id}: the deployed model — {_version_text(deployed)}", default))
-    else:
-        choices.append(("The bundled demo model (nothing is deployed yet)", default))
-    for version in reversed(versions):
-        if deployed is None or version.id != deployed.id:
-            choices.append((f"{version.id} — {_version_text(version)}", Registry(home).root / version.id))
-    if deployed is not None:
-        choices.append(("The bundled demo model (ELPV solar cells)", demo_model_path()))
-    return choices, problem
-
-
-def _version_text(version: Version) -> str:
-    text = f"{version.merge.upper()}, classes {', '.join(version.classes)}"
-    return f"{text} — {version.note}" if version.note else text
 
 
 # ---------------------------------------------------------------------------------------------
@@ -860,20 +537,22 @@ class TrainPage(QWizardPage):
         self.wiz = wiz
         self.setTitle("Training")
         self.setSubTitle(
-            "Runs on this computer; the line keeps running on the deployed model meanwhile. "
-            "Cancel discards this run; Back stops it so you can change the settings."
+            "Runs on this computer, behind the line: the line keeps running on the deployed model "
+            "and comes first. Cancel discards this run; Back stops it so you can change the settings."
         )
-        self.task: Task | None = None
+        self.task: JobTask | None = None
         self.summary: FinetuneSummary | None = None
         self.history: list[EpochRecord] = []
         self.failed = ""
         self._run = 0
-        self._stop_early = threading.Event()
         self._started = 0.0
         self._budget: float | None = None
 
         self.status = QLabel("")
         self.status.setWordWrap(True)
+        self.line_note = QLabel("")
+        self.line_note.setObjectName("hint")
+        self.line_note.setWordWrap(True)
         self.progress = QProgressBar()
         self.progress.setFormat("epoch %v of %m")
         self.clock = QLabel("")
@@ -898,6 +577,7 @@ class TrainPage(QWizardPage):
         layout = QVBoxLayout(self)
         layout.addLayout(top)
         layout.addWidget(self.status)
+        layout.addWidget(self.line_note)
         layout.addWidget(self.canvas, 3)
         layout.addWidget(self.log, 1)
         self._draw()
@@ -926,7 +606,6 @@ class TrainPage(QWizardPage):
         staging = wiz.new_staging()
         self._run += 1
         self.summary, self.history, self.failed = None, [], ""
-        self._stop_early = threading.Event()
         self._budget = wiz.recipe_page.budget_seconds
         self._started = time.monotonic()
         self.log.clear()
@@ -940,17 +619,15 @@ class TrainPage(QWizardPage):
             f"training {recipe.trainable}, augmentation: {', '.join(presets) or 'default only'}.",
         )
         self._draw()
-        self.task = self.wiz.run(
-            run_finetune,
+        self.task = self.wiz.run_job(
+            "ui.jobs:run_finetune",
             check.base,
             check.station,
-            staging,
+            staging.bundle,
             presets,
             recipe,
             self._budget,
-            self._stop_early,
-            wants_task=True,
-            long_running=True,
+            hold=staging.in_use(),
             # A run abandoned by Back may still answer: only the current run's answers count.
             on_done=lambda summary, run=self._run: self._done(summary) if run == self._run else None,
             on_failed=lambda message, run=self._run: self._failed(message) if run == self._run else None,
@@ -966,7 +643,8 @@ class TrainPage(QWizardPage):
         self._timer.stop()
 
     def _stop_now(self) -> None:
-        self._stop_early.set()
+        if self.task is not None:
+            self.task.stop()
         self.stop_button.setEnabled(False)
         _status(self.status, "Stopping after the current step; the best epoch so far will be kept …")
 
@@ -1021,9 +699,14 @@ class TrainPage(QWizardPage):
     def _tick(self) -> None:
         elapsed = time.monotonic() - self._started if self._started else 0.0
         text = f"{_clock(elapsed)} elapsed"
+        state = self.task.state() if self.task is not None else None
         if self._budget and self.running:
-            text += f" · {_clock(max(0.0, self._budget - elapsed))} left of the budget"
+            held = state.paused_s if state is not None else 0.0
+            text += f" · {_clock(max(0.0, self._budget - elapsed + held))} left of the budget"
         self.clock.setText(text)
+        if state is not None:
+            self.line_note.setText(yield_text(state, self.running))
+            self.line_note.setStyleSheet(WARN_STYLE if state.paused and self.running else "")
 
     def _draw(self) -> None:
         epochs = [r.epoch + 1 for r in self.history]
@@ -1047,6 +730,30 @@ class TrainPage(QWizardPage):
 
     def isComplete(self) -> bool:  # noqa: N802 - Qt's name
         return self.summary is not None
+
+
+def yield_text(state: YieldState, running: bool) -> str:
+    """What the wizard says about the training's place behind the line."""
+    cores = "core" if state.threads == 1 else "cores"
+    where = f"in its own process at {state.priority}, on {state.threads} {cores}"
+    held = (
+        f"; it has paused {state.pauses}× ({_clock(state.paused_s)}) when the line reported overruns"
+        if state.pauses
+        else ""
+    )
+    if not running:
+        return f"Trained {where}{held}." if state.pauses else ""
+    if state.paused:
+        return (
+            f"Paused for the line: it reported an overrun, so training waits "
+            f"({_clock(state.resume_in_s)} more) — the line comes first. Training runs {where}{held}."
+        )
+    if state.line_running:
+        return (
+            f"Yielding to the line: training runs {where}, and pauses whenever the line reports an "
+            f"overrun{held}."
+        )
+    return f"Training runs {where}; no line is running, so nothing to yield to{held}."
 
 
 def _clock(seconds: float) -> str:
@@ -1137,11 +844,11 @@ class ComparePage(QWizardPage):
         request = self._request
         staging = self.wiz.staging
         assert staging is not None
-        self.wiz.run(
-            measure_speed,
+        self.wiz.run_job(
+            "ui.jobs:measure_speed",
             self.wiz.station_page.base_model,
-            staging,
-            long_running=True,
+            staging.bundle,
+            hold=staging.in_use(),
             on_done=lambda figures: self._speed_done(request, figures),
             on_failed=lambda message: self._speed_failed(request, message),
         )
@@ -1285,9 +992,9 @@ class FinetuneWizard(QWizard):
         super().__init__(parent)
         self.context = context
         self.staging: Staging | None = None
-        self.saving: Task | None = None
+        self.saving: JobTask | None = None
         self.saved: Version | None = None
-        self.tasks: list[Task] = []
+        self.tasks: list[Task | JobTask] = []
         Staging.sweep(context.home)
         app = QCoreApplication.instance()
         if app is not None:
@@ -1321,6 +1028,13 @@ class FinetuneWizard(QWizard):
         self.tasks = [t for t in self.tasks if not t.finished.is_set()] + [task]
         return task
 
+    def run_job(self, target: str, *args: Any, **kwargs: Any) -> JobTask:
+        """Training, evaluation and registering: in a background process below the line
+        (``ui.workers.run_job``), remembered like :meth:`run`."""
+        task = run_job(target, *args, line=self.context.line_overruns, **kwargs)
+        self.tasks = [t for t in self.tasks if not t.finished.is_set()] + [task]
+        return task
+
     def idle(self) -> bool:
         return all(task.finished.is_set() for task in self.tasks)
 
@@ -1350,12 +1064,13 @@ class FinetuneWizard(QWizard):
         page = self.save_page
         self._lock_buttons(True)
         _status(page.status, "Saving into the model registry (copying, measuring latency) …")
-        self.saving = self.run(
-            save_version,
+        self.saving = self.run_job(
+            "ui.jobs:save_version",
             self.context.home,
-            self.staging,
+            self.staging.bundle,
             page.note.text().strip(),
             page.deploy.isChecked(),
+            hold=self.staging.in_use(),
             on_done=self._saved,
             on_failed=self._save_failed,
         )

@@ -62,6 +62,7 @@ class LineController(QObject):
     def _on_started(self, pipeline: Pipeline) -> None:
         self.starting = False
         self.pipeline = pipeline
+        self.context.pipeline = pipeline
         self.started.emit(pipeline.source.name)
 
     def _on_failed(self, message: str) -> None:

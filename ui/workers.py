@@ -2,6 +2,10 @@
 
 ``run_task`` puts a callable on Qt's global thread pool and delivers its result (or its one-line
 error) back on the UI thread through signals. A task can report progress and see a cancel flag.
+
+``run_job`` is for the heavy work an engineer starts beside a running line (training, evaluation,
+latency measurement): the same signals, but the work runs in its own low-priority process that
+pauses while the line reports overruns (``inspector.background``).
 """
 
 from __future__ import annotations
@@ -9,15 +13,14 @@ from __future__ import annotations
 import threading
 import traceback
 from collections.abc import Callable
+from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
-from data.errors import DataError
-from inspector.errors import InspectorError
-from models.errors import ModelError
+from inspector.background import USER_ERRORS, BackgroundJob, YieldState, one_line
 
-USER_ERRORS = (ModelError, DataError, InspectorError, OSError, ValueError)
+__all__ = ["USER_ERRORS", "JobTask", "Task", "run_job", "run_task"]
 
 
 class TaskSignals(QObject):
@@ -49,24 +52,17 @@ class Task(QRunnable):
             kwargs = dict(self.kwargs, task=self) if self.wants_task else self.kwargs
             result = self.fn(*self.args, **kwargs)
         except USER_ERRORS as exc:
-            self.signals.failed.emit(_one_line(exc))
+            self.signals.failed.emit(one_line(exc))
         except Exception as exc:  # noqa: BLE001 - a bug still becomes a message, never a dead UI
             traceback.print_exc()
-            self.signals.failed.emit(f"unexpected error: {type(exc).__name__}: {_one_line(exc)}")
+            self.signals.failed.emit(f"unexpected error: {type(exc).__name__}: {one_line(exc)}")
         else:
             self.signals.done.emit(result)
         finally:
             self.finished.set()
 
 
-def _one_line(exc: BaseException) -> str:
-    if isinstance(exc, OSError) and exc.filename:
-        return f"{exc.filename}: {exc.strerror or exc}"
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
-
-
-_running: set[Task] = set()
+_running: set[Any] = set()
 
 
 def run_task(
@@ -104,3 +100,76 @@ def _long_pool() -> QThreadPool:
         pool.setMaxThreadCount(2)
         _LONG.append(pool)
     return _LONG[0]
+
+
+class JobTask(QObject):
+    """A :class:`BackgroundJob` seen like a :class:`Task`: ``signals``, ``cancel``, ``finished``;
+    plus ``stop`` (end early, keep the result) and ``state`` (its place behind the line)."""
+
+    def __init__(self, job: BackgroundJob) -> None:
+        super().__init__()
+        self.job = job
+        self.signals = TaskSignals()
+        self.cancelled = job.cancelled
+        self.finished = threading.Event()
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._drain)
+        self._timer.start()
+
+    def cancel(self) -> None:
+        self.job.cancel()
+
+    def stop(self) -> None:
+        self.job.stop()
+
+    def state(self) -> YieldState:
+        return self.job.state()
+
+    def _drain(self) -> None:
+        ended = self.job.finished.is_set()  # read first: every item reported before it is queued
+        for item in self.job.take():
+            self.signals.progress.emit(item)
+        if not ended:
+            return
+        self._timer.stop()
+        if self.job.error is None:
+            self.signals.done.emit(self.job.result)
+        else:
+            self.signals.failed.emit(self.job.error)
+        self.finished.set()
+        _running.discard(self)
+
+
+def run_job(
+    target: str,
+    *args: Any,
+    line: Callable[[], int | None] | None = None,
+    hold: AbstractContextManager[Any] | None = None,
+    on_done: Callable[[Any], None] | None = None,
+    on_failed: Callable[[str], None] | None = None,
+    on_progress: Callable[[Any], None] | None = None,
+    **kwargs: Any,
+) -> JobTask:
+    """Run ``target`` (``"module:function"``, called with ``task=``) in a background process.
+
+    ``line`` reports the running line's overrun count (None: no line); ``hold`` is entered now and
+    left when the process has ended, whatever the UI is doing (the wizard's staging folder).
+    """
+    stack = ExitStack()
+    if hold is not None:
+        stack.enter_context(hold)
+    try:
+        job = BackgroundJob(target, *args, line=line, on_finished=stack.close, **kwargs)
+    except BaseException:
+        stack.close()
+        raise
+    task = JobTask(job)
+    if on_done:
+        task.signals.done.connect(on_done)
+    if on_failed:
+        task.signals.failed.connect(on_failed)
+    if on_progress:
+        task.signals.progress.connect(on_progress)
+    _running.add(task)
+    return task

@@ -1,0 +1,356 @@
+"""The fine-tune wizard's and the Models screen's work, with no Qt in it.
+
+Two kinds: quick work the screens run in a worker thread (checking a station, the staging
+folder, the base-model choices), and the heavy work that runs in a background process below the
+line (``inspector.background``): training, before/after evaluation, latency measurement and
+registering a model (which measures its latency). Those are called as
+``fn(*args, task=JobContext)`` in the job's own process: their arguments and results are plain,
+picklable values, and a fine-tune's result leaves its network behind (the bundle is on disk).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.images import fit_within, read_image, to_uint8
+from data.station import SPLITS, Station, load_station
+from inspector.errors import InspectorError
+from inspector.line import resolve_model
+from inspector.registry import Registry, Version
+from inspector.training import Recipe
+from inspector.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model
+from models.bundle import BundleMeta, read_meta
+
+MIN_TRAIN_PER_CLASS = 10  # below this a class's result after fine-tuning is mostly noise
+PREVIEW_IMAGES = 3
+LATENCY_RUNS = 30
+PREFIX = "finetune-"  # the wizard's folders under <home>/staging/
+OWNER = "owner.pid"
+
+
+class Staging:
+    """The wizard's private folder under ``<home>/staging/``: whoever finishes last removes it.
+
+    Workers hold it with :meth:`in_use` while they read or write it; the wizard calls
+    :meth:`discard` on cancel or after saving. The folder goes when both have happened, so a
+    cancel during training never races the trainer still writing its files.
+    """
+
+    def __init__(self, home: Path) -> None:
+        root = home / "staging"
+        root.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix=PREFIX, dir=root))
+        (self.path / OWNER).write_text(str(os.getpid()), encoding="utf-8")
+        self._lock = threading.Lock()
+        self._users = 0
+        self._discarded = False
+
+    @staticmethod
+    def sweep(home: Path) -> list[Path]:
+        """Remove wizard folders whose app died mid-run (killed, power cut): nobody else will."""
+        removed = []
+        for folder in (home / "staging").glob(f"{PREFIX}*"):
+            try:
+                pid: int | None = int((folder / OWNER).read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                pid = None
+            try:
+                age = time.time() - folder.stat().st_mtime
+            except OSError:
+                continue  # gone already
+            alive = _alive(pid)
+            if alive or (alive is None and age < 24 * 3600):
+                continue  # running, or cannot tell and recent: not ours to remove
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+        return removed
+
+    @property
+    def bundle(self) -> Path:
+        return self.path / "model"
+
+    @contextmanager
+    def in_use(self) -> Iterator[Path]:
+        with self._lock:
+            if self._discarded:
+                raise InspectorError("the fine-tune run was cancelled")
+            self._users += 1
+        try:
+            yield self.path
+        finally:
+            with self._lock:
+                self._users -= 1
+                remove = self._discarded and self._users == 0
+            if remove:
+                self._remove()
+
+    def discard(self) -> None:
+        with self._lock:
+            self._discarded = True
+            remove = self._users == 0
+        if remove:
+            self._remove()
+
+    @property
+    def discarded(self) -> bool:
+        return self._discarded
+
+    def _remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+        try:
+            self.path.parent.rmdir()  # only when empty: another run may be using it
+        except OSError:
+            pass
+
+
+def _alive(pid: int | None) -> bool | None:
+    """Whether process ``pid`` runs; None when that cannot be told safely (on Windows, signal 0
+    would terminate the process instead of probing it)."""
+    if pid is None or os.name == "nt":
+        return None
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, owned by someone else
+    return True
+
+
+@dataclass
+class StationCheck:
+    """What page 1 found: the station, its counts, and what blocks or endangers a fine-tune."""
+
+    path: str
+    base: Path
+    station: Station
+    meta: BundleMeta
+    counts: dict[str, Counter]
+    errors: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    samples: list[np.ndarray] = field(default_factory=list)
+
+
+def check_station(path: str, base: Path, seed: int = FINETUNE_RECIPE.seed) -> StationCheck:
+    """Open the station and compare it with the base model, as ``finetune_model`` will.
+
+    Everything that would make the run fail later (classes the model does not know, an empty
+    held-out split) is an error now, before minutes of training are spent.
+    """
+    meta, _ = read_meta(base)
+    station = load_station(path, seed)
+    counts = station.counts()
+    result = StationCheck(path, base, station, meta, counts)
+    unknown = sorted(set(station.classes) - set(meta.classes))
+    if unknown:
+        result.errors.append(
+            f"The base model does not know {', '.join(unknown)} (its classes: {', '.join(meta.classes)}). "
+            "Fine-tuning adapts a model to new imaging conditions, not to new classes: train a new "
+            "model with `inspector train`, or choose another base model."
+        )
+    for split in SPLITS:
+        if not sum(counts[split].values()):
+            result.errors.append(
+                f"The {split} split is empty: the wizard needs train, val and test images "
+                "(add images, or fill the manifest's split column for every row)."
+            )
+    few = [f"{c} ({counts['train'][c]})" for c in station.classes if counts["train"][c] < MIN_TRAIN_PER_CLASS]
+    if few:
+        result.warnings.append(
+            f"Fewer than {MIN_TRAIN_PER_CLASS} training images for: {', '.join(few)}. "
+            "The result for these classes will be unreliable."
+        )
+    absent = sorted(set(meta.classes) - set(station.classes))
+    if absent:
+        result.warnings.append(
+            f"No images of {', '.join(absent)} at this station: the model's accuracy on them is not "
+            "checked here."
+        )
+    result.warnings += station.issues
+    result.samples = _preview_samples(station)
+    return result
+
+
+def _preview_samples(station: Station) -> list[np.ndarray]:
+    """Up to three readable training images, one per class first (the preview shows variety)."""
+    by_class: dict[str, list[Path]] = {}
+    for sample in station.split("train") or station.samples:
+        by_class.setdefault(sample.label, []).append(sample.path)
+    order = [
+        paths[i]
+        for i in range(max(map(len, by_class.values())))
+        for paths in by_class.values()
+        if i < len(paths)
+    ]
+    images: list[np.ndarray] = []
+    for path in order[: 4 * PREVIEW_IMAGES]:
+        try:
+            images.append(fit_within(to_uint8(read_image(path)), 256))
+        except Exception:  # noqa: BLE001 - an unreadable file only costs one preview tile
+            continue
+        if len(images) == PREVIEW_IMAGES:
+            break
+    return images
+
+
+def run_finetune(
+    base: Path,
+    station: Station,
+    bundle: Path,
+    presets: list[str],
+    recipe: Recipe,
+    budget_s: float | None,
+    *,
+    task: Any,
+) -> FinetuneSummary:
+    """The training job (in the background process): reports ("log", line) and ("epoch",
+    EpochRecord) as it goes, writes the new bundle to ``bundle`` (inside the staging folder).
+
+    Cancel (``task.cancelled``) and "stop now" (``task.stopping``) both stop between steps; the
+    budget stops the same way when it runs out (time the line held the job does not count). In
+    every case training hands back its best epoch so far; a cancel then discards everything
+    through the staging folder.
+    """
+    started = time.monotonic()
+    ran_out = threading.Event()
+
+    def should_stop() -> bool:
+        if task.should_stop():
+            return True
+        if budget_s and time.monotonic() - started - task.paused_seconds() > budget_s:
+            ran_out.set()
+            return True
+        return False
+
+    try:
+        summary = finetune_model(
+            base,
+            station,
+            bundle,
+            augment=presets,
+            recipe=recipe,
+            progress=False,
+            log=lambda line: task.report(("log", line)),
+            should_stop=should_stop,
+            on_epoch=lambda record: task.report(("epoch", record)),
+        )
+    except InspectorError as exc:
+        if "before the first epoch" in str(exc) and ran_out.is_set():
+            minutes = (budget_s or 0) / 60
+            raise InspectorError(
+                f"the time budget ({minutes:g} min) ran out before the first epoch finished; "
+                "nothing was trained — raise the budget"
+            ) from exc
+        if "before the first epoch" in str(exc) and task.stopping.is_set():
+            raise InspectorError("stopped before the first epoch finished; nothing was trained") from exc
+        raise
+    if ran_out.is_set():
+        task.report(("log", f"time budget reached: kept the best of {len(summary.outcome.history)} epoch(s)"))
+    # The network stays behind: the bundle is on disk, and the wizard needs only the figures.
+    return replace(summary, outcome=replace(summary.outcome, net=None))
+
+
+def measure_speed(
+    base: Path, bundle: Path, runs: int = LATENCY_RUNS, *, task: Any
+) -> dict[str, dict[str, float]]:
+    """GMACs, parameters and batch-1 latency of the base and the new model, in one process.
+
+    The two models are timed in alternating rounds, so a busy moment of the machine (the line,
+    another job) falls on both alike and the ratio stays honest (DESIGN §6).
+    """
+    import torch
+
+    from models.bundle import load_bundle
+    from models.flops import count_gmacs, count_params
+    from models.latency import sample_calls, summarise
+
+    rounds = 3
+    nets = {"before": load_bundle(base).net, "after": load_bundle(bundle).net}
+    figures: dict[str, dict[str, float]] = {}
+    calls = {}
+    for key, net in nets.items():
+        net.eval()
+        spec = net.spec
+        sample = torch.randn(1, spec.in_chans, spec.img_size, spec.img_size)
+
+        def call(net: Any = net, sample: torch.Tensor = sample) -> None:
+            with torch.inference_mode():
+                net(sample)
+
+        calls[key] = call
+        figures[key] = {"gmacs": count_gmacs(net, spec.img_size, spec.in_chans), "params": count_params(net)}
+        sample_calls(call, runs=0, warmup=5)
+    samples: dict[str, list[float]] = {key: [] for key in nets}
+    for _ in range(rounds):
+        for key, call in calls.items():
+            samples[key] += sample_calls(call, runs=max(1, runs // rounds), warmup=1)
+    for key, values in samples.items():
+        stats = summarise(values)
+        figures[key].update(p50=stats.p50_ms, p95=stats.p95_ms)
+    return figures
+
+
+def save_version(home: Path, bundle: Path, note: str, deploy: bool, *, task: Any) -> tuple[Version, str]:
+    """Register the staged bundle (a copy: the staging folder may go right after), then deploy it.
+
+    Returns the version and, when deploying failed after the version was saved, why (the version
+    stays: it can be deployed from the Models screen).
+    """
+    registry = Registry(home)
+    version = registry.add(bundle, note)
+    if deploy:
+        try:
+            registry.deploy(version.id)
+        except InspectorError as exc:
+            return version, str(exc)
+    return version, ""
+
+
+def add_version(home: Path, bundle: Path, *, task: Any) -> Version:
+    """The Models screen's *Add bundle*: check, copy and measure a bundle into the registry."""
+    return Registry(home).add(bundle)
+
+
+def base_model_choices(home: Path) -> tuple[list[tuple[str, Path]], str]:
+    """(label, bundle) for the base-model picker, the default first; plus a problem, if any."""
+    from inspector.demo import demo_model_path
+
+    choices: list[tuple[str, Path]] = []
+    problem = ""
+    try:
+        default = resolve_model(None, home)
+        registry = Registry(home)
+        deployed = registry.deployed()
+        versions = registry.versions()
+    except InspectorError as exc:
+        problem, deployed, versions = str(exc), None, []
+        default = demo_model_path()
+    if deployed is not None:
+        choices.append((f"{deployed.id}: the deployed model — {_version_text(deployed)}", default))
+    else:
+        choices.append(("The bundled demo model (nothing is deployed yet)", default))
+    for version in reversed(versions):
+        if deployed is None or version.id != deployed.id:
+            choices.append((f"{version.id} — {_version_text(version)}", Registry(home).root / version.id))
+    if deployed is not None:
+        choices.append(("The bundled demo model (ELPV solar cells)", demo_model_path()))
+    return choices, problem
+
+
+def _version_text(version: Version) -> str:
+    text = f"{version.merge.upper()}, classes {', '.join(version.classes)}"
+    return f"{text} — {version.note}" if version.note else text
