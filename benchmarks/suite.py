@@ -672,7 +672,7 @@ def measure_speed(
 
     models = [_Model(d, a, load_bundle(p).net.eval(), g) for d, a, p, g in entries]
     onnx = {
-        i: export_onnx(m.net, workdir / f"{m.dataset}-{m.arch}.onnx").path
+        i: export_onnx(m.net, workdir / f"{m.dataset}-{m.arch}.onnx", overwrite=True).path
         for i, m in enumerate(models)
         if m.net.merge_mode != "tome"
     }

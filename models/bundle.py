@@ -10,8 +10,8 @@ target and renames it into place, so a crash or a full disk never leaves a half-
 
 from __future__ import annotations
 
-import hashlib
 import json
+import math
 import os
 import shutil
 import tempfile
@@ -24,7 +24,7 @@ from safetensors.torch import load_file, save_file
 
 from models.backbones import BackboneSpec
 from models.errors import BundleError, ModelError
-from models.files import fsync_file
+from models.files import default_mode, fsync_file, sha256_file
 from models.network import MERGE_MODES, InspectionNet
 from models.preprocess import Preprocessing
 
@@ -95,19 +95,56 @@ def meta_for(net: InspectionNet, classes: list[str], **fields: Any) -> BundleMet
     )
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+_sha256 = sha256_file
+
+
+def is_bundle(path: str | Path) -> bool:
+    """A real folder (not a link to one) holding ``model.json``: the only thing ``--force`` replaces."""
+    folder = Path(path)
+    return folder.is_dir() and not folder.is_symlink() and (folder / META_FILE).is_file()
+
+
+def absolute_path(path: str | Path) -> Path:
+    """``path`` made absolute with a real last name: ``.``, ``..`` and ``x/..`` are resolved.
+
+    The staging, retired and ``.partial`` folders are named after the target's last component;
+    for ``.`` or ``..`` that gave hidden ``...partial`` and ``....old.*`` folders.
+    The last component itself is not resolved, so a symlink stays a symlink.
+    """
+    given = Path(path)
+    if not given.name.strip("."):
+        return given.resolve()
+    return given.parent.resolve() / given.name
+
+
+def bundle_target(path: str | Path, overwrite: bool = False) -> Path:
+    """The absolute folder a bundle will be written to, checked before any work is done.
+
+    An existing path is replaced only when ``overwrite`` is set *and* it is a bundle: ``--force``
+    must never delete a dataset, a home folder or anything else it did not write.
+    """
+    given = Path(path)
+    target = absolute_path(given)
+    if target == Path(target.anchor):
+        raise BundleError(f"{given}: cannot write a bundle over the file system root")
+    if os.path.lexists(target):
+        if not overwrite:
+            raise BundleError(f"{given}: already exists (use --force to replace it)")
+        if not is_bundle(target):
+            raise BundleError(
+                f"{given}: exists and is not a model bundle (no model.json); "
+                "--force only replaces a bundle, choose another --out"
+            )
+    return target
 
 
 def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``net`` and ``meta`` as a bundle at ``path`` atomically; refuse to replace unless asked."""
-    target = Path(path)
-    if target.exists() and not overwrite:
-        raise BundleError(f"{target}: already exists (use --force to replace it)")
+    """Write ``net`` and ``meta`` as a bundle at ``path`` atomically; refuse to replace unless asked.
+
+    Only a bundle is ever replaced (see :func:`bundle_target`). Both files get the permissions a
+    plain ``open()`` would give, so a bundle copied to another account is readable as a whole.
+    """
+    target = bundle_target(path, overwrite)
     if net.schedule() != meta.schedule:
         raise BundleError(f"{target}: the merge schedule in model.json does not match the network")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -120,8 +157,10 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
         (staging / META_FILE).write_text(text, encoding="utf-8")
         for name in (WEIGHTS_FILE, META_FILE):
             fsync_file(staging / name)
-        os.chmod(staging, 0o755)
-        if target.exists():
+            os.chmod(staging / name, default_mode())
+        os.chmod(staging, default_mode() | ((default_mode() & 0o444) >> 2))  # r -> x: a listable folder
+        bundle_target(target, overwrite)  # still new, or still a bundle, after the minutes of writing
+        if os.path.lexists(target):
             retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent)) / target.name
             os.replace(target, retired)
         os.replace(staging, target)
@@ -150,6 +189,26 @@ def _schedule_entry(entry: Any) -> bool:
     if entry is None or isinstance(entry, int):
         return True
     return isinstance(entry, list) and len(entry) == 2 and all(isinstance(v, int) for v in entry)
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_numbers(merge: dict[str, Any], thresholds: dict[str, Any], where: str) -> None:
+    """The numbers that steer verdicts and the merge budget, each within its meaning.
+
+    An ``unsure_below`` of 7.5 would send every part to UNSURE; NaN would pass every comparison.
+    """
+    ratio = merge.get("gmacs_ratio")
+    if ratio is not None and not (_number(ratio) and 0 < ratio <= 1):
+        raise BundleError(f"{where}: 'merge.gmacs_ratio' must be a number in (0, 1], got {ratio!r}")
+    unsure = thresholds.get("unsure_below")
+    if unsure is not None and not (_number(unsure) and 0 <= unsure <= 1):
+        raise BundleError(f"{where}: 'thresholds.unsure_below' must be a number in [0, 1], got {unsure!r}")
+    energy = thresholds.get("ood_energy_above")
+    if energy is not None and not _number(energy):
+        raise BundleError(f"{where}: 'thresholds.ood_energy_above' must be a finite number, got {energy!r}")
 
 
 def _parse_meta(data: Any, where: str) -> BundleMeta:
@@ -202,6 +261,7 @@ def _parse_meta(data: Any, where: str) -> BundleMeta:
     for key in ("thresholds", "provenance"):
         if not isinstance(data.get(key) or {}, dict):
             raise BundleError(f"{where}: field '{key}' must be an object")
+    _check_numbers(merge, data.get("thresholds") or {}, where)
     return BundleMeta(
         backbone=spec,
         classes=list(classes),

@@ -1,16 +1,29 @@
 """Atomic file writes: a complete file appears under its name, or nothing changes.
 
-Everything the product persists (bundles, checkpoints, reports, the registry index) goes through
-here: write beside the target, flush to disk, rename over it. A crash, a full disk or a kill
-leaves the previous file intact.
+Everything the product persists (bundles, checkpoints, reports, exports, the registry index) goes
+through here: write beside the target, flush to disk, rename over it. A crash, a full disk or a
+kill leaves the previous file intact.
+
+An output only ever takes the place of a *regular* file. A symlink is written through (its target
+is replaced, the link stays, as a shell's ``>`` would do); a folder, FIFO, socket or device node —
+directly or behind a symlink — is refused before anything is written, because renaming over it
+would silently turn a pipe or a device into a file. New files get the permissions a plain
+``open()`` would give (0666 less the umask); a replaced file keeps its own.
 """
 
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+
+
+class UnsafeOutput(OSError):
+    """The output path exists and is not a regular file (or may not be replaced)."""
 
 
 def fsync_file(path: Path) -> None:
@@ -18,22 +31,83 @@ def fsync_file(path: Path) -> None:
         os.fsync(handle.fileno())
 
 
-def atomic_write(path: Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` to produce the file, fsync it, then rename it onto ``path``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, name = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+def sha256_file(path: Path) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it (``os.umask`` to read it races other threads)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode() -> int:
+    """Permissions of a newly created file: what ``open(path, "w")`` would give (0666 & ~umask)."""
+    return 0o666 & ~_umask()
+
+
+def output_target(path: str | Path, overwrite: bool = True) -> Path:
+    """The regular file an output may replace for ``path`` (a symlink's target), else raise.
+
+    Raises :class:`UnsafeOutput` for a folder, FIFO, socket or device (directly or behind a
+    symlink) and :class:`FileExistsError` for an existing file when ``overwrite`` is false.
+    """
+    given = Path(path)
+    try:
+        target = given.resolve() if given.is_symlink() else given
+    except (OSError, RuntimeError) as exc:  # a symlink loop (RuntimeError before Python 3.13)
+        raise UnsafeOutput(errno.ELOOP, "symlink loop; refusing to write there", str(given)) from exc
+    try:
+        info = os.stat(target)
+    except FileNotFoundError:
+        return target
+    if not stat.S_ISREG(info.st_mode):
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "not a regular file (FIFO, socket or device)"
+        raise UnsafeOutput(errno.EINVAL, f"is {kind}; refusing to write over it", str(given))
+    if not overwrite:
+        raise FileExistsError(errno.EEXIST, "already exists (use --force to replace it)", str(given))
+    return target
+
+
+def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
+    """Call ``write(tmp)`` to produce the file, fsync it, then rename it onto ``path``.
+
+    ``path`` must be new or a regular file (see :func:`output_target`); through a symlink, the
+    link's target is replaced. Returns ``path`` as given.
+    """
+    given = Path(path)
+    target = output_target(given, overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        mode = default_mode()
+    handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(handle)
     tmp = Path(name)
     try:
         write(tmp)
         fsync_file(tmp)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
+        os.chmod(tmp, mode)
+        output_target(given, overwrite)  # nothing else appeared there while we wrote
+        os.replace(tmp, target)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    return path
+    return given
 
 
-def atomic_write_text(path: Path, text: str) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+def atomic_write_text(path: str | Path, text: str, overwrite: bool = True) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)

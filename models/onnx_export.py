@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -24,6 +22,7 @@ from torch import nn
 
 from models.attention import unfused_attention
 from models.errors import ExportError
+from models.files import atomic_write, output_target
 from models.network import InspectionNet
 from models.preprocess import Preprocessing, preprocess
 
@@ -58,19 +57,26 @@ def parity_inputs(net: InspectionNet, samples: int = 8, seed: int = 0) -> torch.
     return torch.randn(samples, spec.in_chans, spec.img_size, spec.img_size, generator=generator)
 
 
-def export_onnx(net: InspectionNet, path: str | Path, samples: int = 8) -> ExportReport:
-    """Export ``net`` to ``path`` (written atomically) and check it against PyTorch."""
+def export_onnx(
+    net: InspectionNet, path: str | Path, samples: int = 8, overwrite: bool = False
+) -> ExportReport:
+    """Export ``net`` to ``path`` (written atomically) and check it against PyTorch.
+
+    Like every output it goes through :func:`models.files.atomic_write`: it takes the place of a
+    regular file only, and of an existing one only with ``overwrite`` (the CLI's ``--force``),
+    checked before the export runs so that a refusal costs nothing.
+    """
     if net.merge_mode == "tome":
         raise ExportError("ToMe models are not exported (gather/scatter merging); use LTM for ONNX")
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    output_target(target, overwrite)
     net.eval()
     wrapper = _Probabilities(net).eval()
     example = torch.zeros(1, net.spec.in_chans, net.spec.img_size, net.spec.img_size)
-    handle, staging_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
-    os.close(handle)
-    staging = Path(staging_name)
-    try:
+    diff = float("nan")
+
+    def write(staging: Path) -> None:
+        nonlocal diff
         # Explicit attention matmuls: the exporter's decomposition of fused attention with a float
         # bias mis-derives strides; ONNX Runtime fuses the plain form again anyway.
         with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), unfused_attention():
@@ -98,12 +104,12 @@ def export_onnx(net: InspectionNet, path: str | Path, samples: int = 8) -> Expor
             raise ExportError(
                 f"{target}: ONNX output differs from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE})"
             )
-        os.replace(staging, target)
-    except ExportError:
-        staging.unlink(missing_ok=True)
+
+    try:
+        atomic_write(target, write, overwrite)
+    except (ExportError, OSError):
         raise
     except Exception as exc:
-        staging.unlink(missing_ok=True)
         raise ExportError(
             f"{target}: ONNX export failed: {type(exc).__name__}: {exc}".splitlines()[0]
         ) from exc

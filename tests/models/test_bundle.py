@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,47 @@ def test_existing_bundle_is_refused_then_replaced_with_force(saved):
     assert sorted(p.name for p in path.parent.iterdir()) == ["model"]
 
 
+@pytest.mark.parametrize("kind", ["folder", "file", "link-to-bundle"])
+def test_force_replaces_only_a_bundle(saved, tmp_path, kind):
+    """``--force`` once deleted a whole training set given as ``--out``: only a bundle is replaced."""
+    path, net = saved
+    victim = tmp_path / kind
+    if kind == "folder":
+        victim.mkdir()
+        (victim / "ok").mkdir()
+        (victim / "ok" / "a.png").write_bytes(b"image")
+    elif kind == "file":
+        victim.write_text("notes")
+    else:
+        victim.symlink_to(path)
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    with pytest.raises(BundleError, match="not a model bundle"):
+        save_bundle(net, meta_for(net, ["a", "b", "c"]), victim, overwrite=True)
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+def test_dot_as_target_resolves_and_leaves_no_hidden_folders(saved, monkeypatch):
+    """``--out .`` (inside a bundle) gave a traceback; ``..`` left ``...partial``-like folders."""
+    path, net = saved
+    monkeypatch.chdir(path)
+    save_bundle(net, meta_for(net, ["a", "b", "c"]), ".", overwrite=True)
+    assert load_bundle(path).meta.classes == ["a", "b", "c"]
+    assert sorted(p.name for p in path.parent.iterdir()) == ["model"]
+
+
+def test_bundle_files_get_the_permissions_of_a_plain_file(tmp_path, tiny_vit_spec):
+    """model.safetensors was 0600 beside a 0644 model.json: a copied bundle was half unreadable."""
+    net = InspectionNet(tiny_vit_spec, 2, "none")
+    previous = os.umask(0o022)
+    try:
+        path = save_bundle(net, meta_for(net, ["ok", "ng"]), tmp_path / "m")
+    finally:
+        os.umask(previous)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in path.iterdir()}
+    assert modes == {META_FILE: 0o644, WEIGHTS_FILE: 0o644}
+    assert stat.S_IMODE(path.stat().st_mode) == 0o755
+
+
 def _edit_meta(path: Path, change) -> None:
     data = json.loads((path / META_FILE).read_text())
     change(data)
@@ -88,6 +130,12 @@ def _edit_meta(path: Path, change) -> None:
         ),
         (lambda p: _edit_meta(p, lambda d: d["merge"].update(rank="16")), "merge.rank"),
         (lambda p: _edit_meta(p, lambda d: d.update(thresholds=[0.5])), "'thresholds' must be an object"),
+        # Numbers that steer verdicts are range-checked: 7.5 made every part UNSURE.
+        (lambda p: _edit_meta(p, lambda d: d["thresholds"].update(unsure_below=7.5)), "unsure_below"),
+        (lambda p: _edit_meta(p, lambda d: d["thresholds"].update(unsure_below="0.5")), "unsure_below"),
+        (lambda p: _edit_meta(p, lambda d: d["thresholds"].update(unsure_below=float("nan"))), r"\[0, 1\]"),
+        (lambda p: _edit_meta(p, lambda d: d["thresholds"].update(ood_energy_above=float("inf"))), "finite"),
+        (lambda p: _edit_meta(p, lambda d: d["merge"].update(gmacs_ratio=-2)), "gmacs_ratio"),
         (lambda p: os.truncate(p / WEIGHTS_FILE, 100), "checksum mismatch"),
         (lambda p: (p / WEIGHTS_FILE).write_bytes(b"\x00" * 64), "checksum mismatch"),
     ],

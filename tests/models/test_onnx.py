@@ -67,3 +67,23 @@ def test_probabilities_and_logits_come_from_one_run_per_image(tmp_path, tiny_vit
     np.testing.assert_allclose(probabilities, torch.softmax(torch.from_numpy(logits), -1).numpy(), atol=1e-5)
     with torch.no_grad():
         np.testing.assert_allclose(logits, net(torch.from_numpy(batch)).numpy(), atol=1e-4)
+
+
+def test_export_keeps_an_existing_file_unless_overwrite_and_writes_plain_permissions(tmp_path, tiny_vit_spec):
+    """An unrelated file was overwritten without --force, and exports were 0600 (mkstemp's mode)."""
+    import os
+    import stat
+
+    net = InspectionNet(tiny_vit_spec, 2, "none")
+    mine = tmp_path / "notes.onnx"
+    mine.write_text("not yours")
+    with pytest.raises(FileExistsError, match="--force"):
+        export_onnx(net, mine, samples=1)
+    assert mine.read_text() == "not yours"
+    previous = os.umask(0o022)
+    try:
+        path = export_onnx(net, mine, samples=1, overwrite=True).path
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.onnx"]

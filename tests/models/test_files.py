@@ -1,0 +1,69 @@
+"""Every output takes the place of a regular file only; new files get the umask's permissions."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import pytest
+
+from models.files import UnsafeOutput, atomic_write_text, default_mode, output_target
+
+
+@pytest.fixture
+def umask_022():
+    previous = os.umask(0o022)
+    yield
+    os.umask(previous)
+
+
+def test_a_symlink_is_written_through_and_stays_a_link(tmp_path):
+    real = tmp_path / "real.csv"
+    real.write_text("old")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    atomic_write_text(link, "new")
+    assert link.is_symlink() and os.readlink(link) == str(real)
+    assert real.read_text() == "new"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "link-to-fifo", "folder", "link-to-device"])
+def test_non_regular_targets_are_refused_and_left_alone(tmp_path, kind):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    (tmp_path / "folder").mkdir()
+    paths = {
+        "fifo": fifo,
+        "link-to-fifo": tmp_path / "l1",
+        "folder": tmp_path / "folder",
+        "link-to-device": tmp_path / "l2",
+    }
+    (tmp_path / "l1").symlink_to(fifo)
+    (tmp_path / "l2").symlink_to("/dev/null")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(UnsafeOutput, match="refusing to write over it"):
+        atomic_write_text(paths[kind], "data")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before, "no temp file left behind"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat("/dev/null").st_mode)
+
+
+def test_an_existing_file_is_kept_unless_overwrite(tmp_path):
+    path = tmp_path / "r.json"
+    path.write_text("mine")
+    with pytest.raises(FileExistsError, match="--force"):
+        output_target(path, overwrite=False)
+    with pytest.raises(FileExistsError):
+        atomic_write_text(path, "theirs", overwrite=False)
+    assert path.read_text() == "mine"
+
+
+def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(tmp_path, umask_022):
+    fresh = atomic_write_text(tmp_path / "new.txt", "x")
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o644 == default_mode()
+    kept = tmp_path / "private.txt"
+    kept.write_text("x")
+    kept.chmod(0o600)
+    atomic_write_text(kept, "y")
+    assert stat.S_IMODE(kept.stat().st_mode) == 0o600
+    os.umask(0o077)
+    assert default_mode() == 0o600
