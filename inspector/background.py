@@ -6,12 +6,18 @@ p95 63 ms and 7 overruns in 300 parts against a 50 ms budget). So such work runs
 
 - in a **separate process** (``spawn``), so its torch thread pool, its memory and its GIL are its
   own and cannot stall the line's inference thread;
+
+and, while a line runs (from the start, or from the moment one starts):
+
 - at the **lowest CPU priority** the OS offers (Linux ``SCHED_IDLE``: it only gets cycles the line
-  leaves idle; elsewhere nice 19 / the idle priority class), set on every thread of the process;
-- with **fewer torch threads** (half the cores while the line runs);
+  leaves idle; elsewhere nice 19 / the idle priority class), set on every thread of the process.
+  An unprivileged process cannot raise it again, so it stays there after the line stops;
+- with **fewer torch threads** (half the cores; a training job adopts it at its next step);
 - **paused** as soon as the line reports an overrun, and resumed after a hold that grows when
   overruns come back right after resuming (:class:`LineYield`). On POSIX the pause is SIGSTOP /
   SIGCONT (immediate, whatever the job is doing); elsewhere the job waits at its next step.
+
+With no line running, a job runs at normal priority on every core: nothing to yield to.
 
 The job reports ``(kind, value)`` progress items and ends with its result or a one-line error.
 Nothing here imports Qt: the app wraps a :class:`BackgroundJob` in ``ui.workers``, and
@@ -61,18 +67,22 @@ def background_threads(line_running: bool, cpus: int | None = None) -> int:
 # the job's own process
 
 
-def lower_priority() -> str:
-    """Put every thread of this process below the line; returns what was done, in words.
+NORMAL = "normal priority"
+
+
+def lower_priority(pid: int | None = None) -> str:
+    """Put every thread of this process (or of process ``pid``, Linux only) below the line;
+    returns what was done, in words.
 
     On Linux scheduling policy and nice value are per thread (new threads inherit them from the
-    thread that creates them), so each thread that already exists is lowered too.
+    thread that creates them), so each thread that already exists is lowered.
     """
-    done = "normal priority"
+    done = NORMAL
     if sys.platform.startswith("linux"):
         try:
-            tids = [int(t) for t in os.listdir("/proc/self/task")]
+            tids = [int(t) for t in os.listdir(f"/proc/{pid or 'self'}/task")]
         except OSError:
-            tids = [0]
+            tids = [pid or 0]
         idle = hasattr(os, "SCHED_IDLE")
         for tid in tids:
             try:
@@ -85,6 +95,8 @@ def lower_priority() -> str:
             except OSError:
                 idle = False
         return "idle priority (SCHED_IDLE)" if idle else done
+    if pid is not None:
+        return done  # another process: only Linux allows it; the job lowers itself at its next step
     if os.name == "nt":
         try:
             import ctypes
@@ -106,12 +118,25 @@ class JobContext:
     """What the job function sees of its job (passed as keyword ``task``), like ``ui.workers.Task``:
     ``cancelled`` (discard), ``stopping`` ("stop now, keep the best"), ``report(value)``."""
 
-    def __init__(self, channel: Any, cancelled: Any, stopping: Any, running: Any, paused_s: Any) -> None:
+    def __init__(
+        self,
+        channel: Any,
+        cancelled: Any,
+        stopping: Any,
+        running: Any,
+        paused_s: Any,
+        low: Any,
+        threads: Any,
+        lowered: bool,
+    ) -> None:
         self._channel = channel
         self.cancelled = cancelled
         self.stopping = stopping
         self._running = running
         self._paused_s = paused_s
+        self._low = low
+        self._threads = threads
+        self._lowered = lowered
 
     def report(self, value: object) -> None:
         self._channel.put(("progress", value))
@@ -126,8 +151,23 @@ class JobContext:
             if self.cancelled.is_set():
                 return
 
+    def adapt(self) -> None:
+        """A line has started since the job did: fewer threads, and below it (where the app
+        could not lower this process from outside)."""
+        if self._low.is_set() and not self._lowered:
+            self._lowered = True
+            self._channel.put(("priority", lower_priority()))
+        threads = int(self._threads.value)
+        if threads:
+            import torch
+
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+
     def should_stop(self) -> bool:
+        """Between steps: hold while paused, adapt to a line, and say whether to stop."""
         self.wait_if_paused()
+        self.adapt()
         return self.cancelled.is_set() or self.stopping.is_set()
 
 
@@ -145,10 +185,11 @@ def _job_main(
     args: tuple,
     kwargs: dict,
     channel: Any,
-    flags: tuple[Any, Any, Any, Any],
-    threads: int,
+    flags: tuple[Any, ...],
 ) -> None:
-    priority = lower_priority()
+    low, threads = flags[4], int(flags[5].value)
+    lowered = low.is_set()
+    priority = lower_priority() if lowered else NORMAL
     threading.Thread(target=_watch_parent, name="parent-watch", daemon=True).start()
     try:
         import torch
@@ -166,10 +207,11 @@ def _job_main(
             pass
         module, _, name = target.partition(":")
         fn = getattr(importlib.import_module(module), name)
-        priority = lower_priority()  # threads that imports started (BLAS pools) go below the line too
+        if lowered:
+            priority = lower_priority()  # threads that imports started (BLAS pools) go below too
         started = {"priority": priority, "threads": torch.get_num_threads(), "pid": os.getpid()}
         channel.put(("started", started))
-        context = JobContext(channel, *flags)
+        context = JobContext(channel, *flags, lowered=lowered)
         result = fn(*args, **kwargs, task=context)
     except USER_ERRORS as exc:
         channel.put(("failed", one_line(exc)))
@@ -284,10 +326,15 @@ class BackgroundJob:
         self.line = line or (lambda: None)
         self.policy = policy or LineYield()
         line_running = self._probe() is not None
+        self._fixed_threads = threads
         self.threads = threads or background_threads(line_running)
         self._cancelled, self._stopping, self._running = CTX.Event(), CTX.Event(), CTX.Event()
         self._running.set()
+        self._low = CTX.Event()  # set: a line runs (or ran) beside the job
+        if line_running:
+            self._low.set()
         self._paused_total = CTX.Value("d", 0.0, lock=False)
+        self._threads = CTX.Value("i", self.threads, lock=False)
         self._channel = CTX.Queue()
         self._items: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
@@ -297,6 +344,7 @@ class BackgroundJob:
         self.result: Any = None
         self.error: str | None = None
         self.finished = threading.Event()
+        flags = (self._cancelled, self._stopping, self._running, self._paused_total, self._low, self._threads)
         self._process = CTX.Process(
             target=_job_main,
             args=(
@@ -304,8 +352,7 @@ class BackgroundJob:
                 args,
                 kwargs,
                 self._channel,
-                (self._cancelled, self._stopping, self._running, self._paused_total),
-                self.threads,
+                flags,
             ),
             name=f"inspector-job-{target.rpartition(':')[2]}",
             daemon=True,
@@ -412,11 +459,24 @@ class BackgroundJob:
         except Exception:  # noqa: BLE001 - a line that is going away is no line
             return None
 
+    def _yield_to_line(self) -> None:
+        """A line has started beside the job: below it from now on (for good)."""
+        self._low.set()
+        if not self._fixed_threads:
+            self._threads.value = background_threads(True)
+            self.threads = self._threads.value
+        if self._process.pid is not None and self.priority != "starting":
+            lowered = lower_priority(self._process.pid)
+            if lowered != NORMAL:
+                self.priority = lowered
+
     def _watch(self) -> None:
         """Apply :class:`LineYield` to the line's overrun counter while the job runs."""
         while not self.finished.wait(PROBE_INTERVAL_S):
             overruns = self._probe()
             self.line_running = overruns is not None
+            if self.line_running and not self._low.is_set():
+                self._yield_to_line()
             action = self.policy.update(overruns, time.monotonic())
             if action == "pause" and not (self._cancelled.is_set() or self._stopping.is_set()):
                 self.pause()
@@ -442,6 +502,10 @@ class BackgroundJob:
             if kind == "started":
                 self.priority = value["priority"]
                 self.threads = value["threads"]
+                if self._low.is_set() and self.priority == NORMAL:
+                    self._yield_to_line()  # the line started while the job was starting up
+            elif kind == "priority":
+                self.priority = value
             elif kind == "progress":
                 self._items.put(value)
             else:

@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 
 from inspector.registry import Registry, Version
 from ui.context import AppContext
-from ui.workers import run_task
+from ui.workers import run_job, run_task
 
 COLUMNS = [
     "",
@@ -280,7 +280,8 @@ class ModelsView(QWidget):
     def add_path(self, path: Path) -> None:
         """Register a bundle folder (checked, copied and measured in a worker)."""
         self._run(
-            Registry(self.context.home).add,
+            "ui.jobs:add_version",  # measures latency: a background job below the line
+            self.context.home,
             path,
             done=lambda v: f"Added {v.id} from {path.name}.",
             changes_deployment=False,
@@ -289,7 +290,7 @@ class ModelsView(QWidget):
 
     def _run(
         self,
-        fn: Callable[..., Version],
+        fn: Callable[..., Version] | str,
         *args: object,
         done: Callable[[Version], str],
         changes_deployment: bool = True,
@@ -313,7 +314,10 @@ class ModelsView(QWidget):
             self._idle()
             self._say(message, error=True)
 
-        run_task(fn, *args, on_done=finished, on_failed=failed)
+        if isinstance(fn, str):
+            run_job(fn, *args, line=self.context.line_overruns, on_done=finished, on_failed=failed)
+        else:
+            run_task(fn, *args, on_done=finished, on_failed=failed)
 
     def _idle(self) -> None:
         self.busy = False

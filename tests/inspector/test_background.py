@@ -27,6 +27,21 @@ def test_a_job_runs_in_its_own_process_below_the_line():
         assert info["policy"] == os.SCHED_IDLE and "SCHED_IDLE" in job.priority
 
 
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads thread policies from /proc")
+def test_a_job_goes_below_a_line_that_starts_while_it_runs():
+    line: list[int | None] = [None]
+    job = BackgroundJob("job_support:steps", 100_000, line=lambda: line[0])
+    while not job.take():
+        job.wait(0.05)
+    assert job.priority == "normal priority" and job.threads == background_threads(False)
+    assert not _idle_threads(job.pid)
+    line[0] = 0  # the operator starts the line
+    _wait_for(lambda: job.priority.startswith("idle") and job.threads == background_threads(True))
+    assert _idle_threads(job.pid) == _threads(job.pid)  # every thread, not only the main one
+    job.cancel()
+    assert job.wait(WAIT_S) and job.error is None
+
+
 def test_a_failing_job_is_one_line():
     job = BackgroundJob("job_support:bad_station")
     assert job.wait(WAIT_S)
@@ -90,3 +105,18 @@ def _wait_for(condition) -> None:
 
 def _state(pid: int) -> str:
     return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _threads(pid: int) -> set[int]:
+    return {int(t) for t in os.listdir(f"/proc/{pid}/task")}
+
+
+def _idle_threads(pid: int) -> set[int]:
+    idle = set()
+    for tid in _threads(pid):
+        try:
+            if os.sched_getscheduler(tid) == os.SCHED_IDLE:
+                idle.add(tid)
+        except ProcessLookupError:
+            pass
+    return idle
