@@ -22,7 +22,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold
 
 from data.errors import DataError
-from data.images import IMAGE_SUFFIXES
+from data.images import IMAGE_SUFFIXES, read_image
 
 SPLITS = ("train", "val", "test")
 
@@ -226,8 +226,57 @@ def load_station(source: str | Path, seed: int = 0) -> Station:
     return finish_station(root, samples, kind, issues, seed)
 
 
+def _one_entry_per_file(root: Path, samples: list[Sample]) -> tuple[list[Sample], list[str]]:
+    """A file listed twice counts once; a file listed under two labels is an error.
+
+    A manifest row pasted twice would otherwise weigh double in training and in the counts, and
+    one image labelled both ``ok`` and ``crack`` would teach the model both.
+    """
+    first: dict[Path, Sample] = {}
+    kept, repeated = [], 0
+    for sample in samples:
+        seen = first.get(sample.path)
+        if seen is None:
+            first[sample.path] = sample
+            kept.append(sample)
+        elif seen.label != sample.label:
+            raise DataError(
+                f"{_relative(sample.path, root)}: listed under two labels ({seen.label!r} and "
+                f"{sample.label!r}); give each file one label"
+            )
+        else:
+            repeated += 1
+    issues = [f"{repeated} repeated entr{'y' if repeated == 1 else 'ies'} of the same file counted once"]
+    return kept, issues if repeated else []
+
+
+def verify_images(station: Station) -> Station:
+    """The station without the files that do not decode, each one reported as an issue.
+
+    Listing counts a file as an image by its name; this reads every one (as training will), so
+    ``data info`` and the wizard count only what can be used. A class left with no images after
+    this is a dataset problem like any other.
+    """
+    kept, bad = [], []
+    for sample in station.samples:
+        try:
+            read_image(sample.path)
+        except DataError as exc:
+            bad.append(str(exc))
+            continue
+        kept.append(sample)
+    if not bad:
+        return station
+    issues = [f"{len(bad)} file(s) are not readable images and are not counted", *bad[:10]]
+    if len(bad) > 10:
+        issues.append(f"... and {len(bad) - 10} more")
+    return Station(station.root, kept, station.source, station.issues + issues, station.label_note)
+
+
 def finish_station(root: Path, samples: list[Sample], kind: str, issues: list[str], seed: int) -> Station:
     """Validate classes, assign missing splits and remove cross-split duplicates."""
+    samples, repeated = _one_entry_per_file(root, samples)
+    issues = issues + repeated
     classes = Counter(s.label for s in samples)
     if len(classes) < 2:
         raise DataError(f"{root}: only one class ({next(iter(classes))}); a classifier needs at least two")

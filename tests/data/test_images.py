@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 import pytest
 
-from data.errors import DataError
-from data.images import read_image, to_uint8
+from data.errors import DataError, ImageTooLarge
+from data.images import MAX_PIXELS_ENV, image_size, read_image, to_uint8
 from data.loading import load_pixels
 from data.station import Sample
 
@@ -67,3 +67,60 @@ def test_load_pixels_counts_skips_or_stops_when_strict(tmp_path):
     assert loaded.images[0].shape == (25, 40, 3)
     with pytest.raises(DataError, match="--strict"):
         load_pixels(samples, channels=1, max_side=None, strict=True, progress=False)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A small, well-formed PNG whose header claims ``width x height`` pixels."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
+        + chunk(b"IEND", b"")
+    )
+
+
+def test_a_header_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):
+    """A 100000x100000 PNG header stopped the line (OpenCV raised) and gave tracebacks in train."""
+    path = tmp_path / "huge.png"
+    path.write_bytes(png_claiming(100_000, 100_000))
+    monkeypatch.setattr(cv2, "imdecode", lambda *a: pytest.fail("decoded despite the header"))
+    with pytest.raises(ImageTooLarge, match="10000 MP, over the 50 MP limit"):
+        read_image(path)
+    loaded = load_pixels([Sample(path, "ok")], channels=1, max_side=None, progress=False)
+    assert len(loaded) == 0 and "over the 50 MP limit" in loaded.skipped[0]
+
+
+def test_the_pixel_limit_is_configurable(tmp_path, monkeypatch):
+    path = tmp_path / "a.png"
+    cv2.imwrite(str(path), np.zeros((30, 20), np.uint8))
+    monkeypatch.setenv(MAX_PIXELS_ENV, "599")
+    with pytest.raises(ImageTooLarge, match=MAX_PIXELS_ENV):
+        read_image(path)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "600")
+    assert read_image(path).shape == (30, 20)
+    assert read_image(path, limit=10_000).shape == (30, 20)
+    monkeypatch.setenv(MAX_PIXELS_ENV, "lots")
+    with pytest.raises(DataError, match="positive whole number"):
+        read_image(path)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".bmp", ".tif"])
+def test_header_sizes_match_the_decoded_image(suffix):
+    ok, encoded = cv2.imencode(suffix, np.zeros((31, 47, 3), np.uint8))
+    assert ok and image_size(encoded.tobytes()) == (47, 31)
+
+
+def test_files_no_header_can_size_are_not_decoded(tmp_path):
+    """Anything but PNG/JPEG/BMP/TIFF (whatever its name) is refused: its size cannot be bounded."""
+    ok, webp = cv2.imencode(".webp", np.zeros((8, 8), np.uint8))
+    path = tmp_path / "disguised.png"
+    path.write_bytes(webp.tobytes())
+    with pytest.raises(DataError, match="not a readable image"):
+        read_image(path)

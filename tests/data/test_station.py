@@ -9,7 +9,7 @@ from tests_support import write_manifest
 
 from data.elpv import elpv_label, load_elpv
 from data.errors import DataError
-from data.station import load_station
+from data.station import load_station, verify_images
 
 
 def test_folder_dataset_gets_seeded_stratified_splits(tiny_station):
@@ -165,3 +165,35 @@ def test_fewer_than_five_groups_keep_everything_in_train_with_a_note(tmp_path):
     station = load_station(write_manifest(tmp_path, rows, ["path", "label", "group"]))
     assert {s.split for s in station.samples} == {"train"}
     assert any("too few to hold any out" in issue for issue in station.issues)
+
+
+def _rows(station_root):
+    files = sorted(station_root.rglob("*.png"))
+    return [(f.relative_to(station_root).as_posix(), f.parent.name) for f in files]
+
+
+def test_a_repeated_manifest_row_counts_once_with_a_note(tiny_station):
+    rows = _rows(tiny_station)
+    station = load_station(write_manifest(tiny_station, rows + rows[:3], columns=("path", "label")))
+    assert len(station.samples) == len(rows)
+    assert any("3 repeated entries of the same file counted once" in issue for issue in station.issues)
+
+
+def test_one_file_under_two_labels_is_an_error(tiny_station):
+    rows = _rows(tiny_station)
+    path, label = rows[0]
+    other = "spot" if label != "spot" else "ok"
+    with pytest.raises(DataError, match=f"{path}: listed under two labels"):
+        load_station(write_manifest(tiny_station, [*rows, (path, other)], columns=("path", "label")))
+
+
+def test_verify_images_drops_and_reports_files_that_do_not_decode(tiny_station):
+    (tiny_station / "ok" / "notes.png").write_text("a text file named like an image")
+    (tiny_station / "spot" / "cut.jpg").write_bytes(b"\xff\xd8\xff\xe0 broken")
+    listed = load_station(tiny_station)
+    station = verify_images(listed)
+    assert len(station.samples) == len(listed.samples) - 2
+    assert not any(s.path.name in ("notes.png", "cut.jpg") for s in station.samples)
+    assert any("2 file(s) are not readable images" in issue for issue in station.issues)
+    assert any("notes.png" in issue for issue in station.issues)
+    assert verify_images(station) is station
