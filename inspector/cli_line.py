@@ -197,7 +197,7 @@ def demo(
     if not headless:
         if _open_app(home_dir):
             return
-        progress("no display here: running the demo station headless (open the app with `inspector gui`)")
+        progress("running the demo station headless instead (open the app with `inspector gui`)")
     limit = frames or None
     switch_at = drift_after if drift_after is not None else (limit // 2 if limit else 300)
     try:
@@ -230,11 +230,17 @@ def _open_app(home: Path) -> bool:
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
     ):
+        progress("no display here")
         return False
     try:
         from ui.app import run_demo  # the one planned hand-over to ui/ (DESIGN §2), lazily
+        from ui.platform_check import window_problem
     except ImportError as exc:
         progress(f"the desktop app cannot start here ({exc})")
+        return False
+    problem = window_problem()  # before Qt tries: its own failure aborts with no package named
+    if problem:
+        err.print(problem, highlight=False, markup=False, soft_wrap=True)  # one line, however long
         return False
     run_demo(home)
     return True
@@ -263,7 +269,11 @@ def gui(home: HomeOption = None) -> None:
     ):
         raise fail("no display: the app needs a desktop session (try `inspector demo --headless`)")
     from ui.app import run_app
+    from ui.platform_check import window_problem
 
+    problem = window_problem()  # before Qt tries: its own failure aborts with no package named
+    if problem:
+        raise fail(problem)
     raise SystemExit(run_app(app_home(home)))
 
 
