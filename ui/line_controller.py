@@ -17,7 +17,7 @@ from inspector.line import LineRequest, build_pipeline
 from inspector.live_stats import StatsSnapshot
 from inspector.pipeline import Event, Outcome, Pipeline
 from ui.context import AppContext
-from ui.workers import run_task
+from ui.workers import Task, run_task
 
 
 class LineController(QObject):
@@ -34,6 +34,8 @@ class LineController(QObject):
         self._flagged: deque[Outcome] = deque(maxlen=64)
         self._events: deque[Event] = deque(maxlen=64)
         self.starting = False
+        self._start_task: Task | None = None
+        self._built: Pipeline | None = None  # set by the worker, before the UI hears of it
 
     @property
     def running(self) -> bool:
@@ -44,7 +46,7 @@ class LineController(QObject):
             return
         self.starting = True
         request = replace(request, settings=self.context.settings)
-        run_task(
+        self._start_task = run_task(
             self._build_and_start,
             request,
             on_done=self._on_started,
@@ -57,6 +59,7 @@ class LineController(QObject):
         pipeline.on_outcome.append(self._park)
         pipeline.on_event.append(self._park_event)
         pipeline.start()
+        self._built = pipeline
         return pipeline
 
     def _on_started(self, pipeline: Pipeline) -> None:
@@ -85,10 +88,16 @@ class LineController(QObject):
         return pipeline.stats.snapshot()
 
     def stop_and_wait(self, timeout: float = 30.0) -> None:
-        """For closing the window: stop and wait here (everything queued is still written)."""
-        if self.pipeline is not None:
-            self.pipeline.stop()
-            self.pipeline.wait(timeout)
+        """For closing the window: stop and wait here (everything queued is still written).
+
+        A line still starting (closed, or SIGTERM, right after Start) is waited for, then stopped.
+        """
+        if self.starting and self._start_task is not None:
+            self._start_task.finished.wait(timeout)
+        pipeline = self.pipeline or self._built
+        if pipeline is not None:
+            pipeline.stop()
+            pipeline.wait(timeout)
 
     def set_overlay(self, on: bool) -> None:
         if self.pipeline is not None:

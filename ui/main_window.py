@@ -5,6 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QTabWidget
 
+from inspector.background import terminate_all
 from ui.context import AppContext
 from ui.finetune_view import FinetuneView
 from ui.live_view import LiveView
@@ -47,7 +48,9 @@ class MainWindow(QMainWindow):
             widget.shown()
 
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
-        # Nothing lost: the line stops and everything queued is judged and written before exit.
+        # Nothing lost: the line stops and everything queued is judged and written before exit;
+        # a training or measuring job still running ends with the app (it must not outlive it).
         self.live.controller.stop_and_wait()
+        terminate_all()
         self.context.close()
         super().closeEvent(event)
