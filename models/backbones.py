@@ -1,18 +1,31 @@
 """timm backbones the product supports, created by name for any input size and 1 or 3 channels.
 
-No pretrained weights are fetched (the line machines have no hub access); every model is trained
-from the station's images. Families are recognised by the timm module class, so custom configs of
-a family (a narrow 8-block ViT, say) work through ``overrides``.
+Creating a backbone never fetches or reads weights: pretrained weights are applied afterwards by
+:mod:`models.pretrained`, and a bundle's weights come only from its own safetensors file. Families
+are recognised by the timm module class, so custom configs of a family (a narrow 8-block ViT, say)
+work through ``overrides`` — an allow-list of the architecture parameters the product itself
+writes, range-checked, because ``model.json`` may come from anywhere: passed to timm unfiltered it
+could ask for a download (``pretrained``, ``pretrained_cfg_overlay``), a local checkpoint
+(``checkpoint_path``) or a model that exhausts memory.
+
+The **hybrid** backbones put a pretrained EfficientNet-Lite0 trunk (its convolution stages up to
+stride 8 or 16) in place of a ViT's patch embedding: the transformer blocks above it — where LTM
+merges — see ImageNet features instead of raw patches (the paper's own hybrid rows are MobileViT
+and EfficientViT).
 """
 
 from __future__ import annotations
 
+import functools
 import math
+from collections import OrderedDict
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import timm
+import torch
 from timm.layers import PatchEmbed
+from timm.models.efficientnet import EfficientNet
 from timm.models.mobilevit import MobileVitBlock
 from timm.models.vision_transformer import Block, VisionTransformer
 from torch import nn
@@ -38,7 +51,50 @@ BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "vit-tiny": ("vit_tiny_patch16_224", {}),
     "mobilevit-xs": ("mobilevit_xs", {}),
     "mobilevit-xs-max": ("mobilevit_xs", {"global_pool": "max"}),
+    # ImageNet-pretrainable (``--pretrained imagenet-lite0``): the plain CNN a plant engineer would
+    # fine-tune, and our hybrids — Lite0's stages up to stride 16 (or 8) as the stem, then
+    # transformer blocks whose tokens LTM merges, pooled by the size-weighted mean (no class token).
+    "lite0": ("tf_efficientnet_lite0", {}),
+    "hybrid-s16": (
+        "vit_tiny_patch16_224",
+        {
+            "cnn_stem": "tf_efficientnet_lite0",
+            "patch_size": 16,
+            "embed_dim": 128,
+            "depth": 4,
+            "num_heads": 4,
+            "class_token": False,
+            "global_pool": "avg",
+        },
+    ),
+    "hybrid-s8": (
+        "vit_tiny_patch16_224",
+        {
+            "cnn_stem": "tf_efficientnet_lite0",
+            "patch_size": 8,
+            "embed_dim": 128,
+            "depth": 4,
+            "num_heads": 4,
+            "class_token": False,
+            "global_pool": "avg",
+        },
+    ),
 }
+# The convolution trunks a hybrid may use as its stem, and where to cut them: stride → the number
+# of Lite0 stages (of blocks.0…6) that reach that stride.
+CNN_STEMS = {"tf_efficientnet_lite0": {8: 3, 16: 5}}
+# A bundle's backbone overrides: the names the product writes, each with its allowed values.
+_INT_RANGES = {
+    "patch_size": (1, 64),
+    "embed_dim": (8, 1024),
+    "depth": (1, 24),
+    "num_heads": (1, 32),
+}
+_FLOAT_RANGES = {"mlp_ratio": (0.5, 8.0)}
+_BOOLS = ("conv_stem", "class_token")
+# Beyond this a model.json is asking for something no line PC runs (the largest product backbone
+# has ~5 M parameters; DeiT-B has 86 M): refused before any memory is allocated.
+MAX_PARAMS = 100_000_000
 
 
 @dataclass(frozen=True)
@@ -96,32 +152,118 @@ def resolve_backbone(name: str, img_size: int, in_chans: int) -> BackboneSpec:
 
 
 def family_of(model: nn.Module) -> str:
-    """``vit`` or ``mobilevit``: the two layouts the merging code knows how to walk."""
+    """``vit`` or ``mobilevit`` (the layouts the merging code walks), or ``cnn`` (EfficientNet:
+    no tokens to merge; the pretrained baseline a plant engineer would pick)."""
     if isinstance(model, VisionTransformer):
         return "vit"
     if any(isinstance(m, MobileVitBlock) for m in model.modules()):
         return "mobilevit"
-    raise ModelError(f"backbone {type(model).__name__} is not a ViT/DeiT or MobileViT model")
+    if isinstance(model, EfficientNet):
+        return "cnn"
+    raise ModelError(f"backbone {type(model).__name__} is not a ViT/DeiT, MobileViT or EfficientNet model")
+
+
+def check_overrides(overrides: dict[str, Any]) -> None:
+    """Refuse any override the product does not write itself, or a value out of its range."""
+    for key, value in overrides.items():
+        if key in _INT_RANGES:
+            lo, hi = _INT_RANGES[key]
+            ok = isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+            if not ok:
+                raise ModelError(f"backbone override {key}={value!r} must be an integer in {lo}..{hi}")
+        elif key in _FLOAT_RANGES:
+            lo, hi = _FLOAT_RANGES[key]
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not lo <= value <= hi:
+                raise ModelError(f"backbone override {key}={value!r} must be a number in {lo}..{hi}")
+        elif key in _BOOLS:
+            if not isinstance(value, bool):
+                raise ModelError(f"backbone override {key}={value!r} must be true or false")
+        elif key == "global_pool":
+            if value not in VIT_POOLS:
+                raise ModelError(f"backbone override global_pool={value!r} must be one of {VIT_POOLS}")
+        elif key == "cnn_stem":
+            if value not in CNN_STEMS:
+                raise ModelError(f"backbone override cnn_stem={value!r} must be one of {sorted(CNN_STEMS)}")
+        else:
+            raise ModelError(f"backbone override {key!r} is not allowed (the product never writes it)")
+    if "cnn_stem" in overrides and overrides.get("patch_size", 16) not in CNN_STEMS[overrides["cnn_stem"]]:
+        raise ModelError(
+            f"a {overrides['cnn_stem']} stem cuts at stride {sorted(CNN_STEMS[overrides['cnn_stem']])}, "
+            f"not {overrides.get('patch_size')}"
+        )
+
+
+def cnn_trunk(arch: str, stages: int, in_chans: int) -> nn.Sequential:
+    """The first ``stages`` stages of a timm EfficientNet, keyed as timm keys them (so its
+    pretrained state dict loads into it unchanged, minus the later stages and the head)."""
+    full = timm.create_model(arch, pretrained=False, in_chans=in_chans, num_classes=0)
+    assert isinstance(full, EfficientNet)
+    return nn.Sequential(
+        OrderedDict(conv_stem=full.conv_stem, bn1=full.bn1, blocks=nn.Sequential(*full.blocks[:stages]))
+    )
+
+
+class CnnStemEmbed(PatchEmbed):
+    """Patch embedding by a (pretrainable) convolution trunk cut at stride ``patch_size``, then a
+    1×1 projection to the transformer's width: the hybrid's stem."""
+
+    def __init__(self, *args: Any, cnn_arch: str = "tf_efficientnet_lite0", **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        stride = self.patch_size[0]
+        stages = CNN_STEMS[cnn_arch][stride]
+        trunk = cnn_trunk(cnn_arch, stages, self.proj.in_channels)
+        with torch.no_grad():
+            channels = trunk(torch.zeros(1, self.proj.in_channels, stride * 2, stride * 2)).shape[1]
+        self.proj = nn.Sequential(OrderedDict(cnn=trunk, proj=nn.Conv2d(channels, self.proj.out_channels, 1)))
+
+
+def cnn_of(model: nn.Module) -> nn.Module | None:
+    """The pretrainable convolution trunk of a backbone: a hybrid's stem, a CNN itself, or None."""
+    if isinstance(model, EfficientNet):
+        return model
+    embed = getattr(model, "patch_embed", None)
+    if isinstance(embed, CnnStemEmbed):
+        return embed.proj.cnn
+    return None
+
+
+def _build(name: str, kwargs: dict[str, Any]) -> nn.Module:
+    try:
+        return timm.create_model(name, **kwargs)
+    except (TypeError, ValueError, AssertionError, KeyError, RuntimeError) as exc:
+        raise ModelError(f"cannot build backbone {name!r}: {str(exc).splitlines()[0][:200]}") from exc
 
 
 def create_backbone(spec: BackboneSpec, num_classes: int) -> nn.Module:
-    """Build an untrained timm backbone from a spec, with a clear error for unknown names."""
+    """Build an untrained timm backbone from a spec, with a clear error for unknown names.
+
+    The architecture is first built on the meta device (no memory) so that a spec asking for an
+    absurd size is refused before anything is allocated.
+    """
     if spec.in_chans not in (1, 3):
         raise ModelError(f"in_chans must be 1 or 3, got {spec.in_chans}")
-    if spec.img_size < 32:
-        raise ModelError(f"img_size {spec.img_size} is too small (minimum 32)")
+    if not 32 <= spec.img_size <= 1024:
+        raise ModelError(f"img_size {spec.img_size} is out of range (32..1024)")
     if not timm.is_model(spec.name):
         raise ModelError(f"unknown backbone {spec.name!r} (not a timm model name)")
+    check_overrides(spec.overrides)
     kwargs: dict[str, Any] = dict(pretrained=False, num_classes=num_classes, in_chans=spec.in_chans)
     if spec.name.startswith(("vit_", "deit")):
         kwargs["img_size"] = spec.img_size
     kwargs.update(spec.overrides)
     if kwargs.pop("conv_stem", False):
         kwargs["embed_layer"] = ConvStemEmbed
-    try:
-        model = timm.create_model(spec.name, **kwargs)
-    except (TypeError, ValueError, AssertionError) as exc:
-        raise ModelError(f"cannot build backbone {spec.name!r} with {spec.overrides}: {exc}") from exc
+    cnn = kwargs.pop("cnn_stem", None)
+    if cnn is not None:
+        kwargs["embed_layer"] = functools.partial(CnnStemEmbed, cnn_arch=cnn)
+    patch = kwargs.get("patch_size")
+    if (cnn is not None or kwargs.get("embed_layer") is ConvStemEmbed) and spec.img_size % patch:
+        raise ModelError(f"img_size {spec.img_size} must be a multiple of the stem's stride {patch}")
+    with torch.device("meta"):
+        params = sum(p.numel() for p in _build(spec.name, kwargs).parameters())
+    if params > MAX_PARAMS:
+        raise ModelError(f"backbone {spec.name!r} would have {params / 1e6:.0f} M parameters (limit 100 M)")
+    model = _build(spec.name, kwargs)
     family_of(model)
     if isinstance(model, VisionTransformer):
         if model.global_pool not in VIT_POOLS:

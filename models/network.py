@@ -88,6 +88,8 @@ class InspectionNet(nn.Module):
         self.rank = rank
         self.backbone = create_backbone(spec, num_classes)
         self.family = family_of(self.backbone)
+        if self.family == "cnn" and merge != "none":
+            raise ModelError(f"{spec.name} is a CNN: it has no tokens to merge (use --merge none)")
         blocks = self.transformer_blocks()
         self.mergers = nn.ModuleList(_make_merger(merge, b.norm1.normalized_shape[0], rank) for b in blocks)
         self.block_grids: list[tuple[int, int]] = self._input_grids()
@@ -97,6 +99,8 @@ class InspectionNet(nn.Module):
         """Every transformer block, in execution order (MobileViT: all stages' transformers)."""
         if self.family == "vit":
             return list(self.backbone.blocks)
+        if self.family == "cnn":
+            return []
         return [blk for mvb in self._mobilevit_blocks() for blk in mvb.transformer]
 
     def _mobilevit_blocks(self) -> list[MobileVitBlock]:
@@ -106,6 +110,8 @@ class InspectionNet(nn.Module):
         """Block indices grouped by transformer (one group for ViT, one per MobileViT block)."""
         if self.family == "vit":
             return [list(range(len(self.backbone.blocks)))]
+        if self.family == "cnn":
+            return []
         groups, start = [], 0
         for mvb in self._mobilevit_blocks():
             groups.append(list(range(start, start + len(mvb.transformer))))
@@ -116,6 +122,8 @@ class InspectionNet(nn.Module):
         """The unmerged token grid each transformer starts from at this input size."""
         if self.family == "vit":
             return [tuple(self.backbone.patch_embed.grid_size)]
+        if self.family == "cnn":
+            return []
         seen: list[tuple[int, int]] = []
 
         def hook(module: MobileVitBlock, args: tuple[torch.Tensor]) -> None:
@@ -182,7 +190,14 @@ class InspectionNet(nn.Module):
         """Logits, pooled features (for the IB term) and, on request, the merge maps."""
         if self.family == "vit":
             return self._run_vit(images, track_maps)
+        if self.family == "cnn":
+            return self._run_cnn(images)
         return self._run_mobilevit(images, track_maps)
+
+    def _run_cnn(self, images: torch.Tensor) -> NetOutput:
+        net = self.backbone
+        features = net.forward_head(net.forward_features(images), pre_logits=True)
+        return NetOutput(net.classifier(features), features)
 
     def _block(self, index: int, x: torch.Tensor, state: TokenState, prefix: int) -> torch.Tensor:
         block, merger = self.transformer_blocks_cached[index], self.mergers[index]

@@ -1,0 +1,174 @@
+"""Pretrained features on the shared station sets (issue 12): the anchor a plant engineer would
+pick (ImageNet EfficientNet-Lite0, fine-tuned) beside our hybrid (Lite0's stride-16 stages as the
+stem, transformer blocks above) unmerged, with LTM, and with ToMe at the same GMACs.
+
+Every cell trains through the product's own ``train_model`` and is judged by ``evaluate_model``
+on the held-out test split; each finished cell is a JSON file under
+``benchmarks/results/pretrained/``, so the suite resumes where it stopped (2 cores: one pretrained
+cell takes 10–40 minutes). Bundles go to ``benchmarks/runs/pretrained/`` (not committed).
+
+    python -m benchmarks.pretrained_suite --datasets magnetic_tile xsdd elpv --seeds 0
+    python -m benchmarks.pretrained_suite --report      # the table in BENCHMARKS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+RESULTS = Path(__file__).parent / "results" / "pretrained"
+RUNS = Path(__file__).parent / "runs" / "pretrained"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "datasets"
+IMG_SIZE = 160
+EPOCHS = 8
+HYBRID = "hybrid-s16"
+HYBRID_RATIO = 0.8
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    backbone: str
+    merge: str = "none"
+    ratio: float | None = None
+    base: str | None = None  # off-the-shelf conversion of this method's bundle (no training)
+
+
+METHODS = (
+    Method("lite0", "lite0"),
+    Method("hybrid", HYBRID),
+    Method(f"hybrid-ltm@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO),
+    Method(f"hybrid-tome@{HYBRID_RATIO}", HYBRID, "tome", HYBRID_RATIO, base="hybrid"),
+)
+
+
+def dataset_path(name: str) -> str:
+    return "elpv" if name == "elpv" else str(SHARED / name)
+
+
+def cell_file(dataset: str, method: str, seed: int) -> Path:
+    return RESULTS / f"{dataset}-{method.replace('@', '-')}-s{seed}.json"
+
+
+def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, float]:
+    from inspector.training import Recipe
+    from inspector.workflows import train_model
+
+    out = RUNS / f"{dataset}-{method.name.replace('@', '-')}-s{seed}"
+    tic = time.perf_counter()
+    train_model(
+        dataset_path(dataset),
+        out,
+        backbone=method.backbone,
+        merge=method.merge,
+        gmacs_ratio=method.ratio or 0.6,
+        img_size=IMG_SIZE,
+        pretrained="imagenet-lite0",
+        home=home,
+        recipe=Recipe(epochs=EPOCHS, seed=seed),
+        force=out.exists(),
+        progress=False,
+        log=lambda line: print(f"  {line}", flush=True),
+    )
+    return out, (time.perf_counter() - tic) / 60
+
+
+def _convert(dataset: str, method: Method, seed: int) -> tuple[Path, float]:
+    """ToMe on the trained unmerged hybrid, off the shelf, at the LTM cell's GMACs ratio."""
+    from models.bundle import load_bundle, meta_for, save_bundle
+    from models.convert import convert
+
+    base = load_bundle(RUNS / f"{dataset}-{method.base}-s{seed}")
+    net, fit = convert(base.net, method.merge, method.ratio or 0.6)
+    meta = meta_for(
+        net,
+        base.meta.classes,
+        preprocessing=base.meta.preprocessing,
+        gmacs_ratio=fit.ratio,
+        normal_class=base.meta.normal_class,
+        thresholds=base.meta.thresholds,
+        provenance={**base.meta.provenance, "converted_to": method.merge},
+    )
+    out = RUNS / f"{dataset}-{method.name.replace('@', '-')}-s{seed}"
+    save_bundle(net.eval(), meta, out, overwrite=out.exists())
+    return out, 0.0
+
+
+def run_cell(dataset: str, method: Method, seed: int, home: Path) -> dict[str, Any]:
+    from inspector.workflows import evaluate_model
+
+    print(f"{dataset} / {method.name} / seed {seed}", flush=True)
+    bundle, minutes = (_convert if method.base else _train)(dataset, method, seed, home)
+    report = evaluate_model(bundle, dataset_path(dataset), progress=False, log=lambda line: None)
+    cell = {
+        "dataset": dataset,
+        "method": method.name,
+        "seed": seed,
+        "train_minutes": round(minutes, 2),
+        **{
+            k: report[k]
+            for k in ("macro_f1", "accuracy", "per_class", "classes", "gmacs", "params", "latency_ms")
+        },
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    cell_file(dataset, method.name, seed).write_text(json.dumps(cell, indent=2) + "\n", encoding="utf-8")
+    print(
+        f"  test macro-F1 {cell['macro_f1']:.3f}, acc {cell['accuracy']:.3f}, {minutes:.1f} min", flush=True
+    )
+    return cell
+
+
+def report() -> str:
+    cells = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    lines = [
+        "| set | method | seeds | macro-F1 | recall per class | GMACs | params | torch p50 / p95 ms "
+        "| train min |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for dataset in dict.fromkeys(c["dataset"] for c in cells):
+        for method in METHODS:
+            group = [c for c in cells if c["dataset"] == dataset and c["method"] == method.name]
+            if not group:
+                continue
+            f1 = np.array([c["macro_f1"] for c in group])
+            recall = " ".join(
+                f"{name} {np.mean([c['per_class'][name]['recall'] for c in group]):.2f}"
+                for name in group[0]["classes"]
+            )
+            lat = group[0]["latency_ms"]
+            lines.append(
+                f"| {dataset} | {method.name} | {len(group)} | {f1.mean():.3f}"
+                f"{f' ± {f1.std():.3f}' if len(group) > 1 else ''} | {recall} | {group[0]['gmacs']:.3f} | "
+                f"{group[0]['params'] / 1e6:.2f} M | {lat['p50']:.1f} / {lat['p95']:.1f} | "
+                f"{np.mean([c['train_minutes'] for c in group]):.1f} |"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--datasets", nargs="+", default=["magnetic_tile", "xsdd", "elpv"])
+    parser.add_argument("--methods", nargs="+", default=[m.name for m in METHODS])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--home", type=Path, default=RUNS / "home", help="Where the weights cache goes.")
+    parser.add_argument("--report", action="store_true", help="Print the table of finished cells.")
+    args = parser.parse_args()
+    if args.report:
+        print(report())
+        return
+    for seed in args.seeds:
+        for dataset in args.datasets:
+            for method in METHODS:
+                if method.name in args.methods and not cell_file(dataset, method.name, seed).exists():
+                    run_cell(dataset, method, seed, args.home)
+    print(report())
+
+
+if __name__ == "__main__":
+    main()
