@@ -171,6 +171,21 @@ class JobContext:
         return self.cancelled.is_set() or self.stopping.is_set()
 
 
+class _Channel:
+    """The job's end of the pipe to the app (one message at a time, from any thread)."""
+
+    def __init__(self, connection: Any) -> None:
+        self._connection = connection
+        self._lock = threading.Lock()
+
+    def put(self, item: tuple[str, Any]) -> None:
+        with self._lock:
+            self._connection.send(item)
+
+    def close(self) -> None:
+        self._connection.close()
+
+
 def _watch_parent() -> None:
     """A job never outlives the app that started it (killed, crashed): it ends itself."""
     parent = multiprocessing.parent_process()
@@ -184,9 +199,10 @@ def _job_main(
     target: str,
     args: tuple,
     kwargs: dict,
-    channel: Any,
+    connection: Any,
     flags: tuple[Any, ...],
 ) -> None:
+    channel = _Channel(connection)
     low, threads = flags[4], int(flags[5].value)
     lowered = low.is_set()
     priority = lower_priority() if lowered else NORMAL
@@ -225,7 +241,6 @@ def _job_main(
             channel.put(("failed", f"unexpected error: the result could not be sent back ({one_line(exc)})"))
     finally:
         channel.close()
-        channel.join_thread()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -335,7 +350,9 @@ class BackgroundJob:
             self._low.set()
         self._paused_total = CTX.Value("d", 0.0, lock=False)
         self._threads = CTX.Value("i", self.threads, lock=False)
-        self._channel = CTX.Queue()
+        # A pipe, not a Queue: once the job's process is gone its end closes, so a message cut
+        # short (the process killed mid-send) ends the reader instead of hanging it.
+        self._channel, sender = CTX.Pipe(duplex=False)
         self._items: queue.Queue[tuple[str, Any]] = queue.Queue()
         self._lock = threading.Lock()
         self._paused_at: float | None = None
@@ -351,7 +368,7 @@ class BackgroundJob:
                 target,
                 args,
                 kwargs,
-                self._channel,
+                sender,
                 flags,
             ),
             name=f"inspector-job-{target.rpartition(':')[2]}",
@@ -360,6 +377,9 @@ class BackgroundJob:
         with _jobs_lock:
             _jobs.add(self)
         self._process.start()
+        sender.close()
+        if self._low.is_set():
+            self.priority = lower_priority(self._process.pid)  # Linux: at once, from here
         threading.Thread(target=self._read, name="job-reader", daemon=True).start()
         threading.Thread(target=self._watch, name="job-line-watch", daemon=True).start()
 
@@ -374,9 +394,11 @@ class BackgroundJob:
         return self._cancelled
 
     def cancel(self) -> None:
-        """Stop at the next step and discard (the job's result, if any, is ignored by the caller)."""
+        """End the job now and discard what it did (its files go with the caller's staging)."""
         self._cancelled.set()
-        self.resume()
+        if self._process.is_alive():
+            self._process.terminate()
+            self._signal(getattr(signal, "SIGCONT", None))  # a stopped process only dies once it runs
 
     def stop(self) -> None:
         """Stop at the next step and keep what the job has (a fine-tune keeps its best epoch)."""
@@ -384,15 +406,12 @@ class BackgroundJob:
         self.resume()
 
     def terminate(self, timeout: float = 10.0) -> None:
-        """End the process now (the app is quitting)."""
-        self._cancelled.set()
+        """End the process and wait for it (the app is quitting)."""
+        self.cancel()
+        self._process.join(timeout)
         if self._process.is_alive():
-            self._process.terminate()
-            self._signal(getattr(signal, "SIGCONT", None))  # a stopped process only dies once it runs
+            self._process.kill()
             self._process.join(timeout)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join(timeout)
 
     def pause(self) -> None:
         with self._lock:
@@ -484,20 +503,15 @@ class BackgroundJob:
                 self.resume()
 
     def _read(self) -> None:
-        """Blocking reads off the job's queue (a paused job may leave a message half-sent)."""
+        """Blocking reads off the job's pipe (a paused job may leave a message half-sent)."""
         outcome: tuple[str, Any] | None = None
         while outcome is None:
             try:
-                kind, value = self._channel.get(timeout=0.5)
-            except queue.Empty:
-                if not self._process.is_alive():
-                    try:  # the last message may have arrived just before the process ended
-                        kind, value = self._channel.get(timeout=0.5)
-                    except queue.Empty:
-                        break
-                else:
-                    continue
+                kind, value = self._channel.recv()
             except (EOFError, OSError):
+                break  # the process has ended (or was killed)
+            except Exception as exc:  # noqa: BLE001 - a message that cannot be unpickled
+                outcome = ("failed", f"unexpected error: a message from the job was unreadable ({exc})")
                 break
             if kind == "started":
                 self.priority = value["priority"]
@@ -510,6 +524,7 @@ class BackgroundJob:
                 self._items.put(value)
             else:
                 outcome = (kind, value)
+        self._channel.close()
         self._process.join(10.0)
         if outcome is None:
             code = self._process.exitcode

@@ -551,8 +551,9 @@ class TrainPage(QWizardPage):
         self.status = QLabel("")
         self.status.setWordWrap(True)
         self.line_note = QLabel("")
-        self.line_note.setObjectName("hint")
         self.line_note.setWordWrap(True)
+        self.line_note.setMinimumHeight(2 * self.line_note.fontMetrics().lineSpacing() + 14)
+        self.line_note.hide()
         self.progress = QProgressBar()
         self.progress.setFormat("epoch %v of %m")
         self.clock = QLabel("")
@@ -704,9 +705,11 @@ class TrainPage(QWizardPage):
             held = state.paused_s if state is not None else 0.0
             text += f" · {_clock(max(0.0, self._budget - elapsed + held))} left of the budget"
         self.clock.setText(text)
+        text = yield_text(state, self.running) if state is not None else ""
+        self.line_note.setText(text)
+        self.line_note.setVisible(bool(text))
         if state is not None:
-            self.line_note.setText(yield_text(state, self.running))
-            self.line_note.setStyleSheet(WARN_STYLE if state.paused and self.running else "")
+            self.line_note.setStyleSheet(PAUSED_STYLE if state.paused and self.running else YIELDING_STYLE)
 
     def _draw(self) -> None:
         epochs = [r.epoch + 1 for r in self.history]
@@ -733,27 +736,31 @@ class TrainPage(QWizardPage):
 
 
 def yield_text(state: YieldState, running: bool) -> str:
-    """What the wizard says about the training's place behind the line."""
-    cores = "core" if state.threads == 1 else "cores"
-    where = f"in its own process at {state.priority}, on {state.threads} {cores}"
-    held = (
-        f"; it has paused {state.pauses}× ({_clock(state.paused_s)}) when the line reported overruns"
-        if state.pauses
-        else ""
-    )
+    """What the training page says about the training's place behind the line."""
+    cores = f"{state.threads} core" + ("" if state.threads == 1 else "s")
+    how = "low priority (starting up)" if state.priority == "starting" else state.priority
+    held = f" Paused {state.pauses}× so far, {_clock(state.paused_s)} in all." if state.pauses else ""
     if not running:
-        return f"Trained {where}{held}." if state.pauses else ""
+        return f"The line held training {state.pauses}×, {_clock(state.paused_s)} in all." if held else ""
     if state.paused:
         return (
-            f"Paused for the line: it reported an overrun, so training waits "
-            f"({_clock(state.resume_in_s)} more) — the line comes first. Training runs {where}{held}."
+            "Paused for the line: it reported an overrun (a part judged later than its cycle). "
+            f"Training continues in {_clock(state.resume_in_s)} if the line keeps its cycle.{held}"
         )
     if state.line_running:
         return (
-            f"Yielding to the line: training runs {where}, and pauses whenever the line reports an "
-            f"overrun{held}."
+            f"The line comes first: training runs in a background process at {how} on {cores}, "
+            f"and pauses whenever the line reports an overrun.{held}"
         )
-    return f"Training runs {where}; no line is running, so nothing to yield to{held}."
+    return (
+        f"Training runs in a background process on {cores}. If a line starts meanwhile, training drops "
+        "below it and pauses at its overruns."
+    )
+
+
+NOTE_STYLE = "padding: 6px 10px; border-left: 4px solid {edge}; background: {fill}; color: {ink};"
+YIELDING_STYLE = NOTE_STYLE.format(edge="#1f77b4", fill="#eef3f8", ink="#22313f")
+PAUSED_STYLE = NOTE_STYLE.format(edge="#c79100", fill="#fff4ce", ink="#4d3900")
 
 
 def _clock(seconds: float) -> str:

@@ -38,7 +38,7 @@ def test_a_job_goes_below_a_line_that_starts_while_it_runs():
     line[0] = 0  # the operator starts the line
     _wait_for(lambda: job.priority.startswith("idle") and job.threads == background_threads(True))
     assert _idle_threads(job.pid) == _threads(job.pid)  # every thread, not only the main one
-    job.cancel()
+    job.stop()
     assert job.wait(WAIT_S) and job.error is None
 
 
@@ -63,14 +63,18 @@ def test_pause_stops_the_process_and_resume_lets_it_finish():
     assert job.wait(WAIT_S) and job.result == 50
 
 
-def test_cancel_and_stop_end_the_job_at_its_next_step():
-    for end in ("cancel", "stop"):
-        job = BackgroundJob("job_support:steps", 100_000)
-        while not job.take():
-            job.wait(0.05)
-        job.pause()
-        getattr(job, end)()  # also when paused: the job resumes to notice
-        assert job.wait(WAIT_S) and job.error is None and job.result < 100_000
+def test_stop_ends_the_job_at_its_next_step_and_cancel_at_once():
+    job = BackgroundJob("job_support:steps", 100_000)
+    while not job.take():
+        job.wait(0.05)
+    job.pause()
+    job.stop()  # also when paused: the job resumes to notice, and keeps what it has
+    assert job.wait(WAIT_S) and job.error is None and job.result < 100_000
+    job = BackgroundJob("job_support:steps", 100_000)
+    job.pause()
+    job.cancel()  # paused, even before it got going: the process ends, nothing comes back
+    assert job.wait(WAIT_S) and job.error == "cancelled" and job.result is None
+    assert not job.paused
 
 
 def test_line_yield_pauses_at_an_overrun_and_holds_longer_when_it_comes_back():

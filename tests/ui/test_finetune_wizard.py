@@ -187,3 +187,43 @@ def _ended_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, tmp_path):
+    """The wizard trains in a low-priority process; a line that overruns pauses it, and says so."""
+    from inspector.background import background_threads
+    from inspector.line import LineRequest
+    from ui.line_controller import LineController
+
+    context = AppContext(home)
+    line = LineController(context)
+    line.start(LineRequest(source=f"{tiny_station}?fps=20&loop=1", home=home, model="demo", archive=False))
+    qtbot.waitUntil(lambda: line.running, timeout=WAIT_MS)
+    try:
+        wizard = FinetuneWizard(context)
+        qtbot.addWidget(wizard)
+        wizard.show()
+        _station_page_ready(qtbot, wizard, tiny_station)
+        wizard.next()
+        wizard.next()
+        wizard.recipe_page.epochs.setValue(200)
+        wizard.next()
+        train = wizard.train_page
+        qtbot.waitUntil(lambda: train.task.state().priority != "starting", timeout=WAIT_MS)
+        state = train.task.state()
+        assert state.line_running and state.threads == background_threads(True)
+        assert state.priority != "normal priority"
+        qtbot.waitUntil(lambda: "The line comes first" in train.line_note.text(), timeout=WAIT_MS)
+        # Every part now misses its cycle: the training waits for the line, and the page says so.
+        line.pipeline.stats.cycle_budget_ms = 1e-6
+        qtbot.waitUntil(lambda: train.task.state().paused, timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: "Paused for the line" in train.line_note.text(), timeout=WAIT_MS)
+        wizard.grab().save(str(tmp_path / "wizard-paused-for-the-line.png"))
+        task, staging = train.task, wizard.staging
+        wizard.reject()  # Cancel while paused: the job resumes to notice, ends, and its files go
+        qtbot.waitUntil(lambda: task.finished.is_set(), timeout=WAIT_MS)
+        qtbot.waitUntil(lambda: not staging.path.exists(), timeout=WAIT_MS)
+        assert Registry(home).deployed().id == "v1"
+    finally:
+        line.stop_and_wait()
+        context.close()
