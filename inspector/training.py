@@ -30,6 +30,7 @@ from inspector.predict import predict_logits
 from models.convert import convert
 from models.errors import ModelError
 from models.ib_loss import InformationBottleneck, ib_weight
+from models.ltm import LTMMerge
 from models.network import InspectionNet
 from models.preprocess import Preprocessing, preprocess
 
@@ -79,13 +80,20 @@ class TrainOutcome:
     seconds: float
 
 
+def merge_parameters(net: InspectionNet) -> list[torch.nn.Parameter]:
+    """The merge modules' trainable parameters (none for the frozen-at-pooling ablation)."""
+    return [p for m in net.mergers if isinstance(m, LTMMerge) for p in m.trainable()]
+
+
 def trainable_parameters(net: InspectionNet, which: str) -> list[torch.nn.Parameter]:
     """The parameters a run updates; the rest are frozen (station adaptation trains few)."""
     if which not in TRAINABLE:
         raise InspectorError(f"--trainable must be one of {', '.join(TRAINABLE)}")
+    merge = merge_parameters(net)
     if which == "all":
-        return list(net.parameters())
-    chosen = list(net.mergers.parameters())
+        fixed = {id(p) for p in net.mergers.parameters()} - {id(p) for p in merge}
+        return [p for p in net.parameters() if id(p) not in fixed]
+    chosen = list(merge)
     if not chosen:
         raise InspectorError(
             f"this model has no merge modules to train (merge mode {net.merge_mode}); "

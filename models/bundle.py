@@ -25,6 +25,7 @@ from safetensors.torch import load_file, save_file
 from models.backbones import BackboneSpec
 from models.errors import BundleError, ModelError
 from models.files import default_mode, fsync_file, sha256_file
+from models.ltm import MASKS
 from models.network import MERGE_MODES, InspectionNet
 from models.preprocess import Preprocessing
 
@@ -44,6 +45,7 @@ class BundleMeta:
     gmacs_ratio: float | None = None
     schedule: list[Any] = field(default_factory=list)
     rank: int = 16
+    mask: str = "v1"  # LTM mask module; bundles written before the field used v1
     normal_class: str | None = None
     thresholds: dict[str, Any] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
@@ -58,6 +60,7 @@ class BundleMeta:
                 "gmacs_ratio": self.gmacs_ratio,
                 "schedule": self.schedule,
                 "rank": self.rank,
+                "mask": self.mask,
             },
             "classes": self.classes,
             "normal_class": self.normal_class,
@@ -91,6 +94,7 @@ def meta_for(net: InspectionNet, classes: list[str], **fields: Any) -> BundleMet
         merge_mode=net.merge_mode,
         schedule=net.schedule(),
         rank=net.rank,
+        mask=net.mask,
         **fields,
     )
 
@@ -256,8 +260,11 @@ def _parse_meta(data: Any, where: str) -> BundleMeta:
     schedule, rank = merge.get("schedule") or [], merge.get("rank", 16)
     if not isinstance(schedule, list) or not all(_schedule_entry(e) for e in schedule):
         raise BundleError(f"{where}: 'merge.schedule' must list, per block, null, an int or [h, w]")
-    if not isinstance(rank, int) or rank < 1:
-        raise BundleError(f"{where}: 'merge.rank' must be a positive integer")
+    if not isinstance(rank, int) or not 1 <= rank <= 256:
+        raise BundleError(f"{where}: 'merge.rank' must be an integer in 1..256")
+    mask = merge.get("mask", "v1")
+    if mask not in MASKS:
+        raise BundleError(f"{where}: 'merge.mask' must be one of {', '.join(MASKS)}")
     for key in ("thresholds", "provenance"):
         if not isinstance(data.get(key) or {}, dict):
             raise BundleError(f"{where}: field '{key}' must be an object")
@@ -270,6 +277,7 @@ def _parse_meta(data: Any, where: str) -> BundleMeta:
         gmacs_ratio=merge.get("gmacs_ratio"),
         schedule=schedule,
         rank=rank,
+        mask=mask,
         normal_class=normal,
         thresholds=dict(data.get("thresholds") or {}),
         provenance=dict(data.get("provenance") or {}),
@@ -313,7 +321,7 @@ def load_bundle(path: str | Path) -> Bundle:
     except (SafetensorError, OSError, ValueError) as exc:
         raise BundleError(f"{weights_path}: unreadable safetensors file ({exc})") from exc
     try:
-        net = InspectionNet(meta.backbone, len(meta.classes), meta.merge_mode, meta.rank)
+        net = InspectionNet(meta.backbone, len(meta.classes), meta.merge_mode, meta.rank, meta.mask)
         if meta.schedule:
             net.set_schedule(meta.schedule)
     except (ModelError, TypeError, ValueError) as exc:

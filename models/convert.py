@@ -13,7 +13,12 @@ from models.schedule import ScheduleFit, fit_schedule
 
 
 def convert(
-    net: InspectionNet, mode: str, gmacs_ratio: float, rank: int = 16, points: list[int] | None = None
+    net: InspectionNet,
+    mode: str,
+    gmacs_ratio: float,
+    rank: int = 16,
+    points: list[int] | None = None,
+    mask: str = "content",
 ) -> tuple[InspectionNet, ScheduleFit]:
     """A new network in merge ``mode`` with ``net``'s backbone weights, scheduled to ``gmacs_ratio``.
 
@@ -21,7 +26,7 @@ def convert(
     """
     if net.merge_mode != "none":
         raise ModelError(f"only unmerged models can be converted (this one is {net.merge_mode})")
-    converted = InspectionNet(net.spec, net.backbone.num_classes, mode, rank)
+    converted = InspectionNet(net.spec, net.backbone.num_classes, mode, rank, mask)
     converted.backbone.load_state_dict(net.backbone.state_dict())
     fit = fit_schedule(converted, gmacs_ratio, points=points)
     converted.train(net.training)

@@ -16,6 +16,21 @@ a_j are the size-weighted local averages of the current tokens (the anchors). Hi
 through the sizes left by the previous block's mask: anchors and outputs are size-weighted.
 At initialisation γ = 0 and λ = 1, so G = P up to ε: merging starts as local average pooling and a
 converted model starts where the unmerged model was, seen through a pooled grid.
+
+That first mask (``v1``, still what older bundles load) never leaves its initialisation: with
+γ = 0 the projection W gets no gradient, and γ's own gradient is tiny (a demo model ended at
+γ = 0.004 — fixed pooling under another name). The ``content`` mask (the default for new models)
+is built to move, in the spirit of DTEM's decoupled merge embedding:
+
+    λ · log(P + ε_c) + γ · cos(W x_i, W a_j),   γ starts at CONTENT_GAIN, ε_c = CONTENT_EPS
+
+Cosine similarity of the decoupled rank-r features is bounded, so γ is a temperature a user can
+read; starting it at 4 means W is trained from the first step. The prior's floor ε_c = 0.01
+(log ≈ −4.6 instead of −13.8) lets a token that is clearly more like a neighbouring anchor give it
+part of its mass, while dissimilar far tokens stay out. At initialisation most mass still goes
+where pooling sends it (BENCHMARKS.md reports how far each merge moves on real data), so the
+conversion property holds approximately. ``pooling`` is the ablation: the same schedule with the
+content term off and nothing in the mask trainable.
 """
 
 from __future__ import annotations
@@ -28,6 +43,9 @@ import torch
 from torch import nn
 
 LOG_EPS = 1e-6
+MASKS = ("v1", "content", "pooling")
+CONTENT_GAIN = 4.0
+CONTENT_EPS = 1e-2
 
 
 def overlap_1d(n_in: int, n_out: int) -> np.ndarray:
@@ -46,8 +64,8 @@ def overlap_prior(h: int, w: int, h_out: int, w_out: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=128)
-def _log_prior(h: int, w: int, h_out: int, w_out: int) -> np.ndarray:
-    return np.log(overlap_prior(h, w, h_out, w_out) + LOG_EPS).astype(np.float32)
+def _log_prior(h: int, w: int, h_out: int, w_out: int, eps: float = LOG_EPS) -> np.ndarray:
+    return np.log(overlap_prior(h, w, h_out, w_out) + eps).astype(np.float32)
 
 
 def weighted_merge(
@@ -63,20 +81,41 @@ def weighted_merge(
     return merged, new_sizes
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Rows scaled to unit length; written out (not F.normalize) so the ONNX graph stays plain."""
+    return x / x.pow(2).sum(-1, keepdim=True).add(1e-12).sqrt()
+
+
+def moved_mass(mask: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+    """Share of each token's mass that the mask sends elsewhere than pooling would (total
+    variation, 0 = pooling, 1 = all of it), averaged over tokens: (B,)."""
+    return 0.5 * (mask - prior.unsqueeze(0)).abs().sum(-1).mean(-1)
+
+
 class LTMMerge(nn.Module):
     """The mask module and merge of one LTM block; ``out_grid`` is set by the merge schedule."""
 
-    def __init__(self, dim: int, rank: int = 16) -> None:
+    def __init__(self, dim: int, rank: int = 16, mask: str = "v1") -> None:
         super().__init__()
+        if mask not in MASKS:
+            raise ValueError(f"LTM mask must be one of {MASKS}, got {mask!r}")
         self.rank = min(rank, dim)
+        self.kind = mask
         self.proj = nn.Linear(dim, self.rank, bias=False)
         nn.init.normal_(self.proj.weight, std=dim**-0.5)
         self.locality = nn.Parameter(torch.ones(()))
-        self.sim_gain = nn.Parameter(torch.zeros(()))
+        self.sim_gain = nn.Parameter(torch.full((), CONTENT_GAIN if mask == "content" else 0.0))
+        if mask == "pooling":
+            for p in self.parameters():
+                p.requires_grad_(False)
         self.out_grid: tuple[int, int] | None = None
 
     def extra_repr(self) -> str:
-        return f"rank={self.rank}, out_grid={self.out_grid}"
+        return f"rank={self.rank}, mask={self.kind}, out_grid={self.out_grid}"
+
+    def trainable(self) -> list[nn.Parameter]:
+        """What an optimiser may update (nothing in the frozen-at-pooling ablation)."""
+        return [] if self.kind == "pooling" else list(self.parameters())
 
     def mask(self, x: torch.Tensor, sizes: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
         """The merge mask G (B,N,N') for tokens ``x`` on ``grid``."""
@@ -85,11 +124,17 @@ class LTMMerge(nn.Module):
         # the autograd/inference mode (or the export tracer) of whichever call created it.
         key = (*grid, *self.out_grid)
         prior = torch.from_numpy(overlap_prior(*key)).to(device=x.device, dtype=x.dtype)
-        log_prior = torch.from_numpy(_log_prior(*key)).to(device=x.device, dtype=x.dtype)
+        if self.kind == "pooling":
+            return prior.unsqueeze(0).expand(x.shape[0], -1, -1)
+        eps = CONTENT_EPS if self.kind == "content" else LOG_EPS
+        log_prior = torch.from_numpy(_log_prior(*key, eps)).to(device=x.device, dtype=x.dtype)
         q = self.proj(x)
         weights = prior.unsqueeze(0) * sizes.unsqueeze(-1)
         anchors = weights.transpose(1, 2) @ q / weights.sum(dim=1).clamp_min(1e-6).unsqueeze(-1)
-        similarity = q @ anchors.transpose(1, 2) / math.sqrt(self.rank)
+        if self.kind == "content":
+            similarity = _unit(q) @ _unit(anchors).transpose(1, 2)
+        else:
+            similarity = q @ anchors.transpose(1, 2) / math.sqrt(self.rank)
         return torch.softmax(self.locality * log_prior + self.sim_gain * similarity, dim=-1)
 
     def forward(

@@ -23,7 +23,7 @@ from torch import nn
 from models.attention import attention_forward, size_bias
 from models.backbones import BackboneSpec, create_backbone, family_of
 from models.errors import ModelError
-from models.ltm import LTMMerge
+from models.ltm import MASKS, LTMMerge
 from models.tome import ToMeMerge
 
 MERGE_MODES = ("none", "ltm", "tome")
@@ -68,9 +68,9 @@ class NetOutput:
     merge_maps: list[MergeMap] = field(default_factory=list)
 
 
-def _make_merger(mode: str, dim: int, rank: int) -> nn.Module:
+def _make_merger(mode: str, dim: int, rank: int, mask: str) -> nn.Module:
     if mode == "ltm":
-        return LTMMerge(dim, rank)
+        return LTMMerge(dim, rank, mask)
     if mode == "tome":
         return ToMeMerge()
     return nn.Identity()
@@ -79,19 +79,28 @@ def _make_merger(mode: str, dim: int, rank: int) -> nn.Module:
 class InspectionNet(nn.Module):
     """A classifier over a timm ViT/DeiT or MobileViT backbone with per-block token merging."""
 
-    def __init__(self, spec: BackboneSpec, num_classes: int, merge: str = "none", rank: int = 16) -> None:
+    def __init__(
+        self, spec: BackboneSpec, num_classes: int, merge: str = "none", rank: int = 16, mask: str = "v1"
+    ) -> None:
+        """``mask``: which LTM mask module (``models.ltm``): ``content`` for new models, ``v1`` as
+        bundles before it recorded, ``pooling`` for the frozen ablation."""
         super().__init__()
         if merge not in MERGE_MODES:
             raise ModelError(f"merge mode must be one of {MERGE_MODES}, got {merge!r}")
+        if mask not in MASKS:
+            raise ModelError(f"LTM mask must be one of {MASKS}, got {mask!r}")
         self.spec = spec
         self.merge_mode = merge
         self.rank = rank
+        self.mask = mask
         self.backbone = create_backbone(spec, num_classes)
         self.family = family_of(self.backbone)
         if self.family == "cnn" and merge != "none":
             raise ModelError(f"{spec.name} is a CNN: it has no tokens to merge (use --merge none)")
         blocks = self.transformer_blocks()
-        self.mergers = nn.ModuleList(_make_merger(merge, b.norm1.normalized_shape[0], rank) for b in blocks)
+        self.mergers = nn.ModuleList(
+            _make_merger(merge, b.norm1.normalized_shape[0], rank, mask) for b in blocks
+        )
         self.block_grids: list[tuple[int, int]] = self._input_grids()
 
     # ----------------------------------------------------------------------------- structure
