@@ -12,6 +12,15 @@ The unmerged twin is the same network and weights with every merge switched off,
 is what merging buys on this machine.
 
     python -m benchmarks.line_speed [--frames 600] [--fps 25] [--rounds 2]
+
+``--finetune`` measures instead what a fine-tune started from the wizard costs the line on the
+same PC (the demo model at ``--fps``, logging and archiving on), with the app's own code path:
+``ui.jobs.run_finetune`` in a :class:`inspector.background.BackgroundJob` that watches the line's
+overruns. Rows: the line alone; the line with that fine-tune beside it; the line with the same
+fine-tune in a thread of the line's own process (how the wizard trained before); and the training
+time alone, so the table also says how much longer training takes beside a line.
+
+    python -m benchmarks.line_speed --finetune [--frames 300] [--fps 25] [--epochs 2]
 """
 
 from __future__ import annotations
@@ -36,6 +45,8 @@ from models.bundle import Bundle, load_bundle
 from models.flops import count_gmacs
 
 RESULTS = Path(__file__).resolve().parent / "results" / "line_speed.json"
+FINETUNE_RESULTS = RESULTS.with_name("line_speed_finetune.json")
+LATE_MS = 50.0  # the issue's budget, reported beside the line's own (1 / fps)
 
 
 def engines() -> dict[str, InferenceEngine]:
@@ -79,12 +90,204 @@ def measure(engine: InferenceEngine, station, work: Path, frames: int, fps: floa
     }
 
 
+# -- the line beside a fine-tune -----------------------------------------------------------------
+
+
+def finetune_station(station, per_class: dict[str, int]):  # noqa: ANN001, ANN201 - data.station.Station
+    """A small station from ELPV cells: ``per_class[split]`` images of each class and split."""
+    from data.station import Station
+
+    taken: dict[tuple[str, str], int] = {}
+    samples = []
+    for sample in station.samples:
+        key = (sample.split, sample.label)
+        if taken.get(key, 0) < per_class.get(sample.split, 0):
+            taken[key] = taken.get(key, 0) + 1
+            samples.append(sample)
+    return Station(station.root, samples, "elpv subset")
+
+
+class _ThreadTask:
+    """What ``run_finetune`` needs of its task when it runs in a thread of the line's process."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.cancelled, self.stopping = threading.Event(), threading.Event()
+
+    def report(self, value: object) -> None:
+        pass
+
+    def paused_seconds(self) -> float:
+        return 0.0
+
+    def should_stop(self) -> bool:
+        return False
+
+
+def line_beside(
+    engine: InferenceEngine, station, work: Path, frames: int, fps: float, training: str | None, job_args
+) -> dict:  # noqa: ANN001
+    """The paced line for at least ``frames`` frames and until the training (if any) has ended."""
+    import threading
+
+    from inspector.background import BackgroundJob
+
+    work.mkdir(parents=True, exist_ok=True)
+    with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
+        pipeline = Pipeline(
+            SimulatedStation(station, fps=fps, loop=True),
+            engine,
+            ledger,
+            ImageArchive(work / "archive", ArchivePolicy(ok_every=50)),
+            PipelineConfig(drop_policy="oldest"),
+            RunInfo("bench"),
+        )
+        pipeline.start()
+        started = time.perf_counter()
+        train_s = None
+        job = None
+        if training == "process":  # the app's way: what the wizard's Train page starts
+            job = BackgroundJob(
+                "ui.jobs:run_finetune",
+                *job_args,
+                line=lambda: pipeline.stats.overruns if pipeline.running else None,
+            )
+            job.wait()
+            train_s = time.perf_counter() - started
+            if job.error:
+                raise SystemExit(f"fine-tune failed: {job.error}")
+        elif training == "thread":  # before: in a thread of the line's process
+            from ui.jobs import run_finetune
+
+            failed: list[str] = []
+
+            def train() -> None:
+                try:
+                    run_finetune(*job_args, task=_ThreadTask())
+                except Exception as exc:  # noqa: BLE001
+                    failed.append(str(exc))
+
+            thread = threading.Thread(target=train)
+            thread.start()
+            thread.join()
+            train_s = time.perf_counter() - started
+            if failed:
+                raise SystemExit(f"fine-tune failed: {failed[0]}")
+        while pipeline.stats.entered < frames:
+            time.sleep(0.05)
+        pipeline.stop()
+        pipeline.wait()
+        snap = pipeline.stats.snapshot()
+        totals = list(pipeline.stats.latencies["total"])
+    total = snap.latency_ms.get("total", {})
+    return {
+        "frames": snap.entered,
+        "written": snap.written,
+        "dropped": snap.dropped,
+        "unaccounted": snap.entered - snap.written - snap.dropped,
+        "budget_ms": pipeline.stats.cycle_budget_ms,
+        "overruns": snap.overruns,
+        f"over_{LATE_MS:g}_ms": sum(1 for t in totals if t > LATE_MS),
+        "latency_window": len(totals),
+        "worst_ms": round(snap.worst_cycle_ms, 1),
+        "p50_ms": total.get("p50"),
+        "p95_ms": total.get("p95"),
+        "p99_ms": total.get("p99"),
+        "stages_ms": snap.latency_ms,
+        "train_s": None if train_s is None else round(train_s, 1),
+        "job": None
+        if job is None
+        else {
+            "priority": job.priority,
+            "threads": job.threads,
+            "pauses": job.policy.pauses,
+            "paused_s": round(job.paused_seconds(), 1),
+        },
+    }
+
+
+def finetune_main(args: argparse.Namespace) -> None:
+    from inspector.background import BackgroundJob
+    from inspector.workflows import FINETUNE_RECIPE
+
+    station = load_elpv(0)
+    small = finetune_station(station, {"train": args.train_per_class, "val": 24, "test": 24})
+    recipe = dataclasses.replace(FINETUNE_RECIPE, epochs=args.epochs)
+    engine = InferenceEngine(load_bundle(demo_model_path()))
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+
+        def job_args(name: str) -> tuple:
+            return (demo_model_path(), small, Path(tmp) / name / "model", ["lighting", "angle"], recipe, None)
+
+        def report(name: str, row: dict) -> None:
+            rows[name] = row
+            print(
+                f"{name:34s} frames {row['frames']:5d}  p50 {row['p50_ms']:6.1f}  p95 {row['p95_ms']:6.1f}  "
+                f"p99 {row['p99_ms']:6.1f}  overruns {row['overruns']:4d}  train {row['train_s']} s",
+                flush=True,
+            )
+
+        report("line alone", line_beside(engine, station, Path(tmp) / "a", args.frames, args.fps, None, ()))
+        report(
+            "line + wizard fine-tune (app)",
+            line_beside(engine, station, Path(tmp) / "b", args.frames, args.fps, "process", job_args("b")),
+        )
+        report(
+            "line + fine-tune in-process (before)",
+            line_beside(engine, station, Path(tmp) / "c", args.frames, args.fps, "thread", job_args("c")),
+        )
+        started = time.perf_counter()
+        alone = BackgroundJob("ui.jobs:run_finetune", *job_args("d"))  # no line: full speed
+        alone.wait()
+        if alone.error:
+            raise SystemExit(f"fine-tune failed: {alone.error}")
+        train_alone = time.perf_counter() - started
+        print(f"fine-tune alone (no line)          train {train_alone:.1f} s", flush=True)
+    report_data = {
+        "command": f"python -m benchmarks.line_speed --finetune --frames {args.frames} --fps {args.fps:g} "
+        f"--epochs {args.epochs} --train-per-class {args.train_per_class}",
+        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
+        "inference_threads": default_inference_threads(),
+        "station": {"train": 2 * args.train_per_class, "val": 48, "test": 48, "epochs": args.epochs},
+        "rows": rows,
+        "train_alone_s": round(train_alone, 1),
+    }
+    FINETUNE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    FINETUNE_RESULTS.write_text(json.dumps(report_data, indent=2) + "\n")
+    late = f"over_{LATE_MS:g}_ms"
+    print(
+        f"\n{'line (' + format(args.fps, 'g') + ' fps)':36s} {'p50':>6s} {'p95':>6s} {'p99':>6s} "
+        f"{'worst':>6s} {'overruns':>8s} {'>50ms':>5s} {'drops':>5s} {'train s':>8s}"
+    )
+    for name, row in rows.items():
+        train = "" if row["train_s"] is None else f"{row['train_s']:.1f}"
+        print(
+            f"{name:36s} {row['p50_ms']:6.1f} {row['p95_ms']:6.1f} {row['p99_ms']:6.1f} "
+            f"{row['worst_ms']:6.1f} {row['overruns']:8d} {row[late]:5d} {row['dropped']:5d} {train:>8s}"
+        )
+    print(
+        f"{'fine-tune alone (no line)':36s} {'':6s} {'':6s} {'':6s} {'':6s} {'':8s} {'':5s} {'':5s} "
+        f"{train_alone:8.1f}"
+    )
+    print(f"wrote {FINETUNE_RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--finetune", action="store_true", help="The line beside a wizard fine-tune.")
+    parser.add_argument("--epochs", type=int, default=2, help="--finetune: epochs of the fine-tune.")
+    parser.add_argument(
+        "--train-per-class", type=int, default=48, help="--finetune: training images per class."
+    )
     args = parser.parse_args()
+    if args.finetune:
+        finetune_main(args)
+        return
     station = load_elpv(0)
     models = engines()
     gmacs = {

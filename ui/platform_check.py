@@ -88,7 +88,7 @@ def window_problem() -> str | None:
     if missing is not None:
         platform, libraries = missing
         return missing_message(platform, libraries)
-    return _probe()
+    return probe_qt()
 
 
 def _platforms() -> list[str]:
@@ -179,7 +179,7 @@ def _dnf(soname: str) -> str:
     return PACKAGES[soname][1] if soname in PACKAGES else f"'{soname}()(64bit)'"
 
 
-def _probe() -> str | None:
+def probe_qt() -> str | None:
     """Start a QGuiApplication in a child Python: the one test that asks Qt itself."""
     env = dict(os.environ, QT_DEBUG_PLUGINS="1")
     try:
@@ -202,8 +202,14 @@ def _probe() -> str | None:
 def _qt_reason(output: str) -> str:
     """The line of Qt's output that says why (not its plugin-search chatter)."""
     lines = [line.strip() for line in output.splitlines() if line.strip()]
-    for pattern in ("could not connect to display", "qt.qpa", "could not", "failed", "error"):
-        for line in lines:
-            if pattern in line.lower() and "QFactoryLoader" not in line and "checking directory" not in line:
-                return line
+    qpa = [line for line in lines if line.startswith("qt.qpa") and "From 6.5.0" not in line]
+    for wanted in (
+        lambda line: "could not connect to display" in line.lower(),
+        lambda line: line in qpa and "could not" in line.lower(),
+        lambda line: line in qpa,
+        lambda line: "failed to start" in line,
+    ):
+        found = [line for line in lines if wanted(line)]
+        if found:
+            return found[-1]
     return lines[-1] if lines else "Qt's platform plugin did not start"

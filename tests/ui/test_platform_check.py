@@ -77,3 +77,12 @@ def test_demo_says_what_to_install_then_runs_headless(broken_plugins, monkeypatc
     assert "running the demo station headless" in result.output and "unaccounted" in result.output
     result = CliRunner().invoke(app, ["gui", "--home", str(tmp_path / "h")])
     assert result.exit_code == 2 and gone in result.output and "Traceback" not in result.output
+
+
+def test_when_the_libraries_are_there_qt_itself_is_asked(monkeypatch):
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert platform_check.probe_qt() is None  # a real QGuiApplication started in a child
+    monkeypatch.setenv("QT_QPA_PLATFORM", "nosuchplatform")
+    message = platform_check.window_problem()
+    assert message is not None and "\n" not in message
+    assert 'Could not find the Qt platform plugin "nosuchplatform"' in message
