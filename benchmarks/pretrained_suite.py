@@ -38,12 +38,14 @@ class Method:
     merge: str = "none"
     ratio: float | None = None
     base: str | None = None  # off-the-shelf conversion of this method's bundle (no training)
+    mask: str = "content"
 
 
 METHODS = (
     Method("lite0", "lite0"),
     Method("hybrid", HYBRID),
     Method(f"hybrid-ltm@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO),
+    Method(f"hybrid-pooling@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO, mask="pooling"),
     Method(f"hybrid-tome@{HYBRID_RATIO}", HYBRID, "tome", HYBRID_RATIO, base="hybrid"),
 )
 
@@ -70,6 +72,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         gmacs_ratio=method.ratio or 0.6,
         img_size=IMG_SIZE,
         pretrained="imagenet-lite0",
+        mask=method.mask,
         home=home,
         recipe=Recipe(epochs=EPOCHS, seed=seed),
         force=out.exists(),

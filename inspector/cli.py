@@ -33,6 +33,7 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
     """Print a bundle's architecture, merge schedule, classes, GMACs and parameters."""
     from models.bundle import load_bundle
     from models.flops import count_gmacs, count_params
+    from models.merge_stats import describe_movement
     from models.schedule import describe_schedule
 
     try:
@@ -57,6 +58,16 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
         f"{prep.size}x{prep.size}, {prep.resize}, "
         + ("each image standardised" if prep.normalize == "image" else f"mean {prep.mean}, std {prep.std}"),
     )
+    weights = meta.provenance.get("weights")
+    if isinstance(weights, dict) and weights.get("source"):
+        digest = f", sha256 {str(weights['sha256'])[:12]}…" if weights.get("sha256") else ""
+        table.add_row("started from", f"{weights['source']}{digest}")
+    movement = meta.provenance.get("merge_movement")
+    if isinstance(movement, list) and movement and all(isinstance(r, dict) for r in movement):
+        try:
+            table.add_row("merges vs pooling", describe_movement(movement) + " (validation images)")
+        except (KeyError, TypeError, ValueError):
+            pass  # a hand-edited record: show nothing rather than fail
     table.add_row("GMACs", f"{count_gmacs(net, spec.img_size, spec.in_chans):.4f} (batch 1)")
     table.add_row("params", f"{count_params(net):,}")
     if meta.thresholds:
@@ -70,15 +81,18 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
 def export(
     model: Annotated[Path, typer.Argument(help="Model bundle folder.")],
     onnx: Annotated[Path, typer.Option("--onnx", help="ONNX file to write.")],
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing ONNX file.")] = False,
 ) -> None:
     """Export a bundle to ONNX (static shapes) and check it against PyTorch."""
     from models.bundle import load_bundle
+    from models.files import output_target
     from models.onnx_export import export_onnx
 
     try:
+        output_target(onnx, overwrite=force)  # refuse before the bundle is even loaded
         bundle = load_bundle(model)
         with err.status("exporting and checking parity..."):
-            report = export_onnx(bundle.net, onnx)
+            report = export_onnx(bundle.net, onnx, overwrite=force)
     except USER_ERRORS as exc:
         raise fail(exc) from None
     console.print(
@@ -118,6 +132,21 @@ def train(
     ltm_start: Annotated[
         str, typer.Option(help="scratch (merge from epoch 1) or convert (train unmerged, then convert).")
     ] = "scratch",
+    pretrained: Annotated[
+        str | None,
+        typer.Option(
+            help="Starting weights: imagenet-lite0 (shipped, offline; backbones lite0, hybrid-s16, "
+            "hybrid-s8), hub (timm's download, online) or a .safetensors file."
+        ),
+    ] = None,
+    mask: Annotated[
+        str,
+        typer.Option(
+            help="LTM mask: content (learns where to merge), pooling (fixed local pooling, the "
+            "ablation) or v1."
+        ),
+    ] = "content",
+    home: HomeOption = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue an interrupted run.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
@@ -147,6 +176,9 @@ def train(
             normalize=normalize,
             recipe=recipe,
             ltm_start=ltm_start,
+            pretrained=pretrained,
+            mask=mask,
+            home=home,
             resume=resume,
             force=force,
             strict=strict,
@@ -242,12 +274,27 @@ def finetune(
     seed: int = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
+    unlabelled: Annotated[
+        bool,
+        typer.Option(
+            "--unlabelled",
+            help="Re-calibrate to this lamp/camera without labels: DATA is any folder of the station's "
+            "images; only the BatchNorm statistics are re-estimated (seconds, no training).",
+        ),
+    ] = False,
 ) -> None:
     """Adapt a model to a station's lighting and camera angle; before/after side by side."""
     from dataclasses import replace
 
-    from inspector.workflows import FINETUNE_RECIPE, finetune_model
+    from inspector.workflows import FINETUNE_RECIPE, finetune_model, recalibrate_model
 
+    if unlabelled:
+        try:
+            recalibrate_model(model, Path(data), out, force=force, log=_progress)
+        except USER_ERRORS as exc:
+            raise fail(exc) from None
+        console.print(f"wrote {out} (norm statistics re-estimated; weights, classes, thresholds unchanged)")
+        return
     presets = _presets(augment) or ["lighting", "angle"]
     try:
         recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=trainable, lr=lr, seed=seed)
@@ -355,10 +402,11 @@ def data_info(
     seed: int = 0,
 ) -> None:
     """Classes and images per split, with any problems found (what the wizard's first page shows)."""
-    from data.station import SPLITS, load_station
+    from data.station import SPLITS, load_station, verify_images
 
     try:
-        station = load_station(data, seed)
+        with err.status("reading every image..."):
+            station = verify_images(load_station(data, seed))
     except USER_ERRORS as exc:
         raise fail(exc) from None
     counts = station.counts()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
@@ -22,13 +23,18 @@ import torch
 from data.loading import LoadedImages, guess_channels, load_pixels
 from data.station import Station, load_station
 from inspector.calibration import calibrate
+from inspector.checkpoint import FILE as CHECKPOINT_FILE
 from inspector.errors import InspectorError
+from inspector.home import app_home
 from inspector.predict import predict_logits
 from inspector.training import EpochRecord, Recipe, TrainOutcome, train, validate
 from models.backbones import resolve_backbone
-from models.bundle import Bundle, load_bundle, meta_for, save_bundle
+from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, meta_for, save_bundle
+from models.errors import ModelError
+from models.merge_stats import describe_movement, merge_movement
 from models.network import MERGE_MODES, InspectionNet
-from models.preprocess import NORMALIZE_MODES, Preprocessing
+from models.preprocess import NORMALIZE_MODES, Preprocessing, preprocess
+from models.pretrained import apply_pretrained
 from models.schedule import fit_schedule
 
 Log = Callable[[str], None]
@@ -49,7 +55,63 @@ class TrainSummary:
 
 
 def _partial_dir(out: Path) -> Path:
-    return out.with_name(out.name + ".partial")
+    """Where an interrupted run keeps its checkpoint: beside the bundle, named after it."""
+    target = absolute_path(out)
+    return target.with_name(target.name + ".partial")
+
+
+def _check_partial(partial: Path) -> None:
+    """Refuse to use (and later delete) a ``.partial`` folder that holds anything but our checkpoint."""
+    if not os.path.lexists(partial):
+        return
+    ours = partial.is_dir() and not partial.is_symlink()
+    if ours:
+        ours = all(
+            p.name == CHECKPOINT_FILE or p.name.startswith(f".{CHECKPOINT_FILE}.") for p in partial.iterdir()
+        )
+    if not ours:
+        raise InspectorError(
+            f"{partial}: exists and is not an interrupted training run (only {CHECKPOINT_FILE} expected); "
+            "move it away or choose another --out"
+        )
+
+
+def _remove_partial(partial: Path) -> None:
+    _check_partial(partial)
+    shutil.rmtree(partial, ignore_errors=True)
+
+
+def check_out(out: Path, data_root: Path, model: Path | None = None) -> None:
+    """``--out`` may be neither the dataset, nor inside it, nor hold it (nor, for fine-tuning, the
+    source model): a bundle written there would replace or pollute what the run reads."""
+    target = absolute_path(out).resolve()
+    for what, other in (("the dataset folder", data_root), ("the source model", model)):
+        if other is None:
+            continue
+        other = Path(other).resolve()
+        if target == other or other in target.parents or target in other.parents:
+            relation = "is" if target == other else "is inside" if other in target.parents else "contains"
+            raise InspectorError(f"--out {out} {relation} {what} {other}; write the bundle elsewhere")
+
+
+def check_input_size(net: InspectionNet, backbone: str) -> None:
+    """One forward pass at the chosen size: a size the backbone cannot tile is one line, not a
+    shape error from deep inside timm (``--img-size 100`` on 8-pixel patches)."""
+    spec = net.spec
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.no_grad():
+            net(torch.zeros(1, spec.in_chans, spec.img_size, spec.img_size))
+    except (RuntimeError, ValueError, AssertionError) as exc:
+        patch = getattr(getattr(net.backbone, "patch_embed", None), "patch_size", None)
+        hint = f" (use a multiple of its {patch[0]}-pixel patch)" if patch else ""
+        raise InspectorError(
+            f"--img-size {spec.img_size} does not fit the {backbone} backbone{hint}: "
+            + str(exc).splitlines()[0][:160]
+        ) from None
+    finally:
+        net.train(was_training)
 
 
 def normalisation(images: Sequence[np.ndarray], channels: int) -> tuple[list[float], list[float]]:
@@ -78,6 +140,14 @@ def load_split(
     return loaded
 
 
+def collapsed(predictions: np.ndarray, num_classes: int, share: float = 0.95) -> bool:
+    """True when one class takes ``share`` of the predictions: a majority-class collapse, which
+    scores the majority level of macro-F1 and must never ship silently."""
+    if num_classes < 2 or len(predictions) == 0:
+        return False
+    return np.bincount(predictions, minlength=num_classes).max() >= share * len(predictions)
+
+
 def open_station(data: str | Station, seed: int) -> Station:
     return data if isinstance(data, Station) else load_station(data, seed)
 
@@ -93,6 +163,9 @@ def train_model(
     normalize: str = "dataset",
     recipe: Recipe | None = None,
     ltm_start: str = "scratch",
+    pretrained: str | None = None,
+    mask: str = "content",
+    home: Path | None = None,
     resume: bool = False,
     force: bool = False,
     strict: bool = False,
@@ -100,11 +173,16 @@ def train_model(
     log: Log = print,
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainSummary:
-    """``inspector train``: a new bundle at ``out`` from a station dataset."""
+    """``inspector train``: a new bundle at ``out`` from a station dataset.
+
+    ``pretrained``: ``imagenet-lite0``, ``hub`` or a weights file; the network then takes RGB
+    input (gray is replicated) normalised as the weights expect, and the bundle records the source
+    and hash of its starting weights. The Lite0 weights are cached as safetensors in ``home``.
+    """
     recipe = recipe or Recipe()
+    bundle_target(out, force)  # new, or (--force) an existing bundle: never any other folder
     partial = _partial_dir(out)
-    if out.exists() and not force:
-        raise InspectorError(f"{out}: already exists (use --force to replace it)")
+    _check_partial(partial)
     if resume and not partial.is_dir():
         raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
     if merge not in MERGE_MODES:
@@ -114,9 +192,10 @@ def train_model(
     if ltm_start not in ("convert", "scratch"):
         raise InspectorError(f"--ltm-start must be convert or scratch, got {ltm_start!r}")
     station = open_station(data, recipe.seed)
+    check_out(out, station.root)
     for issue in station.issues:
         log(f"note: {issue}")
-    channels = guess_channels(station.split("train"))
+    channels = 3 if pretrained else guess_channels(station.split("train"))
     spec = resolve_backbone(backbone, img_size, channels)
     classes = station.classes
     convert_later = merge != "none" and ltm_start == "convert"
@@ -124,13 +203,21 @@ def train_model(
     # unreachable ratio fails in seconds, not after loading, and not at the conversion epoch.
     torch.manual_seed(recipe.seed)  # the initial weights are part of the recipe's seed
     net = InspectionNet(spec, len(classes), "none" if convert_later else merge)
+    check_input_size(net, backbone)
     if merge != "none":
         fit_schedule(net if not convert_later else InspectionNet(spec, len(classes), merge), gmacs_ratio)
+    weights = None
+    if pretrained:
+        weights = apply_pretrained(net, pretrained, app_home(home) / "weights")
+        log(f"starting from {weights.source} weights (sha256 {str(weights.sha256)[:12]}…)")
     train_set = load_split(
         station, "train", channels, math.ceil(img_size * TRAIN_MARGIN), strict, log, progress
     )
     val_set = load_split(station, "val", channels, None, strict, log, progress)
-    mean, std = normalisation(train_set.images, channels)
+    if weights is not None and normalize == "dataset":
+        mean, std = list(weights.mean), list(weights.std)  # what the pretrained features expect
+    else:
+        mean, std = normalisation(train_set.images, channels)
     prep = Preprocessing(size=img_size, channels=channels, mean=mean, std=std, normalize=normalize)
     recipe = replace(
         recipe,
@@ -138,8 +225,8 @@ def train_model(
         convert_at=CONVERT_AT if convert_later else None,
         convert_to=merge,
     )
-    if not resume and partial.exists():
-        shutil.rmtree(partial)
+    if not resume:
+        _remove_partial(partial)
     log(
         f"training {spec.name} ({backbone}) {img_size}px {channels}ch, merge {merge}"
         f"{f' @ {gmacs_ratio}' if merge != 'none' else ''}, {len(classes)} classes, "
@@ -167,7 +254,18 @@ def train_model(
         raise InspectorError(f"training stopped after {done} of {recipe.epochs} epochs; resume with --resume")
     net = outcome.net
     labels = np.array([classes.index(c) for c in val_set.labels])
-    thresholds = calibrate(predict_logits(net, prep, val_set.images), labels)
+    val_logits = predict_logits(net, prep, val_set.images)
+    if collapsed(val_logits.argmax(1), len(classes)):
+        log(
+            f"warning: the model predicts one class for nearly every validation image (val macro-F1 "
+            f"{outcome.best_val['macro_f1']:.3f}, the majority-class level): it has not learned this "
+            "station; try --pretrained imagenet-lite0, more epochs or more images per defect class"
+        )
+    thresholds = calibrate(val_logits, labels)
+    sample = val_set.images[:64]
+    movement = merge_movement(net, (preprocess(sample[i : i + 32], prep) for i in range(0, len(sample), 32)))
+    if movement:
+        log(f"merges vs pooling on validation images: {describe_movement(movement)}")
     normal = next((c for c in classes if c in ("ok", "free", "good", "normal")), None)
     meta = meta_for(
         net,
@@ -187,6 +285,8 @@ def train_model(
             "split_seed": recipe.seed,
             "recipe": asdict(recipe),
             "ltm_start": ltm_start if merge != "none" else None,
+            "weights": weights.to_json() if weights is not None else {"source": "scratch"},
+            "merge_movement": movement,
             "val": outcome.best_val,
             "train_images": len(train_set),
             "val_images": len(val_set),
@@ -338,14 +438,15 @@ def finetune_model(
     from data.augment import check_presets
 
     recipe = replace(recipe or FINETUNE_RECIPE, augment=check_presets(list(augment)))
+    bundle_target(out, force)  # new, or (--force) an existing bundle: never any other folder
     partial = _partial_dir(out)
-    if out.exists() and not force:
-        raise InspectorError(f"{out}: already exists (use --force to replace it)")
+    _check_partial(partial)
     bundle = load_bundle(model)
     if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in ("merge", "merge+norm"):
         log(f"note: {model} has no merge modules; training the head and norms instead")
         recipe = replace(recipe, trainable="merge+head")
     station = open_station(data, recipe.seed)
+    check_out(out, station.root, model)
     check_classes(bundle, station)
     prep, classes = bundle.meta.preprocessing, bundle.meta.classes
     train_set = load_split(
@@ -358,7 +459,7 @@ def finetune_model(
         f"before: test macro-F1 {before['macro_f1']:.3f}, accuracy {before['accuracy']:.3f} (n={before['n']})"
     )
     tic = time.perf_counter()
-    shutil.rmtree(partial, ignore_errors=True)
+    _remove_partial(partial)
 
     def epoch_done(record: EpochRecord) -> None:
         log(
@@ -411,3 +512,59 @@ def finetune_model(
     save_bundle(outcome.net, meta, out, overwrite=force)
     shutil.rmtree(partial, ignore_errors=True)
     return FinetuneSummary(out, before, after, seconds, outcome)
+
+
+UNLABELLED_LIMIT = 500  # a few hundred frames pin the statistics; more only costs time
+
+
+def recalibrate_model(
+    model: Path,
+    images: Path,
+    out: Path,
+    *,
+    limit: int = UNLABELLED_LIMIT,
+    force: bool = False,
+    progress: bool = True,
+    log: Log = print,
+) -> dict[str, Any]:
+    """``inspector finetune --unlabelled``: the bundle with its BatchNorm statistics re-estimated on
+    a folder of the station's images (any layout; labels are not needed and not read).
+
+    Re-calibrates to a new lamp or camera in seconds; weights, classes and thresholds are kept.
+    """
+    from data.images import IMAGE_SUFFIXES
+    from data.station import Sample
+    from models.norm_stats import recalibrate_norms
+
+    bundle_target(out, force)
+    folder = Path(images)
+    if not folder.is_dir():
+        raise InspectorError(f"{folder}: not a folder of images")
+    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not files:
+        raise InspectorError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+    check_out(out, folder, model)
+    bundle = load_bundle(model)
+    prep = bundle.meta.preprocessing
+    step = max(1, len(files) // limit)
+    chosen = [Sample(p, "") for p in files[::step][:limit]]
+    loaded = load_pixels(chosen, prep.channels, None, desc="loading frames", progress=progress)
+    if loaded.skipped:
+        log(f"skipped {len(loaded.skipped)} unreadable file(s); first: {loaded.skipped[0]}")
+    batches = (preprocess(loaded.images[i : i + 32], prep) for i in range(0, len(loaded.images), 32))
+    try:
+        moved = recalibrate_norms(bundle.net, batches)
+    except ModelError as exc:
+        raise InspectorError(f"{model}: {exc}") from None
+    log(
+        f"re-estimated {moved['layers']} BatchNorm layers on {moved['images']} images "
+        f"(running means moved {moved['mean_shift']:.2f} of their spread on average)"
+    )
+    provenance = dict(bundle.meta.provenance)
+    provenance.update(
+        recalibrated_from=str(model),
+        recalibration={**moved, "images_folder": str(folder)},
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    )
+    save_bundle(bundle.net, replace(bundle.meta, provenance=provenance), out, overwrite=force)
+    return moved
