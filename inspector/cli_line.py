@@ -185,7 +185,7 @@ def demo(
     fps: Annotated[float, typer.Option("--fps", help="Parts per second on the simulated line.")] = 10.0,
     drift_after: Annotated[
         int | None,
-        typer.Option("--drift-after", help="Switch the lighting shift on after N frames (0: never)."),
+        typer.Option("--drift-after", min=0, help="Switch the lighting shift on after N frames (0: never)."),
     ] = None,
     db: DbOption = None,
     home: HomeOption = None,
@@ -201,6 +201,9 @@ def demo(
     limit = frames or None
     switch_at = drift_after if drift_after is not None else (limit // 2 if limit else 300)
     try:
+        from inspector.sources.spec import check_rate
+
+        check_rate(fps)  # "sim?fps=nan" would otherwise name a source option the user never typed
         pipeline, url = _build_pipeline(
             source=f"sim?fps={fps}",
             model="demo",
@@ -246,17 +249,27 @@ def _open_app(home: Path) -> bool:
     return True
 
 
-def _when(text: str | None) -> datetime | None:
-    """ISO 8601 (``2026-11-28``, ``2026-11-28T06:00``) or relative (``8h``, ``7d``, ``30m``)."""
+def _when(text: str | None, option: str = "--since") -> datetime | None:
+    """ISO 8601 (``2026-11-28``, ``2026-11-28T06:00``) or relative (``8h``, ``7d``, ``30m``).
+
+    A bad value is an :class:`InspectorError` (one line): ``999999d`` reaches before year 1.
+    """
+    from inspector.errors import InspectorError
+
     if not text:
         return None
     units = {"m": "minutes", "h": "hours", "d": "days"}
     if text[-1:] in units and text[:-1].isdigit():
-        return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
+        try:
+            return datetime.now(timezone.utc) - timedelta(**{units[text[-1]]: int(text[:-1])})
+        except OverflowError:
+            raise InspectorError(f"{option} {text}: too far back (before the year 1)") from None
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise typer.BadParameter(f"{text!r}: use ISO 8601 (2026-11-28T06:00) or 8h / 7d / 30m") from None
+        raise InspectorError(
+            f"{option} {text!r}: use ISO 8601 (2026-11-28T06:00) or 8h / 7d / 30m"
+        ) from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
@@ -305,8 +318,10 @@ def results_export(
     unknown = [v for v in verdicts if v not in ("OK", "NG", "UNSURE", "ERROR")]
     if unknown:
         raise fail(f"unknown verdict {unknown[0]!r} (OK, NG, UNSURE, ERROR)")
-    filt = ResultFilter(since=_when(since), until=_when(until), verdicts=verdicts, lot=lot, reviewed=reviewed)
     try:
+        filt = ResultFilter(
+            since=_when(since), until=_when(until, "--until"), verdicts=verdicts, lot=lot, reviewed=reviewed
+        )
         ledger = Ledger(db_url(db, app_home(home)))
         if out is None:
             count = ledger.export_csv(sys.stdout, filt)
@@ -333,8 +348,8 @@ def db_upgrade(db: DbOption = None, home: HomeOption = None) -> None:
     from inspector.home import app_home
     from inspector.store import upgrade
 
-    url = db_url(db, app_home(home))
     try:
+        url = db_url(db, app_home(home))
         upgrade(url)
     except USER_ERRORS as exc:
         raise fail(exc) from None

@@ -65,17 +65,40 @@ class InferenceEngine:
         return read_meta(self.bundle.path)[1] if self.bundle.path else "in-memory"
 
     def _onnx_predictor(self, cache: Path | None):  # noqa: ANN202 - models.onnx_export.OnnxPredictor
-        from models.onnx_export import OnnxPredictor, export_onnx
+        """The bundle's ONNX export from the cache, verified by hash; rebuilt when missing or corrupt.
+
+        Each cached file has a ``.sha256`` beside it, written after the export passed its parity
+        check. A file that does not match it (truncated, edited, half-copied) or that ONNX Runtime
+        will not load is exported again, instead of breaking every ``--backend onnx`` run until
+        someone deletes it by hand.
+        """
+        from models.onnx_export import OnnxPredictor
 
         if cache is None:
             raise InspectorError("the ONNX backend needs a cache folder for the exported model")
         target = cache / f"{self.sha256[:16]}.onnx"
-        if not target.is_file():
+        if _cache_verified(target):
             try:
-                export_onnx(self.bundle.net, target)
-            except ModelError as exc:
-                raise InspectorError(str(exc)) from None
-        return OnnxPredictor(target, self.meta.preprocessing)
+                return OnnxPredictor(target, self.meta.preprocessing)
+            except ModelError:
+                pass  # verified bytes this onnxruntime cannot load: export again
+        self._export_to_cache(target)
+        try:
+            return OnnxPredictor(target, self.meta.preprocessing)
+        except ModelError as exc:
+            raise InspectorError(str(exc)) from None
+
+    def _export_to_cache(self, target: Path) -> None:
+        from models.files import atomic_write_text, sha256_file
+        from models.onnx_export import export_onnx
+
+        try:
+            export_onnx(self.bundle.net, target, overwrite=True)
+            atomic_write_text(_hash_file(target), sha256_file(target) + "\n")
+        except ModelError as exc:
+            raise InspectorError(str(exc)) from None
+        except OSError as exc:  # an unwritable cache, say: one line (and ``auto`` falls back)
+            raise InspectorError(f"ONNX cache {exc.filename or target}: {exc.strerror or exc}") from None
 
     def warm_up(self) -> None:
         """One throw-away batch so the first real part is not slowed by lazy initialisation."""
@@ -97,6 +120,20 @@ class InferenceEngine:
         if track_maps:
             maps = _importance_maps(out.merge_maps, len(images))
         return BatchOutput(logits, softmax(logits), energy(logits), maps)
+
+
+def _hash_file(onnx: Path) -> Path:
+    return onnx.with_name(onnx.name + ".sha256")
+
+
+def _cache_verified(onnx: Path) -> bool:
+    """The cached export exists and its bytes are the ones recorded when it was written."""
+    from models.files import sha256_file
+
+    try:
+        return onnx.is_file() and _hash_file(onnx).read_text().strip() == sha256_file(onnx)
+    except (OSError, UnicodeDecodeError):
+        return False
 
 
 def _importance_maps(merge_maps: list, count: int) -> list[np.ndarray] | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -19,11 +20,18 @@ from typing import Any
 
 from inspector.errors import InspectorError
 from models.bundle import load_bundle
-from models.files import atomic_write_text
+from models.files import atomic_write_text, default_mode
 from models.flops import count_gmacs, count_params
 from models.latency import torch_latency
 
 INDEX = "registry.json"
+# A version id is "v" and a positive number, nothing else: it names a folder under the registry,
+# so an id from registry.json must never be able to point anywhere else ("../../x").
+VERSION_ID = re.compile(r"v[1-9][0-9]*")
+
+
+def is_version_id(text: str) -> bool:
+    return VERSION_ID.fullmatch(text) is not None
 
 
 @dataclass
@@ -53,11 +61,18 @@ class Registry:
             return {"versions": [], "deployed": None, "history": []}
         try:
             index = json.loads(path.read_text(encoding="utf-8"))
-            for entry in index["versions"]:
-                Version(**entry)
+            ids = [Version(**entry).id for entry in index["versions"]]
+            bad = [i for i in ids if not isinstance(i, str) or not is_version_id(i)]
+            if bad:
+                raise ValueError(f"invalid version id {bad[0]!r} (expected v1, v2, ...)")
+            if len(set(ids)) != len(ids):
+                raise ValueError("a version id is listed twice")
             if not isinstance(index["history"], list):
                 raise TypeError("history is not a list")
-        except (OSError, json.JSONDecodeError, KeyError, TypeError) as exc:
+            unknown = [i for i in [index["deployed"], *index["history"]] if i is not None and i not in ids]
+            if unknown:
+                raise ValueError(f"deployment of unknown version {unknown[0]!r}")
+        except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
             raise InspectorError(f"{path}: the registry index is unreadable ({exc})") from exc
         return index
 
@@ -72,7 +87,7 @@ class Registry:
         return next((Version(**v) for v in index["versions"] if v["id"] == index["deployed"]), None)
 
     def path_of(self, version_id: str) -> Path:
-        if version_id not in {v.id for v in self.versions()}:
+        if not is_version_id(version_id) or version_id not in {v.id for v in self.versions()}:
             raise InspectorError(f"no model version {version_id!r} in the registry ({self.root})")
         return self.root / version_id
 
@@ -90,6 +105,9 @@ class Registry:
         staging = Path(tempfile.mkdtemp(prefix=f".{version_id}.", dir=self.root))
         try:
             shutil.copytree(bundle_path, staging, dirs_exist_ok=True)
+            for copied in staging.rglob("*"):  # older bundles kept their weights 0600
+                if copied.is_file() and not copied.is_symlink():
+                    os.chmod(copied, default_mode())
             os.chmod(staging, 0o755)
             os.replace(staging, self.root / version_id)
         except OSError as exc:
@@ -115,9 +133,20 @@ class Registry:
         return version
 
     def deploy(self, ref: str) -> Version:
-        """Deploy a registered version (``v3``) or a bundle folder (registered first)."""
-        if Path(ref).is_dir():
+        """Deploy a registered version (``v3``) or a bundle folder (registered first).
+
+        The rule is by the text alone: ``v<N>`` always means a registry version, even when a
+        folder of that name sits in the working directory; anything else is a path (write
+        ``./v1`` for a folder called v1).
+        """
+        if is_version_id(ref):
+            if ref not in {v.id for v in self.versions()}:
+                hint = f"; for the folder {ref} here, write ./{ref}" if Path(ref).is_dir() else ""
+                raise InspectorError(f"no model version {ref!r} in the registry ({self.root}){hint}")
+        elif Path(ref).is_dir():
             ref = self.add(Path(ref)).id
+        else:
+            raise InspectorError(f"{ref}: neither a model version (v1, v2, ...) nor a bundle folder")
         self.path_of(ref)
         index = self._read()
         index["deployed"] = ref

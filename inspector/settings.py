@@ -8,6 +8,7 @@ broken file is reported with its path and never silently replaced.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 
@@ -30,6 +31,16 @@ class Settings:
     cycle_budget_ms: float | None = None
 
     def validate(self) -> Settings:
+        """Types first (a hand-edited file may say ``"db_url": 5`` or ``NaN``), then ranges."""
+        for name in ("db_url", "station", "operator", "source"):
+            if not isinstance(getattr(self, name), str):
+                raise InspectorError(f"{name} must be a text, got {getattr(self, name)!r}")
+        if not _is_int(self.archive_ok_every):
+            raise InspectorError(f"archive_ok_every must be a whole number, got {self.archive_ok_every!r}")
+        for name in ("archive_cap_gib", "unsure_below", "ood_energy_above", "cycle_budget_ms"):
+            value = getattr(self, name)
+            if (value is not None or name == "archive_cap_gib") and not _is_number(value):
+                raise InspectorError(f"{name} must be a finite number, got {value!r}")
         if self.archive_ok_every < 0:
             raise InspectorError("archive_ok_every must be 0 (no OK images) or more")
         if self.archive_cap_gib <= 0:
@@ -48,6 +59,14 @@ class Settings:
         if self.ood_energy_above is not None:
             merged["ood_energy_above"] = self.ood_energy_above
         return merged
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_settings(home: Path) -> Settings:

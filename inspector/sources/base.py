@@ -6,10 +6,13 @@ import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from data.errors import DataError, ImageTooLarge
+from data.images import max_pixels, read_image
 from inspector.errors import InspectorError
 
 
@@ -99,12 +102,32 @@ class Pacer:
         self.next_due = max(self.next_due + self.period, time.perf_counter() - self.period)
 
 
+def read_frame_image(path: str | Path) -> np.ndarray:
+    """An image file as a frame: any unreadable file is a counted drop, never the end of the line.
+
+    Over the pixel limit (checked from the header, before decoding) is ``wrong_size``; anything
+    else unreadable is ``corrupt``.
+    """
+    try:
+        return read_image(path)
+    except ImageTooLarge as exc:
+        raise BadFrame("wrong_size", str(exc)) from None
+    except DataError as exc:
+        raise BadFrame("corrupt", str(exc)) from None
+
+
 def check_image(image: np.ndarray | None, min_side: int = 8) -> np.ndarray:
     """Reject what no model can use, with the reason the drop counter shows."""
     if image is None or image.size == 0:
         raise BadFrame("empty")
     if image.ndim not in (2, 3) or min(image.shape[:2]) < min_side:
         raise BadFrame("wrong_size", f"shape {tuple(image.shape)}")
+    try:
+        over = image.shape[0] * image.shape[1] > max_pixels()
+    except DataError as exc:  # a malformed INSPECTOR_MAX_IMAGE_PIXELS
+        raise BadFrame("wrong_size", str(exc)) from None
+    if over:
+        raise BadFrame("wrong_size", f"shape {tuple(image.shape)} over the {max_pixels() / 1e6:g} MP limit")
     if image.dtype not in (np.uint8, np.uint16):
         raise BadFrame("corrupt", f"pixel type {image.dtype}")
     return image

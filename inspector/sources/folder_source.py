@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from data.errors import DataError
-from data.images import IMAGE_SUFFIXES, read_image
-from inspector.sources.base import BadFrame, Frame, FrameSource, Pacer, SourceError
+from data.images import IMAGE_SUFFIXES
+from inspector.sources.base import Frame, FrameSource, Pacer, SourceError, read_frame_image
 
 
 class FolderSource(FrameSource):
@@ -41,10 +40,7 @@ class FolderSource(FrameSource):
         self.position += 1
         self.pacer.wait()
         index = self.next_index()
-        try:
-            image = read_image(path)
-        except DataError as exc:
-            raise BadFrame("corrupt", str(exc)) from None
+        image = read_frame_image(path)
         relative = path.relative_to(self.folder)
         truth = relative.parts[0] if len(relative.parts) > 1 else None
         return Frame(index, image, meta={"path": str(path)}, truth=truth)

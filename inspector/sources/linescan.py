@@ -123,6 +123,7 @@ class LineScanSource(FrameSource):
         loop: bool = True,
     ) -> None:
         super().__init__()
+        FrameAssembler(frame_height, overlap)  # a bad height or overlap is refused here, not at open()
         self.name = name
         self.samples = samples
         self.width, self.frame_height, self.overlap = width, frame_height, overlap

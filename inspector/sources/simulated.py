@@ -13,9 +13,8 @@ import numpy as np
 
 from data.augment import PRESETS, apply, build_augmentation
 from data.errors import DataError
-from data.images import read_image
 from data.station import Sample, Station
-from inspector.sources.base import BadFrame, Frame, FrameSource, Pacer, SourceError
+from inspector.sources.base import Frame, FrameSource, Pacer, SourceError, read_frame_image
 
 
 class SimulatedStation(FrameSource):
@@ -84,10 +83,7 @@ class SimulatedStation(FrameSource):
         self.position += 1
         self.pacer.wait()
         index = self.next_index()
-        try:
-            image = read_image(sample.path)
-        except DataError as exc:
-            raise BadFrame("corrupt", str(exc)) from None
+        image = read_frame_image(sample.path)
         with self._lock:
             transform, profile = self._transform, self._profile
         if transform is not None:

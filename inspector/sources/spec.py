@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -23,14 +24,39 @@ def _options(text: str) -> tuple[str, dict[str, str]]:
     return base, dict(parse_qsl(query))
 
 
-def _float(options: dict[str, str], key: str, default: float | None) -> float | None:
+def check_rate(value: float | None, what: str = "--fps") -> float | None:
+    """A replay rate: None or 0 means unpaced, else frames per second.
+
+    Negative, NaN and infinite rates are refused (they used to mean "unpaced" silently).
+    """
+    if value is None:
+        return None
+    if not math.isfinite(value) or value < 0:
+        raise SourceError(f"{what} {value}: must be a finite number of frames per second >= 0 (0: unpaced)")
+    return value or None
+
+
+def _rate(options: dict[str, str], default: float | None) -> float | None:
+    if "fps" not in options:
+        return check_rate(default)
+    try:
+        value = float(options["fps"])
+    except ValueError:
+        raise SourceError(f"source option fps={options['fps']!r}: not a number") from None
+    return check_rate(value, "source option fps=")
+
+
+def _int(options: dict[str, str], key: str, default: int, minimum: int) -> int:
+    """An integer source option, at least ``minimum`` (a bad one is refused, never defaulted)."""
     if key not in options:
         return default
     try:
-        value = float(options[key])
+        value = int(options[key])
     except ValueError:
-        raise SourceError(f"source option {key}={options[key]!r}: not a number") from None
-    return value if value > 0 else None
+        raise SourceError(f"source option {key}={options[key]!r}: not a whole number") from None
+    if value < minimum:
+        raise SourceError(f"source option {key}={value}: must be {minimum} or more")
+    return value
 
 
 def _flag(options: dict[str, str], key: str, default: bool) -> bool:
@@ -56,7 +82,7 @@ def open_source(text: str, fps: float | None = None, loop: bool | None = None, s
     spec, options = _options(text.strip())
     if not spec:
         raise SourceError(f"empty source; expected {SOURCE_HELP}")
-    rate = _float(options, "fps", fps)
+    rate = _rate(options, fps)
     kind, _, argument = spec.partition(":")
     if kind in ("sim", "demo"):
         from inspector.sources.simulated import SimulatedStation
@@ -67,7 +93,7 @@ def open_source(text: str, fps: float | None = None, loop: bool | None = None, s
             fps=rate if "fps" in options or fps is not None else 10.0,
             loop=_flag(options, "loop", True if loop is None else loop),
             profile=options.get("profile") or None,
-            severity=int(_float(options, "severity", 2) or 2),
+            severity=_int(options, "severity", 2, 1),
             seed=seed,
         )
     if kind == "linescan":
@@ -77,8 +103,8 @@ def open_source(text: str, fps: float | None = None, loop: bool | None = None, s
         return LineScanSource(
             station.split(options.get("split", "test")),
             name=f"line-scan over {station.source}",
-            frame_height=int(_float(options, "height", 256) or 256),
-            overlap=int(_float(options, "overlap", 32) or 0),
+            frame_height=_int(options, "height", 256, 1),
+            overlap=_int(options, "overlap", 32, 0),
             fps=rate if "fps" in options or fps is not None else 10.0,
             loop=_flag(options, "loop", True if loop is None else loop),
         )

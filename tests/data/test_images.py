@@ -5,6 +5,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
+from tests_support import png_claiming
 
 from data.errors import DataError, ImageTooLarge
 from data.images import MAX_PIXELS_ENV, image_size, read_image, to_uint8
@@ -67,23 +68,6 @@ def test_load_pixels_counts_skips_or_stops_when_strict(tmp_path):
     assert loaded.images[0].shape == (25, 40, 3)
     with pytest.raises(DataError, match="--strict"):
         load_pixels(samples, channels=1, max_side=None, strict=True, progress=False)
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A small, well-formed PNG whose header claims ``width x height`` pixels."""
-    import struct
-    import zlib
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\0" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 def test_a_header_over_the_pixel_limit_is_refused_before_decoding(tmp_path, monkeypatch):

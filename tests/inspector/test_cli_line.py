@@ -6,6 +6,7 @@ import csv
 import io
 import re
 
+import pytest
 from typer.testing import CliRunner
 
 from inspector.cli import app
@@ -106,3 +107,73 @@ def test_headless_demo_runs_the_simulated_station(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "simulated elpv station" in result.output and "unaccounted" in result.output
+
+
+def _one_line_error(result, text: str) -> None:
+    """Exit 2 with one line naming the problem: no traceback (CliRunner keeps those in .exception)."""
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert text in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_results_export_bad_times_are_one_line(tmp_path):
+    db = f"sqlite:///{tmp_path / 'line.db'}"
+    _one_line_error(
+        runner.invoke(app, ["results", "export", "--db", db, "--since", "999999d"]), "--since 999999d"
+    )
+    _one_line_error(runner.invoke(app, ["results", "export", "--db", db, "--until", "yesterday"]), "ISO 8601")
+
+
+def test_results_export_writes_through_a_link_and_refuses_a_fifo(tmp_path):
+    import os
+    import stat
+
+    db = f"sqlite:///{tmp_path / 'line.db'}"
+    real, link = tmp_path / "real.csv", tmp_path / "link.csv"
+    real.write_text("old")
+    link.symlink_to(real)
+    result = runner.invoke(app, ["results", "export", "--db", db, "--out", str(link)])
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink() and real.read_text() != "old"
+    fifo = tmp_path / "pipe.csv"
+    os.mkfifo(fifo)
+    _one_line_error(runner.invoke(app, ["results", "export", "--db", db, "--out", str(fifo)]), "pipe.csv")
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ('{"db_url": "x"', "settings.json: unreadable settings"),
+        ('{"db_url": 5}', "settings.json: db_url must be a text"),
+        ('{"archive_cap_gib": NaN}', "settings.json: archive_cap_gib must be a finite number"),
+        ('{"unsure_below": 7.5}', "settings.json: unsure_below must be between 0 and 1"),
+    ],
+)
+def test_bad_settings_are_one_line_naming_the_file(tmp_path, settings, message):
+    (tmp_path / "settings.json").write_text(settings)
+    _one_line_error(runner.invoke(app, ["db", "upgrade", "--home", str(tmp_path)]), message)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--source", "{station}", "--fps", "-5"], "--fps -5.0"),
+        (["run", "--source", "{station}", "--fps", "nan"], "--fps nan"),
+        (["run", "--source", "{station}", "--fps", "inf"], "--fps inf"),
+        (["run", "--source", "linescan:{station}?height=0&overlap=-5"], "height=0"),
+        (["run", "--source", "linescan:{station}?height=32&overlap=40"], "overlap 40"),
+        (["demo", "--headless", "--fps", "nan"], "--fps nan"),
+    ],
+)
+def test_out_of_range_line_options_are_one_line(tiny_station, tmp_path, args, message):
+    """They used to run unpaced, or with the defaults, without a word."""
+    args = [a.format(station=tiny_station) for a in args]
+    _one_line_error(runner.invoke(app, [*args, "--frames", "2", "--home", str(tmp_path)]), message)
+
+
+def test_demo_drift_after_must_not_be_negative(tmp_path):
+    args = ["demo", "--headless", "--frames", "2", "--drift-after", "-1", "--home", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and "--drift-after" in result.output

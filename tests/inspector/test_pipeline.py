@@ -66,6 +66,19 @@ def test_folder_run_writes_one_row_per_frame_and_counts_corrupt_files(tiny_stati
     assert ledger.runs()[0]["status"] == "finished"
 
 
+def test_an_image_over_the_pixel_limit_is_a_counted_drop(tiny_station, ledger, engine):
+    """A PNG header claiming 100000x100000 ended a folder run after 0 frames (source_failed)."""
+    from tests_support import png_claiming
+
+    (tiny_station / "ok" / "aa_huge.png").write_bytes(png_claiming(100_000, 100_000))
+    config = PipelineConfig(drop_policy="block")
+    pipeline = Pipeline(FolderSource(tiny_station, fps=None), engine, ledger, config=config)
+    pipeline.run()
+    snap = _accounted(pipeline, ledger)
+    assert pipeline.error is None
+    assert snap.drops == {"wrong_size": 1} and snap.written == 72
+
+
 def test_overload_drops_oldest_and_every_frame_is_accounted_for(tiny_station, ledger, engine):
     pipeline = Pipeline(
         FolderSource(tiny_station, fps=None, loop=True),
@@ -160,6 +173,29 @@ def test_onnx_backend_gives_the_same_verdicts_as_torch(tiny_station, engine, tmp
     a, b = engine.infer(images), onnx_engine.infer(images)
     assert np.abs(a.probabilities - b.probabilities).max() < 1e-4
     assert np.abs(a.energies - b.energies).max() < 1e-3
+
+
+def test_a_corrupt_onnx_cache_is_rebuilt(tmp_path, tiny_vit_spec):
+    """A damaged cached export broke every ``--backend onnx`` run until deleted by hand."""
+    from models.bundle import load_bundle, meta_for, save_bundle
+    from models.network import InspectionNet
+
+    net = InspectionNet(tiny_vit_spec, 2, "none")
+    bundle = load_bundle(save_bundle(net, meta_for(net, ["ok", "ng"]), tmp_path / "m"))
+    cache = tmp_path / "onnx"
+    first = InferenceEngine(bundle, "onnx", cache)
+    (cached,) = cache.glob("*.onnx")
+    image = np.zeros((64, 64), np.uint8)
+    expected = first.infer([image]).probabilities
+    for damage in (lambda: cached.write_bytes(cached.read_bytes()[:500]), lambda: cached.write_bytes(b"")):
+        damage()
+        again = InferenceEngine(bundle, "onnx", cache)
+        np.testing.assert_allclose(again.infer([image]).probabilities, expected, atol=1e-6)
+    stamp = cached.with_name(cached.name + ".sha256")
+    stamp.write_text("0" * 64)  # bytes intact, record disagrees: rebuilt too
+    before = cached.stat().st_ino
+    InferenceEngine(bundle, "onnx", cache)
+    assert cached.stat().st_ino != before, "a new file was exported and renamed into place"
 
 
 KILL_SCRIPT = """

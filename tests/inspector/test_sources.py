@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import cv2
 import numpy as np
 import pytest
@@ -140,3 +142,42 @@ def test_line_scan_source_delivers_part_frames_with_truth(tiny_station):
     assert len(frames) == (6 * (40 + 24) - 40) // 32 + 1  # default belt gap 24 rows
     assert all(f.image.shape == (40, 40) for f in frames)
     assert frames[0].truth == samples[0].label
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("sim?fps=-5", "fps= -5.0: must be a finite number"),
+        ("sim?fps=nan", "fps= nan: must be a finite number"),
+        ("sim?fps=inf", "fps= inf: must be a finite number"),
+        ("linescan:{station}?height=0", "height=0: must be 1 or more"),
+        ("linescan:{station}?overlap=-5", "overlap=-5: must be 0 or more"),
+        ("linescan:{station}?height=64&overlap=64", "need 0 <= overlap < height"),
+        ("sim:{station}?severity=0", "severity=0: must be 1 or more"),
+    ],
+)
+def test_source_options_out_of_range_are_refused_not_defaulted(tiny_station, text, message):
+    """``fps=-5|nan|inf`` meant "unpaced" and ``height=0&overlap=-5`` the defaults, silently."""
+    with pytest.raises(SourceError, match=re.escape(message)):
+        open_source(text.format(station=tiny_station))
+
+
+@pytest.mark.parametrize("fps", [-5.0, float("nan"), float("inf")])
+def test_a_bad_replay_rate_is_refused(tiny_station, fps):
+    with pytest.raises(SourceError, match="--fps"):
+        open_source(str(tiny_station), fps=fps)
+    assert open_source(str(tiny_station), fps=0).fps is None  # 0 stays "unpaced", as documented
+
+
+def test_a_frame_over_the_pixel_limit_is_wrong_size(tiny_station, monkeypatch):
+    from inspector.sources.base import check_image
+
+    monkeypatch.setenv("INSPECTOR_MAX_IMAGE_PIXELS", "1000")
+    with pytest.raises(BadFrame) as info:
+        check_image(np.zeros((40, 40), np.uint8))
+    assert info.value.reason == "wrong_size"
+    source = FolderSource(tiny_station, fps=None)
+    source.open()
+    with pytest.raises(BadFrame) as info:
+        source.read()
+    assert info.value.reason == "wrong_size" and "over the 0.001 MP limit" in str(info.value)
