@@ -324,6 +324,10 @@ class BackgroundJob:
     travel by pickle. Read progress with :meth:`take`; when :attr:`finished` is set, :attr:`result`
     or :attr:`error` holds how it ended. ``on_finished`` runs (in a reader thread) once the
     process has ended, before :attr:`finished` is set.
+
+    ``pause_for_line=False`` is for jobs that time something (a latency measurement): a pause in
+    the middle of a timed call would be measured as latency, so such a job only goes below the
+    line, it is not stopped by it.
     """
 
     def __init__(
@@ -334,9 +338,11 @@ class BackgroundJob:
         threads: int | None = None,
         policy: LineYield | None = None,
         on_finished: Callable[[], None] | None = None,
+        pause_for_line: bool = True,
         **kwargs: Any,
     ) -> None:
         self.target = target
+        self.pause_for_line = pause_for_line
         self._on_finished = on_finished
         self.line = line or (lambda: None)
         self.policy = policy or LineYield()
@@ -496,6 +502,8 @@ class BackgroundJob:
             self.line_running = overruns is not None
             if self.line_running and not self._low.is_set():
                 self._yield_to_line()
+            if not self.pause_for_line:
+                continue
             action = self.policy.update(overruns, time.monotonic())
             if action == "pause" and not (self._cancelled.is_set() or self._stopping.is_set()):
                 self.pause()

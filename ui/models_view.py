@@ -315,7 +315,15 @@ class ModelsView(QWidget):
             self._say(message, error=True)
 
         if isinstance(fn, str):
-            run_job(fn, *args, line=self.context.line_overruns, on_done=finished, on_failed=failed)
+            # Adding measures latency: below the line, but never paused inside a timed call.
+            run_job(
+                fn,
+                *args,
+                line=self.context.line_overruns,
+                pause_for_line=False,
+                on_done=finished,
+                on_failed=failed,
+            )
         else:
             run_task(fn, *args, on_done=finished, on_failed=failed)
 

@@ -77,6 +77,13 @@ def test_stop_ends_the_job_at_its_next_step_and_cancel_at_once():
     assert not job.paused
 
 
+def test_a_measuring_job_goes_below_the_line_but_is_never_paused_by_it():
+    counter = iter(range(1_000_000))  # a line that overruns every time it is asked
+    job = BackgroundJob("job_support:steps", 30, line=lambda: next(counter), pause_for_line=False)
+    assert job.wait(WAIT_S) and job.result == 30
+    assert job.policy.pauses == 0 and job.paused_seconds() == 0 and job.priority != "normal priority"
+
+
 def test_line_yield_pauses_at_an_overrun_and_holds_longer_when_it_comes_back():
     policy = LineYield(hold_s=2.0, max_hold_s=8.0, relapse_s=10.0)
     assert policy.update(None, 0.0) is None  # no line: nothing to yield to
