@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from typer.testing import CliRunner
 
 from inspector.cli import app
@@ -36,3 +38,41 @@ def test_export_writes_onnx_and_reports_parity(tmp_path, tiny_vit_spec):
     assert result.exit_code == 0, result.output
     assert (tmp_path / "m.onnx").is_file()
     assert "max |Δprobability|" in result.output
+
+
+def test_export_refuses_an_existing_file_without_force_and_any_non_regular_target(tmp_path, tiny_vit_spec):
+    """``export --onnx`` overwrote an unrelated file and turned a FIFO into a file."""
+    import os
+    import stat
+
+    net = InspectionNet(tiny_vit_spec, 2, "none")
+    path = save_bundle(net, meta_for(net, ["ok", "ng"]), tmp_path / "m")
+    mine = tmp_path / "report.onnx"
+    mine.write_text("not an export")
+    result = runner.invoke(app, ["export", str(path), "--onnx", str(mine)])
+    assert result.exit_code == 2 and "already exists (use --force" in result.output
+    assert mine.read_text() == "not an export"
+    fifo = tmp_path / "pipe.onnx"
+    os.mkfifo(fifo)
+    result = runner.invoke(app, ["export", str(path), "--onnx", str(fifo), "--force"])
+    assert result.exit_code == 2 and "refusing to write over it" in result.output
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    result = runner.invoke(app, ["export", str(path), "--onnx", str(mine), "--force"])
+    assert result.exit_code == 0, result.output
+    assert mine.read_bytes() != b"not an export"
+
+
+def test_data_info_counts_only_images_that_decode_and_refuses_two_labels(tiny_station):
+    """A text file named .png was counted as an image; a file under two labels went unnoticed."""
+    from tests_support import write_manifest
+
+    (tiny_station / "ok" / "zz_notes.png").write_text("not an image")
+    result = runner.invoke(app, ["data", "info", str(tiny_station)])
+    assert result.exit_code == 0, result.output
+    flat = result.output.replace("\n", "")  # rich wraps long lines at the test console's width
+    assert "1 file(s) are not readable images" in flat and "zz_notes.png" in flat
+    (ok_row,) = [line for line in result.output.splitlines() if re.match(r"\W*ok\b", line)]
+    assert sum(int(n) for n in re.findall(r"\d+", ok_row)) == 24, "the text file is not counted"
+    rows = [(f"ok/ok_{i:03d}.png", "ok") for i in range(3)] + [("ok/ok_000.png", "spot")]
+    result = runner.invoke(app, ["data", "info", str(write_manifest(tiny_station, rows, ("path", "label")))])
+    assert result.exit_code == 2 and "listed under two labels" in result.output.replace("\n", "")

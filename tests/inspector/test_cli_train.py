@@ -85,3 +85,66 @@ def test_bad_inputs_are_one_line(tiny_station, tmp_path):
         assert message in result.output, (args, result.output)
         assert "Traceback" not in result.output
     assert not (tmp_path / "x").exists()
+
+
+def _one_line_error(result, text: str) -> None:
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert text in result.output and len(result.output.strip().splitlines()) == 1, result.output
+
+
+def _tree(root):
+    return sorted(str(p) for p in root.rglob("*"))
+
+
+def test_force_never_replaces_or_writes_into_the_dataset(tiny_station, tmp_path):
+    """``train DATA --out DATA --force`` deleted the whole training set and left a bundle there."""
+    before = _tree(tmp_path)
+    train = ["train", str(tiny_station), "--epochs", "1", "--img-size", "32", "--out"]
+    _one_line_error(runner.invoke(app, [*train, str(tiny_station), "--force"]), "is not a model bundle")
+    _one_line_error(runner.invoke(app, [*train, str(tmp_path), "--force"]), "is not a model bundle")
+    _one_line_error(runner.invoke(app, [*train, str(tiny_station / "m")]), "is inside the dataset folder")
+    assert _tree(tmp_path) == before
+
+
+def test_dot_targets_are_one_line_and_leave_nothing_hidden(tiny_station, tmp_path, monkeypatch):
+    """``--out .`` was a traceback; ``--out .. --force`` left ``...partial``/``....old.*`` folders."""
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = _tree(tmp_path)
+    train = ["train", str(tiny_station), "--epochs", "1", "--img-size", "32", "--out"]
+    _one_line_error(runner.invoke(app, [*train, "."]), "already exists")
+    _one_line_error(runner.invoke(app, [*train, "..", "--force"]), "is not a model bundle")
+    assert _tree(tmp_path) == before
+
+
+def test_an_image_size_the_backbone_cannot_tile_is_one_line(tiny_station, tmp_path):
+    result = runner.invoke(
+        app, ["train", str(tiny_station), "--out", str(tmp_path / "m"), "--img-size", "100"]
+    )
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+    assert "100" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_partial_folder_that_is_not_ours_is_never_deleted(tiny_station, tmp_path):
+    partial = tmp_path / "m.partial"
+    partial.mkdir()
+    (partial / "thesis.tex").write_text("years of work")
+    result = runner.invoke(app, ["train", str(tiny_station), "--out", str(tmp_path / "m"), "--epochs", "1"])
+    _one_line_error(result, "is not an interrupted training run")
+    assert (partial / "thesis.tex").read_text() == "years of work"
+
+
+def test_finetune_never_writes_over_its_source_model(tiny_station, tmp_path):
+    import shutil
+
+    from inspector.demo import demo_model_path
+
+    model = tmp_path / "m"
+    shutil.copytree(demo_model_path(), model)
+    before = (model / "model.safetensors").read_bytes()
+    result = runner.invoke(app, ["finetune", str(model), str(tiny_station), "--out", str(model), "--force"])
+    _one_line_error(result, "is the source model")
+    assert (model / "model.safetensors").read_bytes() == before
