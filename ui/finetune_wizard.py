@@ -747,6 +747,12 @@ def yield_text(state: YieldState, running: bool) -> str:
             "Paused for the line: it reported an overrun (a part judged later than its cycle). "
             f"Training continues in {_clock(state.resume_in_s)} if the line keeps its cycle.{held}"
         )
+    if state.line_running and state.line_overloaded:
+        return (
+            "The line overruns even while training waits (it is short of CPU, or its cycle budget is "
+            f"too tight), so holding training would not help: it goes on at {how} on {cores}, using "
+            f"only what the line leaves.{held}"
+        )
     if state.line_running:
         return (
             f"The line comes first: training runs in a background process at {how} on {cores}, "

@@ -85,21 +85,33 @@ def test_a_measuring_job_goes_below_the_line_but_is_never_paused_by_it():
 
 
 def test_line_yield_pauses_at_an_overrun_and_holds_longer_when_it_comes_back():
-    policy = LineYield(hold_s=2.0, max_hold_s=8.0, relapse_s=10.0)
+    policy = LineYield(hold_s=2.0, max_hold_s=8.0, relapse_s=10.0, grace_s=1.0, cooldown_s=30.0)
     assert policy.update(None, 0.0) is None  # no line: nothing to yield to
     assert policy.update(3, 1.0) is None  # overruns from before the job: not ours
     assert policy.update(4, 2.0) == "pause" and policy.hold_s == 2.0
-    assert policy.update(4, 3.0) is None
-    assert policy.update(5, 3.5) is None and policy.until == 5.5  # still overrunning: hold on
-    assert policy.update(5, 5.5) == "resume"
+    assert policy.update(4, 2.5) is None
+    assert policy.update(5, 2.8) is None and policy.until == 4.8  # the queue still clearing: hold on
+    assert policy.update(5, 4.8) == "resume"
     assert policy.update(6, 6.0) == "pause" and policy.hold_s == 4.0  # relapse: hold doubles
     assert policy.update(6, 10.0) == "resume"
     assert policy.update(7, 11.0) == "pause" and policy.hold_s == 8.0
-    assert policy.update(8, 12.0) is None and policy.update(8, 20.0) == "resume"
-    assert policy.update(9, 40.0) == "pause" and policy.hold_s == 2.0  # long quiet: back to short
+    assert policy.update(7, 19.0) == "resume"
+    assert policy.update(8, 40.0) == "pause" and policy.hold_s == 2.0  # long quiet: back to short
     assert policy.update(0, 41.0) is None  # new shift: counters reset, nothing new
     assert policy.update(None, 41.5) == "resume"  # line stopped: run freely
-    assert policy.pauses == 4 and policy.overruns_seen == 6
+    assert policy.pauses == 4 and policy.overruns_seen == 5 and not policy.line_overloaded(41.5)
+
+
+def test_a_line_that_overruns_while_the_job_waits_does_not_stop_the_job():
+    policy = LineYield(hold_s=2.0, grace_s=1.0, cooldown_s=30.0)
+    assert policy.update(0, 0.0) is None
+    assert policy.update(1, 1.0) == "pause"
+    assert policy.update(2, 1.5) is None  # within the grace: frames queued before the pause
+    assert policy.update(3, 2.5) == "resume" and policy.line_overloaded(2.5)  # late without the job
+    assert policy.update(9, 10.0) is None and policy.update(12, 30.0) is None  # not paused again
+    assert not policy.line_overloaded(33.0)
+    assert policy.update(13, 33.0) == "pause"  # after the cooldown the job is tested again
+    assert policy.update(13, 35.0) == "resume"
 
 
 def test_threads_beside_a_line():

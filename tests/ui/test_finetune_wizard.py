@@ -189,11 +189,18 @@ def _ended_pid() -> int:
     return process.pid
 
 
-def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, tmp_path):
+def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, tmp_path, monkeypatch):
     """The wizard trains in a low-priority process; a line that overruns pauses it, and says so."""
+    from functools import partial
+
+    from inspector import background
     from inspector.background import background_threads
     from inspector.line import LineRequest
     from ui.line_controller import LineController
+
+    # Every part will overrun below; without this the job would be found innocent after a second
+    # (the line overruns while it waits) and run on, which the next test covers.
+    monkeypatch.setattr(background, "LineYield", partial(background.LineYield, grace_s=1e9))
 
     context = AppContext(home)
     line = LineController(context)
@@ -227,3 +234,31 @@ def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, 
     finally:
         line.stop_and_wait()
         context.close()
+
+
+def test_the_training_page_says_where_training_stands_behind_the_line():
+    from inspector.background import YieldState
+    from ui.finetune_wizard import yield_text
+
+    def state(**changes) -> YieldState:
+        values = dict(
+            priority="idle priority (SCHED_IDLE)",
+            threads=1,
+            line_running=True,
+            paused=False,
+            pauses=0,
+            paused_s=0.0,
+            resume_in_s=0.0,
+        )
+        return YieldState(**(values | changes))
+
+    assert yield_text(state(), True).startswith("The line comes first: training runs in a background")
+    assert "on 1 core," in yield_text(state(), True)
+    paused = yield_text(state(paused=True, pauses=2, paused_s=75, resume_in_s=4), True)
+    assert paused.startswith("Paused for the line") and "continues in 0:04" in paused
+    assert "Paused 2× so far, 1:15 in all." in paused
+    overloaded = yield_text(state(line_overloaded=True, pauses=1), True)
+    assert overloaded.startswith("The line overruns even while training waits")
+    assert "If a line starts" in yield_text(state(line_running=False, threads=2), True)
+    assert yield_text(state(pauses=3, paused_s=20), False) == "The line held training 3×, 0:20 in all."
+    assert yield_text(state(), False) == ""
