@@ -82,6 +82,11 @@ def _summary(pipeline, url: str) -> None:  # noqa: ANN001
 def run_line(pipeline, url: str, on_tick=None) -> None:  # noqa: ANN001
     """Run until the source ends, ``--frames`` is reached, Ctrl-C or SIGTERM; status on stderr."""
     previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
+    engine = pipeline.engine
+    progress(
+        f"inference: {'ONNX Runtime' if engine.backend == 'onnx' else 'PyTorch'}"
+        + (f" (auto: ONNX export unavailable: {engine.fallback})" if engine.fallback else "")
+    )
     pipeline.start()
     try:
         if err.is_terminal:
@@ -134,7 +139,13 @@ def run(
     lot: Annotated[str, typer.Option("--lot", help="Lot / batch id recorded with the run.")] = "",
     operator: Annotated[str, typer.Option("--operator", help="Operator recorded with the run.")] = "",
     station: Annotated[str, typer.Option("--station", help="Station name in the ledger.")] = "station-1",
-    backend: Annotated[str, typer.Option("--backend", help="torch or onnx.")] = "torch",
+    backend: Annotated[
+        str,
+        typer.Option(
+            "--backend",
+            help="auto (ONNX Runtime when the model exports with parity, else torch), torch or onnx.",
+        ),
+    ] = "auto",
     fps: Annotated[
         float | None, typer.Option("--fps", help="Replay rate for files/simulations (0: unpaced).")
     ] = None,

@@ -21,7 +21,9 @@ from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
 from models.preprocess import preprocess
 
-BACKENDS = ("torch", "onnx")
+# ``auto``: ONNX Runtime when the bundle exports with parity (LTM's saving shows there: 0.68x of
+# the unmerged model against 0.87x in PyTorch eager, BENCHMARKS.md), else PyTorch.
+BACKENDS = ("auto", "torch", "onnx")
 
 
 @dataclass
@@ -49,8 +51,15 @@ class InferenceEngine:
         self.thresholds = thresholds if thresholds is not None else dict(self.meta.thresholds)
         self.rules = VerdictRules.from_bundle(self.meta.classes, self.meta.normal_class, self.thresholds)
         self.onnx = None
+        self.fallback: str | None = None  # why ``auto`` stayed on PyTorch
         if backend == "onnx":
             self.onnx = self._onnx_predictor(onnx_cache)
+        elif backend == "auto":
+            try:
+                self.onnx = self._onnx_predictor(onnx_cache)
+                self.backend = "onnx"
+            except InspectorError as exc:
+                self.backend, self.fallback = "torch", str(exc)
 
     @classmethod
     def load(

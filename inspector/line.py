@@ -32,7 +32,7 @@ class LineRequest:
     station: str = "station-1"
     lot: str = ""
     operator: str = ""
-    backend: str = "torch"
+    backend: str = "auto"
     fps: float | None = None
     archive: bool = True
     queue_size: int = 8
@@ -64,8 +64,10 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
     from models.bundle import load_bundle
 
     bundle = load_bundle(path)
+    # ONNX Runtime returns no merge maps: a screen that overlays them keeps ``auto`` on PyTorch.
+    backend = "torch" if request.backend == "auto" and request.track_maps else request.backend
     engine = InferenceEngine(
-        bundle, request.backend, request.home / "cache" / "onnx", settings.thresholds(bundle.meta.thresholds)
+        bundle, backend, request.home / "cache" / "onnx", settings.thresholds(bundle.meta.thresholds)
     )
     if ledger is None:
         ledger = Ledger(ledger_url(request.db, request.home, settings))
