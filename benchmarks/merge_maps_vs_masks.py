@@ -88,13 +88,14 @@ def figure(examples: list, path: Path, title: str) -> None:
     fig, axes = plt.subplots(3, 4, figsize=(12, 9.5))
     for ax, (image, mask, importance, label) in zip(axes.flat, chosen, strict=False):
         ax.imshow(image if image.ndim == 3 else image, cmap="gray")
-        ax.imshow(importance, cmap="inferno", alpha=0.45, vmin=0, vmax=max(1e-6, importance.max()))
+        # relative per image: which regions this image's merges kept finest
+        ax.imshow(importance, cmap="inferno", alpha=0.5, vmin=importance.min(), vmax=importance.max() + 1e-9)
         ax.contour(mask, levels=[0.5], colors="cyan", linewidths=1.2)
         ax.set_title(label, fontsize=10)
         ax.axis("off")
     for ax in axes.flat[len(chosen) :]:
         ax.axis("off")
-    fig.suptitle(title + "\nwarm: kept finely (small merged tokens), dark: merged away; cyan: the defect mask")
+    fig.suptitle(title + "\nwarm: kept finest (small merged tokens), dark: merged most; cyan: defect mask")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=80)
