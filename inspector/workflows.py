@@ -30,7 +30,7 @@ from inspector.predict import predict_logits
 from inspector.training import EpochRecord, Recipe, TrainOutcome, train, validate
 from models.backbones import resolve_backbone
 from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, meta_for, save_bundle
-from models.errors import ModelError
+from models.errors import BundleError, ModelError
 from models.merge_stats import describe_movement, merge_movement
 from models.network import MERGE_MODES, InspectionNet
 from models.preprocess import NORMALIZE_MODES, Preprocessing, preprocess
@@ -79,6 +79,15 @@ def _check_partial(partial: Path) -> None:
 def _remove_partial(partial: Path) -> None:
     _check_partial(partial)
     shutil.rmtree(partial, ignore_errors=True)
+
+
+def check_target(out: Path, force: bool) -> None:
+    """``out`` is new, or (``--force``) an existing bundle: never any other folder. Checked first,
+    before any data is read; an :class:`InspectorError` like every other refusal here."""
+    try:
+        bundle_target(out, force)
+    except BundleError as exc:
+        raise InspectorError(str(exc)) from None
 
 
 def check_out(out: Path, data_root: Path, model: Path | None = None) -> None:
@@ -180,7 +189,7 @@ def train_model(
     and hash of its starting weights. The Lite0 weights are cached as safetensors in ``home``.
     """
     recipe = recipe or Recipe()
-    bundle_target(out, force)  # new, or (--force) an existing bundle: never any other folder
+    check_target(out, force)
     partial = _partial_dir(out)
     _check_partial(partial)
     if resume and not partial.is_dir():
@@ -438,7 +447,7 @@ def finetune_model(
     from data.augment import check_presets
 
     recipe = replace(recipe or FINETUNE_RECIPE, augment=check_presets(list(augment)))
-    bundle_target(out, force)  # new, or (--force) an existing bundle: never any other folder
+    check_target(out, force)
     partial = _partial_dir(out)
     _check_partial(partial)
     bundle = load_bundle(model)
@@ -536,7 +545,7 @@ def recalibrate_model(
     from data.station import Sample
     from models.norm_stats import recalibrate_norms
 
-    bundle_target(out, force)
+    check_target(out, force)
     folder = Path(images)
     if not folder.is_dir():
         raise InspectorError(f"{folder}: not a folder of images")
