@@ -45,8 +45,8 @@ METHODS = (
     Method("lite0", "lite0"),
     Method("hybrid", HYBRID),
     Method(f"hybrid-ltm@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO),
-    Method(f"hybrid-pooling@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO, mask="pooling"),
     Method(f"hybrid-tome@{HYBRID_RATIO}", HYBRID, "tome", HYBRID_RATIO, base="hybrid"),
+    Method(f"hybrid-pooling@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO, mask="pooling"),
 )
 
 
