@@ -15,7 +15,7 @@ is what merging buys on this machine.
 
 ``--finetune`` measures instead what a fine-tune started from the wizard costs the line on the
 same PC (the demo model at ``--fps``, logging and archiving on), with the app's own code path:
-``ui.jobs.run_finetune`` in a :class:`inspector.background.BackgroundJob` that watches the line's
+``ui.jobs.run_finetune`` in a :class:`inspector.training.background.BackgroundJob` that watches the line's
 overruns. Rows: the line alone; the line with that fine-tune beside it; the line with the same
 fine-tune in a thread of the line's own process (how the wizard trained before); and the training
 time alone, so the table also says how much longer training takes beside a line.
@@ -35,11 +35,11 @@ import time
 from pathlib import Path
 
 from data.elpv import load_elpv
-from inspector.archive import ArchivePolicy, ImageArchive
-from inspector.demo import demo_model_path
-from inspector.inference import InferenceEngine
-from inspector.pipeline import Pipeline, PipelineConfig, RunInfo, default_inference_threads
-from inspector.sources.simulated import SimulatedStation
+from inspector.line.archive import ArchivePolicy, ImageArchive
+from inspector.line.demo import demo_model_path
+from inspector.line.inference import InferenceEngine
+from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo, default_inference_threads
+from inspector.line.sources.simulated import SimulatedStation
 from inspector.store import Ledger
 from models.bundle import Bundle, load_bundle
 from models.flops import count_gmacs
@@ -131,7 +131,7 @@ def line_beside(
     """The paced line for at least ``frames`` frames and until the training (if any) has ended."""
     import threading
 
-    from inspector.background import BackgroundJob
+    from inspector.training.background import BackgroundJob
 
     work.mkdir(parents=True, exist_ok=True)
     with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
@@ -208,8 +208,8 @@ def line_beside(
 
 
 def finetune_main(args: argparse.Namespace) -> None:
-    from inspector.background import BackgroundJob
-    from inspector.workflows import FINETUNE_RECIPE
+    from inspector.training.background import BackgroundJob
+    from inspector.training.workflows import FINETUNE_RECIPE
 
     station = load_elpv(0)
     small = finetune_station(station, {"train": args.train_per_class, "val": 24, "test": 24})

@@ -59,8 +59,8 @@ def cell_file(dataset: str, method: str, seed: int) -> Path:
 
 
 def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, float]:
-    from inspector.training import Recipe
-    from inspector.workflows import train_model
+    from inspector.training.loop import Recipe
+    from inspector.training.workflows import train_model
 
     out = RUNS / f"{dataset}-{method.name.replace('@', '-')}-s{seed}"
     tic = time.perf_counter()
@@ -104,7 +104,7 @@ def _convert(dataset: str, method: Method, seed: int) -> tuple[Path, float]:
 
 
 def run_cell(dataset: str, method: Method, seed: int, home: Path) -> dict[str, Any]:
-    from inspector.workflows import evaluate_model
+    from inspector.training.workflows import evaluate_model
 
     print(f"{dataset} / {method.name} / seed {seed}", flush=True)
     bundle, minutes = (_convert if method.base else _train)(dataset, method, seed, home)

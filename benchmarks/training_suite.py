@@ -16,8 +16,8 @@ import json
 import time
 from pathlib import Path
 
-from inspector.training import Recipe
-from inspector.workflows import evaluate_model, train_model
+from inspector.training.loop import Recipe
+from inspector.training.workflows import evaluate_model, train_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -147,7 +147,7 @@ def run_lighting_shift(job: dict, epochs: int, img_size: int) -> dict:
     from dataclasses import replace as dc_replace
 
     from data.station import Station, load_station
-    from inspector.workflows import FINETUNE_RECIPE, finetune_model
+    from inspector.training.workflows import FINETUNE_RECIPE, finetune_model
 
     station = load_station(SHARED / "magnetic_tile")
     base_station = station.where(lighting=FIRST_LIGHTS)

@@ -1,4 +1,4 @@
-"""Job functions for ``inspector.background`` tests: importable by name in the job's own process."""
+"""Job functions for ``inspector.training.background`` tests: importable by name in the job's own process."""
 
 from __future__ import annotations
 

@@ -11,7 +11,7 @@ from PySide6.QtCore import QSocketNotifier, QTimer
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from inspector.errors import InspectorError
-from inspector.line import DEMO_STATION
+from inspector.line.build import DEMO_STATION
 from ui.context import AppContext
 from ui.main_window import MainWindow
 

@@ -11,7 +11,7 @@ from inspector.settings import Settings, load_settings, save_settings
 from inspector.store import Ledger, default_url
 
 if TYPE_CHECKING:
-    from inspector.pipeline import Pipeline
+    from inspector.line.pipeline import Pipeline
 
 
 class AppContext:

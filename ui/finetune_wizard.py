@@ -53,10 +53,10 @@ from PySide6.QtWidgets import (
 
 from data.augment import PRESETS, preview_grid
 from data.station import SPLITS
-from inspector.background import YieldState
 from inspector.registry import Version
-from inspector.training import EpochRecord, Recipe
-from inspector.workflows import FINETUNE_RECIPE, FinetuneSummary
+from inspector.training.background import YieldState
+from inspector.training.loop import EpochRecord, Recipe
+from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary
 from ui.context import AppContext
 from ui.jobs import (  # noqa: F401 - Staging and check_station are also used by name from here
     MIN_TRAIN_PER_CLASS,

@@ -2,7 +2,7 @@
 
 Two kinds: quick work the screens run in a worker thread (checking a station, the staging
 folder, the base-model choices), and the heavy work that runs in a background process below the
-line (``inspector.background``): training, before/after evaluation, latency measurement and
+line (``inspector.training.background``): training, before/after evaluation, latency measurement and
 registering a model (which measures its latency). Those are called as
 ``fn(*args, task=JobContext)`` in the job's own process: their arguments and results are plain,
 picklable values, and a fine-tune's result leaves its network behind (the bundle is on disk).
@@ -27,10 +27,10 @@ import numpy as np
 from data.images import fit_within, read_image, to_uint8
 from data.station import SPLITS, Station, load_station
 from inspector.errors import InspectorError
-from inspector.line import resolve_model
+from inspector.line.build import resolve_model
 from inspector.registry import Registry, Version
-from inspector.training import Recipe
-from inspector.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model
+from inspector.training.loop import Recipe
+from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model
 from models.bundle import BundleMeta, read_meta
 
 MIN_TRAIN_PER_CLASS = 10  # below this a class's result after fine-tuning is mostly noise
@@ -327,7 +327,7 @@ def add_version(home: Path, bundle: Path, *, task: Any) -> Version:
 
 def base_model_choices(home: Path) -> tuple[list[tuple[str, Path]], str]:
     """(label, bundle) for the base-model picker, the default first; plus a problem, if any."""
-    from inspector.demo import demo_model_path
+    from inspector.line.demo import demo_model_path
 
     choices: list[tuple[str, Path]] = []
     problem = ""

@@ -13,9 +13,9 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
-from inspector.line import LineRequest, build_pipeline
-from inspector.live_stats import StatsSnapshot
-from inspector.pipeline import Event, Outcome, Pipeline
+from inspector.line.build import LineRequest, build_pipeline
+from inspector.line.live_stats import StatsSnapshot
+from inspector.line.pipeline import Event, Outcome, Pipeline
 from ui.context import AppContext
 from ui.workers import Task, run_task
 

@@ -26,10 +26,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.line import LineRequest
-from inspector.live_stats import STAGES, StatsSnapshot
-from inspector.overlay import overlay_importance
-from inspector.pipeline import Event, Outcome
+from inspector.line.build import LineRequest
+from inspector.line.live_stats import STAGES, StatsSnapshot
+from inspector.line.overlay import overlay_importance
+from inspector.line.pipeline import Event, Outcome
 from ui.context import AppContext
 from ui.detail_dialog import OutcomeDialog
 from ui.line_controller import LineController

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QTabWidget
 
-from inspector.background import terminate_all
+from inspector.training.background import terminate_all
 from ui.context import AppContext
 from ui.finetune_view import FinetuneView
 from ui.live_view import LiveView

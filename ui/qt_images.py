@@ -6,7 +6,7 @@ import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage, QPixmap
 
-from inspector.overlay import as_rgb8
+from inspector.line.overlay import as_rgb8
 
 
 def to_qimage(image: np.ndarray) -> QImage:

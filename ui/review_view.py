@@ -63,12 +63,12 @@ from PySide6.QtWidgets import (
 )
 
 from data.images import fit_within, read_image
-from inspector.overlay import overlay_importance
+from inspector.line.overlay import overlay_importance
 from inspector.store import ResultFilter
 from ui.context import AppContext
 from ui.qt_images import to_qimage
 from ui.style import VERDICT_COLORS, verdict_style
-from ui.workers import USER_ERRORS, run_task
+from ui.workers import JOB_ERRORS, run_task
 
 PAGE = 200
 STALE_S = 60.0  # coming back to the tab re-queries when the table is older than this
@@ -149,7 +149,7 @@ def _tagged(key: int, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Repl
     """User-facing failures come back tagged too (a stale failure must not disturb a newer query)."""
     try:
         return Reply(key, fn(*args, **kwargs))
-    except USER_ERRORS as exc:
+    except JOB_ERRORS as exc:
         text = str(exc).strip()
         return Reply(key, error=text.splitlines()[0] if text else type(exc).__name__)
 
@@ -226,7 +226,7 @@ def _export_csv(context: AppContext, filt: ResultFilter, path: Path) -> int:
 def _export_station(
     context: AppContext, filt: ResultFilter, out_dir: Path, task: Any = None
 ) -> tuple[int, list[str], Path]:
-    from inspector.station_export import export_station_dataset
+    from inspector.store.station_export import export_station_dataset
 
     progress = (lambda done, total: task.report((done, total))) if task is not None else None
     count, warnings = export_station_dataset(
@@ -255,8 +255,8 @@ class MergeMapper:
         image = fit_within(read_image(path), IMAGE_SIDE)
         with self._lock:  # one model load, one inference at a time
             if self._engine is None:
-                from inspector.inference import InferenceEngine
-                from inspector.line import resolve_model
+                from inspector.line.build import resolve_model
+                from inspector.line.inference import InferenceEngine
 
                 self._engine = InferenceEngine.load(resolve_model(None, self.home))
             engine = self._engine

@@ -35,8 +35,8 @@ def pump(seconds: float, until: Callable[[], bool] | None = None) -> None:
 
 def prepare_home(home: Path) -> None:
     """A short real run of the demo station, so Review and Models have something to show."""
-    from inspector.demo import demo_model_path
-    from inspector.line import LineRequest, build_pipeline
+    from inspector.line.build import LineRequest, build_pipeline
+    from inspector.line.demo import demo_model_path
     from inspector.registry import Registry
 
     registry = Registry(home)

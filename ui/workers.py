@@ -5,7 +5,7 @@ error) back on the UI thread through signals. A task can report progress and see
 
 ``run_job`` is for the heavy work an engineer starts beside a running line (training, evaluation,
 latency measurement): the same signals, but the work runs in its own low-priority process that
-pauses while the line reports overruns (``inspector.background``).
+pauses while the line reports overruns (``inspector.training.background``).
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
-from inspector.background import USER_ERRORS, BackgroundJob, YieldState, one_line
+from inspector.training.background import JOB_ERRORS, BackgroundJob, YieldState, one_line
 
-__all__ = ["USER_ERRORS", "JobTask", "Task", "run_job", "run_task"]
+__all__ = ["JOB_ERRORS", "JobTask", "Task", "run_job", "run_task"]
 
 
 class TaskSignals(QObject):
@@ -51,7 +51,7 @@ class Task(QRunnable):
         try:
             kwargs = dict(self.kwargs, task=self) if self.wants_task else self.kwargs
             result = self.fn(*self.args, **kwargs)
-        except USER_ERRORS as exc:
+        except JOB_ERRORS as exc:
             self.signals.failed.emit(one_line(exc))
         except Exception as exc:  # noqa: BLE001 - a bug still becomes a message, never a dead UI
             traceback.print_exc()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inspector.inference import InferenceEngine
+from inspector.line.inference import InferenceEngine
 from models.bundle import Bundle, meta_for
 from models.network import InspectionNet
 

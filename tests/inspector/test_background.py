@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from inspector.background import BackgroundJob, LineYield, background_threads
+from inspector.training.background import BackgroundJob, LineYield, background_threads
 
 WAIT_S = 120
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from inspector.calibration import calibrate
+from inspector.training.calibration import calibrate
 
 
 def test_confident_errors_bounded_and_unsure_capped():

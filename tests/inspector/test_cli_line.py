@@ -59,7 +59,7 @@ def test_run_with_a_missing_source_is_one_line(tmp_path):
 def test_run_with_a_truncated_model_is_one_line(tiny_station, tmp_path):
     import shutil
 
-    from inspector.demo import demo_model_path
+    from inspector.line.demo import demo_model_path
 
     broken = tmp_path / "broken"
     shutil.copytree(demo_model_path(), broken)

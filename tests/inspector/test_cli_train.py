@@ -140,7 +140,7 @@ def test_a_partial_folder_that_is_not_ours_is_never_deleted(tiny_station, tmp_pa
 def test_finetune_never_writes_over_its_source_model(tiny_station, tmp_path):
     import shutil
 
-    from inspector.demo import demo_model_path
+    from inspector.line.demo import demo_model_path
 
     model = tmp_path / "m"
     shutil.copytree(demo_model_path(), model)

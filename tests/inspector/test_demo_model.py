@@ -6,7 +6,7 @@ import json
 
 import torch
 
-from inspector.demo import demo_model_path
+from inspector.line.demo import demo_model_path
 from models.bundle import load_bundle
 
 

@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from ledger_support import BACKENDS, database_url
 
-from inspector.archive import ArchivePolicy, ImageArchive
-from inspector.demo import demo_model_path
-from inspector.inference import InferenceEngine
-from inspector.pipeline import Pipeline, PipelineConfig, RunInfo
-from inspector.sources.base import SourceDisconnected
-from inspector.sources.folder_source import FolderSource
-from inspector.sources.opencv_source import VideoCaptureSource
+from inspector.line.archive import ArchivePolicy, ImageArchive
+from inspector.line.demo import demo_model_path
+from inspector.line.inference import InferenceEngine
+from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo
+from inspector.line.sources.base import SourceDisconnected
+from inspector.line.sources.folder_source import FolderSource
+from inspector.line.sources.opencv_source import VideoCaptureSource
 from inspector.store import Ledger, ResultFilter
 
 

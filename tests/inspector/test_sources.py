@@ -8,10 +8,10 @@ import cv2
 import numpy as np
 import pytest
 
-from inspector.sources import BadFrame, SourceError, open_source
-from inspector.sources.folder_source import FolderSource
-from inspector.sources.linescan import FrameAssembler, LineScanSimulator, LineScanSource
-from inspector.sources.opencv_source import VideoCaptureSource
+from inspector.line.sources import BadFrame, SourceError, open_source
+from inspector.line.sources.folder_source import FolderSource
+from inspector.line.sources.linescan import FrameAssembler, LineScanSimulator, LineScanSource
+from inspector.line.sources.opencv_source import VideoCaptureSource
 
 
 def _write_video(path, frames: int = 12, size=(64, 48)) -> None:
@@ -170,7 +170,7 @@ def test_a_bad_replay_rate_is_refused(tiny_station, fps):
 
 
 def test_a_frame_over_the_pixel_limit_is_wrong_size(tiny_station, monkeypatch):
-    from inspector.sources.base import check_image
+    from inspector.line.sources.base import check_image
 
     monkeypatch.setenv("INSPECTOR_MAX_IMAGE_PIXELS", "1000")
     with pytest.raises(BadFrame) as info:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from inspector.training import Recipe, _optimizer
+from inspector.training.loop import Recipe, _optimizer
 from models.network import InspectionNet
 
 

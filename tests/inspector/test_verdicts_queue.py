@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from inspector.frame_queue import FrameQueue
-from inspector.live_stats import DriftMonitor
-from inspector.sources.base import Frame
-from inspector.verdicts import Verdict, VerdictRules
+from inspector.line.frame_queue import FrameQueue
+from inspector.line.live_stats import DriftMonitor
+from inspector.line.sources.base import Frame
+from inspector.line.verdicts import Verdict, VerdictRules
 
 RULES = VerdictRules(("defect", "ok"), "ok", unsure_below=0.7, ood_energy_above=-1.0)
 

@@ -10,8 +10,8 @@ import pytest
 from data.errors import DataError
 from inspector.errors import InspectorError
 from inspector.registry import Registry
-from inspector.training import Recipe
-from inspector.workflows import evaluate_model, finetune_model, train_model
+from inspector.training.loop import Recipe
+from inspector.training.workflows import evaluate_model, finetune_model, train_model
 from models.bundle import load_bundle
 
 QUIET = {"progress": False, "log": lambda line: None}
@@ -120,7 +120,7 @@ def test_interrupted_training_resumes(tiny_station, tmp_path):
             **QUIET,
         )
     partial = out.with_name("m.partial")
-    from inspector.checkpoint import read_checkpoint_meta
+    from inspector.training.checkpoint import read_checkpoint_meta
 
     assert read_checkpoint_meta(partial)["epoch"] == 0
     assert not out.exists(), "no bundle from an interrupted run"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from inspector.training import trainable_parameters
+from inspector.training.loop import trainable_parameters
 from models.bundle import load_bundle, meta_for, save_bundle
 from models.ltm import LTMMerge, overlap_prior
 from models.merge_stats import merge_movement

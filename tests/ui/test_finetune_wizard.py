@@ -193,9 +193,9 @@ def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, 
     """The wizard trains in a low-priority process; a line that overruns pauses it, and says so."""
     from functools import partial
 
-    from inspector import background
-    from inspector.background import background_threads
-    from inspector.line import LineRequest
+    from inspector.line.build import LineRequest
+    from inspector.training import background
+    from inspector.training.background import background_threads
     from ui.line_controller import LineController
 
     # Every part will overrun below; without this the job would be found innocent after a second
@@ -237,7 +237,7 @@ def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, 
 
 
 def test_the_training_page_says_where_training_stands_behind_the_line():
-    from inspector.background import YieldState
+    from inspector.training.background import YieldState
     from ui.finetune_wizard import yield_text
 
     def state(**changes) -> YieldState:

@@ -19,8 +19,8 @@ from PySide6.QtCore import Qt, QThreadPool, QTimer  # noqa: E402
 
 from data.station import load_station  # noqa: E402
 from inspector.errors import InspectorError  # noqa: E402
-from inspector.station_export import export_station_dataset  # noqa: E402
 from inspector.store import Ledger, ResultFilter, upgrade  # noqa: E402
+from inspector.store.station_export import export_station_dataset  # noqa: E402
 from ui.context import AppContext  # noqa: E402
 from ui.review_view import CAPTURED, PAGE, QA_LABEL, ReviewView  # noqa: E402
 
@@ -377,7 +377,7 @@ def test_station_export_refuses_a_used_folder_and_leaves_nothing_on_failure(seed
         assert any("skipped" in w for w in warnings)
         assert any("grouped by identical image" in w for w in warnings)
 
-        import inspector.station_export as module
+        import inspector.store.station_export as module
 
         calls = []
 

@@ -4,8 +4,8 @@ Every source delivers :class:`Frame` objects through the same small interface, s
 never cares which one feeds it. ``open_source`` turns the CLI's ``--source`` text into one.
 """
 
-from inspector.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, SourceError
-from inspector.sources.spec import SOURCE_HELP, open_source
+from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, SourceError
+from inspector.line.sources.spec import SOURCE_HELP, open_source
 
 __all__ = [
     "SOURCE_HELP",

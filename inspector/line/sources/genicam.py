@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, SourceError
+from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, SourceError
 
 INSTALL_HINT = "GenICam cameras need the optional extra: pip install 'ltm-inspector[genicam]'"
 

@@ -23,10 +23,10 @@ from tqdm import tqdm
 
 from data.augment import apply, build_augmentation, default_train_augmentation
 from data.loading import LoadedImages
-from inspector.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from inspector.errors import InspectorError
-from inspector.metrics import classification_report
-from inspector.predict import predict_logits
+from inspector.training.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
+from inspector.training.metrics import classification_report
+from inspector.training.predict import predict_logits
 from models.convert import convert
 from models.errors import ModelError
 from models.ib_loss import InformationBottleneck, ib_weight

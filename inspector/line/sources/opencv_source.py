@@ -8,7 +8,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from inspector.sources.base import BadFrame, Frame, FrameSource, Pacer, SourceDisconnected, SourceError
+from inspector.line.sources.base import BadFrame, Frame, FrameSource, Pacer, SourceDisconnected, SourceError
 
 VIDEO_SUFFIXES = (".avi", ".mp4", ".mkv", ".mov", ".m4v", ".mpg", ".mpeg", ".wmv", ".webm")
 STREAM_PREFIXES = ("rtsp://", "rtsps://", "http://", "https://", "rtmp://", "udp://", "tcp://")

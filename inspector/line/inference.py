@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from inspector.errors import InspectorError
-from inspector.predict import energy, softmax
-from inspector.verdicts import VerdictRules
+from inspector.line.verdicts import VerdictRules
+from inspector.training.predict import energy, softmax
 from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
 from models.preprocess import preprocess

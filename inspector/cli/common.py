@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
@@ -9,11 +11,7 @@ import typer
 from rich.console import Console
 from rich.text import Text
 
-from data.errors import DataError
-from inspector.errors import InspectorError
-from models.errors import ModelError
-
-USER_ERRORS = (ModelError, DataError, InspectorError, OSError)
+from inspector.errors import USER_ERRORS
 
 HomeOption = Annotated[
     Path | None,
@@ -37,3 +35,18 @@ def fail(message: str | Exception, code: int = 2) -> typer.Exit:
         message = f"{message.filename or ''}: {message.strerror or message}".lstrip(": ")
     err.print(Text.assemble(("error: ", "bold red"), str(message)), highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+@contextmanager
+def user_errors(*extra: type[Exception], interrupted: str | None = None) -> Iterator[None]:
+    """Run a command's body: what a person can fix (``USER_ERRORS`` and ``extra``) ends it with one
+    line and exit 2, Ctrl-C with ``interrupted`` and exit 130 when given; anything else is a bug and
+    keeps its traceback."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        if interrupted is None:
+            raise
+        raise fail(interrupted, 130) from None
+    except (*USER_ERRORS, *extra) as exc:
+        raise fail(exc) from None

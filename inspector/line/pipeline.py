@@ -21,13 +21,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from inspector.archive import ImageArchive
-from inspector.frame_queue import FrameQueue
-from inspector.inference import InferenceEngine
-from inspector.live_stats import DriftMonitor, LiveStats, StatsSnapshot
-from inspector.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, check_image
+from inspector.line.archive import ImageArchive
+from inspector.line.frame_queue import FrameQueue
+from inspector.line.inference import InferenceEngine
+from inspector.line.live_stats import DriftMonitor, LiveStats, StatsSnapshot
+from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, check_image
+from inspector.line.verdicts import Decision, Verdict
 from inspector.store import Ledger, ResultRecord
-from inspector.verdicts import Decision, Verdict
 
 log = logging.getLogger(__name__)
 

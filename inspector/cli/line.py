@@ -19,7 +19,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from inspector.cli_common import USER_ERRORS, HomeOption, console, err, fail, progress
+from inspector.cli.common import HomeOption, console, err, fail, progress, user_errors
 
 DbOption = Annotated[
     str | None,
@@ -31,13 +31,13 @@ db_app = typer.Typer(help="Manage the results database.", no_args_is_help=True)
 
 
 def db_url(db: str | None, home: Path) -> str:
-    from inspector.line import ledger_url
+    from inspector.line.build import ledger_url
     from inspector.settings import load_settings
 
     return ledger_url(db, home, load_settings(home))
 
 
-def _status_table(pipeline) -> Table:  # noqa: ANN001 - inspector.pipeline.Pipeline, imported lazily
+def _status_table(pipeline) -> Table:  # noqa: ANN001 - inspector.line.pipeline.Pipeline, imported lazily
     snap = pipeline.stats.snapshot()
     table = Table(title=f"{pipeline.source.name}", title_justify="left", show_header=True, box=None)
     for column in ("fps", "frames", "OK", "NG", "UNSURE", "ERROR", "yield", "drops", "overruns", "p95 ms"):
@@ -116,7 +116,7 @@ def run_line(pipeline, url: str, on_tick=None) -> None:  # noqa: ANN001
 
 
 def _build_pipeline(**fields):  # noqa: ANN003, ANN202 - LineRequest fields; imported lazily for a fast --help
-    from inspector.line import LineRequest, build_pipeline, ledger_url
+    from inspector.line.build import LineRequest, build_pipeline, ledger_url
     from inspector.settings import load_settings
 
     settings = load_settings(fields["home"])
@@ -164,7 +164,7 @@ def run(
     """Inspect a line headless: one verdict per frame into the results ledger, live status on stderr."""
     from inspector.home import app_home
 
-    try:
+    with user_errors(ValueError):
         pipeline, url = _build_pipeline(
             source=source,
             model=model,
@@ -182,8 +182,6 @@ def run(
             ok_every=ok_every,
         )
         run_line(pipeline, url)
-    except (*USER_ERRORS, ValueError) as exc:
-        raise fail(exc) from None
     if pipeline.error:
         raise fail(pipeline.error, code=1)
 
@@ -211,8 +209,8 @@ def demo(
         progress("running the demo station headless instead (open the app with `inspector gui`)")
     limit = frames or None
     switch_at = drift_after if drift_after is not None else (limit // 2 if limit else 300)
-    try:
-        from inspector.sources.spec import check_rate
+    with user_errors(ValueError):
+        from inspector.line.sources.spec import check_rate
 
         check_rate(fps)  # "sim?fps=nan" would otherwise name a source option the user never typed
         pipeline, url = _build_pipeline(
@@ -235,8 +233,6 @@ def demo(
                 progress(f"frame {switch_at}: the station's lamp changed; watch UNSURE climb")
 
         run_line(pipeline, url, drift)
-    except (*USER_ERRORS, ValueError) as exc:
-        raise fail(exc) from None
 
 
 def _open_app(home: Path) -> bool:
@@ -329,7 +325,7 @@ def results_export(
     unknown = [v for v in verdicts if v not in ("OK", "NG", "UNSURE", "ERROR")]
     if unknown:
         raise fail(f"unknown verdict {unknown[0]!r} (OK, NG, UNSURE, ERROR)")
-    try:
+    with user_errors():
         filt = ResultFilter(
             since=_when(since), until=_when(until, "--until"), verdicts=verdicts, lot=lot, reviewed=reviewed
         )
@@ -348,8 +344,6 @@ def results_export(
             atomic_write(out, export_to)
             count = written[0]
         ledger.close()
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     progress(f"exported {count} results" + (f" to {out}" if out else ""))
 
 
@@ -359,9 +353,7 @@ def db_upgrade(db: DbOption = None, home: HomeOption = None) -> None:
     from inspector.home import app_home
     from inspector.store import upgrade
 
-    try:
+    with user_errors():
         url = db_url(db, app_home(home))
         upgrade(url)
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     console.print(f"{url}: up to date")

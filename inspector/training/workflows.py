@@ -22,12 +22,12 @@ import torch
 
 from data.loading import LoadedImages, guess_channels, load_pixels
 from data.station import Station, load_station
-from inspector.calibration import calibrate
-from inspector.checkpoint import FILE as CHECKPOINT_FILE
 from inspector.errors import InspectorError
 from inspector.home import app_home
-from inspector.predict import predict_logits
-from inspector.training import EpochRecord, Recipe, TrainOutcome, train, validate
+from inspector.training.calibration import calibrate
+from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
+from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
+from inspector.training.predict import predict_logits
 from models.backbones import resolve_backbone
 from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, meta_for, save_bundle
 from models.errors import BundleError, ModelError
@@ -396,7 +396,7 @@ def write_report(report: dict[str, Any], json_path: Path) -> Path:
     """The JSON (atomically) and a confusion-matrix PNG beside it."""
     import json
 
-    from inspector.metrics import plot_confusion
+    from inspector.training.metrics import plot_confusion
     from models.files import atomic_write_text
 
     atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")

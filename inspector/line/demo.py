@@ -10,7 +10,7 @@ from pathlib import Path
 
 from inspector.errors import InspectorError
 
-DEMO_MODEL_DIR = Path(__file__).resolve().parent / "demo_model"
+DEMO_MODEL_DIR = Path(__file__).resolve().parents[1] / "demo_model"
 
 
 def demo_model_path() -> Path:

@@ -14,7 +14,7 @@ import numpy as np
 from data.augment import PRESETS, apply, build_augmentation
 from data.errors import DataError
 from data.station import Sample, Station
-from inspector.sources.base import Frame, FrameSource, Pacer, SourceError, read_frame_image
+from inspector.line.sources.base import Frame, FrameSource, Pacer, SourceError, read_frame_image
 
 
 class SimulatedStation(FrameSource):

@@ -11,7 +11,7 @@ import threading
 from collections import deque
 from collections.abc import Callable
 
-from inspector.sources.base import Frame
+from inspector.line.sources.base import Frame
 
 POLICIES = ("oldest", "newest", "block")
 

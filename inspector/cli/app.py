@@ -12,8 +12,8 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inspector.cli_common import USER_ERRORS, HomeOption, console, err, fail
-from inspector.cli_common import progress as _progress
+from inspector.cli.common import HomeOption, console, err, user_errors
+from inspector.cli.common import progress as _progress
 
 app = typer.Typer(
     name="inspector",
@@ -22,6 +22,31 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            console.print(f"ltm-inspector {version('ltm-inspector')}", highlight=False)
+        except PackageNotFoundError:
+            console.print("ltm-inspector (not installed: running from a source tree)", highlight=False)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the installed version and exit."
+        ),
+    ] = False,
+) -> None:
+    """LTM Inspector: inline visual inspection with token-merging vision transformers."""
+
+
 models_app = typer.Typer(help="Inspect model bundles and manage the model registry.", no_args_is_help=True)
 app.add_typer(models_app, name="models")
 data_app = typer.Typer(help="Check station datasets.", no_args_is_help=True)
@@ -36,10 +61,8 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
     from models.merge_stats import describe_movement
     from models.schedule import describe_schedule
 
-    try:
+    with user_errors():
         bundle = load_bundle(model)
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     net, meta = bundle.net, bundle.meta
     spec = meta.backbone
     table = Table(show_header=False, box=None, pad_edge=False)
@@ -88,13 +111,11 @@ def export(
     from models.files import output_target
     from models.onnx_export import export_onnx
 
-    try:
+    with user_errors():
         output_target(onnx, overwrite=force)  # refuse before the bundle is even loaded
         bundle = load_bundle(model)
         with err.status("exporting and checking parity..."):
             report = export_onnx(bundle.net, onnx, overwrite=force)
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     console.print(
         f"wrote {report.path} (opset {report.opset}); max |Δprobability| vs PyTorch "
         f"{report.max_abs_diff:.2e} over {report.samples} inputs"
@@ -153,10 +174,12 @@ def train(
 ) -> None:
     """Train a model on a station dataset and write a bundle (atomically)."""
     from data.augment import check_presets
-    from inspector.training import Recipe
-    from inspector.workflows import train_model
+    from inspector.training.loop import Recipe
+    from inspector.training.workflows import train_model
 
-    try:
+    with user_errors(
+        interrupted="interrupted; the last finished epoch is kept: resume with the same command and --resume"
+    ):
         recipe = Recipe(
             epochs=epochs,
             seed=seed,
@@ -184,12 +207,6 @@ def train(
             strict=strict,
             log=_progress,
         )
-    except KeyboardInterrupt:
-        raise fail(
-            "interrupted; the last finished epoch is kept: resume with the same command and --resume", 130
-        ) from None
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     best = summary.outcome.best_val
     console.print(
         f"wrote {summary.bundle}: best val macro-F1 {best['macro_f1']:.3f} (epoch {best['epoch'] + 1}), "
@@ -241,9 +258,9 @@ def evaluate(
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
 ) -> None:
     """Evaluate a bundle on a dataset split (never augmented)."""
-    from inspector.workflows import evaluate_model
+    from inspector.training.workflows import evaluate_model
 
-    try:
+    with user_errors():
         report = evaluate_model(
             model,
             data,
@@ -253,8 +270,6 @@ def evaluate(
             strict=strict,
             log=_progress,
         )
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     _print_report(report)
     if json_path:
         console.print(f"wrote {json_path} and {json_path.with_suffix('.confusion.png')}")
@@ -286,17 +301,15 @@ def finetune(
     """Adapt a model to a station's lighting and camera angle; before/after side by side."""
     from dataclasses import replace
 
-    from inspector.workflows import FINETUNE_RECIPE, finetune_model, recalibrate_model
+    from inspector.training.workflows import FINETUNE_RECIPE, finetune_model, recalibrate_model
 
     if unlabelled:
-        try:
+        with user_errors():
             recalibrate_model(model, Path(data), out, force=force, log=_progress)
-        except USER_ERRORS as exc:
-            raise fail(exc) from None
         console.print(f"wrote {out} (norm statistics re-estimated; weights, classes, thresholds unchanged)")
         return
     presets = _presets(augment) or ["lighting", "angle"]
-    try:
+    with user_errors(interrupted="interrupted; nothing was written and the source model is untouched"):
         recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=trainable, lr=lr, seed=seed)
         summary = finetune_model(
             model,
@@ -308,10 +321,6 @@ def finetune(
             strict=strict,
             log=_progress,
         )
-    except KeyboardInterrupt:
-        raise fail("interrupted; nothing was written and the source model is untouched", 130) from None
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     table = Table(title=f"held-out test split, {summary.after['n']} images", title_justify="left")
     table.add_column("")
     table.add_column("before", justify="right")
@@ -336,11 +345,9 @@ def _registry(home: Path | None):  # noqa: ANN202 - imported lazily to keep `--h
 @models_app.command("list")
 def models_list(home: HomeOption = None) -> None:
     """Registered model versions, with metrics, GMACs and latency; * marks the deployed one."""
-    try:
+    with user_errors():
         registry = _registry(home)
         versions, deployed = registry.versions(), registry.deployed()
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     if not versions:
         console.print(f"no models registered in {registry.root}; add one with: inspector models deploy MODEL")
         return
@@ -379,20 +386,16 @@ def models_deploy(
     home: HomeOption = None,
 ) -> None:
     """Deploy a model version (atomic switch); a bundle folder is registered first."""
-    try:
+    with user_errors():
         version = _registry(home).deploy(ref)
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     console.print(f"deployed {version.id} ({version.source})")
 
 
 @models_app.command("rollback")
 def models_rollback(home: HomeOption = None) -> None:
     """Undo the last deployment."""
-    try:
+    with user_errors():
         version = _registry(home).rollback()
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     console.print(f"rolled back: {version.id} is deployed again")
 
 
@@ -404,11 +407,9 @@ def data_info(
     """Classes and images per split, with any problems found (what the wizard's first page shows)."""
     from data.station import SPLITS, load_station, verify_images
 
-    try:
+    with user_errors():
         with err.status("reading every image..."):
             station = verify_images(load_station(data, seed))
-    except USER_ERRORS as exc:
-        raise fail(exc) from None
     counts = station.counts()
     table = Table(title=f"{station.root} ({station.source})", title_justify="left")
     table.add_column("class")
@@ -426,7 +427,7 @@ def data_info(
 
 def _register_line_commands() -> None:
     """The live-line commands (run, demo, results, db) live in their own module."""
-    from inspector import cli_line
+    from inspector.cli import line as cli_line
 
     app.command("run")(cli_line.run)
     app.command("demo")(cli_line.demo)

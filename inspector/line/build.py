@@ -10,13 +10,13 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from inspector.archive import GIB, ArchivePolicy, ImageArchive
-from inspector.demo import demo_model_path
-from inspector.inference import InferenceEngine
-from inspector.pipeline import Pipeline, PipelineConfig, RunInfo
+from inspector.line.archive import GIB, ArchivePolicy, ImageArchive
+from inspector.line.demo import demo_model_path
+from inspector.line.inference import InferenceEngine
+from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo
+from inspector.line.sources import open_source
 from inspector.registry import Registry
 from inspector.settings import Settings
-from inspector.sources import open_source
 from inspector.store import Ledger, default_url
 
 DEMO_STATION = "demo-elpv"

@@ -16,7 +16,7 @@ import numpy as np
 from data.errors import DataError
 from data.images import read_image, to_uint8
 from data.station import Sample
-from inspector.sources.base import BadFrame, Frame, FrameSource, Pacer, SourceError
+from inspector.line.sources.base import BadFrame, Frame, FrameSource, Pacer, SourceError
 
 
 @dataclass(frozen=True)

@@ -40,11 +40,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from data.errors import DataError
-from inspector.errors import InspectorError
-from models.errors import ModelError
+from inspector.errors import USER_ERRORS
 
-USER_ERRORS = (ModelError, DataError, InspectorError, OSError, ValueError)
+JOB_ERRORS = (*USER_ERRORS, ValueError)
+"""What a job reports as one line: the user errors, and a bad value met inside the job."""
 CTX = multiprocessing.get_context("spawn")
 PROBE_INTERVAL_S = 0.2
 CAN_STOP = hasattr(signal, "SIGSTOP") and hasattr(signal, "SIGCONT")
@@ -229,7 +228,7 @@ def _job_main(
         channel.put(("started", started))
         context = JobContext(channel, *flags, lowered=lowered)
         result = fn(*args, **kwargs, task=context)
-    except USER_ERRORS as exc:
+    except JOB_ERRORS as exc:
         channel.put(("failed", one_line(exc)))
     except BaseException as exc:  # noqa: BLE001 - a bug still becomes a message, never a dead wizard
         traceback.print_exc()

@@ -7,8 +7,8 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from data.errors import DataError
-from inspector.sources.base import FrameSource, SourceError
-from inspector.sources.opencv_source import STREAM_PREFIXES, VIDEO_SUFFIXES
+from inspector.line.sources.base import FrameSource, SourceError
+from inspector.line.sources.opencv_source import STREAM_PREFIXES, VIDEO_SUFFIXES
 
 SOURCE_HELP = (
     "camera index (0), video file, stream URL (rtsp://…), image folder, "
@@ -76,8 +76,8 @@ def _station(data: str, seed: int):  # noqa: ANN202 - data.station.Station
 
 def open_source(text: str, fps: float | None = None, loop: bool | None = None, seed: int = 0) -> FrameSource:
     """A source for ``text`` (not yet opened). ``fps``/``loop`` override the source's defaults."""
-    from inspector.sources.folder_source import FolderSource
-    from inspector.sources.opencv_source import VideoCaptureSource
+    from inspector.line.sources.folder_source import FolderSource
+    from inspector.line.sources.opencv_source import VideoCaptureSource
 
     spec, options = _options(text.strip())
     if not spec:
@@ -85,7 +85,7 @@ def open_source(text: str, fps: float | None = None, loop: bool | None = None, s
     rate = _rate(options, fps)
     kind, _, argument = spec.partition(":")
     if kind in ("sim", "demo"):
-        from inspector.sources.simulated import SimulatedStation
+        from inspector.line.sources.simulated import SimulatedStation
 
         return SimulatedStation(
             _station(argument, seed),
@@ -97,7 +97,7 @@ def open_source(text: str, fps: float | None = None, loop: bool | None = None, s
             seed=seed,
         )
     if kind == "linescan":
-        from inspector.sources.linescan import LineScanSource
+        from inspector.line.sources.linescan import LineScanSource
 
         station = _station(argument, seed)
         return LineScanSource(
@@ -109,7 +109,7 @@ def open_source(text: str, fps: float | None = None, loop: bool | None = None, s
             loop=_flag(options, "loop", True if loop is None else loop),
         )
     if kind == "genicam":
-        from inspector.sources.genicam import GenICamSource
+        from inspector.line.sources.genicam import GenICamSource
 
         producer, _, serial = argument.partition("#")
         return GenICamSource(producer, serial or None)

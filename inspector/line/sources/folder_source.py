@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from data.images import IMAGE_SUFFIXES
-from inspector.sources.base import Frame, FrameSource, Pacer, SourceError, read_frame_image
+from inspector.line.sources.base import Frame, FrameSource, Pacer, SourceError, read_frame_image
 
 
 class FolderSource(FrameSource):
