@@ -10,23 +10,33 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from contextvars import ContextVar
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-_FUSED = True
+# Per thread (each thread starts from the default): the app counts GMACs in a worker thread while
+# the line infers in another, and one thread's count must not change the other's attention path.
+_FUSED: ContextVar[bool] = ContextVar("ltm_fused_attention", default=True)
 
 
 @contextlib.contextmanager
 def unfused_attention() -> Iterator[None]:
-    """Run attention as explicit matmuls, so FLOP counters see (and count) the attention product."""
-    global _FUSED
-    previous, _FUSED = _FUSED, False
+    """Run attention as explicit matmuls, so FLOP counters see (and count) the attention product.
+
+    Only in the calling thread (and context): others keep the fused path; nested uses restore in order.
+    """
+    token = _FUSED.set(False)
     try:
         yield
     finally:
-        _FUSED = previous
+        _FUSED.reset(token)
+
+
+def fused_attention_enabled() -> bool:
+    """Whether attention in this thread runs PyTorch's fused kernel (False inside a FLOP count)."""
+    return _FUSED.get()
 
 
 def size_bias(sizes: torch.Tensor | None, num_prefix: int) -> torch.Tensor | None:
@@ -54,7 +64,7 @@ def attention_forward(
     q, k = attn.q_norm(q), attn.k_norm(k)
     gate = attn.gate(x).sigmoid() if getattr(attn, "gate", None) is not None else None
     drop = attn.attn_drop.p if attn.training else 0.0
-    if _FUSED:
+    if _FUSED.get():
         out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=drop)
     else:
         logits = (q * attn.scale) @ k.transpose(-2, -1)
