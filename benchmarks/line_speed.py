@@ -15,7 +15,8 @@ is what merging buys on this machine.
 
 ``--finetune`` measures instead what a fine-tune started from the wizard costs the line on the
 same PC (the demo model at ``--fps``, logging and archiving on), with the app's own code path:
-``ui.jobs.run_finetune`` in a :class:`inspector.training.background.BackgroundJob` that watches the line's
+``inspector.training.adaptation.run_finetune`` in a
+:class:`inspector.training.background.BackgroundJob` that watches the line's
 overruns. Rows: the line alone; the line with that fine-tune beside it; the line with the same
 fine-tune in a thread of the line's own process (how the wizard trained before); and the training
 time alone, so the table also says how much longer training takes beside a line.
@@ -149,7 +150,7 @@ def line_beside(
         job = None
         if training == "process":  # the app's way: what the wizard's Train page starts
             job = BackgroundJob(
-                "ui.jobs:run_finetune",
+                "inspector.training.adaptation:run_finetune",
                 *job_args,
                 line=lambda: pipeline.stats.overruns if pipeline.running else None,
             )
@@ -158,7 +159,7 @@ def line_beside(
             if job.error:
                 raise SystemExit(f"fine-tune failed: {job.error}")
         elif training == "thread":  # before: in a thread of the line's process
-            from ui.jobs import run_finetune
+            from inspector.training.adaptation import run_finetune
 
             failed: list[str] = []
 
@@ -239,7 +240,8 @@ def finetune_main(args: argparse.Namespace) -> None:
             line_beside(engine, station, Path(tmp) / "c", args.frames, args.fps, "thread", job_args("c")),
         )
         started = time.perf_counter()
-        alone = BackgroundJob("ui.jobs:run_finetune", *job_args("d"))  # no line: full speed
+        # no line: full speed
+        alone = BackgroundJob("inspector.training.adaptation:run_finetune", *job_args("d"))
         alone.wait()
         if alone.error:
             raise SystemExit(f"fine-tune failed: {alone.error}")

@@ -10,5 +10,13 @@ class InspectorError(Exception):
     """A command cannot do what was asked (bad arguments, missing state, refused overwrite)."""
 
 
+class StoppedBeforeFirstEpoch(InspectorError):
+    """Training was stopped (cancel, time budget) before one epoch finished: nothing was written.
+
+    Callers that know *why* it stopped (the wizard's budget or its Stop button) catch this type and
+    say so, instead of matching the message's wording.
+    """
+
+
 USER_ERRORS: tuple[type[Exception], ...] = (ModelError, DataError, InspectorError, OSError)
 """What a person can fix: one line from the CLI, the app and background jobs; the rest are bugs."""

@@ -54,17 +54,17 @@ from PySide6.QtWidgets import (
 from data.augment import PRESETS, preview_grid
 from data.station import SPLITS
 from inspector.registry import Version
-from inspector.training.background import YieldState
-from inspector.training.loop import EpochRecord, Recipe
-from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary
-from ui.context import AppContext
-from ui.jobs import (  # noqa: F401 - Staging and check_station are also used by name from here
+from inspector.training.adaptation import (  # noqa: F401 - Staging and check_station are also used by name from here
     MIN_TRAIN_PER_CLASS,
     Staging,
     StationCheck,
     base_model_choices,
     check_station,
 )
+from inspector.training.background import YieldState
+from inspector.training.loop import EpochRecord, Recipe
+from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary
+from ui.context import AppContext
 from ui.qt_images import to_pixmap
 from ui.workers import JobTask, Task, run_job, run_task
 
@@ -621,7 +621,7 @@ class TrainPage(QWizardPage):
         )
         self._draw()
         self.task = self.wiz.run_job(
-            "ui.jobs:run_finetune",
+            "inspector.training.adaptation:run_finetune",
             check.base,
             check.station,
             staging.bundle,
@@ -858,7 +858,7 @@ class ComparePage(QWizardPage):
         staging = self.wiz.staging
         assert staging is not None
         self.wiz.run_job(
-            "ui.jobs:measure_speed",
+            "inspector.training.adaptation:measure_speed",
             self.wiz.station_page.base_model,
             staging.bundle,
             hold=staging.in_use(),
@@ -1082,7 +1082,7 @@ class FinetuneWizard(QWizard):
         self._lock_buttons(True)
         _status(page.status, "Saving into the model registry (copying, measuring latency) …")
         self.saving = self.run_job(
-            "ui.jobs:save_version",
+            "inspector.training.adaptation:save_version",
             self.context.home,
             self.staging.bundle,
             page.note.text().strip(),

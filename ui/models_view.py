@@ -280,7 +280,7 @@ class ModelsView(QWidget):
     def add_path(self, path: Path) -> None:
         """Register a bundle folder (checked, copied and measured in a worker)."""
         self._run(
-            "ui.jobs:add_version",  # measures latency: a background job below the line
+            "inspector.training.adaptation:add_version",  # measures latency: a background job below the line
             self.context.home,
             path,
             done=lambda v: f"Added {v.id} from {path.name}.",

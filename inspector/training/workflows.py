@@ -22,7 +22,7 @@ import torch
 
 from data.loading import LoadedImages, guess_channels, load_pixels
 from data.station import Station, load_station
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.home import app_home
 from inspector.training.calibration import calibrate
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
@@ -493,7 +493,9 @@ def finetune_model(
     )
     if not outcome.history:
         shutil.rmtree(partial, ignore_errors=True)
-        raise InspectorError("fine-tuning was cancelled before the first epoch finished; nothing was written")
+        raise StoppedBeforeFirstEpoch(
+            "fine-tuning was cancelled before the first epoch finished; nothing was written"
+        )
     seconds = time.perf_counter() - tic
     adapted = Bundle(outcome.net, bundle.meta, out)
     after = evaluate_loaded(adapted, test_set)

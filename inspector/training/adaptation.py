@@ -26,7 +26,7 @@ import numpy as np
 
 from data.images import fit_within, read_image, to_uint8
 from data.station import SPLITS, Station, load_station
-from inspector.errors import InspectorError
+from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.line.build import resolve_model
 from inspector.registry import Registry, Version
 from inspector.training.loop import Recipe
@@ -248,14 +248,14 @@ def run_finetune(
             should_stop=should_stop,
             on_epoch=lambda record: task.report(("epoch", record)),
         )
-    except InspectorError as exc:
-        if "before the first epoch" in str(exc) and ran_out.is_set():
+    except StoppedBeforeFirstEpoch as exc:
+        if ran_out.is_set():
             minutes = (budget_s or 0) / 60
             raise InspectorError(
                 f"the time budget ({minutes:g} min) ran out before the first epoch finished; "
                 "nothing was trained — raise the budget"
             ) from exc
-        if "before the first epoch" in str(exc) and task.stopping.is_set():
+        if task.stopping.is_set():
             raise InspectorError("stopped before the first epoch finished; nothing was trained") from exc
         raise
     if ran_out.is_set():
