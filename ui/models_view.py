@@ -321,6 +321,7 @@ class ModelsView(QWidget):
                 *args,
                 line=self.context.line_overruns,
                 pause_for_line=False,
+                owner=self,
                 on_done=finished,
                 on_failed=failed,
             )

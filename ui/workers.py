@@ -106,12 +106,15 @@ class JobTask(QObject):
     """A :class:`BackgroundJob` seen like a :class:`Task`: ``signals``, ``cancel``, ``finished``;
     plus ``stop`` (end early, keep the result) and ``state`` (its place behind the line)."""
 
-    def __init__(self, job: BackgroundJob) -> None:
+    def __init__(self, job: BackgroundJob, owner: QObject | None = None) -> None:
         super().__init__()
         self.job = job
         self.signals = TaskSignals()
         self.cancelled = job.cancelled
         self.finished = threading.Event()
+        self._orphaned = False
+        if owner is not None:  # a screen closed before its job ended hears nothing of it
+            owner.destroyed.connect(self._orphan)
         self._timer = QTimer(self)
         self._timer.setInterval(100)
         self._timer.timeout.connect(self._drain)
@@ -126,17 +129,23 @@ class JobTask(QObject):
     def state(self) -> YieldState:
         return self.job.state()
 
+    def _orphan(self) -> None:
+        self._orphaned = True
+
     def _drain(self) -> None:
         ended = self.job.finished.is_set()  # read first: every item reported before it is queued
-        for item in self.job.take():
-            self.signals.progress.emit(item)
+        items = self.job.take()
+        if not self._orphaned:
+            for item in items:
+                self.signals.progress.emit(item)
         if not ended:
             return
         self._timer.stop()
-        if self.job.error is None:
-            self.signals.done.emit(self.job.result)
-        else:
-            self.signals.failed.emit(self.job.error)
+        if not self._orphaned:
+            if self.job.error is None:
+                self.signals.done.emit(self.job.result)
+            else:
+                self.signals.failed.emit(self.job.error)
         self.finished.set()
         _running.discard(self)
 
@@ -146,6 +155,7 @@ def run_job(
     *args: Any,
     line: Callable[[], int | None] | None = None,
     hold: AbstractContextManager[Any] | None = None,
+    owner: QObject | None = None,
     on_done: Callable[[Any], None] | None = None,
     on_failed: Callable[[str], None] | None = None,
     on_progress: Callable[[Any], None] | None = None,
@@ -154,7 +164,8 @@ def run_job(
     """Run ``target`` (``"module:function"``, called with ``task=``) in a background process.
 
     ``line`` reports the running line's overrun count (None: no line); ``hold`` is entered now and
-    left when the process has ended, whatever the UI is doing (the wizard's staging folder).
+    left when the process has ended, whatever the UI is doing (the wizard's staging folder). Once
+    ``owner`` (the screen that asked) is deleted, the job's answers go nowhere.
     """
     stack = ExitStack()
     if hold is not None:
@@ -164,7 +175,7 @@ def run_job(
     except BaseException:
         stack.close()
         raise
-    task = JobTask(job)
+    task = JobTask(job, owner)
     if on_done:
         task.signals.done.connect(on_done)
     if on_failed:

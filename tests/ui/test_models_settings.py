@@ -18,7 +18,7 @@ from ui.context import AppContext  # noqa: E402
 from ui.models_view import ModelsView  # noqa: E402
 from ui.settings_view import SettingsView  # noqa: E402
 
-WAIT_MS = 30_000
+WAIT_MS = 180_000  # a job's own process starts slowly on a busy 2-core machine
 
 
 @pytest.fixture
