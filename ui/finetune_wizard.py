@@ -742,16 +742,16 @@ def yield_text(state: YieldState, running: bool) -> str:
     held = f" Paused {state.pauses}× so far, {_clock(state.paused_s)} in all." if state.pauses else ""
     if not running:
         return f"The line held training {state.pauses}×, {_clock(state.paused_s)} in all." if held else ""
+    if state.paused and state.line_overloaded:
+        return (
+            "Paused for the line: it overruns even while training waits (it is short of CPU, or its "
+            "cycle budget is too tight). Training continues once the line keeps its cycle — it may "
+            f"have to wait until the line stops.{held}"
+        )
     if state.paused:
         return (
             "Paused for the line: it reported an overrun (a part judged later than its cycle). "
             f"Training continues in {_clock(state.resume_in_s)} if the line keeps its cycle.{held}"
-        )
-    if state.line_running and state.line_overloaded:
-        return (
-            "The line overruns even while training waits (it is short of CPU, or its cycle budget is "
-            f"too tight), so holding training would not help: it goes on at {how} on {cores}, using "
-            f"only what the line leaves.{held}"
         )
     if state.line_running:
         return (

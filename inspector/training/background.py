@@ -253,9 +253,11 @@ class LineYield:
     ``max_hold_s``), so a job that keeps hurting the line runs less and less.
 
     A pause is also a test: when the line keeps overrunning ``grace_s`` after the job stopped (its
-    queue had time to clear), the job is not what makes it late — the line is short of CPU without
-    it, or its cycle budget is too tight. Holding the job then helps nobody, so it runs on (still
-    below the line) and is not paused again for ``cooldown_s``.
+    queue had time to clear), the job is not all that makes it late — the line is short of CPU
+    without it, or its cycle budget is too tight. :meth:`line_overloaded` says so (for
+    ``cooldown_s``), so the app can tell the engineer; the job stays held all the same, because any
+    work beside a line that is already late makes it later (on a 2-core PC the two cores are often
+    one core's two hyperthreads, which no priority separates).
 
     ``update`` takes the line's overrun counter (None: no line running) and the time, and says
     what to do.
@@ -296,13 +298,9 @@ class LineYield:
             self.overruns_seen += overruns - self.seen
             self.seen = overruns
             if self.paused:
-                if now - self.paused_at >= self.grace_s:  # late without the job: not its doing
+                if now - self.paused_at >= self.grace_s:  # late without the job, too
                     self.not_ours_until = now + self.cooldown_s
-                    self.hold_s = self.base_hold_s
-                    return self._resume(now)
-                self.until = max(self.until, now + self.hold_s)
-                return None
-            if self.line_overloaded(now):
+                self.until = max(self.until, now + self.hold_s)  # the line is still late: hold on
                 return None
             relapse = self.resumed_at is not None and now - self.resumed_at < self.relapse_s
             self.hold_s = min(self.max_hold_s, self.hold_s * 2) if relapse else self.base_hold_s

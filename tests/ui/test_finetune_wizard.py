@@ -198,8 +198,8 @@ def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, 
     from inspector.training.background import background_threads
     from ui.line_controller import LineController
 
-    # Every part will overrun below; without this the job would be found innocent after a second
-    # (the line overruns while it waits) and run on, which the next test covers.
+    # Every part will overrun below: after a second the page would say that the line is late even
+    # while training waits (the next test covers that wording); here it says that training waits.
     monkeypatch.setattr(background, "LineYield", partial(background.LineYield, grace_s=1e9))
 
     context = AppContext(home)
@@ -257,8 +257,8 @@ def test_the_training_page_says_where_training_stands_behind_the_line():
     paused = yield_text(state(paused=True, pauses=2, paused_s=75, resume_in_s=4), True)
     assert paused.startswith("Paused for the line") and "continues in 0:04" in paused
     assert "Paused 2× so far, 1:15 in all." in paused
-    overloaded = yield_text(state(line_overloaded=True, pauses=1), True)
-    assert overloaded.startswith("The line overruns even while training waits")
+    overloaded = yield_text(state(paused=True, line_overloaded=True, pauses=1), True)
+    assert overloaded.startswith("Paused for the line: it overruns even while training waits")
     assert "If a line starts" in yield_text(state(line_running=False, threads=2), True)
     assert yield_text(state(pauses=3, paused_s=20), False) == "The line held training 3×, 0:20 in all."
     assert yield_text(state(), False) == ""
