@@ -256,8 +256,8 @@ class LineYield:
     queue had time to clear), the job is not all that makes it late — the line is short of CPU
     without it, or its cycle budget is too tight. :meth:`line_overloaded` says so (for
     ``cooldown_s``), so the app can tell the engineer; the job stays held all the same, because any
-    work beside a line that is already late makes it later (on a 2-core PC the two cores are often
-    one core's two hyperthreads, which no priority separates).
+    work beside a line that is already late makes it later (cores share caches and memory
+    bandwidth, or are one core's hyperthreads, which no CPU priority separates).
 
     ``update`` takes the line's overrun counter (None: no line running) and the time, and says
     what to do.
