@@ -154,7 +154,9 @@ class FinetuneView(QWidget):
         if wizard.idle():
             wizard.deleteLater()
         else:
-            QTimer.singleShot(500, lambda: self._closed(wizard))
+            # The wizard is the timer's context: if Qt deletes it first (its parent view closed),
+            # the retry is dropped instead of touching a deleted object.
+            QTimer.singleShot(500, wizard, lambda: self._closed(wizard))
 
     def _added(self, version_id: str) -> None:
         self.message.setText(f"Saved as {version_id}: see the Models screen to compare, deploy or roll back.")
