@@ -26,6 +26,16 @@ DbOption = Annotated[
     typer.Option("--db", help="SQLAlchemy URL of the results ledger (default: SQLite in the home folder)."),
 ]
 
+OutputOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--output",
+        help="Line output URL, repeatable (default: the settings' list): mqtt://broker[:1883][/prefix], "
+        "modbus://127.0.0.1[:502][?reject=NG,UNSURE,ERROR], opc.tcp://127.0.0.1[:4840]. See README.",
+        show_default=False,
+    ),
+]
+
 results_app = typer.Typer(help="Query and export the results ledger.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the results database.", no_args_is_help=True)
 
@@ -73,6 +83,13 @@ def _summary(pipeline, url: str) -> None:  # noqa: ANN001
         )
     unaccounted = snap.entered - snap.written - snap.dropped
     table.add_row("unaccounted", str(unaccounted))
+    for name, health in pipeline.outputs.health():
+        delivered = f"{health.sent} sent" if health.sent else ""
+        counts = ", ".join(
+            x for x in (delivered, f"{health.pending} kept" if health.pending else "",
+                        f"{health.dropped} dropped" if health.dropped else "") if x
+        )
+        table.add_row(f"output {name}", health.state + (f" ({counts})" if counts else ""))
     console.print(table)
     for event in pipeline.events:
         if event.level != "info":
@@ -159,6 +176,7 @@ def run(
     drop: Annotated[
         str, typer.Option("--drop", help="Full queue: drop oldest, newest, or block.")
     ] = "oldest",
+    output: OutputOption = None,
     home: HomeOption = None,
 ) -> None:
     """Inspect a line headless: one verdict per frame into the results ledger, live status on stderr."""
@@ -180,6 +198,7 @@ def run(
             queue_size=queue_size,
             drop=drop,
             ok_every=ok_every,
+            outputs=output or None,
         )
         run_line(pipeline, url)
     if pipeline.error:
@@ -197,6 +216,7 @@ def demo(
         typer.Option("--drift-after", min=0, help="Switch the lighting shift on after N frames (0: never)."),
     ] = None,
     db: DbOption = None,
+    output: OutputOption = None,
     home: HomeOption = None,
 ) -> None:
     """The simulated ELPV solar-cell station with the bundled LTM model."""
@@ -221,6 +241,7 @@ def demo(
             frames=limit,
             lot="demo",
             station="demo-elpv",
+            outputs=output or None,
         )
         switched = False
 
