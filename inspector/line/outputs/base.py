@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -160,10 +161,10 @@ class ThreadedOutput(Output):
     def start(self, line: LineInfo, listener: HealthListener | None = None) -> None:
         super().start(line, listener)
         self.line = line
-        self._thread = threading.Thread(target=self._main, name=f"output-{self.scheme}", daemon=True)
+        self._thread = threading.Thread(target=self._thread_main, name=f"output-{self.scheme}", daemon=True)
         self._thread.start()
 
-    def _main(self) -> None:
+    def _thread_main(self) -> None:
         try:
             self.serve()
         except Exception as exc:  # noqa: BLE001 - a broken output is counted, never the line's end
@@ -224,3 +225,16 @@ class ThreadedOutput(Output):
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
+def check_port_free(host: str, port: int) -> str | None:
+    """Why nothing can listen on host:port (None: it can), in words."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError as exc:
+            hint = " (ports below 1024 need privileges; use e.g. :5020)" if port < 1024 else ""
+            return f"cannot listen on {host}:{port}: {exc.strerror or exc}{hint}"
+    return None

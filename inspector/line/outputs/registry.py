@@ -21,6 +21,16 @@ from inspector.line.outputs.urls import (
 )
 
 SCHEMES: dict[str, SchemeInfo] = {}
+
+
+def pulse_ms(value: str) -> int:
+    """0 (handshake: the reject coil stays on until the PLC writes 0) or 10..60000 ms."""
+    number = whole(0, 60_000)(value)
+    if 0 < number < 10:
+        raise ValueError("must be 0 (handshake) or 10..60000")
+    return number
+
+
 _IMPLEMENTATIONS: dict[str, str] = {}
 
 
@@ -51,7 +61,7 @@ register_scheme(
         "modbus",
         502,
         listens=True,
-        options={"reject": verdict_set, "pulse_ms": whole(10, 60_000), "unit": whole(0, 247)},
+        options={"reject": verdict_set, "pulse_ms": pulse_ms, "unit": whole(0, 247)},
         summary="modbus://127.0.0.1[:502][?reject=NG,UNSURE,ERROR] — Modbus TCP server for the PLC",
     ),
     "inspector.line.outputs.modbus:ModbusOutput",
