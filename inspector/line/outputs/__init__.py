@@ -140,7 +140,7 @@ class OutputSet:
         elif new.state == CONNECTED and old.state in DOWN_STATES:
             self._event("info", "output_up", f"{output.name} connected again")
         elif new.state == CONNECTED and old.state == STARTING:
-            self._event("info", "output_up", f"{output.name} connected")
+            self._event("info", "output_ready", f"{output.name} {new.detail or 'connected'}")
 
 
 def build_outputs(urls: Iterable[object], home: Path | None = None, station: str = "") -> OutputSet:
