@@ -66,7 +66,7 @@ from inspector.training.loop import EpochRecord, Recipe
 from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary
 from ui.context import AppContext
 from ui.qt_images import to_pixmap
-from ui.workers import JobTask, Task, run_job, run_task
+from ui.workers import JobTask, Latest, Task, run_job, run_task
 
 PREVIEW_DRAWS = 4
 PREVIEW_TILE = 132
@@ -194,7 +194,7 @@ class StationPage(QWizardPage):
         )
         self.result: StationCheck | None = None
         self.busy = False
-        self._request = 0
+        self._requests = Latest()  # a later request makes earlier answers stale
 
         self.base = QComboBox()
         choices, problem = base_model_choices(wiz.context.home)
@@ -274,8 +274,7 @@ class StationPage(QWizardPage):
     def check(self) -> None:
         """Validate the current choice in a worker; a later request makes earlier answers stale."""
         self._debounce.stop()
-        self._request += 1
-        request, path = self._request, self.path.text().strip()
+        request, path = self._requests.next(), self.path.text().strip()
         self.result = None
         self.table.setRowCount(0)
         self.notes.clear()
@@ -296,7 +295,7 @@ class StationPage(QWizardPage):
         )
 
     def _checked(self, request: int, result: StationCheck) -> None:
-        if request != self._request:
+        if not self._requests.is_current(request):
             return
         self.busy, self.result = False, result
         counts, station = result.counts, result.station
@@ -341,7 +340,7 @@ class StationPage(QWizardPage):
         self.notes.addItem(item)
 
     def _check_failed(self, request: int, message: str) -> None:
-        if request != self._request:
+        if not self._requests.is_current(request):
             return
         self.busy, self.result = False, None
         _status(self.status, message, ERROR_STYLE)
@@ -371,7 +370,7 @@ class AugmentPage(QWizardPage):
         )
         self.boxes: dict[str, QCheckBox] = {}
         self._seed = 0
-        self._request = 0
+        self._requests = Latest()  # a later request makes earlier answers stale
         self.rendered = False
         choices = QVBoxLayout()
         for name in PRESETS:
@@ -420,8 +419,7 @@ class AugmentPage(QWizardPage):
         if check is None or not check.samples:
             self.preview.setText("No readable images to preview.")
             return
-        self._request += 1
-        request = self._request
+        request = self._requests.next()
         self.rendered = False
         _status(self.status, "Rendering the preview …")
         self.wiz.run(
@@ -436,7 +434,7 @@ class AugmentPage(QWizardPage):
         )
 
     def _show(self, request: int, grid: np.ndarray) -> None:
-        if request != self._request:
+        if not self._requests.is_current(request):
             return
         self.preview.set_image(to_pixmap(grid))
         names = ", ".join(PRESET_TEXT[n][0].lower() for n in self.presets) or "the default variation only"
@@ -444,7 +442,7 @@ class AugmentPage(QWizardPage):
         self.rendered = True
 
     def _show_failed(self, request: int, message: str) -> None:
-        if request == self._request:
+        if self._requests.is_current(request):
             _status(self.status, f"No preview: {message}", ERROR_STYLE)
             self.rendered = True
 
@@ -786,7 +784,7 @@ class ComparePage(QWizardPage):
             "the share of each class's parts the model recognised."
         )
         self.speed: dict[str, dict[str, float]] | None = None
-        self._request = 0
+        self._requests = Latest()  # a later request makes earlier answers stale
         self.headline = QLabel("")
         font = QFont(self.headline.font())
         font.setPointSizeF(font.pointSizeF() * 1.25)
@@ -853,8 +851,7 @@ class ComparePage(QWizardPage):
         self._draw(before, after)
         self.speed = None
         self.speed_label.setText("Measuring GMACs and latency of both models …")
-        self._request += 1
-        request = self._request
+        request = self._requests.next()
         staging = self.wiz.staging
         assert staging is not None
         self.wiz.run_job(
@@ -889,7 +886,7 @@ class ComparePage(QWizardPage):
         self.canvas.draw_idle()
 
     def _speed_done(self, request: int, figures: dict[str, dict[str, float]]) -> None:
-        if request != self._request:
+        if not self._requests.is_current(request):
             return
         self.speed = figures
         old, new = figures["before"], figures["after"]
@@ -905,7 +902,7 @@ class ComparePage(QWizardPage):
         )
 
     def _speed_failed(self, request: int, message: str) -> None:
-        if request == self._request:
+        if self._requests.is_current(request):
             self.speed = {}
             _status(self.speed_label, f"Speed not measured: {message}", ERROR_STYLE)
 

@@ -10,7 +10,7 @@ from ui.context import AppContext
 from ui.finetune_view import FinetuneView
 from ui.live_view import LiveView
 from ui.models_view import ModelsView
-from ui.review_view import ReviewView
+from ui.review import ReviewView
 from ui.settings_view import SettingsView
 from ui.style import APP_STYLE
 

@@ -22,7 +22,7 @@ from inspector.errors import InspectorError  # noqa: E402
 from inspector.store import Ledger, ResultFilter, upgrade  # noqa: E402
 from inspector.store.station_export import export_station_dataset  # noqa: E402
 from ui.context import AppContext  # noqa: E402
-from ui.review_view import CAPTURED, PAGE, QA_LABEL, ReviewView  # noqa: E402
+from ui.review import CAPTURED, PAGE, QA_LABEL, ReviewView  # noqa: E402
 
 N_ROWS = 300
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
