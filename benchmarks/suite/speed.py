@@ -19,7 +19,7 @@ import torch
 
 from benchmarks.suite.profiles import Profile
 from models.bundle import load_bundle
-from models.latency import sample_calls, summarise
+from models.latency import interleaved_rounds, summarise
 from models.network import InspectionNet
 
 
@@ -108,29 +108,46 @@ def measure_speed(
     # Phases: PyTorch batch 1, PyTorch batch 16, then ONNX Runtime; models interleaved round by
     # round inside each phase. No ORT session is alive while PyTorch is timed: ORT's worker threads
     # spin after each run and compete with PyTorch's threads for the same few cores.
-    for index in range(profile.rounds):
-        log(f"    PyTorch round {index + 1}/{profile.rounds}")
-        for m in models:
+    # A PyTorch round: every model at batch 1, then every model at the batch (inputs drawn once).
+    calls: dict[tuple[str, int], Callable[[], object]] = {}
+    runs: dict[tuple[str, int], int] = {}
+    warmup: dict[tuple[str, int], int] = {}
+    phases = (("one", 1, per_round, profile.warmup), ("batch", profile.batch, batch_per_round, 1))
+    for phase, batch, count, untimed in phases:
+        for i, m in enumerate(models):
             spec = m.net.spec
-            one = torch.randn(1, spec.in_chans, spec.img_size, spec.img_size)
-            with torch.inference_mode():
-                m.torch_ms += sample_calls(lambda m=m, x=one: m.net(x), runs=per_round, warmup=profile.warmup)
-        for m in models:
-            spec = m.net.spec
-            many = torch.randn(profile.batch, spec.in_chans, spec.img_size, spec.img_size)
-            with torch.inference_mode():
-                m.batch_ms += sample_calls(lambda m=m, x=many: m.net(x), runs=batch_per_round, warmup=1)
+            x = torch.randn(batch, spec.in_chans, spec.img_size, spec.img_size)
+            calls[phase, i] = lambda m=m, x=x: m.net(x)
+            runs[phase, i], warmup[phase, i] = count, untimed
+    with torch.inference_mode():
+        samples = interleaved_rounds(
+            calls,
+            profile.rounds,
+            runs,
+            warmup,
+            on_round=lambda index: log(f"    PyTorch round {index + 1}/{profile.rounds}"),
+        )
+    for i, m in enumerate(models):
+        m.torch_ms += samples["one", i]
+        m.batch_ms += samples["batch", i]
     peaks.append(matmul_peak(seconds=profile.matmul_seconds))
     sessions = {key: _session(path) for key, path in onnx.items()}
-    for index in range(profile.rounds):
-        log(f"    ONNX Runtime round {index + 1}/{profile.rounds}")
-        for i in sessions:
-            m = models[i]
-            shape = (1, m.net.spec.in_chans, m.net.spec.img_size, m.net.spec.img_size)
-            feed = {"images": np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
-            m.ort_ms += sample_calls(
-                lambda i=i, f=feed: sessions[i].run(None, f), runs=per_round, warmup=profile.warmup
-            )
+    ort_calls: dict[int, Callable[[], object]] = {}
+    for i in sessions:
+        m = models[i]
+        shape = (1, m.net.spec.in_chans, m.net.spec.img_size, m.net.spec.img_size)
+        feed = {"images": np.random.default_rng(0).standard_normal(shape).astype(np.float32)}
+        ort_calls[i] = lambda i=i, f=feed: sessions[i].run(None, f)
+    ort_samples = interleaved_rounds(
+        ort_calls,
+        profile.rounds,
+        per_round,
+        profile.warmup,
+        on_round=lambda index: log(f"    ONNX Runtime round {index + 1}/{profile.rounds}"),
+    )
+    for i, values in ort_samples.items():
+        models[i].ort_ms += values
+    ort_calls.clear()
     sessions.clear()  # ORT's threads end with their sessions
     gc.collect()
     peak = max(peaks)
