@@ -20,7 +20,7 @@ from inspector.store.schema import ModelVersion, Result, Run, Station
 
 PAGE = 20_000
 MAX_ROWS = 20_000_000  # a month of one station at 7 fps: beyond it, ask for a narrower window
-BUCKET_CHOICES_MIN = (5, 15, 30, 60, 120, 240, 720, 1440)
+BUCKET_CHOICES_MIN = (1, 2, 5, 15, 30, 60, 120, 240, 720, 1440)
 MAX_BUCKETS = 48
 STAGES = ("queue", "infer", "total")
 

@@ -62,7 +62,8 @@ def test_window_refuses_unclear_requests(kwargs, message):
 
 
 def test_bucket_sizes_keep_the_trend_readable():
-    assert bucket_minutes(timedelta(hours=1)) == 5
+    assert bucket_minutes(timedelta(minutes=30)) == 1
+    assert bucket_minutes(timedelta(hours=1)) == 2
     assert bucket_minutes(timedelta(hours=8)) == 15
     assert bucket_minutes(timedelta(days=7)) == 240
     assert bucket_minutes(timedelta(days=120)) % 1440 == 0
@@ -128,8 +129,8 @@ def test_summary_counts_what_the_ledger_holds(seeded):
     assert (summary.reviewed, summary.overrides) == (2, 1)
     assert summary.first == T0 and summary.last == T0 + timedelta(minutes=39)
     assert sum(bucket.parts for bucket in summary.buckets) == 40
-    assert summary.bucket_minutes == 5 and summary.buckets[0].start == T0
-    assert [b.parts for b in summary.buckets] == [5] * 8
+    assert summary.bucket_minutes == 1 and summary.buckets[0].start == T0
+    assert [b.parts for b in summary.buckets] == [1] * 40
     assert np.allclose(np.sort(summary.latency_ms["infer"]), np.arange(40))
     assert [r["id"] for r in summary.runs] == [run]
     assert summary.versions() == [{"name": "v3", "sha256": "c" * 64, "parts": 40, "runs": 1}]
