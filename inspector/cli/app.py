@@ -434,6 +434,9 @@ def _register_line_commands() -> None:
     app.command("gui")(cli_line.gui)
     app.add_typer(cli_line.results_app, name="results")
     app.add_typer(cli_line.db_app, name="db")
+    from inspector.cli.report import report
+
+    app.command("report")(report)
 
 
 _register_line_commands()

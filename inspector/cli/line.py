@@ -256,8 +256,10 @@ def _open_app(home: Path) -> bool:
     return True
 
 
-def _when(text: str | None, option: str = "--since") -> datetime | None:
+def _when(text: str | None, option: str = "--since", local: bool = False) -> datetime | None:
     """ISO 8601 (``2026-11-28``, ``2026-11-28T06:00``) or relative (``8h``, ``7d``, ``30m``).
+
+    A time without a zone is UTC, or this PC's local time with ``local`` (a shift lead's clock).
 
     A bad value is an :class:`InspectorError` (one line): ``999999d`` reaches before year 1.
     """
@@ -277,7 +279,9 @@ def _when(text: str | None, option: str = "--since") -> datetime | None:
         raise InspectorError(
             f"{option} {text!r}: use ISO 8601 (2026-11-28T06:00) or 8h / 7d / 30m"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if moment.tzinfo:
+        return moment
+    return moment.astimezone() if local else moment.replace(tzinfo=timezone.utc)
 
 
 def gui(home: HomeOption = None) -> None:

@@ -328,6 +328,19 @@ def test_csv_export_writes_the_filtered_results(qtbot, review, tmp_path):
     assert not [p for p in target.parent.iterdir() if p.name != "ng.csv"]  # no temp file left
 
 
+def test_report_of_the_filters_lot_is_written_by_a_background_job(qtbot, review, tmp_path):
+    _choose(review, review="Any review state", lot="L1")
+    _settle(qtbot, review)
+    assert review.report_window("filters").lot == "L1"
+    assert review.report_window("last").title.startswith("Shift ")
+    target = tmp_path / "reports" / "l1.pdf"
+    review.make_report("filters", target)
+    assert not review.report_button.isEnabled()
+    qtbot.waitUntil(lambda: review.report_button.isEnabled(), timeout=180_000)
+    assert "Report written" in review.last_message and "150 parts" in review.last_message
+    assert target.read_bytes().startswith(b"%PDF")
+
+
 def _review_images(url: str, ids: list[int]) -> None:
     """Label the parts with images alternately ok / scratch, as QA would."""
     with Ledger(url) as ledger:

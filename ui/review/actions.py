@@ -14,11 +14,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFileDialog
 
+from inspector.errors import InspectorError
+from inspector.reports.window import ReportWindow
+from inspector.reports.window import resolve as resolve_window
 from inspector.store import ResultFilter
 from ui.review import jobs
 from ui.review.jobs import Reply
 from ui.review.widgets import ReasonDialog, restyle
-from ui.workers import run_task
+from ui.workers import run_job, run_task
 
 
 class ReviewActions:
@@ -205,6 +208,65 @@ class ReviewActions:
             on_progress=self._on_station_progress,
             wants_task=True,
         )
+
+    def report_window(self, kind: str) -> ReportWindow:
+        """What the report covers: a shift by the settings' shift times, or the filters' range/lot."""
+        if kind in ("current", "last"):
+            return resolve_window(
+                shift=kind,
+                lot=None,
+                since=None,
+                until=None,
+                station=None,
+                shift_starts=self.context.settings.shift_starts,
+            )
+        filt = self._export_filter()
+        if filt.lot:
+            return resolve_window(
+                shift=None, lot=filt.lot, since=None, until=None, station=None, shift_starts=[]
+            )
+        since = filt.since or datetime(1970, 1, 1, tzinfo=timezone.utc)
+        return resolve_window(
+            shift=None, lot=None, since=since, until=filt.until, station=None, shift_starts=[]
+        )
+
+    def make_report(self, kind: str, path: Path | None = None) -> None:
+        """Write the shift / lot report as PDF in a background process (it times the model)."""
+        try:
+            window = self.report_window(kind)
+        except InspectorError as exc:
+            self.say(f"No report: {exc}", error=True)
+            return
+        if path is None:
+            name = "report-" + "".join(ch if ch.isalnum() else "-" for ch in window.title).strip("-") + ".pdf"
+            chosen, _ = QFileDialog.getSaveFileName(
+                self, "Save the report as PDF", str(Path.home() / name), "PDF files (*.pdf)"
+            )
+            if not chosen:
+                return
+            path = Path(chosen)
+        self.report_button.setEnabled(False)
+        self.say(f"Writing the report for {window.title} …")
+        run_job(
+            "inspector.reports.build:report_job",
+            self.context.db_url,
+            window,
+            Path(path),
+            self.context.home,
+            line=self.context.line_overruns,
+            owner=self,
+            on_done=self._on_report,
+            on_failed=self._on_report_failed,
+            on_progress=lambda text: self.say(f"Report: {text}"),
+        )
+
+    def _on_report(self, message: str) -> None:
+        self.report_button.setEnabled(True)
+        self.say(message)
+
+    def _on_report_failed(self, message: str) -> None:
+        self.report_button.setEnabled(True)
+        self.say(f"Report failed: {message}", error=True)
 
     def _on_station_progress(self, value: tuple[int, int]) -> None:
         done, total = value

@@ -29,6 +29,11 @@ VERDICT_CHOICES = [
     ("ERROR", ("ERROR",)),
 ]
 REVIEW_CHOICES = [("Not reviewed", False), ("Reviewed", True), ("Any review state", None)]
+REPORT_CHOICES = [
+    ("Current shift", "current"),
+    ("Last complete shift", "last"),
+    ("The filters' time range (or lot)", "filters"),
+]
 DEFAULTS = {"time": "All time", "verdict": "NG + UNSURE", "review": "Not reviewed"}
 
 # (key, header, width): most telling first, so a narrow window scrolls away only the least needed.

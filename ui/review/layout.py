@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QLineEdit,
     QListWidget,
+    QMenu,
     QProgressBar,
     QPushButton,
     QSplitter,
@@ -34,6 +35,7 @@ from ui.review.constants import (
     COLUMN_WIDTHS,
     DEFAULTS,
     MAX_CLASS_KEYS,
+    REPORT_CHOICES,
     REVIEW_CHOICES,
     TIME_RANGES,
     VERDICT_CHOICES,
@@ -128,6 +130,15 @@ class ReviewLayout:
             "(folder per class + manifest.csv) for the fine-tune wizard"
         )
         self.station_button.clicked.connect(lambda: self.export_station())
+        self.report_button = QPushButton("Report…")
+        self.report_button.setToolTip(
+            "A PDF for the shift handover: yield trend, defect Pareto, UNSURE and override rates, drops, "
+            "model versions, latency and cost per part against the unmerged twin"
+        )
+        report_menu = QMenu(self.report_button)
+        for text, kind in REPORT_CHOICES:
+            report_menu.addAction(text, lambda kind=kind: self.make_report(kind))
+        self.report_button.setMenu(report_menu)
         second = QHBoxLayout()
         second.addWidget(self.count_label)
         second.addSpacing(10)
@@ -140,6 +151,7 @@ class ReviewLayout:
         second.addSpacing(12)
         second.addWidget(self.csv_button)
         second.addWidget(self.station_button)
+        second.addWidget(self.report_button)
 
         self.table = QTableView()
         self.table.setModel(self.model)
