@@ -335,7 +335,7 @@ def finetune(
     console.print(f"wrote {summary.bundle} after {summary.seconds:.0f} s of fine-tuning")
 
 
-def _registry(home: Path | None):  # noqa: ANN202 - imported lazily to keep `--help` fast
+def _registry(home: Path | None):  # imported lazily to keep `--help` fast
     from inspector.home import app_home
     from inspector.registry import Registry
 
