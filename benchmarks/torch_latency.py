@@ -45,7 +45,7 @@ def _stem(net: InspectionNet) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: vit.norm_pre(vit._pos_embed(vit.patch_embed(x)))
 
 
-def _ort_session(path: Path, threads: int):  # noqa: ANN202 - onnxruntime.InferenceSession
+def _ort_session(path: Path, threads: int):  # onnxruntime.InferenceSession
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -47,7 +47,7 @@ class MainWindow(QMainWindow):
         if hasattr(widget, "shown"):
             widget.shown()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt's name
         # Nothing lost: the line stops and everything queued is judged and written before exit;
         # a training or measuring job still running ends with the app (it must not outlive it).
         self.live.controller.stop_and_wait()

@@ -74,7 +74,7 @@ class Task(QRunnable):
             result = self.fn(*self.args, **kwargs)
         except JOB_ERRORS as exc:
             self.signals.failed.emit(one_line(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug still becomes a message, never a dead UI
+        except Exception as exc:  # a bug still becomes a message, never a dead UI
             traceback.print_exc()
             self.signals.failed.emit(f"unexpected error: {type(exc).__name__}: {one_line(exc)}")
         else:

@@ -19,7 +19,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from inspector.cli.common import HomeOption, console, err, fail, progress, user_errors
+from inspector.cli.common import HomeOption, choice, console, err, fail, progress, user_errors
 
 DbOption = Annotated[
     str | None,
@@ -141,9 +141,10 @@ def run(
     station: Annotated[str, typer.Option("--station", help="Station name in the ledger.")] = "station-1",
     backend: Annotated[
         str,
-        typer.Option(
+        choice(
             "--backend",
-            help="auto (ONNX Runtime when the model exports with parity, else torch), torch or onnx.",
+            ("auto", "torch", "onnx"),  # inspector.line.inference.BACKENDS, without importing torch
+            "auto (ONNX Runtime when the model exports with parity, else torch), torch or onnx.",
         ),
     ] = "auto",
     fps: Annotated[
@@ -157,7 +158,7 @@ def run(
     ] = 50,
     queue_size: Annotated[int, typer.Option("--queue", min=1, help="Frames the capture queue holds.")] = 8,
     drop: Annotated[
-        str, typer.Option("--drop", help="Full queue: drop oldest, newest, or block.")
+        str, choice("--drop", ("oldest", "newest", "block"), "Full queue: drop oldest, newest, or block.")
     ] = "oldest",
     home: HomeOption = None,
 ) -> None:

@@ -200,7 +200,7 @@ def _preview_samples(station: Station) -> list[np.ndarray]:
     for path in order[: 4 * PREVIEW_IMAGES]:
         try:
             images.append(fit_within(to_uint8(read_image(path)), 256))
-        except Exception:  # noqa: BLE001 - an unreadable file only costs one preview tile
+        except Exception:  # an unreadable file only costs one preview tile
             continue
         if len(images) == PREVIEW_IMAGES:
             break

@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from inspector.registry import Registry  # noqa: E402
-from models.bundle import load_bundle, meta_for, save_bundle  # noqa: E402
-from models.network import InspectionNet  # noqa: E402
-from ui.context import AppContext  # noqa: E402
-from ui.finetune import FinetuneWizard  # noqa: E402
-from ui.finetune_view import FinetuneView  # noqa: E402
+from inspector.registry import Registry
+from models.bundle import load_bundle, meta_for, save_bundle
+from models.network import InspectionNet
+from ui.context import AppContext
+from ui.finetune import FinetuneWizard
+from ui.finetune_view import FinetuneView
 
 WAIT_MS = 180_000  # a job's own process starts slowly on a busy 2-core machine
 

@@ -12,17 +12,17 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from ledger_support import record  # noqa: E402
-from PySide6.QtCore import Qt, QThreadPool, QTimer  # noqa: E402
+import cv2
+import numpy as np
+from ledger_support import record
+from PySide6.QtCore import Qt, QThreadPool, QTimer
 
-from data.station import load_station  # noqa: E402
-from inspector.errors import InspectorError  # noqa: E402
-from inspector.store import Ledger, ResultFilter, upgrade  # noqa: E402
-from inspector.store.station_export import export_station_dataset  # noqa: E402
-from ui.context import AppContext  # noqa: E402
-from ui.review import CAPTURED, PAGE, QA_LABEL, ReviewView  # noqa: E402
+from data.station import load_station
+from inspector.errors import InspectorError
+from inspector.store import Ledger, ResultFilter, upgrade
+from inspector.store.station_export import export_station_dataset
+from ui.context import AppContext
+from ui.review import CAPTURED, PAGE, QA_LABEL, ReviewView
 
 N_ROWS = 300
 NOW = datetime.now(timezone.utc).replace(microsecond=0)

@@ -76,7 +76,7 @@ class AugmentPage(QWizardPage):
     def presets(self) -> list[str]:
         return [name for name, box in self.boxes.items() if box.isChecked()]
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+    def initializePage(self) -> None:  # Qt's name
         self.render()
 
     def _redraw(self) -> None:

@@ -74,7 +74,7 @@ class ComparePage(QWizardPage):
         layout.addWidget(self.headline)
         layout.addLayout(body, 1)
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+    def initializePage(self) -> None:  # Qt's name
         summary = self.wiz.train_page.summary
         assert summary is not None
         before, after = summary.before, summary.after

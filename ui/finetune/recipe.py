@@ -76,7 +76,7 @@ class RecipePage(QWizardPage):
         layout.addWidget(which, 3)
         layout.addWidget(how, 2)
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+    def initializePage(self) -> None:  # Qt's name
         check = self.wiz.station_page.result
         has_merge = check is not None and check.meta.merge_mode != "none"
         for key in ("merge", "merge+norm"):

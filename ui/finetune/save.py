@@ -44,7 +44,7 @@ class SavePage(QWizardPage):
         layout.addWidget(self.status)
         layout.addStretch(1)
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+    def initializePage(self) -> None:  # Qt's name
         wiz = self.wiz
         summary, check = wiz.train_page.summary, wiz.station_page.result
         assert summary is not None and check is not None

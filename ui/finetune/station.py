@@ -208,7 +208,7 @@ class StationPage(QWizardPage):
         set_status(self.status, message, ERROR_STYLE)
         self.completeChanged.emit()
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt's name
+    def isComplete(self) -> bool:  # Qt's name
         return (
             not self.busy
             and self.result is not None

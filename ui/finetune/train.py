@@ -91,10 +91,10 @@ class TrainPage(QWizardPage):
             and not self.failed
         )
 
-    def initializePage(self) -> None:  # noqa: N802 - Qt's name
+    def initializePage(self) -> None:  # Qt's name
         self.start()
 
-    def cleanupPage(self) -> None:  # noqa: N802 - Qt's name
+    def cleanupPage(self) -> None:  # Qt's name
         """Back: stop this run and throw its files away (Next starts a fresh one)."""
         self.wiz.discard_run()
 
@@ -230,7 +230,7 @@ class TrainPage(QWizardPage):
         self.f1_ax.set_ylim(0, 1.02)
         self.canvas.draw_idle()
 
-    def isComplete(self) -> bool:  # noqa: N802 - Qt's name
+    def isComplete(self) -> bool:  # Qt's name
         return self.summary is not None
 
 

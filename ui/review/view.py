@@ -93,7 +93,7 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
         if self.loaded_at is None or time.monotonic() - self.loaded_at > STALE_S:
             self.refresh()
 
-    def showEvent(self, event: QShowEvent) -> None:  # noqa: N802 - Qt's name
+    def showEvent(self, event: QShowEvent) -> None:  # Qt's name
         super().showEvent(event)
         if not self._sized:
             self._sized = True
@@ -473,7 +473,7 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
                 text += f" — “{entry['reason']}”"
             self.history.addItem(text)
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # Qt's name
         if watched is self.table and event.type() == QEvent.Type.KeyPress:
             assert isinstance(event, QKeyEvent)
             if self.handle_key(event):

@@ -62,7 +62,7 @@ class ImageView(QLabel):
             )
         )
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event: QResizeEvent) -> None:  # Qt's name
         super().resizeEvent(event)
         self._scale()
 
@@ -82,7 +82,7 @@ class DetailPanel(QFrame):
         self.deciding: QWidget | None = None
         self.history: QListWidget | None = None
 
-    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt's name
+    def resizeEvent(self, event: QResizeEvent) -> None:  # Qt's name
         super().resizeEvent(event)
         if self.body is None or self.deciding is None or self.history is None:
             return
