@@ -26,7 +26,7 @@ COLORS = {"OK": "#1b873f", "NG": "#c62828", "UNSURE": "#e0a100", "ERROR": "#6a1b
 VERDICTS = tuple(COLORS)
 MUTED = "#5f6b7a"
 PARETO_BARS = 10
-NOTE_WIDTH = 150  # characters per line of the small print at 7 pt on A4
+NOTE_WIDTH = 125  # characters per line of the small print at 7 pt on A4
 
 
 @dataclass
@@ -122,7 +122,9 @@ def _trend(ax, summary: LedgerSummary) -> None:  # noqa: ANN001
     twin.set_ylim(0, 105)
     twin.set_ylabel("yield %")
     ax.legend(loc="lower left", fontsize=7, ncols=5, frameon=False)
-    one_day = len(starts) > 0 and (starts[-1] - starts[0]).days < 1
+    step = max(1, -(-len(starts) // 8))  # at most 8 labels, on bar edges
+    ax.set_xticks(starts[::step])
+    one_day = (starts[-1] - starts[0]).days < 1
     ax.xaxis.set_major_formatter(
         mdates.DateFormatter("%H:%M" if one_day else "%d.%m %H:%M", tz=starts[0].tzinfo)
     )
@@ -208,10 +210,10 @@ def _cost_note(cost: PartCost) -> str:
 def page_one(data: ReportInput) -> Figure:
     fig = Figure(figsize=A4)
     _header(fig, data, 1)
-    _table(fig.add_axes((0.06, 0.70, 0.88, 0.2)), kpis(data.summary), widths=[0.55, 0.45])
+    _table(fig.add_axes((0.06, 0.72, 0.88, 0.19)), kpis(data.summary), widths=[0.55, 0.45])
     if data.summary.parts:
-        _trend(fig.add_axes((0.1, 0.40, 0.78, 0.24)), data.summary)
-        _pareto(fig.add_axes((0.1, 0.08, 0.78, 0.24)), data.summary)
+        _trend(fig.add_axes((0.1, 0.43, 0.78, 0.25)), data.summary)
+        _pareto(fig.add_axes((0.1, 0.08, 0.78, 0.27)), data.summary)
     else:
         fig.text(0.5, 0.5, "No parts were judged in this window.", ha="center", fontsize=12, color=MUTED)
     return fig
