@@ -97,7 +97,7 @@ def measure(engine: InferenceEngine, station, work: Path, frames: int, fps: floa
 # -- the line beside a fine-tune -----------------------------------------------------------------
 
 
-def finetune_station(station, per_class: dict[str, int]):  # noqa: ANN001, ANN201 - data.station.Station
+def finetune_station(station, per_class: dict[str, int]):  # data.station.Station
     """A small station from ELPV cells: ``per_class[split]`` images of each class and split."""
     from data.station import Station
 
@@ -131,7 +131,7 @@ class _ThreadTask:
 
 def line_beside(
     engine: InferenceEngine,
-    station,  # noqa: ANN001 - data.station.Station
+    station,  # data.station.Station
     work: Path,
     frames: int,
     fps: float,
@@ -176,7 +176,7 @@ def line_beside(
             def train() -> None:
                 try:
                     run_finetune(*job_args, task=_ThreadTask())
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     failed.append(str(exc))
 
             thread = threading.Thread(target=train)

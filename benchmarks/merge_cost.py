@@ -14,6 +14,7 @@ import json
 import math
 import platform
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from models.backbones import resolve_backbone
 from models.errors import ScheduleError
 from models.flops import count_gmacs, count_params
-from models.latency import sample_calls, summarise
+from models.latency import interleaved_rounds, summarise
 from models.network import InspectionNet
 from models.onnx_export import _session, export_onnx
 from models.schedule import fit_schedule
@@ -103,14 +104,18 @@ def measure(variants: list[Variant], runs: int, rounds: int, workdir: Path) -> N
     # Interleave variants round by round; PyTorch and ONNX Runtime in separate phases so that ORT's
     # spinning worker threads never steal cycles from a PyTorch measurement.
     feed = {"images": sample.numpy()}
-    for _ in tqdm(range(rounds), desc=f"{variants[0].backbone} rounds", leave=False):
-        for v in variants:
-            with torch.inference_mode():
-                v.torch_ms += sample_calls(lambda v=v: v.net(sample), runs=runs // rounds, warmup=5)
-        for v in variants:
-            if v.label in sessions:
-                session = sessions[v.label]
-                v.ort_ms += sample_calls(lambda s=session: s.run(None, feed), runs=runs // rounds, warmup=5)
+    calls: dict[tuple[str, int], Callable[[], object]] = {
+        ("torch", i): (lambda v=v: v.net(sample)) for i, v in enumerate(variants)
+    }
+    for i, v in enumerate(variants):
+        if v.label in sessions:
+            calls["ort", i] = lambda s=sessions[v.label]: s.run(None, feed)
+    rounds_bar = tqdm(range(rounds), desc=f"{variants[0].backbone} rounds", leave=False)
+    with torch.inference_mode():  # ONNX Runtime does not see it
+        samples = interleaved_rounds(calls, rounds_bar, runs // rounds, warmup=5)
+    for i, v in enumerate(variants):
+        v.torch_ms += samples["torch", i]
+        v.ort_ms += samples.get(("ort", i), [])
 
 
 def run(size: int, ratio: float, runs: int, rounds: int, backbones: list[str], channels: int = 3) -> dict:

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from models.bundle import load_bundle
-from models.latency import sample_calls
+from models.latency import interleaved_rounds
 from models.network import InspectionNet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -45,7 +45,7 @@ def _stem(net: InspectionNet) -> Callable[[torch.Tensor], torch.Tensor]:
     return lambda x: vit.norm_pre(vit._pos_embed(vit.patch_embed(x)))
 
 
-def _ort_session(path: Path, threads: int):  # noqa: ANN202 - onnxruntime.InferenceSession
+def _ort_session(path: Path, threads: int):  # onnxruntime.InferenceSession
     import onnxruntime as ort
 
     options = ort.SessionOptions()
@@ -58,12 +58,8 @@ def timed_rounds(
     calls: dict[str, Callable[[], object]], threads: int, rounds: int, runs: int
 ) -> dict[str, list[float]]:
     torch.set_num_threads(threads)
-    samples: dict[str, list[float]] = {key: [] for key in calls}
     with torch.inference_mode():
-        for _ in range(rounds):
-            for key, call in calls.items():
-                samples[key] += sample_calls(call, runs=runs, warmup=3)
-    return samples
+        return interleaved_rounds(calls, rounds, runs, warmup=3)
 
 
 def ort_rounds(
@@ -71,11 +67,8 @@ def ort_rounds(
 ) -> dict[str, list[float]]:
     """Batch-1 ORT samples per model, interleaved round by round; sessions closed afterwards."""
     sessions = {key: _ort_session(path, threads) for key, path in paths.items()}
-    samples: dict[str, list[float]] = {key: [] for key in sessions}
-    for _ in range(rounds):
-        for key, session in sessions.items():
-            samples[key] += sample_calls(lambda s=session: s.run(None, feed), runs=runs, warmup=3)
-    return samples
+    calls = {key: (lambda s=session: s.run(None, feed)) for key, session in sessions.items()}
+    return interleaved_rounds(calls, rounds, runs, warmup=3)
 
 
 def run(dataset: str, seed: int, rounds: int, runs: int) -> dict[str, Any]:

@@ -131,7 +131,7 @@ def run_job(job: dict, epochs: int, img_size: int) -> dict:
     }
 
 
-def _log(name: str):  # noqa: ANN202
+def _log(name: str):
     return lambda line: print(f"  [{name}] {line}", flush=True)
 
 

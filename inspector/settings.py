@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -16,6 +17,9 @@ from inspector.errors import InspectorError
 from models.files import atomic_write_text
 
 FILE = "settings.json"
+DEFAULT_SHIFT_STARTS = ("06:00", "14:00", "22:00")
+SHIFT_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
+MAX_SHIFTS = 6
 
 
 @dataclass
@@ -31,6 +35,8 @@ class Settings:
     cycle_budget_ms: float | None = None
     # Line outputs (MQTT to the MES, OPC UA / Modbus TCP for the PLC), one URL each; see README.
     outputs: list[str] = field(default_factory=list)
+    # Local clock times at which shifts begin (the shift report's --shift current / last).
+    shift_starts: list[str] = field(default_factory=lambda: list(DEFAULT_SHIFT_STARTS))
 
     def validate(self) -> Settings:
         """Types first (a hand-edited file may say ``"db_url": 5`` or ``NaN``), then ranges."""
@@ -56,6 +62,7 @@ class Settings:
         from inspector.line.outputs import check_output_urls
 
         check_output_urls(self.outputs)
+        _check_shift_starts(self.shift_starts)
         return self
 
     def thresholds(self, bundle_thresholds: dict) -> dict:
@@ -66,6 +73,19 @@ class Settings:
         if self.ood_energy_above is not None:
             merged["ood_energy_above"] = self.ood_energy_above
         return merged
+
+
+def _check_shift_starts(starts: object) -> None:
+    if (
+        not isinstance(starts, list)
+        or not 1 <= len(starts) <= MAX_SHIFTS
+        or not all(isinstance(t, str) and SHIFT_TIME.fullmatch(t) for t in starts)
+    ):
+        raise InspectorError(
+            f'shift_starts must be a list of 1 to {MAX_SHIFTS} local times like ["06:00", "14:00", "22:00"]'
+        )
+    if len(set(starts)) != len(starts):
+        raise InspectorError("shift_starts lists the same time twice")
 
 
 def _is_int(value: object) -> bool:

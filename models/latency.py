@@ -7,9 +7,10 @@ report ratios. Nothing here asserts a speed.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -33,6 +34,35 @@ def sample_calls(call: Callable[[], object], runs: int = 50, warmup: int = 10) -
         start = time.perf_counter()
         call()
         samples.append((time.perf_counter() - start) * 1000.0)
+    return samples
+
+
+K = TypeVar("K", bound=Hashable)
+
+
+def interleaved_rounds(
+    calls: Mapping[K, Callable[[], object]],
+    rounds: int | Iterable[object],
+    runs: int | Mapping[K, int],
+    warmup: int | Mapping[K, int] = 0,
+    on_round: Callable[[int], None] | None = None,
+) -> dict[K, list[float]]:
+    """Samples (ms) of every call, the calls taking turns round by round, in ``calls``' order.
+
+    Models compared on one machine are never timed one after the other: a busy moment (the line,
+    another job, a turbo step) would fall on one of them only and bend their ratio. Each round
+    gives every call ``warmup`` untimed then ``runs`` timed calls (one number for all, or one per
+    key); ``rounds`` is a count or any iterable of rounds (a progress bar); ``on_round(index)`` is
+    told before each round starts.
+    """
+    samples: dict[K, list[float]] = {key: [] for key in calls}
+    for index, _ in enumerate(range(rounds) if isinstance(rounds, int) else rounds):
+        if on_round is not None:
+            on_round(index)
+        for key, call in calls.items():
+            n = runs if isinstance(runs, int) else runs[key]
+            w = warmup if isinstance(warmup, int) else warmup[key]
+            samples[key] += sample_calls(call, runs=n, warmup=w)
     return samples
 
 

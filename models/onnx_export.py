@@ -116,7 +116,7 @@ def export_onnx(
     return ExportReport(target, OPSET, diff, samples)
 
 
-def _session(path: Path):  # noqa: ANN202 - onnxruntime has no stable public type to name here
+def _session(path: Path):  # onnxruntime has no stable public type to name here
     import onnxruntime as ort
 
     options = ort.SessionOptions()

@@ -76,3 +76,60 @@ def test_data_info_counts_only_images_that_decode_and_refuses_two_labels(tiny_st
     rows = [(f"ok/ok_{i:03d}.png", "ok") for i in range(3)] + [("ok/ok_000.png", "spot")]
     result = runner.invoke(app, ["data", "info", str(write_manifest(tiny_station, rows, ("path", "label")))])
     assert result.exit_code == 2 and "listed under two labels" in result.output.replace("\n", "")
+
+
+def _options() -> list[tuple[str, object]]:
+    """(command, option) for every option of every ``inspector`` command."""
+    import typer.main
+
+    def walk(command, path):  # click commands and groups, typer's subclasses of them
+        subcommands = getattr(command, "commands", None)
+        if subcommands:
+            for name, sub in subcommands.items():
+                yield from walk(sub, [*path, name])
+            return
+        for param in command.params:
+            if param.param_type_name == "option":
+                yield " ".join(path), param
+
+    return list(walk(typer.main.get_command(app), []))
+
+
+def test_every_option_says_what_it_does():
+    assert [f"{command} {option.opts[0]}" for command, option in _options() if not option.help] == []
+
+
+def test_fixed_choices_are_listed_in_help_and_are_the_librarys_own():
+    from data.station import SPLITS
+    from inspector.line.frame_queue import POLICIES
+    from inspector.line.inference import BACKENDS
+    from inspector.training.loop import TRAINABLE
+    from models.ltm import MASKS
+    from models.network import MERGE_MODES
+    from models.preprocess import NORMALIZE_MODES
+
+    expected = {
+        ("train", "--merge"): MERGE_MODES,
+        ("train", "--normalize"): NORMALIZE_MODES,
+        ("train", "--ltm-start"): ("scratch", "convert"),
+        ("train", "--mask"): MASKS,
+        ("eval", "--split"): (*SPLITS, "all"),
+        ("finetune", "--trainable"): TRAINABLE,
+        ("run", "--backend"): BACKENDS,
+        ("run", "--drop"): POLICIES,
+    }
+    shown = {(command, option.opts[0]): option.metavar for command, option in _options()}
+    for (command, option), choices in expected.items():
+        metavar = shown[command, option]
+        assert metavar and set(metavar.strip("<>").split("|")) == set(choices), (command, option, metavar)
+        help_text = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"}).output
+        assert metavar in help_text, (command, option)
+
+
+def test_a_value_outside_the_choices_is_one_line_before_any_work(tmp_path):
+    result = runner.invoke(app, ["run", "--source", "sim", "--drop", "sideways", "--home", str(tmp_path)])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip() == "error: --drop must be one of oldest, newest, block, got 'sideways'"
+    assert not any(tmp_path.iterdir())  # nothing was opened or written
+    result = runner.invoke(app, ["finetune", "m", "d", "--out", str(tmp_path / "o"), "--trainable", "head"])
+    assert result.exit_code == 2 and "--trainable must be one of merge, merge+norm" in result.output

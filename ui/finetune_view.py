@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from inspector.registry import Version
 from ui.context import AppContext
-from ui.finetune_wizard import FinetuneWizard
+from ui.finetune import FinetuneWizard
 from ui.models_view import created_text, key_metrics, merge_text, read_registry
 from ui.workers import run_task
 

@@ -10,7 +10,7 @@ from ui.context import AppContext
 from ui.finetune_view import FinetuneView
 from ui.live_view import LiveView
 from ui.models_view import ModelsView
-from ui.review_view import ReviewView
+from ui.review import ReviewView
 from ui.settings_view import SettingsView
 from ui.style import APP_STYLE
 
@@ -47,7 +47,7 @@ class MainWindow(QMainWindow):
         if hasattr(widget, "shown"):
             widget.shown()
 
-    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+    def closeEvent(self, event: QCloseEvent) -> None:  # Qt's name
         # Nothing lost: the line stops and everything queued is judged and written before exit;
         # a training or measuring job still running ends with the app (it must not outlive it).
         self.live.controller.stop_and_wait()

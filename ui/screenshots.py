@@ -17,8 +17,8 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QCoreApplication, QEventLoop  # noqa: E402
-from PySide6.QtWidgets import QWidget  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEventLoop
+from PySide6.QtWidgets import QWidget
 
 SIZES = ((1920, 1080), (1366, 768))
 
@@ -128,7 +128,7 @@ def elpv_station(root: Path, per_class: int = 150) -> Path:
     return root
 
 
-def render_wizard(window, out: Path) -> list[Path]:  # noqa: ANN001 - ui.main_window.MainWindow
+def render_wizard(window, out: Path) -> list[Path]:  # ui.main_window.MainWindow
     """All six wizard pages, on a small lighting-shifted ELPV station, with a 3-epoch real run."""
     written = []
     with tempfile.TemporaryDirectory(prefix="inspector-station-") as tmp:

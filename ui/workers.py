@@ -20,7 +20,28 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
 from inspector.training.background import JOB_ERRORS, BackgroundJob, YieldState, one_line
 
-__all__ = ["JOB_ERRORS", "JobTask", "Task", "run_job", "run_task"]
+__all__ = ["JOB_ERRORS", "JobTask", "Latest", "Task", "run_job", "run_task"]
+
+
+class Latest:
+    """The newest request's number, so that answers to requests a newer one replaced are dropped.
+
+    Screens ask workers the same question again and again (a filter typed, a folder changed) and
+    the answers can come back out of order. The UI thread takes ``next()`` for each request and
+    tags the request with it; an answer is used only while ``is_current(its number)``. A worker may
+    read ``value`` too, to skip a job still queued behind a slow one once a newer request replaced
+    it (an int read is atomic).
+    """
+
+    def __init__(self) -> None:
+        self.value = 0
+
+    def next(self) -> int:
+        self.value += 1
+        return self.value
+
+    def is_current(self, number: int) -> bool:
+        return number == self.value
 
 
 class TaskSignals(QObject):
@@ -53,7 +74,7 @@ class Task(QRunnable):
             result = self.fn(*self.args, **kwargs)
         except JOB_ERRORS as exc:
             self.signals.failed.emit(one_line(exc))
-        except Exception as exc:  # noqa: BLE001 - a bug still becomes a message, never a dead UI
+        except Exception as exc:  # a bug still becomes a message, never a dead UI
             traceback.print_exc()
             self.signals.failed.emit(f"unexpected error: {type(exc).__name__}: {one_line(exc)}")
         else:

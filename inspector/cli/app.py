@@ -12,8 +12,17 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inspector.cli.common import HomeOption, console, err, user_errors
+from inspector.cli.common import HomeOption, choice, console, err, user_errors
 from inspector.cli.common import progress as _progress
+
+# Fixed choices, spelled here so that `--help` imports no torch; tests/test_cli.py checks they are
+# the library's own (models.network.MERGE_MODES, models.ltm.MASKS, inspector.training.loop.TRAINABLE…).
+MERGE_CHOICES = ("ltm", "tome", "none")
+NORMALIZE_CHOICES = ("dataset", "image")
+LTM_START_CHOICES = ("scratch", "convert")
+MASK_CHOICES = ("content", "pooling", "v1")
+SPLIT_CHOICES = ("train", "val", "test", "all")
+TRAINABLE_CHOICES = ("merge", "merge+norm", "merge+head", "all")
 
 app = typer.Typer(
     name="inspector",
@@ -134,16 +143,23 @@ def train(
     backbone: Annotated[
         str, typer.Option(help="vit-cpu, vit-tiny, mobilevit-xs or a timm model name.")
     ] = "vit-cpu",
-    merge: Annotated[str, typer.Option(help="ltm, tome or none.")] = "ltm",
+    merge: Annotated[
+        str, choice("--merge", MERGE_CHOICES, "Token merging: learnable (ltm), ToMe (tome) or none.")
+    ] = "ltm",
     gmacs_ratio: Annotated[float, typer.Option(help="Target compute relative to the unmerged model.")] = 0.6,
-    epochs: Annotated[int, typer.Option(min=1)] = 30,
-    img_size: Annotated[int, typer.Option(min=32)] = 112,
+    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 30,
+    img_size: Annotated[int, typer.Option(min=32, help="Input size in pixels (square).")] = 112,
     normalize: Annotated[
-        str, typer.Option(help="dataset (the training set's mean/std) or image (each image by its own).")
+        str,
+        choice(
+            "--normalize",
+            NORMALIZE_CHOICES,
+            "dataset (the training set's mean/std) or image (each image by its own).",
+        ),
     ] = "dataset",
-    seed: int = 0,
-    batch_size: Annotated[int, typer.Option(min=2)] = 32,
-    lr: float = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed of the split, weights, sampling and augmentation.")] = 0,
+    batch_size: Annotated[int, typer.Option(min=2, help="Images per training step.")] = 32,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up, cosine decay).")] = 1e-3,
     balance: Annotated[
         float,
         typer.Option(min=0, max=1, help="Class balancing: 0 = natural frequencies, 1 = all classes equally."),
@@ -151,7 +167,12 @@ def train(
     augment: Annotated[list[str] | None, typer.Option(help="Extra presets: lighting, angle, optics.")] = None,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
     ltm_start: Annotated[
-        str, typer.Option(help="scratch (merge from epoch 1) or convert (train unmerged, then convert).")
+        str,
+        choice(
+            "--ltm-start",
+            LTM_START_CHOICES,
+            "scratch (merge from epoch 1) or convert (train unmerged, then convert).",
+        ),
     ] = "scratch",
     pretrained: Annotated[
         str | None,
@@ -162,9 +183,10 @@ def train(
     ] = None,
     mask: Annotated[
         str,
-        typer.Option(
-            help="LTM mask: content (learns where to merge), pooling (fixed local pooling, the "
-            "ablation) or v1."
+        choice(
+            "--mask",
+            MASK_CHOICES,
+            "LTM mask: content (learns where to merge), pooling (fixed local pooling, the ablation) or v1.",
         ),
     ] = "content",
     home: HomeOption = None,
@@ -248,7 +270,7 @@ def _print_report(report: dict) -> None:
 def evaluate(
     model: Annotated[Path, typer.Argument(help="Model bundle folder.")],
     data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
-    split: Annotated[str, typer.Option(help="train, val, test or all.")] = "test",
+    split: Annotated[str, choice("--split", SPLIT_CHOICES, "The split to evaluate.")] = "test",
     json_path: Annotated[
         Path | None, typer.Option("--json", help="Write the report here (+ confusion PNG).")
     ] = None,
@@ -281,12 +303,13 @@ def finetune(
     data: Annotated[str, typer.Argument(help="The station's images: folder, manifest CSV, or 'elpv'.")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder for the adapted model.")],
     augment: Annotated[list[str] | None, typer.Option(help="Presets: lighting, angle, optics.")] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 10,
+    epochs: Annotated[int, typer.Option(min=1, help="Fine-tuning epochs.")] = 10,
     trainable: Annotated[
-        str, typer.Option(help="merge, merge+norm, merge+head or all (see BENCHMARKS.md, adaptation).")
+        str,
+        choice("--trainable", TRAINABLE_CHOICES, "What may change (see BENCHMARKS.md, adaptation)."),
     ] = "merge+head",
-    lr: float = 5e-4,
-    seed: int = 0,
+    lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up, cosine decay).")] = 5e-4,
+    seed: Annotated[int, typer.Option(help="Seed of the split, sampling and augmentation.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
     unlabelled: Annotated[
@@ -335,7 +358,7 @@ def finetune(
     console.print(f"wrote {summary.bundle} after {summary.seconds:.0f} s of fine-tuning")
 
 
-def _registry(home: Path | None):  # noqa: ANN202 - imported lazily to keep `--help` fast
+def _registry(home: Path | None):  # imported lazily to keep `--help` fast
     from inspector.home import app_home
     from inspector.registry import Registry
 
@@ -402,7 +425,7 @@ def models_rollback(home: HomeOption = None) -> None:
 @data_app.command("info")
 def data_info(
     data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
-    seed: int = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the split where the data gives none.")] = 0,
 ) -> None:
     """Classes and images per split, with any problems found (what the wizard's first page shows)."""
     from data.station import SPLITS, load_station, verify_images
@@ -434,6 +457,9 @@ def _register_line_commands() -> None:
     app.command("gui")(cli_line.gui)
     app.add_typer(cli_line.results_app, name="results")
     app.add_typer(cli_line.db_app, name="db")
+    from inspector.cli.report import report
+
+    app.command("report")(report)
 
 
 _register_line_commands()

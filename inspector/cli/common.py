@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
@@ -35,6 +35,22 @@ def fail(message: str | Exception, code: int = 2) -> typer.Exit:
         message = f"{message.filename or ''}: {message.strerror or message}".lstrip(": ")
     err.print(Text.assemble(("error: ", "bold red"), str(message)), highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+def choice(option: str, choices: Sequence[str], text: str, *aliases: str) -> Any:
+    """A ``typer.Option`` for ``option`` whose value is one of ``choices``.
+
+    ``--help`` lists them (``<ltm|tome|none>``), and a wrong value ends the command before any work
+    with this CLI's one line and exit 2 (``--merge must be one of ltm, tome, none, got 'x'``), the
+    wording the library's own checks use, rather than Click's boxed usage error.
+    """
+
+    def parse(value: str) -> str:
+        if value not in choices:
+            raise fail(f"{option} must be one of {', '.join(choices)}, got {value!r}")
+        return value
+
+    return typer.Option(option, *aliases, parser=parse, metavar=f"<{'|'.join(choices)}>", help=text)
 
 
 @contextmanager

@@ -19,7 +19,7 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from inspector.cli.common import HomeOption, console, err, fail, progress, user_errors
+from inspector.cli.common import HomeOption, choice, console, err, fail, progress, user_errors
 
 DbOption = Annotated[
     str | None,
@@ -158,9 +158,10 @@ def run(
     station: Annotated[str, typer.Option("--station", help="Station name in the ledger.")] = "station-1",
     backend: Annotated[
         str,
-        typer.Option(
+        choice(
             "--backend",
-            help="auto (ONNX Runtime when the model exports with parity, else torch), torch or onnx.",
+            ("auto", "torch", "onnx"),  # inspector.line.inference.BACKENDS, without importing torch
+            "auto (ONNX Runtime when the model exports with parity, else torch), torch or onnx.",
         ),
     ] = "auto",
     fps: Annotated[
@@ -174,7 +175,7 @@ def run(
     ] = 50,
     queue_size: Annotated[int, typer.Option("--queue", min=1, help="Frames the capture queue holds.")] = 8,
     drop: Annotated[
-        str, typer.Option("--drop", help="Full queue: drop oldest, newest, or block.")
+        str, choice("--drop", ("oldest", "newest", "block"), "Full queue: drop oldest, newest, or block.")
     ] = "oldest",
     output: OutputOption = None,
     home: HomeOption = None,
@@ -277,8 +278,10 @@ def _open_app(home: Path) -> bool:
     return True
 
 
-def _when(text: str | None, option: str = "--since") -> datetime | None:
+def _when(text: str | None, option: str = "--since", local: bool = False) -> datetime | None:
     """ISO 8601 (``2026-11-28``, ``2026-11-28T06:00``) or relative (``8h``, ``7d``, ``30m``).
+
+    A time without a zone is UTC, or this PC's local time with ``local`` (a shift lead's clock).
 
     A bad value is an :class:`InspectorError` (one line): ``999999d`` reaches before year 1.
     """
@@ -298,7 +301,9 @@ def _when(text: str | None, option: str = "--since") -> datetime | None:
         raise InspectorError(
             f"{option} {text!r}: use ISO 8601 (2026-11-28T06:00) or 8h / 7d / 30m"
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
+    if moment.tzinfo:
+        return moment
+    return moment.astimezone() if local else moment.replace(tzinfo=timezone.utc)
 
 
 def gui(home: HomeOption = None) -> None:

@@ -73,7 +73,7 @@ class InferenceEngine:
 
         return read_meta(self.bundle.path)[1] if self.bundle.path else "in-memory"
 
-    def _onnx_predictor(self, cache: Path | None):  # noqa: ANN202 - models.onnx_export.OnnxPredictor
+    def _onnx_predictor(self, cache: Path | None):  # models.onnx_export.OnnxPredictor
         """The bundle's ONNX export from the cache, verified by hash; rebuilt when missing or corrupt.
 
         Each cached file has a ``.sha256`` beside it, written after the export passed its parity

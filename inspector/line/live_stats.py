@@ -32,6 +32,10 @@ class StatsSnapshot:
     reconnects: int
     archived: int
     latency_ms: dict[str, dict[str, float]] = field(default_factory=dict)
+    # CPU seconds the whole line process spent since the counters started (every thread: capture,
+    # inference, archive, ledger writes — and the app's screens when the line runs in the app).
+    # The shift report's cost per part is this over the parts judged.
+    cpu_s: float = 0.0
 
     @property
     def dropped(self) -> int:
@@ -61,6 +65,7 @@ class StatsSnapshot:
             "archived": self.archived,
             "yield_pct": None if self.yield_pct is None else round(self.yield_pct, 2),
             "latency_ms": self.latency_ms,
+            "cpu_s": round(self.cpu_s, 3),
         }
 
 
@@ -74,6 +79,7 @@ class LiveStats:
         """Start a new shift's counters (the line keeps running)."""
         with self._lock:
             self.started = time.perf_counter()
+            self.cpu_started = time.process_time()
             self.entered = 0
             self.verdicts: Counter[str] = Counter()
             self.drops: Counter[str] = Counter()
@@ -148,6 +154,7 @@ class LiveStats:
                 reconnects=self.reconnects,
                 archived=self.archived,
                 latency_ms=latency,
+                cpu_s=time.process_time() - self.cpu_started,
             )
 
 

@@ -238,7 +238,7 @@ class Pipeline:
         if self.ledger is not None:
             try:
                 self.ledger.add_event(kind, message, level, self.run_id, self.station_id)
-            except Exception as exc:  # noqa: BLE001 - an event must never stop the line
+            except Exception as exc:  # an event must never stop the line
                 log.warning("event not logged: %s", exc)
         for listener in self.on_event:
             listener(item)
@@ -251,7 +251,7 @@ class Pipeline:
     def _capture_loop(self) -> None:
         try:
             self._capture()
-        except Exception as exc:  # noqa: BLE001 - a broken source ends the run with an alarm, not a hang
+        except Exception as exc:  # a broken source ends the run with an alarm, not a hang
             self.error = f"{self.source.name}: {exc}"
             self.event("alarm", "source_failed", self.error)
         finally:
@@ -309,7 +309,7 @@ class Pipeline:
                 return False
             try:
                 self.source.open()
-            except Exception as exc:  # noqa: BLE001 - keep trying whatever the driver says
+            except Exception as exc:  # keep trying whatever the driver says
                 delay = min(delay * 2, self.config.reconnect_max_s)
                 log.info("reconnect failed (%s); next try in %.1f s", exc, delay)
                 continue
@@ -334,7 +334,7 @@ class Pipeline:
             try:
                 out = self.engine.infer([f.image for f in batch], self.config.track_maps)
                 error = None
-            except Exception as exc:  # noqa: BLE001 - one bad batch is an ERROR verdict, not a stopped line
+            except Exception as exc:  # one bad batch is an ERROR verdict, not a stopped line
                 out, error = None, f"{type(exc).__name__}: {exc}".splitlines()[0]
             done = time.perf_counter()
             for i, frame in enumerate(batch):
@@ -365,7 +365,7 @@ class Pipeline:
                 for listener in self.on_outcome:
                     try:
                         listener(outcome)
-                    except Exception as exc:  # noqa: BLE001 - a display problem must not stop the line
+                    except Exception as exc:  # a display problem must not stop the line
                         log.warning("outcome listener failed: %s", exc)
                 self._to_archive.put(outcome)
         self._to_archive.put(_END)
@@ -382,7 +382,7 @@ class Pipeline:
                     outcome.image_ref, alarm = self.archive.store(
                         outcome.frame.image, outcome.decision.verdict.value
                     )
-                except Exception as exc:  # noqa: BLE001 - archiving is best effort; results are not
+                except Exception as exc:  # archiving is best effort; results are not
                     outcome.image_ref, alarm = None, f"image archive failed: {exc}"
                 if alarm:
                     self.event("alarm", "archive_paused", alarm)
@@ -425,7 +425,7 @@ class Pipeline:
                 try:
                     self.ledger.add_results(records)
                     break
-                except Exception as exc:  # noqa: BLE001 - keep the rows and retry; never lose a result
+                except Exception as exc:  # keep the rows and retry; never lose a result
                     self.event("alarm", "ledger_error", f"results not written yet ({exc}); retrying")
                     time.sleep(delay)
                     delay = min(delay * 2, 5.0)

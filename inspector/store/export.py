@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import csv
+import errno
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
@@ -12,6 +12,7 @@ from typing import Any, TextIO
 from sqlalchemy import Connection, Select, select
 
 from inspector.store.schema import Result, Run
+from models.files import atomic_write
 
 PAGE = 5000
 COLUMNS = (
@@ -75,15 +76,17 @@ def write_csv(connection: Connection, where: Select, target: Path | TextIO) -> i
     classes, last = _classes(connection, where)
     header = [*COLUMNS, *(f"prob_{name}" for name in classes)]
     if isinstance(target, (str, Path)):
-        path = Path(target)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
+        folder = Path(target).parent
+        if not folder.is_dir():  # a mistyped folder is reported, never created
+            raise FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), str(folder))
+        count = 0
+
+        def write(tmp: Path) -> None:
+            nonlocal count
+            with tmp.open("w", newline="", encoding="utf-8") as handle:
                 count = _write(handle, header, connection, where, classes, last)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+
+        atomic_write(target, write)  # fsynced; never replaces a folder, FIFO or device
         return count
     return _write(target, header, connection, where, classes, last)
 

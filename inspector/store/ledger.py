@@ -25,6 +25,7 @@ from inspector.store.errors import LedgerError
 from inspector.store.export import write_csv
 from inspector.store.records import EVENT_LEVELS, VERDICTS, ResultFilter, ResultRecord
 from inspector.store.schema import Event, ModelVersion, Result, Review, Run, Station
+from inspector.store.summary import LedgerSummary, summarize
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -80,7 +81,12 @@ class Ledger:
         self.close()
 
     def __repr__(self) -> str:
-        return f"Ledger({database.describe(self._engine.url)!r})"
+        return f"Ledger({self.where!r})"
+
+    @property
+    def where(self) -> str:
+        """The database as a person may see it (no password)."""
+        return database.describe(self._engine.url)
 
     def close(self) -> None:
         """Release connections; on SQLite, let it refresh its planner statistics first."""
@@ -261,6 +267,9 @@ class Ledger:
         # the results indexes, never from the (small) runs table.
         if filt.lot is not None:
             stmt = stmt.where(Result.run_id.in_(select(Run.id).where(Run.lot == filt.lot)))
+        if filt.station is not None:
+            at_station = select(Run.id).join(Station, Station.id == Run.station_id)
+            stmt = stmt.where(Result.run_id.in_(at_station.where(Station.name == filt.station)))
         if filt.model_version_id is not None:
             stmt = stmt.where(
                 Result.run_id.in_(select(Run.id).where(Run.model_version_id == filt.model_version_id))
@@ -414,6 +423,15 @@ class Ledger:
         )
         with self._reading() as session:
             return [dict(row._mapping) for row in session.execute(stmt)]
+
+    @_guarded
+    def summary(self, filt: ResultFilter) -> LedgerSummary:
+        """Counts, trend buckets, latencies, runs and model versions of the filtered results (for the
+        shift/lot report), in one read transaction so the numbers agree with each other."""
+        with self._engine.connect() as connection:
+            with connection.begin():
+                since, until = (None if t is None else _utc(t) for t in (filt.since, filt.until))
+                return summarize(connection, self._filtered(select(Result.id), filt), since, until)
 
     # -- export -------------------------------------------------------------------------------
 

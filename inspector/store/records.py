@@ -45,3 +45,4 @@ class ResultFilter:
     run_id: int | None = None
     lot: str | None = None
     model_version_id: int | None = None
+    station: str | None = None

@@ -200,7 +200,7 @@ def _preview_samples(station: Station) -> list[np.ndarray]:
     for path in order[: 4 * PREVIEW_IMAGES]:
         try:
             images.append(fit_within(to_uint8(read_image(path)), 256))
-        except Exception:  # noqa: BLE001 - an unreadable file only costs one preview tile
+        except Exception:  # an unreadable file only costs one preview tile
             continue
         if len(images) == PREVIEW_IMAGES:
             break
@@ -276,7 +276,7 @@ def measure_speed(
 
     from models.bundle import load_bundle
     from models.flops import count_gmacs, count_params
-    from models.latency import sample_calls, summarise
+    from models.latency import interleaved_rounds, sample_calls, summarise
 
     rounds = 3
     nets = {"before": load_bundle(base).net, "after": load_bundle(bundle).net}
@@ -294,10 +294,7 @@ def measure_speed(
         calls[key] = call
         figures[key] = {"gmacs": count_gmacs(net, spec.img_size, spec.in_chans), "params": count_params(net)}
         sample_calls(call, runs=0, warmup=5)
-    samples: dict[str, list[float]] = {key: [] for key in nets}
-    for _ in range(rounds):
-        for key, call in calls.items():
-            samples[key] += sample_calls(call, runs=max(1, runs // rounds), warmup=1)
+    samples = interleaved_rounds(calls, rounds, max(1, runs // rounds), warmup=1)
     for key, values in samples.items():
         stats = summarise(values)
         figures[key].update(p50=stats.p50_ms, p95=stats.p95_ms)

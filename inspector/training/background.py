@@ -230,13 +230,13 @@ def _job_main(
         result = fn(*args, **kwargs, task=context)
     except JOB_ERRORS as exc:
         channel.put(("failed", one_line(exc)))
-    except BaseException as exc:  # noqa: BLE001 - a bug still becomes a message, never a dead wizard
+    except BaseException as exc:  # a bug still becomes a message, never a dead wizard
         traceback.print_exc()
         channel.put(("failed", f"unexpected error: {type(exc).__name__}: {one_line(exc)}"))
     else:
         try:
             channel.put(("done", result))
-        except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+        except Exception as exc:  # e.g. a result that cannot be pickled
             channel.put(("failed", f"unexpected error: the result could not be sent back ({one_line(exc)})"))
     finally:
         channel.close()
@@ -507,7 +507,7 @@ class BackgroundJob:
     def _probe(self) -> int | None:
         try:
             return self.line()
-        except Exception:  # noqa: BLE001 - a line that is going away is no line
+        except Exception:  # a line that is going away is no line
             return None
 
     def _yield_to_line(self) -> None:
@@ -544,7 +544,7 @@ class BackgroundJob:
                 kind, value = self._channel.recv()
             except (EOFError, OSError):
                 break  # the process has ended (or was killed)
-            except Exception as exc:  # noqa: BLE001 - a message that cannot be unpickled
+            except Exception as exc:  # a message that cannot be unpickled
                 outcome = ("failed", f"unexpected error: a message from the job was unreadable ({exc})")
                 break
             if kind == "started":
@@ -574,7 +574,7 @@ class BackgroundJob:
         if self._on_finished is not None:
             try:
                 self._on_finished()
-            except Exception:  # noqa: BLE001 - the job has ended either way
+            except Exception:  # the job has ended either way
                 traceback.print_exc()
         self.finished.set()
 

@@ -25,7 +25,7 @@ from data.augment import apply, build_augmentation, default_train_augmentation
 from data.loading import LoadedImages
 from inspector.errors import InspectorError
 from inspector.training.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
-from inspector.training.metrics import classification_report
+from inspector.training.metrics import Metrics, classification_report
 from inspector.training.predict import predict_logits
 from models.convert import convert
 from models.errors import ModelError
@@ -166,7 +166,7 @@ def validate(
     images: LoadedImages,
     classes: list[str],
     transform: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> dict[str, Any]:
+) -> Metrics:
     """Classification report of ``net`` on loaded images (optionally corrupted by ``transform``)."""
     logits = predict_logits(net, prep, images.images, transform=transform)
     labels = np.array([classes.index(c) for c in images.labels])

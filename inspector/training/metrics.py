@@ -3,13 +3,72 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TypedDict
 
 import numpy as np
 from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
 
 
-def classification_report(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> dict[str, Any]:
+class ClassMetrics(TypedDict):
+    """One class's row of the report."""
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Metrics(TypedDict):
+    """A classification report: what validation, model selection and before/after compare read.
+
+    A TypedDict, not a class: the report crosses process boundaries (background jobs) and is
+    written to ``eval.json`` as is, so it stays a plain dict at run time while its keys are
+    declared here once for readers and type checkers.
+    """
+
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassMetrics]
+    confusion: list[list[int]]
+    classes: list[str]
+    n: int
+
+
+class Score(TypedDict):
+    """Accuracy and macro-F1 alone (the robustness table's cells)."""
+
+    accuracy: float
+    macro_f1: float
+
+
+class Latency(TypedDict):
+    """Batch-1 latency of ``eval --json`` (PyTorch eager)."""
+
+    p50: float
+    p95: float
+    runs: int
+    batch: int
+    runtime: str
+
+
+class EvalReport(Metrics, total=False):
+    """``inspector eval --json`` (DESIGN §4): the metrics plus what was evaluated and its cost;
+    ``robustness`` only with ``--robustness``. The JSON file is exactly this dict."""
+
+    model: str
+    data: str
+    split: str
+    data_fingerprint: str
+    skipped_files: int
+    gmacs: float
+    params: int
+    merge: str
+    gmacs_ratio: float | None
+    latency_ms: Latency
+    robustness: dict[str, Score]
+
+
+def classification_report(labels: np.ndarray, predictions: np.ndarray, classes: list[str]) -> Metrics:
     """The metric fields of ``eval --json`` (DESIGN §4) for integer labels and predictions."""
     index = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(

@@ -27,6 +27,7 @@ from inspector.home import app_home
 from inspector.training.calibration import calibrate
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
 from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
+from inspector.training.metrics import EvalReport, Latency, Metrics, Score
 from inspector.training.predict import predict_logits
 from models.backbones import resolve_backbone
 from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, meta_for, save_bundle
@@ -320,9 +321,7 @@ def check_classes(bundle: Bundle, station: Station) -> None:
         )
 
 
-def evaluate_loaded(
-    bundle: Bundle, images: LoadedImages, transform: Callable | None = None
-) -> dict[str, Any]:
+def evaluate_loaded(bundle: Bundle, images: LoadedImages, transform: Callable | None = None) -> Metrics:
     """Metrics of ``bundle`` on already loaded images (optionally corrupted by ``transform``)."""
     return validate(bundle.net, bundle.meta.preprocessing, images, bundle.meta.classes, transform)
 
@@ -344,7 +343,7 @@ def evaluate_model(
     latency_runs: int = 50,
     progress: bool = True,
     log: Log = print,
-) -> dict[str, Any]:
+) -> EvalReport:
     """``inspector eval``: metrics on a split, cost figures, optional robustness table; JSON + PNG."""
     from data.augment import PRESETS, SEVERITIES, apply, build_augmentation
     from models.flops import count_gmacs, count_params
@@ -354,10 +353,11 @@ def evaluate_model(
     station = open_station(data, split_seed(bundle))
     check_classes(bundle, station)
     images = load_split(station, split, bundle.meta.preprocessing.channels, None, strict, log, progress)
-    report = evaluate_loaded(bundle, images)
+    metrics = evaluate_loaded(bundle, images)
     spec = bundle.meta.backbone
     latency = torch_latency(bundle.net, runs=latency_runs, warmup=10)
-    report.update(
+    report = EvalReport(
+        **metrics,
         model=str(model),
         data=str(data) if not isinstance(data, Station) else str(station.root),
         split=split,
@@ -367,24 +367,23 @@ def evaluate_model(
         params=count_params(bundle.net),
         merge=bundle.meta.merge_mode,
         gmacs_ratio=bundle.meta.gmacs_ratio,
-        latency_ms={
-            "p50": round(latency.p50_ms, 3),
-            "p95": round(latency.p95_ms, 3),
-            "runs": latency.runs,
-            "batch": 1,
-            "runtime": "pytorch",
-        },
+        latency_ms=Latency(
+            p50=round(latency.p50_ms, 3),
+            p95=round(latency.p95_ms, 3),
+            runs=latency.runs,
+            batch=1,
+            runtime="pytorch",
+        ),
     )
     if robustness:
-        table: dict[str, Any] = {"clean": {"accuracy": report["accuracy"], "macro_f1": report["macro_f1"]}}
+        table: dict[str, Score] = {"clean": Score(accuracy=report["accuracy"], macro_f1=report["macro_f1"])}
         for preset in PRESETS:
             for severity in SEVERITIES:
                 transform = build_augmentation([preset], severity, seed=severity)
                 result = evaluate_loaded(bundle, images, transform=lambda im, t=transform: apply(t, im))
-                table[f"{preset}-{severity}"] = {
-                    "accuracy": result["accuracy"],
-                    "macro_f1": result["macro_f1"],
-                }
+                table[f"{preset}-{severity}"] = Score(
+                    accuracy=result["accuracy"], macro_f1=result["macro_f1"]
+                )
                 log(f"robustness {preset} severity {severity}: macro-F1 {result['macro_f1']:.3f}")
         report["robustness"] = table
     if json_path is not None:
@@ -392,7 +391,7 @@ def evaluate_model(
     return report
 
 
-def write_report(report: dict[str, Any], json_path: Path) -> Path:
+def write_report(report: EvalReport, json_path: Path) -> Path:
     """The JSON (atomically) and a confusion-matrix PNG beside it."""
     import json
 
@@ -410,8 +409,8 @@ def write_report(report: dict[str, Any], json_path: Path) -> Path:
 @dataclass
 class FinetuneSummary:
     bundle: Path
-    before: dict[str, Any]
-    after: dict[str, Any]
+    before: Metrics
+    after: Metrics
     seconds: float
     outcome: TrainOutcome
 

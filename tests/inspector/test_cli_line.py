@@ -88,7 +88,7 @@ def test_headless_demo_runs_the_simulated_station(tmp_path):
         from data.elpv import elpv_root
 
         elpv_root()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pytest.skip("elpv-dataset not installed")
     result = runner.invoke(
         app,

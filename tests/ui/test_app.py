@@ -12,7 +12,7 @@ def test_demo_window_opens_running_and_closing_keeps_every_result(qtbot, tmp_pat
         from data.elpv import elpv_root
 
         elpv_root()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pytest.skip("elpv-dataset not installed")
     from inspector.store import ResultFilter
     from ui.app import open_window

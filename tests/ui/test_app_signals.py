@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from inspector.store import Ledger, ResultFilter  # noqa: E402
+from inspector.store import Ledger, ResultFilter
 
 WAIT_S = 180
 APP = "import sys; from pathlib import Path; from ui.app import run_demo; run_demo(Path(sys.argv[1]))"
@@ -25,7 +25,7 @@ def elpv() -> None:
         from data.elpv import elpv_root
 
         elpv_root()
-    except Exception:  # noqa: BLE001
+    except Exception:
         pytest.skip("elpv-dataset not installed")
 
 
@@ -70,7 +70,7 @@ def _wait_for_results(app: subprocess.Popen, db: Path, count: int) -> int:
                     runs = [r for r in ledger.runs() if r["status"] == "running"]
                     if runs and ledger.count_results(ResultFilter(run_id=runs[0]["id"])) >= count:
                         return runs[0]["id"]
-            except Exception:  # noqa: BLE001 - the app may still be creating or migrating it
+            except Exception:  # the app may still be creating or migrating it
                 pass
         time.sleep(0.5)
     raise AssertionError("the demo line did not write results")

@@ -10,12 +10,12 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from inspector.registry import Registry  # noqa: E402
-from models.bundle import load_bundle, meta_for, save_bundle  # noqa: E402
-from models.network import InspectionNet  # noqa: E402
-from ui.context import AppContext  # noqa: E402
-from ui.finetune_view import FinetuneView  # noqa: E402
-from ui.finetune_wizard import FinetuneWizard  # noqa: E402
+from inspector.registry import Registry
+from models.bundle import load_bundle, meta_for, save_bundle
+from models.network import InspectionNet
+from ui.context import AppContext
+from ui.finetune import FinetuneWizard
+from ui.finetune_view import FinetuneView
 
 WAIT_MS = 180_000  # a job's own process starts slowly on a busy 2-core machine
 
@@ -153,7 +153,7 @@ def test_cancel_after_the_first_page_and_unknown_classes(qtbot, home, tmp_path):
 
 
 def test_time_budget_that_runs_out_at_once_is_reported(qtbot, home, tiny_station, monkeypatch):
-    from ui.finetune_wizard import RecipePage
+    from ui.finetune import RecipePage
 
     monkeypatch.setattr(RecipePage, "budget_seconds", property(lambda self: 1e-6))
     wizard = FinetuneWizard(AppContext(home))
@@ -238,7 +238,7 @@ def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, 
 
 def test_the_training_page_says_where_training_stands_behind_the_line():
     from inspector.training.background import YieldState
-    from ui.finetune_wizard import yield_text
+    from ui.finetune import yield_text
 
     def state(**changes) -> YieldState:
         values = dict(

@@ -6,9 +6,9 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-from inspector.store import ResultFilter  # noqa: E402
-from ui.context import AppContext  # noqa: E402
-from ui.live_view import LiveView  # noqa: E402
+from inspector.store import ResultFilter
+from ui.context import AppContext
+from ui.live_view import LiveView
 
 
 @pytest.fixture

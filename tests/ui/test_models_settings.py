@@ -9,14 +9,14 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtWidgets import QMessageBox  # noqa: E402
+from PySide6.QtWidgets import QMessageBox
 
-from inspector.registry import Registry  # noqa: E402
-from models.bundle import meta_for, save_bundle  # noqa: E402
-from models.network import InspectionNet  # noqa: E402
-from ui.context import AppContext  # noqa: E402
-from ui.models_view import ModelsView  # noqa: E402
-from ui.settings_view import SettingsView  # noqa: E402
+from inspector.registry import Registry
+from models.bundle import meta_for, save_bundle
+from models.network import InspectionNet
+from ui.context import AppContext
+from ui.models_view import ModelsView
+from ui.settings_view import SettingsView
 
 WAIT_MS = 180_000  # a job's own process starts slowly on a busy 2-core machine
 

@@ -10,10 +10,10 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from typer.testing import CliRunner  # noqa: E402
+from typer.testing import CliRunner
 
-from inspector.cli import app  # noqa: E402
-from ui import platform_check  # noqa: E402
+from inspector.cli import app
+from ui import platform_check
 
 pytestmark = pytest.mark.skipif(
     not sys.platform.startswith("linux") or shutil.which("ldd") is None, reason="Linux with ldd"

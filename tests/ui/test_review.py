@@ -12,17 +12,17 @@ import pytest
 
 pytest.importorskip("pytestqt")
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
-from ledger_support import record  # noqa: E402
-from PySide6.QtCore import Qt, QThreadPool, QTimer  # noqa: E402
+import cv2
+import numpy as np
+from ledger_support import record
+from PySide6.QtCore import Qt, QThreadPool, QTimer
 
-from data.station import load_station  # noqa: E402
-from inspector.errors import InspectorError  # noqa: E402
-from inspector.store import Ledger, ResultFilter, upgrade  # noqa: E402
-from inspector.store.station_export import export_station_dataset  # noqa: E402
-from ui.context import AppContext  # noqa: E402
-from ui.review_view import CAPTURED, PAGE, QA_LABEL, ReviewView  # noqa: E402
+from data.station import load_station
+from inspector.errors import InspectorError
+from inspector.store import Ledger, ResultFilter, upgrade
+from inspector.store.station_export import export_station_dataset
+from ui.context import AppContext
+from ui.review import CAPTURED, PAGE, QA_LABEL, ReviewView
 
 N_ROWS = 300
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
@@ -326,6 +326,19 @@ def test_csv_export_writes_the_filtered_results(qtbot, review, tmp_path):
     assert len(rows) == review.model.total
     assert {row["verdict"] for row in rows} == {"NG"}
     assert not [p for p in target.parent.iterdir() if p.name != "ng.csv"]  # no temp file left
+
+
+def test_report_of_the_filters_lot_is_written_by_a_background_job(qtbot, review, tmp_path):
+    _choose(review, review="Any review state", lot="L1")
+    _settle(qtbot, review)
+    assert review.report_window("filters").lot == "L1"
+    assert review.report_window("last").title.startswith("Shift ")
+    target = tmp_path / "reports" / "l1.pdf"
+    review.make_report("filters", target)
+    assert not review.report_button.isEnabled()
+    qtbot.waitUntil(lambda: review.report_button.isEnabled(), timeout=180_000)
+    assert "Report written" in review.last_message and "150 parts" in review.last_message
+    assert target.read_bytes().startswith(b"%PDF")
 
 
 def _review_images(url: str, ids: list[int]) -> None:

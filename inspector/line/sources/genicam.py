@@ -82,6 +82,6 @@ class GenICamSource(FrameSource):
         ):
             try:
                 step()
-            except Exception:  # noqa: BLE001 - closing a lost camera must never raise
+            except Exception:  # closing a lost camera must never raise
                 pass
         self.acquirer = self.harvester = None

@@ -64,7 +64,7 @@ def _flag(options: dict[str, str], key: str, default: bool) -> bool:
     return default if value is None else value.lower() not in ("0", "false", "no", "off")
 
 
-def _station(data: str, seed: int):  # noqa: ANN202 - data.station.Station
+def _station(data: str, seed: int):  # data.station.Station
     from data.elpv import load_elpv
     from data.station import load_station
 

@@ -1,0 +1,6 @@
+"""``python -m benchmarks.suite``."""
+
+from benchmarks.suite.cli import main
+
+if __name__ == "__main__":
+    main()

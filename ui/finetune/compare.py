@@ -1,0 +1,168 @@
+"""Page 5 of the fine-tune wizard: before / after on the station's held-out images, and speed."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWizardPage,
+)
+
+from ui.finetune.common import (
+    ERROR_COLOUR,
+    ERROR_STYLE,
+    GOOD_COLOUR,
+    GOOD_STYLE,
+    draw_confusion,
+    new_canvas,
+    set_status,
+)
+from ui.workers import Latest
+
+if TYPE_CHECKING:
+    from ui.finetune.wizard import FinetuneWizard
+
+
+class ComparePage(QWizardPage):
+    """5 · Before / after on the station's held-out test images, and what the model costs."""
+
+    def __init__(self, wiz: FinetuneWizard) -> None:
+        super().__init__()
+        self.wiz = wiz
+        self.setTitle("Before and after")
+        self.setSubTitle(
+            "Both models judged the station's held-out test images, which training never saw. Recall: "
+            "the share of each class's parts the model recognised."
+        )
+        self.speed: dict[str, dict[str, float]] | None = None
+        self._requests = Latest()  # a later request makes earlier answers stale
+        self.headline = QLabel("")
+        font = QFont(self.headline.font())
+        font.setPointSizeF(font.pointSizeF() * 1.25)
+        font.setBold(True)
+        self.headline.setFont(font)
+        self.headline.setWordWrap(True)
+        self.table = QTableWidget(0, 4)
+        self.table.setHorizontalHeaderLabels(["", "Before", "After", "Change"])
+        self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        self.table.verticalHeader().hide()
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        header = self.table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.speed_label = QLabel("Measuring speed …")
+        self.speed_label.setWordWrap(True)
+        self.canvas = new_canvas(8.0, 3.0)
+        left = QVBoxLayout()
+        left.addWidget(self.table, 1)
+        left.addWidget(self.speed_label)
+        body = QHBoxLayout()
+        body.addLayout(left, 2)
+        body.addWidget(self.canvas, 5)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.headline)
+        layout.addLayout(body, 1)
+
+    def initializePage(self) -> None:  # Qt's name
+        summary = self.wiz.train_page.summary
+        assert summary is not None
+        before, after = summary.before, summary.after
+        delta = after["macro_f1"] - before["macro_f1"]
+        verdict = "better" if delta > 0.005 else "worse" if delta < -0.005 else "about the same"
+        self.headline.setText(
+            f"Macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f} ({delta:+.3f}, {verdict}) "
+            f"on {after['n']} held-out images"
+        )
+        self.headline.setStyleSheet(GOOD_STYLE if delta > 0.005 else ERROR_STYLE if delta < -0.005 else "")
+        rows = [
+            ("Macro-F1", before["macro_f1"], after["macro_f1"]),
+            ("Accuracy", before["accuracy"], after["accuracy"]),
+        ]
+        for name in after["classes"]:
+            support = after["per_class"][name]["support"]
+            if support:
+                rows.append(
+                    (
+                        f"Recall {name} (n={support})",
+                        before["per_class"][name]["recall"],
+                        after["per_class"][name]["recall"],
+                    )
+                )
+        self.table.setRowCount(len(rows))
+        for row, (name, old, new) in enumerate(rows):
+            change = new - old
+            for column, text in enumerate((name, f"{old:.3f}", f"{new:.3f}", f"{change:+.3f}")):
+                item = QTableWidgetItem(text)
+                if column:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if column == 3 and abs(change) > 0.005:
+                    item.setForeground(QColor(GOOD_COLOUR if change > 0 else ERROR_COLOUR))
+                self.table.setItem(row, column, item)
+        self._draw(before, after)
+        self.speed = None
+        self.speed_label.setText("Measuring GMACs and latency of both models …")
+        request = self._requests.next()
+        staging = self.wiz.staging
+        assert staging is not None
+        self.wiz.run_job(
+            "inspector.training.adaptation:measure_speed",
+            self.wiz.station_page.base_model,
+            staging.bundle,
+            hold=staging.in_use(),
+            pause_for_line=False,  # a pause inside a timed call would read as latency
+            on_done=lambda figures: self._speed_done(request, figures),
+            on_failed=lambda message: self._speed_failed(request, message),
+        )
+
+    def _draw(self, before: dict[str, Any], after: dict[str, Any]) -> None:
+        figure = self.canvas.figure
+        figure.clear()
+        classes = after["classes"]
+        bars, conf_before, conf_after = figure.subplots(1, 3, width_ratios=[1.3, 1, 1])
+        x = np.arange(len(classes))
+        width = 0.38
+        old = [before["per_class"][c]["recall"] for c in classes]
+        new = [after["per_class"][c]["recall"] for c in classes]
+        bars.bar(x - width / 2, old, width, label="before", color="#9aa5b1")
+        bars.bar(x + width / 2, new, width, label="after", color="#1f77b4")
+        bars.set_xticks(x, classes, rotation=30, ha="right")
+        bars.set_ylim(0, 1.18)
+        bars.set_yticks([0, 0.2, 0.4, 0.6, 0.8, 1.0])
+        bars.set_title("Recall per class")
+        bars.legend(loc="upper center", ncol=2, fontsize="small", frameon=False)
+        bars.grid(True, axis="y", alpha=0.3)
+        draw_confusion(conf_before, before["confusion"], classes, "Before (base)")
+        draw_confusion(conf_after, after["confusion"], classes, "After (fine-tuned)")
+        self.canvas.draw_idle()
+
+    def _speed_done(self, request: int, figures: dict[str, dict[str, float]]) -> None:
+        if not self._requests.is_current(request):
+            return
+        self.speed = figures
+        old, new = figures["before"], figures["after"]
+        ratio = new["p50"] / old["p50"] if old["p50"] else float("nan")
+        where = "this computer"
+        if self.wiz.context.line_overruns() is not None:
+            where = "this computer, below the running line: slower than on a quiet PC"
+        self.speed_label.setText(
+            f"<b>Speed</b> (batch 1, PyTorch, {where})<br>"
+            f"Compute: {old['gmacs']:.3f} → {new['gmacs']:.3f} GMACs<br>"
+            f"Latency p50: {old['p50']:.1f} → {new['p50']:.1f} ms (×{ratio:.2f}), "
+            f"p95 {new['p95']:.1f} ms<br>Parameters: {new['params'] / 1e6:.2f} M"
+        )
+
+    def _speed_failed(self, request: int, message: str) -> None:
+        if self._requests.is_current(request):
+            self.speed = {}
+            set_status(self.speed_label, f"Speed not measured: {message}", ERROR_STYLE)

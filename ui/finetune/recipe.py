@@ -1,0 +1,104 @@
+"""Page 3 of the fine-tune wizard: what may change in the model, and for how long."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import TYPE_CHECKING
+
+from PySide6.QtWidgets import (
+    QButtonGroup,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWizardPage,
+)
+
+from inspector.training.loop import Recipe
+from inspector.training.workflows import FINETUNE_RECIPE
+from ui.finetune.common import TRAINABLE_TEXT, hint_label
+
+if TYPE_CHECKING:
+    from ui.finetune.wizard import FinetuneWizard
+
+
+class RecipePage(QWizardPage):
+    """3 · What may change in the model, and for how long."""
+
+    def __init__(self, wiz: FinetuneWizard) -> None:
+        super().__init__()
+        self.wiz = wiz
+        self.setTitle("What trains")
+        self.setSubTitle(
+            "Everything else in the model stays frozen. The best epoch on the station's validation "
+            "images is kept — and if no epoch beats the base model there, the base weights are kept."
+        )
+        self.group = QButtonGroup(self)
+        self.radios: dict[str, QRadioButton] = {}
+        which = QGroupBox("Trainable parts")
+        which_layout = QVBoxLayout(which)
+        for key, title, text in TRAINABLE_TEXT:
+            radio = QRadioButton(title)
+            self.radios[key] = radio
+            self.group.addButton(radio)
+            which_layout.addWidget(radio)
+            hint = hint_label(text)
+            hint.setContentsMargins(24, 0, 0, 6)
+            which_layout.addWidget(hint)
+        self.radios[FINETUNE_RECIPE.trainable].setChecked(True)
+        self.model_note = hint_label("")
+        which_layout.addWidget(self.model_note)
+
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 500)
+        self.epochs.setValue(FINETUNE_RECIPE.epochs)
+        self.epochs.setSuffix(" epochs")
+        self.budget = QSpinBox()
+        self.budget.setRange(0, 24 * 60)
+        self.budget.setValue(30)
+        self.budget.setSuffix(" min")
+        self.budget.setSpecialValueText("no limit")
+        how = QGroupBox("How long")
+        form = QFormLayout(how)
+        form.addRow("Epochs", self.epochs)
+        form.addRow("Time budget", self.budget)
+        form.addRow(
+            hint_label(
+                "When the budget runs out, training stops after the current step and keeps its best "
+                "epoch so far. One epoch is one pass over the station's training images."
+            )
+        )
+        self.estimate = hint_label("")
+        form.addRow(self.estimate)
+        layout = QHBoxLayout(self)
+        layout.addWidget(which, 3)
+        layout.addWidget(how, 2)
+
+    def initializePage(self) -> None:  # Qt's name
+        check = self.wiz.station_page.result
+        has_merge = check is not None and check.meta.merge_mode != "none"
+        for key in ("merge", "merge+norm"):
+            self.radios[key].setEnabled(has_merge)
+        if not has_merge:
+            self.radios["merge+head"].setChecked(True)
+            self.model_note.setText(
+                "This base model has no merge modules (merge mode none): only the head and norms can adapt."
+            )
+        else:
+            self.model_note.setText(f"Base model: {check.meta.merge_mode.upper()} merging." if check else "")
+        if check is not None:
+            train = sum(check.counts["train"].values())
+            self.estimate.setText(f"{train} training images, {check.meta.preprocessing.size} px input.")
+
+    @property
+    def trainable(self) -> str:
+        return next(key for key, radio in self.radios.items() if radio.isChecked())
+
+    @property
+    def budget_seconds(self) -> float | None:
+        return self.budget.value() * 60.0 or None
+
+    def recipe(self) -> Recipe:
+        return replace(FINETUNE_RECIPE, epochs=self.epochs.value(), trainable=self.trainable)
