@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.slow  # trains the quick profile's tiny models and times them
 def test_quick_profile_runs_caches_and_reports(tmp_path, monkeypatch, capsys):
     monkeypatch.syspath_prepend(str(ROOT))  # benchmarks/ is not an installed package
     from benchmarks.suite import PROFILES, Suite, main, variants

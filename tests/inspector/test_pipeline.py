@@ -43,6 +43,14 @@ def _accounted(pipeline, ledger=None):
     return snap
 
 
+def _wait_for(condition, timeout_s: float = 120.0) -> None:
+    """Poll ``condition`` until it holds (the test waits for a state, never for a guessed time)."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, "timed out waiting for the pipeline"
+        time.sleep(0.01)
+
+
 def test_folder_run_writes_one_row_per_frame_and_counts_corrupt_files(tiny_station, ledger, engine, tmp_path):
     (tiny_station / "ok" / "zz_truncated.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 30)
     archive = ImageArchive(tmp_path / "archive", ArchivePolicy(ok_every=1))
@@ -97,7 +105,7 @@ def test_stop_flushes_what_is_queued(tiny_station, ledger, engine):
         FolderSource(tiny_station, fps=200, loop=True), engine, ledger, config=PipelineConfig(queue_size=64)
     )
     pipeline.start()
-    time.sleep(1.0)
+    _wait_for(lambda: pipeline.stats.snapshot().entered >= 20)  # frames in flight, not a fixed sleep
     pipeline.stop()
     assert pipeline.wait(30)
     snap = _accounted(pipeline, ledger)

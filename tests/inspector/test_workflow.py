@@ -15,6 +15,7 @@ from inspector.training.workflows import evaluate_model, finetune_model, train_m
 from models.bundle import load_bundle
 
 QUIET = {"progress": False, "log": lambda line: None}
+pytestmark = pytest.mark.slow  # trains and fine-tunes real (tiny) models
 
 
 @pytest.fixture(scope="module")

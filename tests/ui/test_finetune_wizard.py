@@ -17,6 +17,7 @@ from ui.context import AppContext
 from ui.finetune import FinetuneWizard
 from ui.finetune_view import FinetuneView
 
+pytestmark = pytest.mark.slow  # every test runs training jobs in their own processes
 WAIT_MS = 180_000  # a job's own process starts slowly on a busy 2-core machine
 
 
