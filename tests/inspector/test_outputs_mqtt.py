@@ -14,6 +14,8 @@ from inspector.line.build import LineRequest, build_pipeline
 from inspector.line.outputs import BUFFERING, CONNECTED
 from inspector.store import Ledger, ResultFilter
 
+pytestmark = pytest.mark.slow  # a 300-frame run with the broker killed, and a second process
+
 
 @pytest.fixture
 def broker(tmp_path):
