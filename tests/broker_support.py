@@ -34,7 +34,7 @@ def mosquitto_binary() -> str:
     return found
 
 
-def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:  # noqa: ANN001
+def wait_until(condition, timeout: float = 60.0, what: str = "condition") -> None:
     """Poll ``condition`` until true; fail (not a timing assertion: a generous guard) otherwise."""
     deadline = time.monotonic() + timeout
     while not condition():
@@ -106,13 +106,13 @@ class Subscriber:
         self.client.reconnect_delay_set(0.05, 0.2)
         self.topic = topic
 
-        def on_connect(client, userdata, flags, reason_code, properties):  # noqa: ANN001
+        def on_connect(client, userdata, flags, reason_code, properties):
             client.subscribe(topic, qos=1)
 
-        def on_subscribe(client, userdata, mid, reason_codes, properties):  # noqa: ANN001
+        def on_subscribe(client, userdata, mid, reason_codes, properties):
             self.subscribed.set()
 
-        def on_message(client, userdata, message):  # noqa: ANN001
+        def on_message(client, userdata, message):
             with self.lock:
                 self.messages.append((message.topic, json.loads(message.payload), bool(message.retain)))
 

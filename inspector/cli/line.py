@@ -47,7 +47,7 @@ def db_url(db: str | None, home: Path) -> str:
     return ledger_url(db, home, load_settings(home))
 
 
-def _status_table(pipeline) -> Table:  # noqa: ANN001 - inspector.line.pipeline.Pipeline, imported lazily
+def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, imported lazily
     snap = pipeline.stats.snapshot()
     table = Table(title=f"{pipeline.source.name}", title_justify="left", show_header=True, box=None)
     for column in ("fps", "frames", "OK", "NG", "UNSURE", "ERROR", "yield", "drops", "overruns", "p95 ms"):
@@ -65,7 +65,7 @@ def _status_table(pipeline) -> Table:  # noqa: ANN001 - inspector.line.pipeline.
     return table
 
 
-def _summary(pipeline, url: str) -> None:  # noqa: ANN001
+def _summary(pipeline, url: str) -> None:
     snap = pipeline.stats.snapshot()
     table = Table(title="run summary", title_justify="left", show_header=False, box=None)
     table.add_row("run", f"{pipeline.run_id} on {pipeline.source.name}")
@@ -96,7 +96,7 @@ def _summary(pipeline, url: str) -> None:  # noqa: ANN001
             err.print(f"[yellow]{event.level}:[/] {event.message}", highlight=False)
 
 
-def run_line(pipeline, url: str, on_tick=None) -> None:  # noqa: ANN001
+def run_line(pipeline, url: str, on_tick=None) -> None:
     """Run until the source ends, ``--frames`` is reached, Ctrl-C or SIGTERM; status on stderr."""
     previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     engine = pipeline.engine
@@ -132,7 +132,7 @@ def run_line(pipeline, url: str, on_tick=None) -> None:  # noqa: ANN001
     _summary(pipeline, url)
 
 
-def _build_pipeline(**fields):  # noqa: ANN003, ANN202 - LineRequest fields; imported lazily for a fast --help
+def _build_pipeline(**fields):  # LineRequest fields; imported lazily for a fast --help
     from inspector.line.build import LineRequest, build_pipeline, ledger_url
     from inspector.settings import load_settings
 

@@ -102,6 +102,7 @@ def test_the_spool_keeps_order_across_a_restart_and_cuts_a_torn_line(tmp_path):
         spool.append(json.dumps({"i": i}).encode())
     spool.ack_through(3)
     spool.sync(force=True)
+    spool._lock_handle.close()  # the process died: the kernel drops its lock, no close() ran
     # A crash mid-append: half a line at the end of the segment.
     segment = next(tmp_path.glob("seg-*.log"))
     with segment.open("ab") as handle:
@@ -116,6 +117,7 @@ def test_the_spool_is_bounded_and_drops_acknowledged_segments(tmp_path, monkeypa
     from inspector.line.outputs import spool as spool_module
 
     monkeypatch.setattr(spool_module, "SEGMENT_MESSAGES", 10)
+    monkeypatch.setattr(spool_module, "SYNC_EVERY_S", 0.0)
     spool = DiskSpool(tmp_path, max_messages=25)
     for _ in range(25):
         spool.append(b"{}")
@@ -181,3 +183,13 @@ def test_output_set_drop_reports_are_throttled():
     outputs.report_drops(3600.0)
     assert len([e for e in events if e[1] == "output_dropped"]) == 1
     time.sleep(0)  # (no timing involved: the second report is suppressed by its interval)
+
+
+def test_one_spool_one_process(tmp_path):
+    from inspector.line.outputs.spool import SpoolBusy
+
+    first = DiskSpool(tmp_path)
+    with pytest.raises(SpoolBusy, match="in use by another running line"):
+        DiskSpool(tmp_path)
+    first.close()
+    DiskSpool(tmp_path).close()

@@ -13,7 +13,7 @@ from inspector.line.outputs import CONNECTED, FAILING
 from inspector.store import ResultFilter
 
 
-def _u32(registers, at):  # noqa: ANN001, ANN202
+def _u32(registers, at):
     return (registers[at] << 16) | registers[at + 1]
 
 

@@ -50,7 +50,7 @@ async def _read(url: str, user: str | None = None, password: str | None = None) 
         return values
 
 
-def _line(tmp_path, outputs, source="sim?fps=0", frames=40):  # noqa: ANN001, ANN202
+def _line(tmp_path, outputs, source="sim?fps=0", frames=40):
     request = LineRequest(
         source=source,
         home=tmp_path / "home",

@@ -72,7 +72,7 @@ class OutputSet:
     def __bool__(self) -> bool:
         return bool(self.outputs)
 
-    def __iter__(self):  # noqa: ANN204
+    def __iter__(self):
         return iter(self.outputs)
 
     def start(self, line: LineInfo, event: EventSink | None = None) -> None:
@@ -80,7 +80,7 @@ class OutputSet:
         for output in self.outputs:
             try:
                 output.start(line, self._health_changed)
-            except Exception as exc:  # noqa: BLE001 - an output that cannot start is an alarm, not a stop
+            except Exception as exc:  # an output that cannot start is an alarm, not a stop
                 log.warning("%s did not start: %s", output.name, exc)
                 output._update(
                     state=FAILING, detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -98,7 +98,7 @@ class OutputSet:
             if output.feed == feed:
                 try:
                     output.submit(part)
-                except Exception as exc:  # noqa: BLE001 - never the line's problem
+                except Exception as exc:  # never the line's problem
                     output._count("dropped")
                     log.warning("%s: part %s not handed over: %s", output.name, part.part, exc)
 
@@ -109,7 +109,7 @@ class OutputSet:
         for output in self.outputs:
             try:
                 output.close(timeout)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.warning("%s did not close cleanly: %s", output.name, exc)
         self.report_drops(0.0)
 

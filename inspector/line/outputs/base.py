@@ -130,7 +130,7 @@ class Output:
         if new.state != old.state and self._listener is not None:
             try:
                 self._listener(self, old, new)
-            except Exception as exc:  # noqa: BLE001 - reporting must not kill the output
+            except Exception as exc:  # reporting must not kill the output
                 log.warning("%s: health listener failed: %s", self.name, exc)
 
     def _count(self, name: str, n: int = 1) -> None:
@@ -167,7 +167,7 @@ class ThreadedOutput(Output):
     def _thread_main(self) -> None:
         try:
             self.serve()
-        except Exception as exc:  # noqa: BLE001 - a broken output is counted, never the line's end
+        except Exception as exc:  # a broken output is counted, never the line's end
             log.warning("%s stopped: %s", self.name, exc, exc_info=True)
             self._update(state=FAILING, detail=_one_line(exc))
             while True:  # what still comes is lost to this output: count it

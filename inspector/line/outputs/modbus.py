@@ -86,11 +86,11 @@ class ModbusOutput(ThreadedOutput):
         self._wake: asyncio.Event | None = None
         self._plc_released = False
 
-    def start(self, line: LineInfo, listener=None) -> None:  # noqa: ANN001
+    def start(self, line: LineInfo, listener=None) -> None:
         self.classes = line.classes
         super().start(line, listener)
 
-    def _put(self, item) -> None:  # noqa: ANN001
+    def _put(self, item) -> None:
         super()._put(item)
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
@@ -232,7 +232,7 @@ class ModbusOutput(ThreadedOutput):
 
     _writing = False
 
-    async def _action(self, function_code, start_address, address, count, registers, set_values):  # noqa: ANN001, ANN202
+    async def _action(self, function_code, start_address, address, count, registers, set_values):
         """Refuse the PLC's writes, except the handshake's 0 on the reject coil."""
         from pymodbus.constants import ExcCodes
 

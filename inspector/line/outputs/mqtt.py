@@ -47,7 +47,7 @@ DEFAULT_SPOOL_MAX = 100_000
 BACKOFF_MAX_S = 10.0
 
 
-def _iso(moment) -> str | None:  # noqa: ANN001 - datetime | None
+def _iso(moment) -> str | None:  # datetime | None
     return None if moment is None else moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
@@ -123,6 +123,9 @@ class MqttOutput(ThreadedOutput):
     def submit(self, part: PartReport) -> None:
         if self.line is None:
             return
+        if self._thread is not None and not self._thread.is_alive():
+            self._count("dropped")  # the output broke (a bug, logged): count what it misses
+            return
         try:
             self.spool.append(part_payload(part, self.line))
         except SpoolFull as exc:
@@ -138,6 +141,15 @@ class MqttOutput(ThreadedOutput):
     # -- the output's thread -------------------------------------------------------------------
 
     def serve(self) -> None:
+        try:
+            self._publish_loop()
+        finally:
+            try:
+                self._goodbye()
+            except Exception:  # whatever broke the loop may break the goodbye: keep the spool safe
+                self.spool.close()
+
+    def _publish_loop(self) -> None:
         backoff, next_try = 0.5, 0.0
         while True:
             item = self.next_item(0.0 if self.client is not None else 0.05)
@@ -165,7 +177,6 @@ class MqttOutput(ThreadedOutput):
                     self._publish_state()
             self.spool.sync()
             self._update(pending=self.spool.pending())
-        self._goodbye()
 
     def _done_stopping(self) -> bool:
         if self.deadline is not None and time.monotonic() >= self.deadline:
@@ -224,7 +235,7 @@ class MqttOutput(ThreadedOutput):
 
     # paho callbacks (run inside client.loop, on this thread)
 
-    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_connect(self, client, userdata, flags, reason_code, properties) -> None:
         if reason_code.is_failure:
             self._lost = f"broker refused the connection ({reason_code})"
             return
@@ -235,11 +246,11 @@ class MqttOutput(ThreadedOutput):
         self._state_dirty = self._state is not None
         self._update(state=CONNECTED, detail=f"{self.spec.host}:{self.spec.port}, topic {self.prefix}/…")
 
-    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_disconnect(self, client, userdata, flags, reason_code, properties) -> None:
         if self._lost is None:
             self._lost = f"connection lost ({reason_code})"
 
-    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:  # noqa: ANN001
+    def _on_publish(self, client, userdata, mid, reason_code, properties) -> None:
         if mid == self._state_mid:
             self._state_mid = None
             return
@@ -300,7 +311,7 @@ class MqttOutput(ThreadedOutput):
                 try:
                     self.client.disconnect()  # a clean goodbye: the broker drops the last will
                     self.client.loop(timeout=0.05)
-                except Exception:  # noqa: BLE001
+                except Exception:
                     pass
             self._drop_client(None)
         self.spool.close()

@@ -77,7 +77,7 @@ class OpcUaOutput(ThreadedOutput):
         self._wake: asyncio.Event | None = None
         self.clients = 0
 
-    def _put(self, item) -> None:  # noqa: ANN001
+    def _put(self, item) -> None:
         super()._put(item)
         loop, wake = self._loop, self._wake
         if loop is not None and wake is not None:
@@ -86,7 +86,7 @@ class OpcUaOutput(ThreadedOutput):
             except RuntimeError:
                 pass
 
-    def start(self, line: LineInfo, listener=None) -> None:  # noqa: ANN001
+    def start(self, line: LineInfo, listener=None) -> None:
         self.values["Station"] = line.station
         self.values["RunId"] = line.run_id or 0
         self.values["ModelVersion"] = f"{line.model_name}@{line.model_sha256[:12]}"
@@ -209,7 +209,7 @@ class _Users:
     def __init__(self, username: str | None, password: str | None) -> None:
         self.username, self.password = username, password
 
-    def get_user(self, iserver, username=None, password=None, certificate=None):  # noqa: ANN001, ANN201
+    def get_user(self, iserver, username=None, password=None, certificate=None):
         import hmac
 
         from asyncua.crypto.permission_rules import User, UserRole

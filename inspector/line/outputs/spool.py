@@ -8,7 +8,8 @@ the spool is opened again. ``acked`` is rewritten atomically; if our process die
 updated, the last messages are sent once more on restart (at-least-once, as MQTT QoS 1 is).
 
 Bounded: past ``max_messages`` unacknowledged messages, new ones are refused (and counted by the
-caller), the oldest are never overwritten.
+caller), the oldest are never overwritten. One process at a time: a second one opening the same
+spool (two lines with the same broker, prefix and station) is refused with :class:`SpoolBusy`.
 """
 
 from __future__ import annotations
@@ -27,10 +28,29 @@ class SpoolFull(Exception):
     pass
 
 
+class SpoolBusy(OSError):
+    pass
+
+
+def _lock(path: Path):  # an open file holding an exclusive lock, or None
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: no lock (one line per station is the rule there)
+        return None
+    handle = path.open("a+")
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise SpoolBusy(f"{path.parent}: in use by another running line") from None
+    return handle
+
+
 class DiskSpool:
     def __init__(self, folder: Path, max_messages: int = 100_000) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        self._lock_handle = _lock(self.folder / "lock")
         self.max_messages = max_messages
         self._lock = threading.Lock()
         self._pending: deque[tuple[int, bytes]] = deque()
@@ -184,3 +204,6 @@ class DiskSpool:
             if self._handle is not None:
                 self._handle.close()
                 self._handle = None
+            if self._lock_handle is not None:
+                self._lock_handle.close()
+                self._lock_handle = None
