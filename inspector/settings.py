@@ -37,15 +37,29 @@ class Settings:
     outputs: list[str] = field(default_factory=list)
     # Local clock times at which shifts begin (the shift report's --shift current / last).
     shift_starts: list[str] = field(default_factory=lambda: list(DEFAULT_SHIFT_STARTS))
+    # The offline roll-out gate: the station dataset whose held-out split candidates are scored on,
+    # and how much worse than the deployed model a candidate may be before the deploy is blocked.
+    gate_data: str = ""
+    gate_recall_drop: float = 0.02
+    gate_unsure_rise: float = 0.05
+    gate_latency_ratio: float = 1.25
 
     def validate(self) -> Settings:
         """Types first (a hand-edited file may say ``"db_url": 5`` or ``NaN``), then ranges."""
-        for name in ("db_url", "station", "operator", "source"):
+        for name in ("db_url", "station", "operator", "source", "gate_data"):
             if not isinstance(getattr(self, name), str):
                 raise InspectorError(f"{name} must be a text, got {getattr(self, name)!r}")
         if not _is_int(self.archive_ok_every):
             raise InspectorError(f"archive_ok_every must be a whole number, got {self.archive_ok_every!r}")
-        for name in ("archive_cap_gib", "unsure_below", "ood_energy_above", "cycle_budget_ms"):
+        for name in (
+            "archive_cap_gib",
+            "unsure_below",
+            "ood_energy_above",
+            "cycle_budget_ms",
+            "gate_recall_drop",
+            "gate_unsure_rise",
+            "gate_latency_ratio",
+        ):
             value = getattr(self, name)
             if (value is not None or name == "archive_cap_gib") and not _is_number(value):
                 raise InspectorError(f"{name} must be a finite number, got {value!r}")
@@ -62,6 +76,12 @@ class Settings:
         from inspector.line.outputs import check_output_urls
 
         check_output_urls(self.outputs)
+        if not (0 <= self.gate_recall_drop <= 1 and 0 <= self.gate_unsure_rise <= 1):
+            raise InspectorError("gate_recall_drop and gate_unsure_rise must be between 0 and 1")
+        if self.gate_latency_ratio < 1:
+            raise InspectorError(
+                "gate_latency_ratio must be 1 or more (1: no slower than the deployed model)"
+            )
         _check_shift_starts(self.shift_starts)
         return self
 

@@ -403,25 +403,6 @@ def models_list(home: HomeOption = None) -> None:
     console.print(table)
 
 
-@models_app.command("deploy")
-def models_deploy(
-    ref: Annotated[str, typer.Argument(help="A version (v3) or a bundle folder to register and deploy.")],
-    home: HomeOption = None,
-) -> None:
-    """Deploy a model version (atomic switch); a bundle folder is registered first."""
-    with user_errors():
-        version = _registry(home).deploy(ref)
-    console.print(f"deployed {version.id} ({version.source})")
-
-
-@models_app.command("rollback")
-def models_rollback(home: HomeOption = None) -> None:
-    """Undo the last deployment."""
-    with user_errors():
-        version = _registry(home).rollback()
-    console.print(f"rolled back: {version.id} is deployed again")
-
-
 @data_app.command("info")
 def data_info(
     data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
@@ -458,8 +439,12 @@ def _register_line_commands() -> None:
     app.add_typer(cli_line.results_app, name="results")
     app.add_typer(cli_line.db_app, name="db")
     from inspector.cli.report import report
+    from inspector.cli.rollout import models_audit, models_deploy, models_rollback
 
     app.command("report")(report)
+    models_app.command("deploy")(models_deploy)
+    models_app.command("rollback")(models_rollback)
+    models_app.command("audit")(models_audit)
 
 
 _register_line_commands()

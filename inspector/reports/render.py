@@ -80,7 +80,7 @@ def _header(fig: Figure, data: ReportInput, page: int) -> None:
     fig.text(0.94, 0.02, f"page {page} of 2", fontsize=7, color=MUTED, ha="right")
 
 
-def _table(ax, rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None, widths=None) -> None:  # noqa: ANN001
+def _table(ax, rows: list[tuple[str, ...]], header: tuple[str, ...] | None = None, widths=None) -> None:
     ax.axis("off")
     if not rows:
         ax.text(0, 0.5, "none", fontsize=9, color=MUTED)
@@ -99,7 +99,7 @@ def _table(ax, rows: list[tuple[str, ...]], header: tuple[str, ...] | None = Non
     table.scale(1, 1.35)
 
 
-def _trend(ax, summary: LedgerSummary) -> None:  # noqa: ANN001
+def _trend(ax, summary: LedgerSummary) -> None:
     starts = [b.start.astimezone() for b in summary.buckets]
     width = summary.bucket_minutes / 1440 * 0.9
     bottom = np.zeros(len(starts))
@@ -130,7 +130,7 @@ def _trend(ax, summary: LedgerSummary) -> None:  # noqa: ANN001
     )
 
 
-def _pareto(ax, summary: LedgerSummary) -> None:  # noqa: ANN001
+def _pareto(ax, summary: LedgerSummary) -> None:
     ax.set_title("Defect Pareto (NG parts by class)", fontsize=10, loc="left")
     items = summary.defects.most_common()
     if not items:
@@ -154,7 +154,7 @@ def _pareto(ax, summary: LedgerSummary) -> None:  # noqa: ANN001
     cumulative.set_ylabel("cumulative %")
 
 
-def _latency(ax, summary: LedgerSummary) -> None:  # noqa: ANN001
+def _latency(ax, summary: LedgerSummary) -> None:
     ax.set_title("Latency per stage (every part in the window)", fontsize=10, loc="left")
     stages = [(stage, values) for stage, values in summary.latency_ms.items() if len(values)]
     if not stages:

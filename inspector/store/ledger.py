@@ -387,11 +387,15 @@ class Ledger:
             )
 
     @_guarded
-    def events(self, limit: int = 100, run_id: int | None = None) -> list[dict]:
-        """Recent events, newest first."""
+    def events(
+        self, limit: int = 100, run_id: int | None = None, kinds: Sequence[str] = ()
+    ) -> list[dict]:
+        """Recent events, newest first (of these ``kinds`` only, when given)."""
         stmt = select(*Event.__table__.c).order_by(Event.at.desc(), Event.id.desc()).limit(limit)
         if run_id is not None:
             stmt = stmt.where(Event.run_id == run_id)
+        if kinds:
+            stmt = stmt.where(Event.kind.in_(kinds))
         with self._reading() as session:
             return [dict(row._mapping) for row in session.execute(stmt)]
 

@@ -57,8 +57,8 @@ def test_train_eval_finetune_deploy_via_cli(tiny_station, tmp_path):
     assert "before" in result.output and "after" in result.output
 
     for args in (
-        ["models", "deploy", str(model)],
-        ["models", "deploy", str(tmp_path / "f")],
+        ["models", "deploy", str(model), "--reason", "first model on this line"],
+        ["models", "deploy", str(tmp_path / "f"), "--reason", "fine-tuned on the station"],
         ["models", "rollback"],
     ):
         result = runner.invoke(app, [*args, "--home", str(home)])

@@ -1,0 +1,107 @@
+"""``inspector models deploy / rollback / audit``: the staged roll-out's gate and its audit trail."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from inspector.cli.common import HomeOption, console, progress, user_errors
+from inspector.cli.line import DbOption, db_url
+
+ByOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who makes the change (default: the settings' operator, else your login)."),
+]
+ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")]
+
+
+def _who(by: str | None, home: Path) -> str:
+    from inspector.rollout import who_default
+    from inspector.settings import load_settings
+
+    return by or load_settings(home).operator or who_default()
+
+
+def models_deploy(
+    ref: Annotated[str, typer.Argument(help="A version (v3) or a bundle folder to register and deploy.")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data",
+            help="The station's dataset: the offline gate scores the candidate and the deployed model on "
+            "its held-out split (default: settings gate_data).",
+        ),
+    ] = None,
+    override_gate: Annotated[
+        bool,
+        typer.Option("--override-gate", help="Deploy although the gate failed (needs --reason; audited)."),
+    ] = False,
+    by: ByOption = None,
+    reason: ReasonOption = "",
+    db: DbOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Gate, deploy (atomic switch) and audit a model version; a bundle folder is registered first.
+
+    The gate blocks a candidate whose per-class recall drops, UNSURE rate rises or latency grows
+    beyond the settings' margins, against the model the line runs now. Without held-out data the
+    gate cannot run and the deploy needs a --reason.
+    """
+    from inspector.home import app_home
+    from inspector.rollout import GateMargins, deploy
+    from inspector.settings import load_settings
+
+    with user_errors():
+        root = app_home(home)
+        settings = load_settings(root)
+        station = str(data) if data else (settings.gate_data or None)
+        margins = GateMargins(
+            settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio
+        )
+        version, _ = deploy(
+            root,
+            db_url(db, root),
+            ref,
+            who=_who(by, root),
+            reason=reason,
+            data=station,
+            margins=margins,
+            override=override_gate,
+            log=progress,
+        )
+    console.print(f"deployed {version.id} ({version.source})")
+
+
+def models_rollback(
+    by: ByOption = None, reason: ReasonOption = "", db: DbOption = None, home: HomeOption = None
+) -> None:
+    """Undo the last deployment (audited): the version deployed before it becomes current again."""
+    from inspector.home import app_home
+    from inspector.rollout import rollback
+
+    with user_errors():
+        root = app_home(home)
+        version = rollback(root, db_url(db, root), who=_who(by, root), reason=reason)
+    console.print(f"rolled back: {version.id} is deployed again")
+
+
+def models_audit(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many, newest first.")] = 50,
+    db: DbOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Every deploy and rollback with who, why and the gate's verdict, newest first."""
+    from inspector.home import app_home
+    from inspector.rollout import audit_trail
+
+    with user_errors():
+        root = app_home(home)
+        events = audit_trail(db_url(db, root), limit)
+    if not events:
+        console.print("no deploys or rollbacks recorded yet")
+    for event in events:
+        when = event["at"].astimezone()
+        line = f"{when:%Y-%m-%d %H:%M}  {event['kind']:<8} {event['message']}"
+        console.print(line, highlight=False, markup=False, soft_wrap=True)  # one event, one line

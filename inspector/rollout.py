@@ -1,0 +1,297 @@
+"""Staged roll-out: an offline gate before a version goes live, and an audit of every change.
+
+Before a version is deployed it is scored beside the model the line runs now, on the same held-out
+images of the station: per-class recall, the UNSURE rate each model's own thresholds give, and
+batch-1 latency (interleaved). A regression beyond the margins blocks the deploy unless someone
+overrides it with a reason. Every deploy and rollback, gated or not, is an event in the results
+ledger with who, why and the gate's numbers, so a plant sees who changed the line and when.
+"""
+
+from __future__ import annotations
+
+import getpass
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from inspector.errors import InspectorError
+from inspector.registry import Registry, Version, is_version_id
+from inspector.store import Ledger
+
+Log = Callable[[str], None]
+LATENCY_ROUNDS = 3
+AUDIT_KINDS = ("deploy", "rollback")
+
+
+class GateBlocked(InspectorError):
+    """The candidate regressed beyond the margins and nobody overrode the gate."""
+
+    def __init__(self, result: GateResult) -> None:
+        failed = "; ".join(check.text() for check in result.checks if not check.passed)
+        super().__init__(
+            f"{result.candidate.name} not deployed, the offline gate blocked it: {failed} "
+            "(deploy anyway with --override-gate and a --reason)"
+        )
+        self.result = result
+
+
+@dataclass(frozen=True)
+class GateMargins:
+    """How much worse than the deployed model a candidate may be (Settings → rollout gate)."""
+
+    recall_drop: float = 0.02  # per class, absolute
+    unsure_rise: float = 0.05  # share of the held-out parts, absolute
+    latency_ratio: float = 1.25  # candidate p50 over deployed p50
+
+
+@dataclass
+class ModelScore:
+    name: str
+    recall: dict[str, float]
+    unsure_rate: float
+    latency_ms: float
+    macro_f1: float
+    n: int
+
+
+@dataclass
+class GateCheck:
+    what: str
+    deployed: float
+    candidate: float
+    limit: float
+    higher_is_better: bool
+    unit: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return self.candidate >= self.limit if self.higher_is_better else self.candidate <= self.limit
+
+    def text(self) -> str:
+        bound = "≥" if self.higher_is_better else "≤"
+        return (
+            f"{self.what} {self.candidate:.3g}{self.unit} (deployed {self.deployed:.3g}{self.unit}, "
+            f"needs {bound} {self.limit:.3g}{self.unit})"
+        )
+
+
+@dataclass
+class GateResult:
+    candidate: ModelScore
+    deployed: ModelScore | None
+    data: str
+    checks: list[GateCheck] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def passed(self) -> bool:
+        return all(check.passed for check in self.checks)
+
+    def summary(self) -> str:
+        if self.deployed is None:
+            return f"gate: nothing to compare with ({self.note})"
+        verdict = "passed" if self.passed else "FAILED"
+        return f"gate {verdict} on {self.candidate.n} held-out images of {self.data}"
+
+
+def score_models(
+    paths: dict[str, Path], data: str, seed_from: Path, log: Log = print
+) -> tuple[dict[str, ModelScore], dict[str, str]]:
+    """Score each bundle on the same held-out split (the one ``seed_from`` did not train on).
+
+    Returns the scores and, for bundles that cannot be scored on this station (other classes), why.
+    """
+    from inspector.line.verdicts import Verdict, VerdictRules
+    from inspector.training.metrics import classification_report
+    from inspector.training.predict import energy, predict_logits, softmax
+    from inspector.training.workflows import check_classes, load_split, open_station, split_seed
+    from models.bundle import load_bundle
+    from models.latency import torch_latency
+
+    bundles = {name: load_bundle(path) for name, path in paths.items()}
+    station = open_station(data, split_seed(bundles[_name_of(paths, seed_from)]))
+    scores: dict[str, ModelScore] = {}
+    skipped: dict[str, str] = {}
+    usable = {}
+    for name, bundle in bundles.items():
+        try:
+            check_classes(bundle, station)
+        except InspectorError as exc:
+            skipped[name] = str(exc)
+            continue
+        usable[name] = bundle
+    latencies: dict[str, list[float]] = {name: [] for name in usable}
+    for _ in range(LATENCY_ROUNDS):  # interleaved: both models see the same machine load
+        for name, bundle in usable.items():
+            latencies[name].append(torch_latency(bundle.net, runs=10, warmup=3).p50_ms)
+    for name, bundle in usable.items():
+        meta = bundle.meta
+        images = load_split(station, "test", meta.preprocessing.channels, None, False, log, False)
+        logits = predict_logits(bundle.net, meta.preprocessing, images.images)
+        labels = np.array([meta.classes.index(c) for c in images.labels])
+        report = classification_report(labels, logits.argmax(1), meta.classes)
+        rules = VerdictRules.from_bundle(meta.classes, meta.normal_class, meta.thresholds)
+        probabilities, energies = softmax(logits), energy(logits)
+        unsure = sum(
+            rules.decide(p, float(e)).verdict == Verdict.UNSURE
+            for p, e in zip(probabilities, energies, strict=True)
+        )
+        present = set(images.labels)
+        scores[name] = ModelScore(
+            name=name,
+            recall={c: float(v["recall"]) for c, v in report["per_class"].items() if c in present},
+            unsure_rate=unsure / len(images.images),
+            latency_ms=statistics.median(latencies[name]),
+            macro_f1=float(report["macro_f1"]),
+            n=len(images.images),
+        )
+    return scores, skipped
+
+
+def _name_of(paths: dict[str, Path], path: Path) -> str:
+    return next(name for name, p in paths.items() if p == path)
+
+
+def compare(candidate: ModelScore, deployed: ModelScore, margins: GateMargins) -> list[GateCheck]:
+    """The gate's checks: recall of every class both models know, UNSURE rate, latency."""
+    checks = [
+        GateCheck(
+            f"recall {name}", deployed.recall[name], recall, deployed.recall[name] - margins.recall_drop, True
+        )
+        for name, recall in candidate.recall.items()
+        if name in deployed.recall
+    ]
+    checks.append(
+        GateCheck(
+            "UNSURE rate",
+            deployed.unsure_rate,
+            candidate.unsure_rate,
+            deployed.unsure_rate + margins.unsure_rise,
+            False,
+        )
+    )
+    checks.append(
+        GateCheck(
+            "latency p50",
+            deployed.latency_ms,
+            candidate.latency_ms,
+            deployed.latency_ms * margins.latency_ratio,
+            False,
+            " ms",
+        )
+    )
+    return checks
+
+
+def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = print) -> GateResult:
+    """Score the candidate ``ref`` (a registry version) against what the line runs now."""
+    from inspector.line.build import resolve_model
+
+    registry = Registry(home)
+    candidate_path = registry.path_of(ref)
+    live_path = resolve_model(None, home)
+    live = registry.deployed()
+    live_name = live.id if live else "demo model"
+    if live and live.id == ref:
+        raise InspectorError(f"{ref} is already deployed")
+    log(f"offline gate: scoring {ref} and {live_name} on the held-out images of {data}…")
+    paths = {ref: candidate_path, live_name: live_path}
+    scores, skipped = score_models(paths, data, candidate_path, log)
+    if ref in skipped:
+        raise InspectorError(f"{ref} cannot be judged on {data}: {skipped[ref]}")
+    result = GateResult(scores[ref], scores.get(live_name), data)
+    if result.deployed is None:
+        result.note = f"{live_name} cannot be scored on this station: {skipped.get(live_name, '')}"
+    else:
+        result.checks = compare(result.candidate, result.deployed, margins)
+    return result
+
+
+def who_default() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def deploy(
+    home: Path,
+    ledger_url: str,
+    ref: str,
+    *,
+    who: str,
+    reason: str,
+    data: str | None,
+    margins: GateMargins = GateMargins(),
+    override: bool = False,
+    log: Log = print,
+) -> tuple[Version, GateResult | None]:
+    """Gate, deploy and audit. Without held-out data the gate cannot run: say why it is skipped."""
+    registry = Registry(home)
+    if is_version_id(ref):
+        registry.path_of(ref)  # an unknown version is the first thing to say
+    elif not Path(ref).is_dir():
+        raise InspectorError(f"{ref}: neither a model version (v1, v2, ...) nor a bundle folder")
+    if not who.strip():
+        raise InspectorError("say who deploys (--by NAME)")
+    if (override or data is None) and not reason.strip():
+        raise InspectorError(
+            "deploying without the offline gate (no --data) or over it (--override-gate) needs a --reason"
+        )
+    with Ledger(ledger_url) as ledger:  # no deploy that cannot be audited: the ledger is checked first
+        if not is_version_id(ref):
+            ref = registry.add(Path(ref)).id  # a bundle folder: registered, then gated like any version
+        result = None
+        if data is not None:
+            result = run_gate(home, ref, data, margins, log)
+            log(result.summary())
+            for check in result.checks:
+                log(("  ok   " if check.passed else "  FAIL ") + check.text())
+            if not result.passed and not override:
+                ledger.add_event("deploy", f"{ref} blocked by the offline gate (asked by {who})", "warning")
+                raise GateBlocked(result)
+        previous = registry.deployed()
+        gate_text = "gate skipped (no held-out data)" if result is None else result.summary()
+        overridden = result is not None and not result.passed
+        if overridden:
+            gate_text += " — overridden"
+        message = (
+            f"{ref} deployed by {who} (was {previous.id if previous else 'the demo model'}); "
+            f"{gate_text}; reason: {reason or '–'}"
+        )
+        # The audit row goes first: a deploy that cannot be audited does not happen.
+        ledger.add_event("deploy", message, "warning" if overridden or result is None else "info")
+        try:
+            version = registry.deploy(ref)
+        except BaseException as exc:
+            ledger.add_event("deploy", f"{ref} NOT deployed after all: {exc}", "warning")
+            raise
+    return version, result
+
+
+def rollback(home: Path, ledger_url: str, *, who: str, reason: str) -> Version:
+    """Undo the last deployment (one action, no gate: the earlier model was live before) and audit it."""
+    if not who.strip():
+        raise InspectorError("say who rolls back (--by NAME)")
+    registry = Registry(home)
+    with Ledger(ledger_url) as ledger:
+        before = registry.deployed()
+        version = registry.rollback()  # refuses (changes nothing) when there is nothing to go back to
+        was = before.id if before else "?"
+        message = f"rolled back from {was} to {version.id} by {who}; reason: {reason or '–'}"
+        try:
+            ledger.add_event("rollback", message, "warning")
+        except BaseException:
+            if before is not None:  # unaudited: put the line back as it was
+                registry.deploy(before.id)
+            raise
+    return version
+
+
+def audit_trail(ledger_url: str, limit: int = 50) -> list[dict]:
+    """Deploys and rollbacks, newest first."""
+    with Ledger(ledger_url) as ledger:
+        return ledger.events(limit=limit, kinds=AUDIT_KINDS)

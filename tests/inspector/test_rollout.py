@@ -1,0 +1,131 @@
+"""Staged roll-out: the offline gate blocks a regression, an override needs a reason, and every
+deploy and rollback lands in the ledger's audit trail."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from inspector.cli import app
+from inspector.errors import InspectorError
+from inspector.registry import Registry
+from inspector.rollout import (
+    GateBlocked,
+    GateMargins,
+    ModelScore,
+    audit_trail,
+    compare,
+    deploy,
+    rollback,
+)
+from models.bundle import meta_for, save_bundle
+from models.network import InspectionNet
+
+CLASSES = ["ok", "scratch", "spot"]
+LOOSE_LATENCY = GateMargins(latency_ratio=1000.0)  # the gate's logic here, not this machine's noise
+runner = CliRunner()
+
+
+def _always(tmp_path, tiny_vit_spec, name: str, favourite: str):
+    """A bundle that answers ``favourite`` for every image, confidently (head weights zero)."""
+    net = InspectionNet(tiny_vit_spec, len(CLASSES), "none")
+    with torch.no_grad():
+        net.backbone.head.weight.zero_()
+        net.backbone.head.bias.copy_(torch.tensor([8.0 if c == favourite else 0.0 for c in CLASSES]))
+    meta = meta_for(net, CLASSES, normal_class="ok", thresholds={"unsure_below": 0.5})
+    return save_bundle(net, meta, tmp_path / name)
+
+
+@pytest.fixture
+def home(tmp_path, tiny_vit_spec):
+    """A registry with v1 (always ok, deployed), v2 (always spot: loses ok's recall), v3 (= v1)."""
+    root = tmp_path / "home"
+    registry = Registry(root)
+    for name, favourite in (("a", "ok"), ("b", "spot"), ("c", "ok")):
+        registry.add(_always(tmp_path, tiny_vit_spec, name, favourite))
+    registry.deploy("v1")
+    return root
+
+
+def _url(home) -> str:
+    return f"sqlite:///{home / 'inspector.db'}"
+
+
+def test_gate_blocks_a_regression_and_audits_the_attempt(home, tiny_station):
+    with pytest.raises(GateBlocked, match=r"recall ok 0 \(deployed 1") as blocked:
+        deploy(home, _url(home), "v2", who="ann", reason="", data=str(tiny_station), margins=LOOSE_LATENCY)
+    result = blocked.value.result
+    assert result.candidate.recall["spot"] == 1.0 and result.deployed.recall["ok"] == 1.0
+    assert not result.passed
+    assert Registry(home).deployed().id == "v1", "a blocked deploy changes nothing"
+    trail = audit_trail(_url(home))
+    assert len(trail) == 1 and "v2 blocked by the offline gate (asked by ann)" in trail[0]["message"]
+
+
+def test_override_needs_a_reason_and_is_audited_as_such(home, tiny_station):
+    arguments = dict(who="ann", data=str(tiny_station), margins=LOOSE_LATENCY, override=True)
+    with pytest.raises(InspectorError, match="needs a --reason"):
+        deploy(home, _url(home), "v2", reason=" ", **arguments)
+    version, result = deploy(home, _url(home), "v2", reason="night shift test", **arguments)
+    assert version.id == "v2" and not result.passed
+    newest = audit_trail(_url(home))[0]
+    assert newest["level"] == "warning"
+    assert "v2 deployed by ann (was v1)" in newest["message"] and "overridden" in newest["message"]
+    assert "night shift test" in newest["message"]
+
+
+def test_a_candidate_no_worse_passes_and_rollback_is_one_audited_action(home, tiny_station):
+    version, result = deploy(
+        home, _url(home), "v3", who="bo", reason="", data=str(tiny_station), margins=LOOSE_LATENCY
+    )
+    assert version.id == "v3" and result.passed and result.candidate.unsure_rate == 0.0
+    assert rollback(home, _url(home), who="bo", reason="operators prefer v1").id == "v1"
+    kinds = [(e["kind"], e["level"]) for e in audit_trail(_url(home))]
+    assert kinds == [("rollback", "warning"), ("deploy", "info")]
+
+
+def test_without_held_out_data_the_deploy_needs_a_reason(home):
+    with pytest.raises(InspectorError, match="needs a --reason"):
+        deploy(home, _url(home), "v2", who="ann", reason="", data=None)
+    assert Registry(home).deployed().id == "v1"
+    deploy(home, _url(home), "v2", who="ann", reason="hotfix", data=None)
+    assert "gate skipped" in audit_trail(_url(home))[0]["message"]
+
+
+def test_no_deploy_when_the_audit_cannot_be_written(home, tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    broken = f"sqlite:///{tmp_path / 'a-file' / 'x.db'}"
+    with pytest.raises(InspectorError):
+        deploy(home, broken, "v2", who="ann", reason="x", data=None)
+    assert Registry(home).deployed().id == "v1"
+
+
+def test_compare_checks_recall_unsure_and_latency():
+    deployed = ModelScore(
+        "v1", {"ok": 0.9, "ng": 0.8}, unsure_rate=0.10, latency_ms=10.0, macro_f1=0.85, n=50
+    )
+    same = ModelScore("v2", {"ok": 0.89, "ng": 0.8}, unsure_rate=0.14, latency_ms=12.0, macro_f1=0.85, n=50)
+    assert all(check.passed for check in compare(same, deployed, GateMargins()))
+    worse = ModelScore("v3", {"ok": 0.85, "ng": 0.8}, unsure_rate=0.2, latency_ms=13.0, macro_f1=0.8, n=50)
+    failed = [check.what for check in compare(worse, deployed, GateMargins()) if not check.passed]
+    assert failed == ["recall ok", "UNSURE rate", "latency p50"]
+
+
+def test_cli_deploy_gate_and_audit(home, tiny_station):
+    common = ["--home", str(home)]
+    blocked = runner.invoke(
+        app, ["models", "deploy", "v2", "--data", str(tiny_station), "--by", "ann", *common]
+    )
+    assert blocked.exit_code == 2 and "offline gate blocked it" in blocked.output
+    assert "Traceback" not in blocked.output
+    done = runner.invoke(
+        app, ["models", "deploy", "v3", "--reason", "same model, new name", "--by", "bo", *common]
+    )
+    assert done.exit_code == 0, done.output
+    back = runner.invoke(app, ["models", "rollback", "--by", "bo", "--reason", "undo", *common])
+    assert back.exit_code == 0 and "v1 is deployed again" in back.output
+    trail = runner.invoke(app, ["models", "audit", *common])
+    lines = trail.output.strip().splitlines()
+    assert trail.exit_code == 0 and len(lines) == 3
+    assert "rollback" in lines[0] and "v3 deployed by bo" in lines[1] and "blocked" in lines[2]
