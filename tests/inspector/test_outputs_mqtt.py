@@ -179,3 +179,49 @@ def test_a_broker_that_refuses_us_is_failing_not_a_stopped_line(tmp_path, tiny_s
         assert output.health().state != CONNECTED
     finally:
         broker.stop()
+
+
+def test_our_process_killed_leaves_the_station_offline(broker, tmp_path):
+    """kill -9 mid-run: the broker publishes our last will, so the MES sees ``offline`` (retained)."""
+    import signal
+
+    home = tmp_path / "home"
+    line = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inspector",
+            "run",
+            "--source",
+            "sim?fps=5",
+            "--model",
+            "demo",
+            "--db",
+            f"sqlite:///{tmp_path / 'l.db'}",
+            "--no-archive",
+            "--home",
+            str(home),
+            "--station",
+            "s9",
+            "--output",
+            broker.url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        watcher = Subscriber(broker, "inspector/s9/#", client_id="watcher")
+        wait_until(lambda: len(watcher.parts()) >= 3, 600, "parts from the running line")
+        assert watcher.states()[-1]["state"] == "running"
+        line.send_signal(signal.SIGKILL)
+        line.wait(60)
+        wait_until(lambda: watcher.states()[-1]["state"] == "offline", what="the last will")
+        watcher.close()
+    finally:
+        if line.poll() is None:
+            line.kill()
+            line.wait(60)
+    late = Subscriber(broker, "inspector/s9/state", client_id="late")
+    wait_until(lambda: late.states(), what="the retained state")
+    assert late.states()[-1]["state"] == "offline"
+    late.close()
