@@ -193,3 +193,11 @@ def test_one_spool_one_process(tmp_path):
         DiskSpool(tmp_path)
     first.close()
     DiskSpool(tmp_path).close()
+
+
+def test_mqtts_needs_its_ca_file(tmp_path):
+    from inspector.line.outputs import build_outputs
+
+    assert parse_output_url("mqtts://broker").port == 8883
+    with pytest.raises(OutputError, match="ca=/no/such.pem: no such file"):
+        build_outputs(["mqtts://broker?ca=/no/such.pem"], tmp_path)
