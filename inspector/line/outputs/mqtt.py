@@ -145,6 +145,12 @@ class MqttOutput(ThreadedOutput):
         else:
             self._update(pending=self.spool.pending())
 
+    def close(self, timeout: float = 5.0) -> None:
+        if self._thread is None:  # never started: only the spool (and its lock) to release
+            self.spool.close()
+            return
+        super().close(timeout)
+
     # -- the output's thread -------------------------------------------------------------------
 
     def serve(self) -> None:
