@@ -14,6 +14,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -295,3 +296,50 @@ def audit_trail(ledger_url: str, limit: int = 50) -> list[dict]:
     """Deploys and rollbacks, newest first."""
     with Ledger(ledger_url) as ledger:
         return ledger.events(limit=limit, kinds=AUDIT_KINDS)
+
+
+def deploy_job(
+    home: Path,
+    ledger_url: str,
+    ref: str,
+    who: str | None,
+    reason: str,
+    data: str | None,
+    margins: GateMargins,
+    override: bool,
+    *,
+    task: Any,
+) -> dict[str, Any]:
+    """The Models screen's *Deploy* (a background job: the gate scores two models).
+
+    A blocked gate is an answer, not a failure: the screen shows the checks and may ask to override.
+    """
+    try:
+        version, result = deploy(
+            home,
+            ledger_url,
+            ref,
+            who=who or who_default(),
+            reason=reason,
+            data=data,
+            margins=margins,
+            override=override,
+            log=task.report,
+        )
+    except GateBlocked as blocked:
+        return {"blocked": True, "version": ref, "checks": _check_lines(blocked.result)}
+    return {
+        "blocked": False,
+        "version": version.id,
+        "gate": "no offline gate (no held-out data)" if result is None else result.summary(),
+        "checks": [] if result is None else _check_lines(result),
+    }
+
+
+def rollback_job(home: Path, ledger_url: str, who: str | None, reason: str, *, task: Any) -> str:
+    """The Models screen's *Roll back*: the version now deployed."""
+    return rollback(home, ledger_url, who=who or who_default(), reason=reason).id
+
+
+def _check_lines(result: GateResult) -> list[str]:
+    return [("✓ " if check.passed else "✗ ") + check.text() for check in result.checks]

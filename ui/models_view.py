@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
+    QInputDialog,
     QLabel,
     QMessageBox,
     QPushButton,
@@ -29,6 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.registry import Registry, Version
+from inspector.rollout import GateMargins
 from ui.context import AppContext
 from ui.workers import run_job, run_task
 
@@ -254,22 +256,110 @@ class ModelsView(QWidget):
             self._say(f"{version_id} is already deployed.")
             return
         current = self.deployed_id or "the bundled demo model"
-        if not self._confirm(
+        gate_data = self.context.settings.gate_data
+        gate = (
+            f"First the offline gate scores it beside {current} on the held-out images of {gate_data}."
+            if gate_data
+            else "No gate data is set in Settings, so no offline gate runs: say why (required)."
+        )
+        reason = self.ask_reason(
             "Deploy model",
             f"Deploy {version_id}? Lines started from now on judge parts with it instead of {current}. "
-            "Roll back returns to the current one.",
-        ):
+            f"{gate} Roll back returns to the current one.\n\nWhy (kept in the audit trail):",
+        )
+        if reason is not None:
+            self._deploy(version_id, reason, override=False)
+
+    def ask_reason(self, title: str, text: str) -> str | None:
+        """The reason for an audited change; None when the person cancels."""
+        reason, accepted = QInputDialog.getText(self, title, text)
+        return reason.strip() if accepted else None
+
+    def _deploy(self, version_id: str, reason: str, override: bool) -> None:
+        settings = self.context.settings
+        margins = GateMargins(
+            settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio
+        )
+        self._start_job(
+            "inspector.rollout:deploy_job",
+            self.context.home,
+            self.context.db_url,
+            version_id,
+            settings.operator or None,
+            reason,
+            settings.gate_data or None,
+            margins,
+            override,
+            started=f"Deploying {version_id}" + (" (offline gate first) …" if settings.gate_data else " …"),
+            on_done=self._deployed,
+        )
+
+    def _deployed(self, answer: dict) -> None:
+        version_id = answer["version"]
+        if answer["blocked"]:
+            checks = "\n".join(answer["checks"])
+            self._say(f"The offline gate blocked {version_id}: see the checks.", error=True)
+            reason = self.ask_reason(
+                "Offline gate blocked the deploy",
+                f"{version_id} is worse than the deployed model beyond the margins:\n{checks}\n\n"
+                "Deploy anyway? Say why (required, audited):",
+            )
+            if reason:
+                self._deploy(version_id, reason, override=True)
             return
-        self._run(Registry(self.context.home).deploy, version_id, done=lambda v: f"{v.id} deployed.")
+        self._say(f"{version_id} deployed; {answer['gate']}.")
+        self.deployed_changed.emit()
+        self.reload()
 
     def rollback(self) -> None:
-        if not self._confirm(
+        reason = self.ask_reason(
             "Roll back",
-            "Undo the last deployment? The version deployed before it becomes current again.",
-        ):
+            "Undo the last deployment? The version deployed before it becomes current again.\n\n"
+            "Why (kept in the audit trail):",
+        )
+        if reason is None:
             return
-        self._run(
-            Registry(self.context.home).rollback, done=lambda v: f"Rolled back: {v.id} is deployed again."
+
+        def done(version_id: str) -> None:
+            self._say(f"Rolled back: {version_id} is deployed again.")
+            self.deployed_changed.emit()
+            self.reload()
+
+        self._start_job(
+            "inspector.rollout:rollback_job",
+            self.context.home,
+            self.context.db_url,
+            self.context.settings.operator or None,
+            reason,
+            started="Rolling back …",
+            on_done=done,
+        )
+
+    def _start_job(self, target: str, *args: object, started: str, on_done: Callable[[object], None]) -> None:
+        """A registry change in a background job (the gate scores models); buttons wait for it."""
+        if self.busy:
+            return
+        self.busy = True
+        for button in self._buttons:
+            button.setEnabled(False)
+        self._say(started)
+
+        def finished(value: object) -> None:
+            self._idle()
+            on_done(value)
+
+        def failed(message: str) -> None:
+            self._idle()
+            self._say(message, error=True)
+
+        run_job(
+            target,
+            *args,
+            line=self.context.line_overruns,
+            owner=self,
+            on_done=finished,
+            on_failed=failed,
+            on_progress=lambda text: self._say(str(text)),
         )
 
     def add_bundle(self) -> None:

@@ -9,9 +9,10 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QInputDialog
 
 from inspector.registry import Registry
+from inspector.rollout import audit_trail
 from models.bundle import meta_for, save_bundle
 from models.network import InspectionNet
 from ui.context import AppContext
@@ -37,13 +38,14 @@ def home(tmp_path, tiny_vit_spec) -> Path:
 
 @pytest.fixture
 def yes(monkeypatch) -> list[str]:
+    """Every audited change is asked for a reason: answer with one."""
     asked: list[str] = []
 
-    def answer(_parent, _title, text, *_args):
+    def answer(_parent, _title, text, *_args, **_kwargs):
         asked.append(text)
-        return QMessageBox.StandardButton.Yes
+        return "line trial", True
 
-    monkeypatch.setattr(QMessageBox, "question", answer)
+    monkeypatch.setattr(QInputDialog, "getText", answer)
     return asked
 
 
@@ -80,6 +82,9 @@ def test_models_view_lists_deploys_and_rolls_back(qtbot, home, yes):
     assert Registry(home).deployed().id == "v1"
     _loaded(qtbot, view, count)
     assert view.deployed_id == "v1"
+    trail = [event["message"] for event in audit_trail(view.context.db_url)]
+    assert "rolled back from v2 to v1" in trail[0] and "line trial" in trail[0]
+    assert "v2 deployed by" in trail[1] and "gate skipped (no held-out data)" in trail[1]
 
     # nothing earlier to roll back to: one line, no signal, deployment unchanged
     with qtbot.assertNotEmitted(view.deployed_changed, wait=200):
@@ -89,8 +94,41 @@ def test_models_view_lists_deploys_and_rolls_back(qtbot, home, yes):
     assert Registry(home).deployed().id == "v1"
 
 
+def test_a_blocked_gate_asks_to_override_and_audits_it(qtbot, tmp_path, tiny_vit_spec, monkeypatch):
+    from conftest import make_station
+    from tests_support import always_bundle
+
+    station = make_station(tmp_path / "station", classes=("ok", "ng"), per_class=10)
+    home = tmp_path / "gated"
+    registry = Registry(home)
+    for name, favourite in (("good", "ok"), ("bad", "ng")):
+        registry.add(always_bundle(tmp_path / name, tiny_vit_spec, ["ok", "ng"], favourite))
+    registry.deploy("v1")
+    context = AppContext(home)
+    context.settings.gate_data = str(station)
+    context.settings.gate_latency_ratio = 1000.0  # the gate's logic here, not this machine's noise
+    asked: list[str] = []
+
+    def answer(_parent, title, text, *_a, **_k):
+        asked.append(title)
+        return ("" if len(asked) == 1 else "trial on lane 2"), True
+
+    monkeypatch.setattr(QInputDialog, "getText", answer)
+    view = ModelsView(context)
+    qtbot.addWidget(view)
+    _loaded(qtbot, view, 0)
+    view.table.selectRow(0)  # v2, newest first
+    with qtbot.waitSignal(view.deployed_changed, timeout=2 * WAIT_MS):
+        view.deploy_button.click()
+    assert asked == ["Deploy model", "Offline gate blocked the deploy"]
+    assert Registry(home).deployed().id == "v2"
+    trail = [event["message"] for event in audit_trail(context.db_url)]
+    assert "overridden" in trail[0] and "trial on lane 2" in trail[0]
+    assert "v2 blocked by the offline gate" in trail[1]
+
+
 def test_declined_confirmation_changes_nothing(qtbot, home, monkeypatch):
-    monkeypatch.setattr(QMessageBox, "question", lambda *_a: QMessageBox.StandardButton.Cancel)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("", False))
     view = ModelsView(AppContext(home))
     qtbot.addWidget(view)
     _loaded(qtbot, view, 0)
