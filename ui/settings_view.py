@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -88,6 +89,13 @@ LABELS = {
     "ood_energy_above": "UNSURE above energy score",
     "cycle_budget_ms": "Cycle budget",
 }
+OUTPUTS_HINT = (
+    "One URL per line; used by lines started after saving. "
+    "mqtt://broker:1883/prefix (MES, one JSON message per part), "
+    "modbus://127.0.0.1:5020?reject=NG,UNSURE,ERROR (Modbus TCP server: the PLC's reject gate), "
+    "opc.tcp://127.0.0.1:4840 (OPC UA server, read-only). Servers listen on 127.0.0.1 unless you "
+    "name another interface. See the README for topics, registers and nodes."
+)
 
 
 def _readable(message: str) -> str:
@@ -132,6 +140,10 @@ class SettingsView(QWidget):
         self.operator.setPlaceholderText("empty: asked on the Live screen")
         self.cycle_ms = QLineEdit()
         self.cycle_ms.setPlaceholderText("empty: no cycle budget")
+        self.outputs = QPlainTextEdit()
+        self.outputs.setPlaceholderText("empty: verdicts stay in the ledger")
+        self.outputs.setFixedHeight(84)
+        self.outputs.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
         self.save_button = QPushButton("Save")
         self.save_button.setObjectName("primary")
         self.save_button.clicked.connect(self.save)
@@ -192,6 +204,10 @@ class SettingsView(QWidget):
             _with_hint(self.cycle_ms, "Slower parts are counted as overruns on the Live screen."),
         )
 
+        outputs = QGroupBox("Line outputs (PLC, MES)")
+        form = _form(outputs)
+        form.addRow(_with_hint(self.outputs, OUTPUTS_HINT))
+
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(revert)
@@ -200,6 +216,7 @@ class SettingsView(QWidget):
         left, right = QVBoxLayout(), QVBoxLayout()
         left.addWidget(where)
         left.addWidget(station)
+        left.addWidget(outputs)
         left.addStretch(1)
         right.addWidget(archive)
         right.addWidget(verdicts)
@@ -230,6 +247,7 @@ class SettingsView(QWidget):
         self.station.setText(s.station)
         self.operator.setText(s.operator)
         self.cycle_ms.setText("" if s.cycle_budget_ms is None else f"{s.cycle_budget_ms:g}")
+        self.outputs.setPlainText("\n".join(s.outputs))
         self._say("")
 
     def form_settings(self) -> Settings:
@@ -247,6 +265,7 @@ class SettingsView(QWidget):
             station=station,
             operator=self.operator.text().strip(),
             cycle_budget_ms=_optional_float(self.cycle_ms.text(), "cycle budget"),
+            outputs=[line.strip() for line in self.outputs.toPlainText().splitlines() if line.strip()],
         ).validate()
 
     def save(self) -> bool:

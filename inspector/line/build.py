@@ -13,6 +13,7 @@ from pathlib import Path
 from inspector.line.archive import GIB, ArchivePolicy, ImageArchive
 from inspector.line.demo import demo_model_path
 from inspector.line.inference import InferenceEngine
+from inspector.line.outputs import build_outputs, check_output_urls
 from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo
 from inspector.line.sources import open_source
 from inspector.registry import Registry
@@ -39,6 +40,7 @@ class LineRequest:
     drop: str = "oldest"
     track_maps: bool = False
     settings: Settings | None = None
+    outputs: list[str] | None = None  # line output URLs; None: the settings' list
 
 
 def resolve_model(model: str | None, home: Path) -> Path:
@@ -59,6 +61,8 @@ def ledger_url(db: str | None, home: Path, settings: Settings | None = None) -> 
 def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeline:
     """A ready-to-start pipeline; opens (and migrates) the ledger unless one is handed in."""
     settings = request.settings or Settings()
+    output_urls = settings.outputs if request.outputs is None else request.outputs
+    check_output_urls(output_urls)  # a bad URL is refused before anything is opened
     source = open_source(request.source, fps=request.fps)
     path = resolve_model(request.model, request.home)
     from models.bundle import load_bundle
@@ -85,4 +89,5 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
         cycle_budget_ms=settings.cycle_budget_ms,
     )
     run = RunInfo(request.station, request.operator, request.lot)
-    return Pipeline(source, engine, ledger, archive, config, run)
+    outputs = build_outputs(output_urls, request.home, request.station)
+    return Pipeline(source, engine, ledger, archive, config, run, outputs)
