@@ -301,17 +301,38 @@ def measure_speed(
     return figures
 
 
-def save_version(home: Path, bundle: Path, note: str, deploy: bool, *, task: Any) -> tuple[Version, str]:
-    """Register the staged bundle (a copy: the staging folder may go right after), then deploy it.
+def save_version(
+    home: Path,
+    bundle: Path,
+    note: str,
+    deploy: bool,
+    ledger_url: str | None = None,
+    who: str | None = None,
+    *,
+    task: Any,
+) -> tuple[Version, str]:
+    """Register the staged bundle (a copy: the staging folder may go right after), then deploy it,
+    audited like any deploy (the wizard's before/after on the station's held-out images was its gate).
 
     Returns the version and, when deploying failed after the version was saved, why (the version
     stays: it can be deployed from the Models screen).
     """
+    from inspector import rollout
+    from inspector.store import default_url
+
     registry = Registry(home)
     version = registry.add(bundle, note)
     if deploy:
         try:
-            registry.deploy(version.id)
+            rollout.deploy(
+                home,
+                ledger_url or default_url(home),
+                version.id,
+                who=who or rollout.who_default(),
+                reason="fine-tune wizard" + (f": {note}" if note else ""),
+                data=None,
+                gate_note="the wizard's before/after on the station's held-out images",
+            )
         except InspectorError as exc:
             return version, str(exc)
     return version, ""
