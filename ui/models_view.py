@@ -64,7 +64,23 @@ def merge_text(version: Version) -> str:
     if version.merge == "none":
         return "none"
     ratio = f" @ {version.gmacs_ratio:g}" if version.gmacs_ratio else ""
-    return f"{version.merge.upper()}{ratio}"
+    moved = mean_moved(version)
+    learned = f" · {100 * moved:.0f}% moved" if moved is not None else ""
+    return f"{version.merge.upper()}{ratio}{learned}"
+
+
+def movement_rows(version: Version) -> list[dict]:
+    """The bundle's per-merge record of how far its masks moved from pooling (validation images)."""
+    rows = version.metrics.get("merge_movement")
+    if not isinstance(rows, list):
+        return []
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("moved"), (int, float))]
+
+
+def mean_moved(version: Version) -> float | None:
+    """Mean share of token mass the merges send elsewhere than local pooling would (0: pooling)."""
+    rows = movement_rows(version)
+    return sum(float(r["moved"]) for r in rows) / len(rows) if rows else None
 
 
 def key_metrics(version: Version) -> str:
@@ -119,6 +135,10 @@ class ModelsView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COLUMNS.index("Note"), QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeaderItem(COLUMNS.index("Merge")).setToolTip(
+            "How the version merges tokens; “% moved” is the share of token mass its learned merges "
+            "send elsewhere than plain local pooling would, on validation images (0%: it is pooling)"
+        )
         header.setHighlightSections(False)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _item: self.deploy_selected())
@@ -239,10 +259,21 @@ class ModelsView(QWidget):
         if version is None:
             self.details.setText("Select a version to see where it came from; double-click deploys it.")
             return
+        merges = ", ".join(
+            f"block {r.get('block', '?')} {r.get('grid', '')} {100 * float(r['moved']):.0f}%"
+            for r in movement_rows(version)
+        )
+        recalibrated = version.metrics.get("recalibration")
         self.details.setText(
             f"{version.id}: {len(version.classes)} classes ({', '.join(version.classes)}) · "
             f"{version.params / 1e6:.2f} M parameters · added {created_text(version.created)} from "
             f"{version.source}"
+            + (f" · merges moved from local pooling: {merges}" if merges else "")
+            + (
+                f" · re-calibrated (no labels) on {recalibrated.get('images', '?')} images"
+                if isinstance(recalibrated, dict)
+                else ""
+            )
         )
 
     # -- changes -------------------------------------------------------------------------------

@@ -31,7 +31,9 @@ def home(tmp_path, tiny_vit_spec) -> Path:
         net = InspectionNet(tiny_vit_spec, 2, merge)
         if merge == "ltm":
             net.set_schedule([None, [3, 3], None, None])
-        registry.add(save_bundle(net, meta_for(net, ["ok", "ng"]), tmp_path / name), note=f"model {name}")
+        moved = [{"block": 1, "grid": "4x4→3x3", "mask": "content", "moved": 0.25}] if merge == "ltm" else None
+        meta = meta_for(net, ["ok", "ng"], provenance={"merge_movement": moved} if moved else {})
+        registry.add(save_bundle(net, meta, tmp_path / name), note=f"model {name}")
     registry.deploy("v1")
     return home
 
@@ -65,7 +67,10 @@ def test_models_view_lists_deploys_and_rolls_back(qtbot, home, yes):
     assert view.table.item(deployed_row, 1).font().bold()
     assert not view.table.item(1 - deployed_row, 1).font().bold()
     assert view.table.item(ids.index("v2"), 5).text() == "none"
+    assert view.table.item(ids.index("v1"), 5).text().endswith("· 25% moved")
     assert view.selected_id() is None
+    view.table.selectRow(ids.index("v1"))
+    assert "merges moved from local pooling: block 1 4x4→3x3 25%" in view.details.text()
 
     view.table.selectRow(ids.index("v2"))
     count = view.reloads
