@@ -30,7 +30,7 @@ from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.line.build import resolve_model
 from inspector.registry import Registry, Version
 from inspector.training.loop import Recipe
-from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model
+from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model, recalibrate_model
 from models.bundle import BundleMeta, read_meta
 
 MIN_TRAIN_PER_CLASS = 10  # below this a class's result after fine-tuning is mostly noise
@@ -372,3 +372,22 @@ def base_model_choices(home: Path) -> tuple[list[tuple[str, Path]], str]:
 def _version_text(version: Version) -> str:
     text = f"{version.merge.upper()}, classes {', '.join(version.classes)}"
     return f"{text} — {version.note}" if version.note else text
+
+
+def recalibrate_version(home: Path, frames: Path, *, task: Any) -> tuple[Version, dict]:
+    """The Fine-tune screen's *Re-calibrate to a new lamp*: the model the line runs now with its
+    BatchNorm statistics re-estimated on a folder of live frames (no labels), saved as a new version.
+
+    Nothing is deployed: the Models screen compares and deploys it through the gate.
+    """
+    registry = Registry(home)
+    base = resolve_model(None, home)
+    deployed = registry.deployed()
+    with tempfile.TemporaryDirectory(prefix=".recalibrate-", dir=registry.root) as work:
+        out = Path(work) / "bundle"
+        task.report(f"re-estimating the normalisation statistics on {frames} …")
+        moved = recalibrate_model(base, frames, out, progress=False, log=task.report)
+        name = deployed.id if deployed else "the demo model"
+        note = f"{name} re-calibrated to the lamp of {frames.name} ({moved['images']} frames, no labels)"
+        version = registry.add(out, note)
+    return version, moved
