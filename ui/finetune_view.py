@@ -99,7 +99,9 @@ class FinetuneView(QWidget):
         button_row.addWidget(self.message, 1)
         previous = QLabel("Fine-tuned versions")
         previous.setStyleSheet("font-size: 16px; font-weight: 700;")
-        self.empty = QLabel("None yet: versions saved by the wizard (with their before → after) or re-calibrated appear here.")
+        self.empty = QLabel(
+            "None yet: versions saved by the wizard (with their before → after) or re-calibrated appear here."
+        )
         self.empty.setObjectName("hint")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 18, 24, 18)
