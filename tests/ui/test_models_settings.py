@@ -188,12 +188,20 @@ def test_settings_save_writes_json_and_rejects_bad_values(qtbot, tmp_path):
     assert not view.save()
     assert "Size cap must be positive" in view.message.text()
     view.cap_gib.setValue(5.5)
+    view.shift_starts.setText("6:00, 18:00")
+    assert not view.save()
+    assert "Shifts start at must be a list of 1 to 6 local times" in view.message.text()
+    view.shift_starts.setText("06:00, 18:00")
+    view.gate_data.setText(str(tmp_path / "station"))
+    view.gate_recall.setValue(0.05)
     assert view.save(), view.message.text()
     saved = json.loads(path.read_text())
     assert saved["unsure_below"] == 0.62 and saved["cycle_budget_ms"] == 120.0
     assert saved["station"] == "press-7" and saved["operator"] == "Ana"
     assert saved["archive_ok_every"] == 10 and saved["archive_cap_gib"] == 5.5
     assert saved["ood_energy_above"] is None and saved["source"] == "sim"  # untouched fields kept
+    assert saved["shift_starts"] == ["06:00", "18:00"] and saved["gate_recall_drop"] == 0.05
+    assert saved["gate_data"] == str(tmp_path / "station") and saved["gate_latency_ratio"] == 1.25
     assert context.settings.station == "press-7"
     assert AppContext(context.home).settings.unsure_below == 0.62
 
