@@ -31,7 +31,9 @@ def home(tmp_path, tiny_vit_spec) -> Path:
         net = InspectionNet(tiny_vit_spec, 2, merge)
         if merge == "ltm":
             net.set_schedule([None, [3, 3], None, None])
-        moved = [{"block": 1, "grid": "4x4→3x3", "mask": "content", "moved": 0.25}] if merge == "ltm" else None
+        moved = (
+            [{"block": 1, "grid": "4x4→3x3", "mask": "content", "moved": 0.25}] if merge == "ltm" else None
+        )
         meta = meta_for(net, ["ok", "ng"], provenance={"merge_movement": moved} if moved else {})
         registry.add(save_bundle(net, meta, tmp_path / name), note=f"model {name}")
     registry.deploy("v1")
