@@ -53,7 +53,7 @@ def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, impor
     for column in ("fps", "frames", "OK", "NG", "UNSURE", "ERROR", "yield", "drops", "overruns", "p95 ms"):
         table.add_column(column, justify="right")
     total = snap.latency_ms.get("total", {})
-    table.add_row(
+    row = [
         f"{snap.fps:.1f}",
         str(snap.entered),
         *(str(snap.verdicts.get(v, 0)) for v in ("OK", "NG", "UNSURE", "ERROR")),
@@ -61,7 +61,13 @@ def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, impor
         str(snap.dropped),
         str(snap.overruns),
         f"{total.get('p95', 0):.1f}",
-    )
+    ]
+    healths = pipeline.outputs.health()
+    if healths:  # line outputs: how many deliver now (the summary names each)
+        table.add_column("outputs", justify="right")
+        up = sum(1 for _, health in healths if health.state == "connected")
+        row.append(f"{up}/{len(healths)} up")
+    table.add_row(*row)
     return table
 
 

@@ -193,3 +193,44 @@ def test_one_spool_one_process(tmp_path):
         DiskSpool(tmp_path)
     first.close()
     DiskSpool(tmp_path).close()
+
+
+def test_mqtts_needs_its_ca_file(tmp_path):
+    from inspector.line.outputs import build_outputs
+
+    assert parse_output_url("mqtts://broker").port == 8883
+    with pytest.raises(OutputError, match="ca=/no/such.pem: no such file"):
+        build_outputs(["mqtts://broker?ca=/no/such.pem"], tmp_path)
+
+
+def test_a_line_that_fails_to_start_releases_its_outputs(tmp_path, tiny_station):
+    """A source that cannot open, then Start again (the app's retry): the MQTT spool is free."""
+    import shutil
+
+    from inspector.line.build import LineRequest, build_pipeline
+    from inspector.line.sources.base import SourceError
+
+    folder = tmp_path / "frames"
+    shutil.copytree(tiny_station, folder)
+    request = LineRequest(
+        source=str(folder),
+        home=tmp_path / "home",
+        model="demo",
+        frames=2,
+        drop="block",
+        archive=False,
+        db=f"sqlite:///{tmp_path / 'l.db'}",
+        outputs=["mqtt://127.0.0.1:1/plant"],
+    )
+    pipeline = build_pipeline(request)
+    shutil.rmtree(folder)  # the source disappears between Start and open
+    with pytest.raises(SourceError):
+        pipeline.start()
+    with pytest.raises(OutputError, match="ca=/nope: no such file"):  # the second one fails to build
+        from inspector.line.outputs import build_outputs
+
+        build_outputs(["mqtt://127.0.0.1:1/plant", "mqtts://127.0.0.1:2/x?ca=/nope"], tmp_path / "home")
+    shutil.copytree(tiny_station, folder)
+    again = build_pipeline(request)  # no "in use by another running line"
+    again.run()
+    assert again.outputs.outputs[0].health().pending == 2

@@ -58,6 +58,23 @@ register_scheme(
 )
 register_scheme(
     SchemeInfo(
+        "mqtts",
+        8883,
+        listens=False,
+        options={
+            "client_id": text(64),
+            "spool_max": whole(100, 10_000_000),
+            "keepalive": whole(5, 3600),
+            "ca": text(4096),
+        },
+        path="topic",
+        credentials=True,
+        summary="mqtts://[user:password@]broker[:8883][/prefix][?ca=CA.pem] — MQTT over TLS",
+    ),
+    "inspector.line.outputs.mqtt:MqttOutput",
+)
+register_scheme(
+    SchemeInfo(
         "modbus",
         502,
         listens=True,
