@@ -247,7 +247,7 @@ def test_mqtts_verifies_the_broker_and_delivers(tmp_path, tiny_station):
     try:
         subscriber = Subscriber(broker, "tls/#")
 
-        def line(ca_file):  # noqa: ANN001, ANN202
+        def line(ca_file):
             request = LineRequest(
                 source=f"{tiny_station}?fps=0",
                 home=tmp_path / "home",
