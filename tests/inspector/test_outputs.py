@@ -254,7 +254,7 @@ def test_a_hung_plug_in_output_is_counted_and_the_line_goes_on(tmp_path, tiny_st
         feed = "judged"
         queue_size = 5
 
-        def __init__(self, spec, home=None, station=""):  # noqa: ANN001
+        def __init__(self, spec, home=None, station=""):
             super().__init__(spec)
 
         def serve(self) -> None:
