@@ -30,8 +30,10 @@ OutputOption = Annotated[
     list[str] | None,
     typer.Option(
         "--output",
-        help="Line output URL, repeatable (default: the settings' list): mqtt://broker[:1883][/prefix], "
-        "modbus://127.0.0.1[:502][?reject=NG,UNSURE,ERROR], opc.tcp://127.0.0.1[:4840]. See README.",
+        metavar="URL",
+        help="Line output URL, repeatable (default: the settings' list), e.g. mqtt://broker:1883/prefix "
+        "(mqtts:// for TLS), modbus://127.0.0.1:5020?reject=NG,UNSURE,ERROR, opc.tcp://127.0.0.1:4840. "
+        "See README.",
         show_default=False,
     ),
 ]

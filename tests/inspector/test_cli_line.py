@@ -203,3 +203,10 @@ def test_demo_headless_with_an_output(tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "stopped (4 sent)" in result.output and url in result.output, result.output
+
+
+def test_run_and_demo_help_show_the_output_option():
+    for command in ("run", "demo"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
+        assert result.exit_code == 0, result.output
+        assert "--output" in result.output and "opc.tcp://127.0.0.1:4840" in result.output

@@ -234,3 +234,57 @@ def test_a_line_that_fails_to_start_releases_its_outputs(tmp_path, tiny_station)
     again = build_pipeline(request)  # no "in use by another running line"
     again.run()
     assert again.outputs.outputs[0].health().pending == 2
+
+
+def test_a_hung_plug_in_output_is_counted_and_the_line_goes_on(tmp_path, tiny_station, monkeypatch):
+    """A third-party output registered at run time, whose thread hangs on its first part: its
+    queue fills, what does not fit is counted as dropped, and every frame is still judged and
+    written."""
+    import threading
+
+    from inspector.line.build import LineRequest, build_pipeline
+    from inspector.line.outputs import registry
+    from inspector.line.outputs.base import ThreadedOutput
+    from inspector.line.outputs.urls import SchemeInfo
+
+    release = threading.Event()
+
+    class Hung(ThreadedOutput):
+        scheme = "hung"
+        feed = "judged"
+        queue_size = 5
+
+        def __init__(self, spec, home=None, station=""):
+            super().__init__(spec)
+
+        def serve(self) -> None:
+            self._update(state="connected")
+            while not (self.stopping.is_set() and self.items.empty()):
+                if isinstance(self.next_item(0.05), PartReport):
+                    release.wait()  # the PLC never answers (until the test lets go)
+                    self._count("sent")
+
+    monkeypatch.setitem(registry.SCHEMES, "hung", SchemeInfo("hung", 1, listens=False))
+    monkeypatch.setitem(registry._IMPLEMENTATIONS, "hung", Hung)
+    request = LineRequest(
+        source=f"{tiny_station}?fps=0",
+        home=tmp_path / "home",
+        model="demo",
+        frames=30,
+        drop="block",
+        archive=False,
+        db=f"sqlite:///{tmp_path / 'l.db'}",
+        outputs=["hung://127.0.0.1"],
+    )
+    pipeline = build_pipeline(request)
+    output = pipeline.outputs.outputs[0]
+    pipeline.start()
+    while pipeline.stats.snapshot().written < 30:  # every frame judged and written, output hung
+        time.sleep(0.05)
+    assert output.health().sent == 0
+    release.set()
+    pipeline.wait()
+    health = output.health()
+    assert pipeline.stats.snapshot().written == 30
+    assert health.dropped > 0 and health.sent + health.dropped == 30
+    assert any(e.kind == "output_dropped" and "parts not delivered" in e.message for e in pipeline.events)
