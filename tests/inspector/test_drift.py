@@ -253,3 +253,35 @@ def test_drift_settings_are_validated():
     ):
         with pytest.raises(InspectorError):
             replace(Settings(), **bad).validate()
+
+
+def test_a_headless_run_of_the_demo_model_alarms_after_the_lamp_changes(tmp_path):
+    """``inspector run`` end to end with the bundled demo model (no training reference: the run's
+    first frames are the reference) on ELPV cells, the later ones under the simulated station's
+    lamp change (its ``lighting`` profile at severity 3, as ``inspector demo --drift-after``)."""
+    import cv2
+
+    from data.augment import apply, build_augmentation
+    from data.images import to_uint8
+
+    try:
+        test = load_station("elpv").split("test")
+    except Exception:
+        pytest.skip("elpv-dataset not installed")
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    lamp = build_augmentation(["lighting"], 3, seed=0)
+    for i, sample in enumerate(test[:120]):
+        image = to_uint8(read_image(sample.path))
+        cv2.imwrite(str(frames / f"{i:04d}.png"), apply(lamp, image) if i >= 60 else image)
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / "settings.json").write_text(json.dumps({"drift_window": 30, "drift_reference_frames": 40}))
+    args = ["run", "--source", f"{frames}?fps=0", "--model", "demo", "--drop", "block", "--no-archive"]
+    result = CliRunner().invoke(app, [*args, "--home", str(home)], env={"COLUMNS": "300"})
+    assert result.exit_code == 0, result.output
+    assert "inputs no training reference: watching against the run's first 40 frames" in result.output
+    assert "input drift:" in result.output and "the run's first frames" in result.output
+    with Ledger(f"sqlite:///{home / 'inspector.db'}") as ledger:
+        alarms = ledger.events(kinds=["drift_input"])
+    assert any(e["level"] == "alarm" for e in alarms)
