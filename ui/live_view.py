@@ -30,6 +30,7 @@ from inspector.line.build import LineRequest
 from inspector.line.live_stats import STAGES, StatsSnapshot
 from inspector.line.overlay import overlay_importance
 from inspector.line.pipeline import Event, Outcome
+from inspector.line.shadow import ShadowRunner
 from ui.context import AppContext
 from ui.detail_dialog import OutcomeDialog
 from ui.line_controller import LineController
@@ -174,8 +175,16 @@ class LiveView(QWidget):
         self.latency.setVerticalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.events = QListWidget()
         self.events.setMaximumHeight(160)
+        self.shadow = QLabel("")
+        self.shadow.setObjectName("hint")
+        self.shadow.setToolTip(
+            "A candidate model judging the same parts beside the deployed one; it never drives a verdict "
+            "and is shed first when the line falls behind. Compare, promote or discard it on Models."
+        )
+        self.shadow.hide()
         right = QVBoxLayout()
         right.addLayout(grid)
+        right.addWidget(self.shadow)
         right.addWidget(QLabel("Latency per stage"))
         right.addWidget(self.latency)
         right.addWidget(QLabel("Events"))
@@ -235,6 +244,7 @@ class LiveView(QWidget):
             lot=self.lot.text().strip(),
             operator=self.operator.text().strip(),
             track_maps=self.overlay.isChecked(),
+            shadow=settings.shadow or None,
         )
         self.start_button.setEnabled(False)
         self.start_button.setText("Starting…")
@@ -302,6 +312,15 @@ class LiveView(QWidget):
             self._add_event(event)
         if self.controller.pipeline is not None:
             self._show_counters(self.controller.pipeline.stats.snapshot())
+            self._show_shadow(self.controller.pipeline.shadow)
+
+    def _show_shadow(self, shadow: ShadowRunner | None) -> None:
+        """``Shadow: v3 — agreement 97.2 % of 1,204, 12 disagreements, 3 shed``, or nothing."""
+        if shadow is None:
+            self.shadow.hide()
+            return
+        self.shadow.setText(shadow.snapshot().line())
+        self.shadow.show()
 
     def _show_outcome(self, outcome: Outcome) -> None:
         self.last_outcome = outcome

@@ -132,6 +132,8 @@ class SettingsView(QWidget):
         self.operator.setPlaceholderText("empty: asked on the Live screen")
         self.cycle_ms = QLineEdit()
         self.cycle_ms.setPlaceholderText("empty: no cycle budget")
+        self.shadow = QLineEdit()
+        self.shadow.setPlaceholderText("empty: none (a model version, e.g. v3)")
         self.save_button = QPushButton("Save")
         self.save_button.setObjectName("primary")
         self.save_button.clicked.connect(self.save)
@@ -191,6 +193,14 @@ class SettingsView(QWidget):
             "Cycle budget (ms)",
             _with_hint(self.cycle_ms, "Slower parts are counted as overruns on the Live screen."),
         )
+        form.addRow(
+            "Shadow candidate",
+            _with_hint(
+                self.shadow,
+                "Judges the same parts beside the deployed model, never driving a verdict; shed first "
+                "when the line falls behind. Compare, promote or discard it on the Models screen.",
+            ),
+        )
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
@@ -230,6 +240,7 @@ class SettingsView(QWidget):
         self.station.setText(s.station)
         self.operator.setText(s.operator)
         self.cycle_ms.setText("" if s.cycle_budget_ms is None else f"{s.cycle_budget_ms:g}")
+        self.shadow.setText(s.shadow)
         self._say("")
 
     def form_settings(self) -> Settings:
@@ -247,6 +258,7 @@ class SettingsView(QWidget):
             station=station,
             operator=self.operator.text().strip(),
             cycle_budget_ms=_optional_float(self.cycle_ms.text(), "cycle budget"),
+            shadow=self.shadow.text().strip(),
         ).validate()
 
     def save(self) -> bool:
