@@ -125,7 +125,11 @@ class Registry:
             gmacs=gmacs,
             params=count_params(bundle.net),
             latency_ms=latency,
-            metrics={k: provenance[k] for k in ("val", "after", "before") if k in provenance},
+            metrics={
+                k: provenance[k]
+                for k in ("val", "after", "before", "merge_movement", "recalibration")
+                if k in provenance
+            },
             note=note,
         )
         index["versions"].append(asdict(version))

@@ -1,7 +1,7 @@
 """The app's settings, kept as ``settings.json`` in the home folder (what the Settings screen edits).
 
 Only what a plant engineer changes per installation lives here: the results database, the image
-archive policy, verdict threshold overrides, and the station's defaults. Saved atomically; a
+archive policy, verdict threshold overrides, the station's defaults and its line outputs. Saved atomically; a
 broken file is reported with its path and never silently replaced.
 """
 
@@ -33,6 +33,8 @@ class Settings:
     unsure_below: float | None = None  # None: the bundle's calibrated value
     ood_energy_above: float | None = None
     cycle_budget_ms: float | None = None
+    # Line outputs (MQTT to the MES, OPC UA / Modbus TCP for the PLC), one URL each; see README.
+    outputs: list[str] = field(default_factory=list)
     # Local clock times at which shifts begin (the shift report's --shift current / last).
     shift_starts: list[str] = field(default_factory=lambda: list(DEFAULT_SHIFT_STARTS))
     # The offline roll-out gate: the station dataset whose held-out split candidates are scored on,
@@ -72,6 +74,11 @@ class Settings:
             raise InspectorError("unsure_below must be between 0 and 1")
         if self.cycle_budget_ms is not None and self.cycle_budget_ms <= 0:
             raise InspectorError("cycle_budget_ms must be positive")
+        if not isinstance(self.outputs, list):
+            raise InspectorError(f"outputs must be a list of URLs, got {self.outputs!r}")
+        from inspector.line.outputs import check_output_urls
+
+        check_output_urls(self.outputs)
         if not (0 <= self.gate_recall_drop <= 1 and 0 <= self.gate_unsure_rise <= 1):
             raise InspectorError("gate_recall_drop and gate_unsure_rise must be between 0 and 1")
         if self.gate_latency_ratio < 1:

@@ -7,9 +7,12 @@ before → after figures, so an engineer sees at a glance whether adapting has p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QTimer, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
@@ -24,7 +27,7 @@ from inspector.registry import Version
 from ui.context import AppContext
 from ui.finetune import FinetuneWizard
 from ui.models_view import created_text, key_metrics, merge_text, read_registry
-from ui.workers import run_task
+from ui.workers import run_job, run_task
 
 EXPLANATION = (
     "A new station sees parts under its own lighting, camera angle and optics. Fine-tuning adapts the "
@@ -36,11 +39,16 @@ EXPLANATION = (
     "or QA-confirmed parts exported from the Review screen. The wizard checks them, shows before and "
     "after on held-out images, and saves the result as a new model version. Nothing changes on the "
     "line until you deploy it; Cancel at any step leaves everything as it was."
+    "<br><br>"
+    "Only the lamp or the camera changed? <b>Re-calibrate to a new lamp</b> needs no labels: a folder of "
+    "a few hundred frames from the line is enough to re-estimate the model's normalisation statistics "
+    "in seconds (models with BatchNorm layers: the pretrained Lite0 and hybrid backbones, and the stem "
+    "of vit-cpu)."
 )
 
 
 def _is_finetuned(version: Version) -> bool:
-    return "after" in version.metrics
+    return "after" in version.metrics or "recalibration" in version.metrics
 
 
 class FinetuneView(QWidget):
@@ -65,7 +73,16 @@ class FinetuneView(QWidget):
         self.start_button.setMinimumHeight(56)
         self.start_button.setStyleSheet("font-size: 18px; padding: 10px 32px;")
         self.start_button.clicked.connect(self.open_wizard)
+        self.recalibrate_button = QPushButton("Re-calibrate to a new lamp…")
+        self.recalibrate_button.setMinimumHeight(56)
+        self.recalibrate_button.setToolTip(
+            "No labels needed: pick a folder of a few hundred frames from the line under the new lamp or "
+            "camera. The deployed model's normalisation statistics are re-estimated on them (seconds) and "
+            "saved as a new version; weights, classes and thresholds stay. Models compares and deploys it."
+        )
+        self.recalibrate_button.clicked.connect(lambda: self.recalibrate())
         self.message = QLabel("")
+        self.message.setWordWrap(True)
         self.table = QTableWidget(0, 5)
         self.table.setHorizontalHeaderLabels(["Version", "Created", "Held-out result", "Merge", "Note"])
         self.table.verticalHeader().hide()
@@ -78,10 +95,13 @@ class FinetuneView(QWidget):
 
         button_row = QHBoxLayout()
         button_row.addWidget(self.start_button)
+        button_row.addWidget(self.recalibrate_button)
         button_row.addWidget(self.message, 1)
         previous = QLabel("Fine-tuned versions")
         previous.setStyleSheet("font-size: 16px; font-weight: 700;")
-        self.empty = QLabel("None yet: versions saved by the wizard appear here with their before → after.")
+        self.empty = QLabel(
+            "None yet: versions saved by the wizard (with their before → after) or re-calibrated appear here."
+        )
         self.empty.setObjectName("hint")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(24, 18, 24, 18)
@@ -158,7 +178,43 @@ class FinetuneView(QWidget):
             # the retry is dropped instead of touching a deleted object.
             QTimer.singleShot(500, wizard, lambda: self._closed(wizard))
 
-    def _added(self, version_id: str) -> None:
-        self.message.setText(f"Saved as {version_id}: see the Models screen to compare, deploy or roll back.")
+    def recalibrate(self, frames: Path | None = None) -> None:
+        """One click (and a folder): the deployed model re-calibrated to the station's new lamp."""
+        if frames is None:
+            chosen = QFileDialog.getExistingDirectory(
+                self, "A folder of frames from the line under the new lamp (no labels needed)"
+            )
+            if not chosen:
+                return
+            frames = Path(chosen)
+        self.recalibrate_button.setEnabled(False)
+        self.message.setStyleSheet("")
+        self.message.setText(f"Re-calibrating on {frames} …")
+
+        def done(result: tuple[Version, dict]) -> None:
+            version, moved = result
+            self.recalibrate_button.setEnabled(True)
+            self._added(version.id, f"re-calibrated on {moved['images']} frames")
+
+        def failed(message: str) -> None:
+            self.recalibrate_button.setEnabled(True)
+            self.message.setText(f"Re-calibration failed: {message}")
+            self.message.setStyleSheet("color: #c62828;")
+
+        run_job(
+            "inspector.training.adaptation:recalibrate_version",
+            self.context.home,
+            frames,
+            line=self.context.line_overruns,
+            owner=self,
+            on_done=done,
+            on_failed=failed,
+            on_progress=lambda text: self.message.setText(str(text)),
+        )
+
+    def _added(self, version_id: str, what: str = "") -> None:
+        done = f"Saved as {version_id}" + (f" ({what})" if what else "")
+        self.message.setStyleSheet("")
+        self.message.setText(f"{done}: see the Models screen to compare, deploy or roll back.")
         self.model_added.emit(version_id)
         self.refresh()

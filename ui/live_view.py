@@ -1,14 +1,15 @@
 """Live: what the operator watches all shift, readable from two metres.
 
 A dominant verdict, the current part (optionally with the model's merge map over it), the
-shift's counters, per-stage latency, the last NG/UNSURE parts, and an alarm banner for a lost
-camera, a full disk or drift. Start/stop, source, model, lot and operator sit on one bar.
+shift's counters, per-stage latency, the line outputs' health (PLC, MES), the last NG/UNSURE
+parts, and an alarm banner for a lost camera, a full disk, drift or an output
+gone down. Start/stop, source, model, lot and operator sit on one bar.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QSize, Qt, QTimer
-from PySide6.QtGui import QIcon
+from PySide6.QtGui import QColor, QIcon
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from inspector.line.build import LineRequest
 from inspector.line.live_stats import STAGES, StatsSnapshot
+from inspector.line.outputs import BUFFERING, CONNECTED, FAILING, Health
 from inspector.line.overlay import overlay_importance
 from inspector.line.pipeline import Event, Outcome
 from inspector.line.shadow import ShadowRunner
@@ -61,6 +63,7 @@ CONDITIONS = [
     ("Station: camera moved", "angle"),
     ("Station: dirty optics", "optics"),
 ]
+OUTPUT_COLOURS = {CONNECTED: "#1b873f", BUFFERING: "#b26a00", FAILING: "#c62828"}
 STAGE_NAMES = {
     "queue": "waiting in queue",
     "infer": "inference",
@@ -182,11 +185,21 @@ class LiveView(QWidget):
             "and is shed first when the line falls behind. Compare, promote or discard it on Models."
         )
         self.shadow.hide()
+        self.outputs_caption = QLabel("Outputs (PLC, MES)")
+        self.outputs = QListWidget()
+        self.outputs.setMaximumHeight(84)
+        self.outputs.setToolTip(
+            "Line outputs from Settings: connected, buffering n (kept until delivered), failing"
+        )
+        self.outputs_caption.hide()
+        self.outputs.hide()
         right = QVBoxLayout()
         right.addLayout(grid)
         right.addWidget(self.shadow)
         right.addWidget(QLabel("Latency per stage"))
         right.addWidget(self.latency)
+        right.addWidget(self.outputs_caption)
+        right.addWidget(self.outputs)
         right.addWidget(QLabel("Events"))
         right.addWidget(self.events)
         right.addStretch(1)
@@ -313,6 +326,7 @@ class LiveView(QWidget):
         if self.controller.pipeline is not None:
             self._show_counters(self.controller.pipeline.stats.snapshot())
             self._show_shadow(self.controller.pipeline.shadow)
+            self._show_outputs(self.controller.pipeline.outputs.health())
 
     def _show_shadow(self, shadow: ShadowRunner | None) -> None:
         """``Shadow: v3 — agreement 97.2 % of 1,204, 12 disagreements, 3 shed``, or nothing."""
@@ -321,6 +335,24 @@ class LiveView(QWidget):
             return
         self.shadow.setText(shadow.snapshot().line())
         self.shadow.show()
+
+    def _show_outputs(self, healths: list[tuple[str, Health]]) -> None:
+        """One row per line output: its URL (no password) and connected / buffering n / failing."""
+        self.outputs.setVisible(bool(healths))
+        self.outputs_caption.setVisible(bool(healths))
+        while self.outputs.count() > len(healths):
+            self.outputs.takeItem(self.outputs.count() - 1)
+        while self.outputs.count() < len(healths):
+            self.outputs.addItem(QListWidgetItem())
+        for row, (name, health) in enumerate(healths):
+            counts = f"{health.sent} sent" + (f", {health.dropped} dropped" if health.dropped else "")
+            state = f"{health.state} {health.pending}" if health.state == BUFFERING else health.state
+            text = f"{state}  ·  {counts}  ·  {name}"
+            item = self.outputs.item(row)
+            if item.text() != text:
+                item.setText(text)
+                item.setToolTip(f"{name}\n{health.describe()}\n{counts}")
+                item.setForeground(QColor(OUTPUT_COLOURS.get(health.state, "#555555")))
 
     def _show_outcome(self, outcome: Outcome) -> None:
         self.last_outcome = outcome
@@ -363,6 +395,14 @@ class LiveView(QWidget):
             self.show_alarm(event.message)
         elif event.kind in ("reconnected",) or event.message.startswith("drift cleared"):
             self.banner.hide()
+        elif event.kind == "output_up" and not self._an_output_is_down():
+            self.banner.hide()
+
+    def _an_output_is_down(self) -> bool:
+        pipeline = self.controller.pipeline
+        if pipeline is None:
+            return False
+        return any(health.state in (BUFFERING, FAILING) for _, health in pipeline.outputs.health())
 
     def _show_counters(self, snap: StatsSnapshot) -> None:
         base = self.base

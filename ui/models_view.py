@@ -36,6 +36,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.registry import Registry, Version
+from inspector.rollout import GateMargins
 from inspector.shadow import ShadowSummary, shadow_summaries
 from ui.context import AppContext
 from ui.workers import run_job, run_task
@@ -70,7 +71,23 @@ def merge_text(version: Version) -> str:
     if version.merge == "none":
         return "none"
     ratio = f" @ {version.gmacs_ratio:g}" if version.gmacs_ratio else ""
-    return f"{version.merge.upper()}{ratio}"
+    moved = mean_moved(version)
+    learned = f" · {100 * moved:.0f}% moved" if moved is not None else ""
+    return f"{version.merge.upper()}{ratio}{learned}"
+
+
+def movement_rows(version: Version) -> list[dict]:
+    """The bundle's per-merge record of how far its masks moved from pooling (validation images)."""
+    rows = version.metrics.get("merge_movement")
+    if not isinstance(rows, list):
+        return []
+    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("moved"), (int, float))]
+
+
+def mean_moved(version: Version) -> float | None:
+    """Mean share of token mass the merges send elsewhere than local pooling would (0: pooling)."""
+    rows = movement_rows(version)
+    return sum(float(r["moved"]) for r in rows) / len(rows) if rows else None
 
 
 def key_metrics(version: Version) -> str:
@@ -160,6 +177,10 @@ class ModelsView(QWidget):
         header = self.table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setSectionResizeMode(COLUMNS.index("Note"), QHeaderView.ResizeMode.Stretch)
+        self.table.horizontalHeaderItem(COLUMNS.index("Merge")).setToolTip(
+            "How the version merges tokens; “% moved” is the share of token mass its learned merges "
+            "send elsewhere than plain local pooling would, on validation images (0%: it is pooling)"
+        )
         header.setHighlightSections(False)
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _item: self.deploy_selected())
@@ -344,10 +365,21 @@ class ModelsView(QWidget):
         if version is None:
             self.details.setText("Select a version to see where it came from; double-click deploys it.")
             return
+        merges = ", ".join(
+            f"block {r.get('block', '?')} {r.get('grid', '')} {100 * float(r['moved']):.0f}%"
+            for r in movement_rows(version)
+        )
+        recalibrated = version.metrics.get("recalibration")
         self.details.setText(
             f"{version.id}: {len(version.classes)} classes ({', '.join(version.classes)}) · "
             f"{version.params / 1e6:.2f} M parameters · added {created_text(version.created)} from "
             f"{version.source}"
+            + (f" · merges moved from local pooling: {merges}" if merges else "")
+            + (
+                f" · re-calibrated (no labels) on {recalibrated.get('images', '?')} images"
+                if isinstance(recalibrated, dict)
+                else ""
+            )
         )
 
     def _show_shadow(self) -> None:
@@ -455,22 +487,110 @@ class ModelsView(QWidget):
             self._say(f"{version_id} is already deployed.")
             return
         current = self.deployed_id or "the bundled demo model"
-        if not self._confirm(
+        gate_data = self.context.settings.gate_data
+        gate = (
+            f"First the offline gate scores it beside {current} on the held-out images of {gate_data}."
+            if gate_data
+            else "No gate data is set in Settings, so no offline gate runs: say why (required)."
+        )
+        reason = self.ask_reason(
             "Deploy model",
             f"Deploy {version_id}? Lines started from now on judge parts with it instead of {current}. "
-            "Roll back returns to the current one.",
-        ):
+            f"{gate} Roll back returns to the current one.\n\nWhy (kept in the audit trail):",
+        )
+        if reason is not None:
+            self._deploy(version_id, reason, override=False)
+
+    def ask_reason(self, title: str, text: str) -> str | None:
+        """The reason for an audited change; None when the person cancels."""
+        reason, accepted = QInputDialog.getText(self, title, text)
+        return reason.strip() if accepted else None
+
+    def _deploy(self, version_id: str, reason: str, override: bool) -> None:
+        settings = self.context.settings
+        margins = GateMargins(
+            settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio
+        )
+        self._start_job(
+            "inspector.rollout:deploy_job",
+            self.context.home,
+            self.context.db_url,
+            version_id,
+            settings.operator or None,
+            reason,
+            settings.gate_data or None,
+            margins,
+            override,
+            started=f"Deploying {version_id}" + (" (offline gate first) …" if settings.gate_data else " …"),
+            on_done=self._deployed,
+        )
+
+    def _deployed(self, answer: dict) -> None:
+        version_id = answer["version"]
+        if answer["blocked"]:
+            checks = "\n".join(answer["checks"])
+            self._say(f"The offline gate blocked {version_id}: see the checks.", error=True)
+            reason = self.ask_reason(
+                "Offline gate blocked the deploy",
+                f"{version_id} is worse than the deployed model beyond the margins:\n{checks}\n\n"
+                "Deploy anyway? Say why (required, audited):",
+            )
+            if reason:
+                self._deploy(version_id, reason, override=True)
             return
-        self._run(Registry(self.context.home).deploy, version_id, done=lambda v: f"{v.id} deployed.")
+        self._say(f"{version_id} deployed; {answer['gate']}.")
+        self.deployed_changed.emit()
+        self.reload()
 
     def rollback(self) -> None:
-        if not self._confirm(
+        reason = self.ask_reason(
             "Roll back",
-            "Undo the last deployment? The version deployed before it becomes current again.",
-        ):
+            "Undo the last deployment? The version deployed before it becomes current again.\n\n"
+            "Why (kept in the audit trail):",
+        )
+        if reason is None:
             return
-        self._run(
-            Registry(self.context.home).rollback, done=lambda v: f"Rolled back: {v.id} is deployed again."
+
+        def done(version_id: str) -> None:
+            self._say(f"Rolled back: {version_id} is deployed again.")
+            self.deployed_changed.emit()
+            self.reload()
+
+        self._start_job(
+            "inspector.rollout:rollback_job",
+            self.context.home,
+            self.context.db_url,
+            self.context.settings.operator or None,
+            reason,
+            started="Rolling back …",
+            on_done=done,
+        )
+
+    def _start_job(self, target: str, *args: object, started: str, on_done: Callable[[object], None]) -> None:
+        """A registry change in a background job (the gate scores models); buttons wait for it."""
+        if self.busy:
+            return
+        self.busy = True
+        for button in self._buttons:
+            button.setEnabled(False)
+        self._say(started)
+
+        def finished(value: object) -> None:
+            self._idle()
+            on_done(value)
+
+        def failed(message: str) -> None:
+            self._idle()
+            self._say(message, error=True)
+
+        run_job(
+            target,
+            *args,
+            line=self.context.line_overruns,
+            owner=self,
+            on_done=finished,
+            on_failed=failed,
+            on_progress=lambda text: self._say(str(text)),
         )
 
     def add_bundle(self) -> None:

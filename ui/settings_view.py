@@ -18,6 +18,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
+    QPlainTextEdit,
     QPushButton,
     QSpinBox,
     QVBoxLayout,
@@ -87,7 +88,16 @@ LABELS = {
     "unsure_below": "UNSURE below confidence",
     "ood_energy_above": "UNSURE above energy score",
     "cycle_budget_ms": "Cycle budget",
+    "shift_starts": "Shifts start at",
+    "gate_latency_ratio": "Block: latency over",
 }
+OUTPUTS_HINT = (
+    "One URL per line; used by lines started after saving. "
+    "mqtt://broker:1883/prefix (MES, one JSON message per part), "
+    "modbus://127.0.0.1:5020?reject=NG,UNSURE,ERROR (Modbus TCP server: the PLC's reject gate), "
+    "opc.tcp://127.0.0.1:4840 (OPC UA server, read-only). Servers listen on 127.0.0.1 unless you "
+    "name another interface. See the README for topics, registers and nodes."
+)
 
 
 def _readable(message: str) -> str:
@@ -134,6 +144,27 @@ class SettingsView(QWidget):
         self.cycle_ms.setPlaceholderText("empty: no cycle budget")
         self.shadow = QLineEdit()
         self.shadow.setPlaceholderText("empty: none (a model version, e.g. v3)")
+        self.outputs = QPlainTextEdit()
+        self.outputs.setPlaceholderText("empty: verdicts stay in the ledger")
+        self.outputs.setFixedHeight(84)
+        self.outputs.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.gate_data = QLineEdit()
+        self.gate_data.setPlaceholderText("empty: no offline gate (a deploy then needs a reason)")
+        self.gate_recall = QDoubleSpinBox()
+        self.gate_recall.setRange(0.0, 1.0)
+        self.gate_recall.setDecimals(3)
+        self.gate_recall.setSingleStep(0.01)
+        self.gate_unsure = QDoubleSpinBox()
+        self.gate_unsure.setRange(0.0, 1.0)
+        self.gate_unsure.setDecimals(3)
+        self.gate_unsure.setSingleStep(0.01)
+        self.gate_latency = QDoubleSpinBox()
+        self.gate_latency.setRange(1.0, 100.0)
+        self.gate_latency.setDecimals(2)
+        self.gate_latency.setSingleStep(0.05)
+        self.gate_latency.setSuffix(" ×")
+        self.shift_starts = QLineEdit()
+        self.shift_starts.setPlaceholderText("06:00, 14:00, 22:00")
         self.save_button = QPushButton("Save")
         self.save_button.setObjectName("primary")
         self.save_button.clicked.connect(self.save)
@@ -202,6 +233,28 @@ class SettingsView(QWidget):
             ),
         )
 
+        rollout = QGroupBox("Roll-out gate and shifts")
+        form = _form(rollout)
+        form.addRow(
+            "Gate data",
+            _with_hint(
+                self.gate_data,
+                "The station's dataset folder: before a version goes live it is scored beside the deployed "
+                "one on its held-out split.",
+            ),
+        )
+        form.addRow("Block: recall drop over", self.gate_recall)
+        form.addRow("Block: UNSURE rise over", self.gate_unsure)
+        form.addRow("Block: latency over", self.gate_latency)
+        form.addRow(
+            "Shifts start at",
+            _with_hint(self.shift_starts, "Local times, comma-separated: the shift report's shifts."),
+        )
+
+        outputs = QGroupBox("Line outputs (PLC, MES)")
+        form = _form(outputs)
+        form.addRow(_with_hint(self.outputs, OUTPUTS_HINT))
+
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(revert)
@@ -210,9 +263,11 @@ class SettingsView(QWidget):
         left, right = QVBoxLayout(), QVBoxLayout()
         left.addWidget(where)
         left.addWidget(station)
+        left.addWidget(outputs)
         left.addStretch(1)
         right.addWidget(archive)
         right.addWidget(verdicts)
+        right.addWidget(rollout)
         right.addStretch(1)
         columns.addLayout(left, 1)
         columns.addLayout(right, 1)
@@ -241,6 +296,12 @@ class SettingsView(QWidget):
         self.operator.setText(s.operator)
         self.cycle_ms.setText("" if s.cycle_budget_ms is None else f"{s.cycle_budget_ms:g}")
         self.shadow.setText(s.shadow)
+        self.outputs.setPlainText("\n".join(s.outputs))
+        self.gate_data.setText(s.gate_data)
+        self.gate_recall.setValue(s.gate_recall_drop)
+        self.gate_unsure.setValue(s.gate_unsure_rise)
+        self.gate_latency.setValue(s.gate_latency_ratio)
+        self.shift_starts.setText(", ".join(s.shift_starts))
         self._say("")
 
     def form_settings(self) -> Settings:
@@ -259,6 +320,12 @@ class SettingsView(QWidget):
             operator=self.operator.text().strip(),
             cycle_budget_ms=_optional_float(self.cycle_ms.text(), "cycle budget"),
             shadow=self.shadow.text().strip(),
+            outputs=[line.strip() for line in self.outputs.toPlainText().splitlines() if line.strip()],
+            gate_data=self.gate_data.text().strip(),
+            gate_recall_drop=self.gate_recall.value(),
+            gate_unsure_rise=self.gate_unsure.value(),
+            gate_latency_ratio=self.gate_latency.value(),
+            shift_starts=[t.strip() for t in self.shift_starts.text().split(",") if t.strip()],
         ).validate()
 
     def save(self) -> bool:

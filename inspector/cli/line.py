@@ -26,6 +26,16 @@ DbOption = Annotated[
     typer.Option("--db", help="SQLAlchemy URL of the results ledger (default: SQLite in the home folder)."),
 ]
 
+OutputOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--output",
+        help="Line output URL, repeatable (default: the settings' list): mqtt://broker[:1883][/prefix], "
+        "modbus://127.0.0.1[:502][?reject=NG,UNSURE,ERROR], opc.tcp://127.0.0.1[:4840]. See README.",
+        show_default=False,
+    ),
+]
+
 results_app = typer.Typer(help="Query and export the results ledger.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the results database.", no_args_is_help=True)
 
@@ -37,7 +47,7 @@ def db_url(db: str | None, home: Path) -> str:
     return ledger_url(db, home, load_settings(home))
 
 
-def _status_table(pipeline) -> Table:  # noqa: ANN001 - inspector.line.pipeline.Pipeline, imported lazily
+def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, imported lazily
     snap = pipeline.stats.snapshot()
     table = Table(title=f"{pipeline.source.name}", title_justify="left", show_header=True, box=None)
     for column in ("fps", "frames", "OK", "NG", "UNSURE", "ERROR", "yield", "drops", "overruns", "p95 ms"):
@@ -55,7 +65,7 @@ def _status_table(pipeline) -> Table:  # noqa: ANN001 - inspector.line.pipeline.
     return table
 
 
-def _summary(pipeline, url: str) -> None:  # noqa: ANN001
+def _summary(pipeline, url: str) -> None:
     snap = pipeline.stats.snapshot()
     table = Table(title="run summary", title_justify="left", show_header=False, box=None)
     table.add_row("run", f"{pipeline.run_id} on {pipeline.source.name}")
@@ -77,13 +87,25 @@ def _summary(pipeline, url: str) -> None:  # noqa: ANN001
         shadow = pipeline.shadow.snapshot()
         shed = ", ".join(f"{k} {v}" for k, v in shadow.shed_reasons.items())
         table.add_row("shadow", shadow.line().removeprefix("Shadow: ") + (f" ({shed})" if shed else ""))
+    for name, health in pipeline.outputs.health():
+        delivered = f"{health.sent} sent" if health.sent else ""
+        counts = ", ".join(
+            x
+            for x in (
+                delivered,
+                f"{health.pending} kept" if health.pending else "",
+                f"{health.dropped} dropped" if health.dropped else "",
+            )
+            if x
+        )
+        table.add_row(f"output {name}", health.state + (f" ({counts})" if counts else ""))
     console.print(table)
     for event in pipeline.events:
         if event.level != "info":
             err.print(f"[yellow]{event.level}:[/] {event.message}", highlight=False)
 
 
-def run_line(pipeline, url: str, on_tick=None) -> None:  # noqa: ANN001
+def run_line(pipeline, url: str, on_tick=None) -> None:
     """Run until the source ends, ``--frames`` is reached, Ctrl-C or SIGTERM; status on stderr."""
     previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     engine = pipeline.engine
@@ -119,7 +141,7 @@ def run_line(pipeline, url: str, on_tick=None) -> None:  # noqa: ANN001
     _summary(pipeline, url)
 
 
-def _build_pipeline(**fields):  # noqa: ANN003, ANN202 - LineRequest fields; imported lazily for a fast --help
+def _build_pipeline(**fields):  # LineRequest fields; imported lazily for a fast --help
     from inspector.line.build import LineRequest, build_pipeline, ledger_url
     from inspector.settings import load_settings
 
@@ -173,6 +195,7 @@ def run(
             "when the line falls behind.",
         ),
     ] = None,
+    output: OutputOption = None,
     home: HomeOption = None,
 ) -> None:
     """Inspect a line headless: one verdict per frame into the results ledger, live status on stderr."""
@@ -195,6 +218,7 @@ def run(
             drop=drop,
             ok_every=ok_every,
             shadow=shadow,
+            outputs=output or None,
         )
         run_line(pipeline, url)
     if pipeline.error:
@@ -212,6 +236,7 @@ def demo(
         typer.Option("--drift-after", min=0, help="Switch the lighting shift on after N frames (0: never)."),
     ] = None,
     db: DbOption = None,
+    output: OutputOption = None,
     home: HomeOption = None,
 ) -> None:
     """The simulated ELPV solar-cell station with the bundled LTM model."""
@@ -236,6 +261,7 @@ def demo(
             frames=limit,
             lot="demo",
             station="demo-elpv",
+            outputs=output or None,
         )
         switched = False
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from inspector.line.archive import GIB, ArchivePolicy, ImageArchive
 from inspector.line.demo import demo_model_path
 from inspector.line.inference import InferenceEngine
+from inspector.line.outputs import build_outputs, check_output_urls
 from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo
 from inspector.line.sources import open_source
 from inspector.registry import Registry
@@ -40,6 +41,7 @@ class LineRequest:
     track_maps: bool = False
     settings: Settings | None = None
     shadow: str | None = None  # a candidate judging beside the line: a version (v3), a bundle, "demo"
+    outputs: list[str] | None = None  # line output URLs; None: the settings' list
 
 
 def resolve_model(model: str | None, home: Path) -> Path:
@@ -73,6 +75,8 @@ def ledger_url(db: str | None, home: Path, settings: Settings | None = None) -> 
 def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeline:
     """A ready-to-start pipeline; opens (and migrates) the ledger unless one is handed in."""
     settings = request.settings or Settings()
+    output_urls = settings.outputs if request.outputs is None else request.outputs
+    check_output_urls(output_urls)  # a bad URL is refused before anything is opened
     source = open_source(request.source, fps=request.fps)
     path = resolve_model(request.model, request.home)
     from models.bundle import load_bundle
@@ -114,4 +118,5 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
         cycle_budget_ms=settings.cycle_budget_ms,
     )
     run = RunInfo(request.station, request.operator, request.lot)
-    return Pipeline(source, engine, ledger, archive, config, run, shadow)
+    outputs = build_outputs(output_urls, request.home, request.station)
+    return Pipeline(source, engine, ledger, archive, config, run, outputs, shadow)

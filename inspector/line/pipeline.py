@@ -28,6 +28,7 @@ from inspector.line.archive import ImageArchive
 from inspector.line.frame_queue import FrameQueue
 from inspector.line.inference import InferenceEngine
 from inspector.line.live_stats import DriftMonitor, LiveStats, StatsSnapshot
+from inspector.line.outputs import LineInfo, OutputSet, PartReport
 from inspector.line.shadow import ShadowRunner
 from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, check_image
 from inspector.line.verdicts import Decision, Verdict
@@ -52,6 +53,8 @@ class PipelineConfig:
     # Threads for the model. None: all cores but one, so capture, archive and the ledger writer
     # keep a core and frame-to-verdict latency stays steady (measured in BENCHMARKS.md).
     inference_threads: int | None = None
+    # How long stopping waits for line outputs to deliver what they hold (MQTT keeps the rest on disk).
+    outputs_close_s: float = 5.0
 
 
 def default_inference_threads() -> int:
@@ -75,6 +78,8 @@ class Outcome:
     merge_map: np.ndarray | None = None
     error: str | None = None
     image_ref: str | None = None
+    part: int = 0  # 1, 2, 3 … in the run (what the line outputs count)
+    judged_at: datetime | None = None
 
 
 @dataclass
@@ -97,6 +102,7 @@ class Pipeline:
         archive: ImageArchive | None = None,
         config: PipelineConfig | None = None,
         run: RunInfo | None = None,
+        outputs: OutputSet | None = None,
         shadow: ShadowRunner | None = None,
     ) -> None:
         self.source = source
@@ -123,6 +129,8 @@ class Pipeline:
         self._finished = False
         self._threads_before = torch.get_num_threads()
         self.error: str | None = None
+        self.outputs = outputs or OutputSet([])
+        self._parts = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -137,6 +145,7 @@ class Pipeline:
         except BaseException:
             self.source.close()
             raise
+        self.outputs.start(self._line_info(), self.event)
         self._threads_before = torch.get_num_threads()
         torch.set_num_threads(self.config.inference_threads or default_inference_threads())
         self.stats.reset()
@@ -222,12 +231,25 @@ class Pipeline:
             )
             self.shadow_run_id = self.ledger.start_shadow(self.run_id, candidate_id)
 
+    def _line_info(self) -> LineInfo:
+        bundle = self.engine.bundle
+        return LineInfo(
+            station=self.run_info.station,
+            run_id=self.run_id,
+            model_name=bundle.path.name if bundle.path else "in-memory",
+            model_sha256=self.engine.sha256,
+            classes=tuple(self.engine.meta.classes),
+            source=self.source.name,
+            lot=self.run_info.lot,
+        )
+
     def _finish(self) -> None:
         if self._finished:
             return
         self._finished = True
         self.source.close()
         torch.set_num_threads(self._threads_before)
+        self.outputs.close(self.config.outputs_close_s)
         snapshot = self.stats.snapshot()
         self.event("info", "run_stopped", f"run stopped after {snapshot.entered} frames")
         if self.ledger is not None and self.run_id is not None:
@@ -363,6 +385,9 @@ class Pipeline:
                         out.maps[i] if out.maps else None,
                         error=decision.reason if decision.verdict is Verdict.ERROR else None,
                     )
+                self._parts += 1
+                outcome.part, outcome.judged_at = self._parts, datetime.now(timezone.utc)
+                self.outputs.judged(self._part_report(outcome))
                 self.stats.judged(outcome.decision.verdict.value, frame.stamps)
                 drift = self.drift.update(outcome.decision.verdict.value)
                 if drift:
@@ -444,6 +469,25 @@ class Pipeline:
         for outcome in outcomes:
             outcome.frame.stamps["written"] = now
         self.stats.stored([o.frame.stamps for o in outcomes], sum(1 for o in outcomes if o.image_ref))
+        if self.outputs:
+            recorded_at = datetime.now(timezone.utc)
+            for outcome in outcomes:
+                self.outputs.recorded(self._part_report(outcome, recorded_at))
+            self.outputs.report_drops()
+
+    def _part_report(self, outcome: Outcome, recorded_at: datetime | None = None) -> PartReport:
+        decision = outcome.decision
+        return PartReport(
+            part=outcome.part,
+            frame=outcome.frame.index,
+            verdict=decision.verdict.value,
+            label=decision.label,
+            confidence=decision.confidence,
+            reason=decision.reason,
+            captured_at=outcome.frame.captured_at,
+            judged_at=outcome.judged_at or datetime.now(timezone.utc),
+            recorded_at=recorded_at,
+        )
 
     def _record(self, outcome: Outcome) -> ResultRecord:
         stamps, decision = outcome.frame.stamps, outcome.decision

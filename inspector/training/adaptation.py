@@ -30,7 +30,7 @@ from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.line.build import resolve_model
 from inspector.registry import Registry, Version
 from inspector.training.loop import Recipe
-from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model
+from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model, recalibrate_model
 from models.bundle import BundleMeta, read_meta
 
 MIN_TRAIN_PER_CLASS = 10  # below this a class's result after fine-tuning is mostly noise
@@ -301,17 +301,38 @@ def measure_speed(
     return figures
 
 
-def save_version(home: Path, bundle: Path, note: str, deploy: bool, *, task: Any) -> tuple[Version, str]:
-    """Register the staged bundle (a copy: the staging folder may go right after), then deploy it.
+def save_version(
+    home: Path,
+    bundle: Path,
+    note: str,
+    deploy: bool,
+    ledger_url: str | None = None,
+    who: str | None = None,
+    *,
+    task: Any,
+) -> tuple[Version, str]:
+    """Register the staged bundle (a copy: the staging folder may go right after), then deploy it,
+    audited like any deploy (the wizard's before/after on the station's held-out images was its gate).
 
     Returns the version and, when deploying failed after the version was saved, why (the version
     stays: it can be deployed from the Models screen).
     """
+    from inspector import rollout
+    from inspector.store import default_url
+
     registry = Registry(home)
     version = registry.add(bundle, note)
     if deploy:
         try:
-            registry.deploy(version.id)
+            rollout.deploy(
+                home,
+                ledger_url or default_url(home),
+                version.id,
+                who=who or rollout.who_default(),
+                reason="fine-tune wizard" + (f": {note}" if note else ""),
+                data=None,
+                gate_note="the wizard's before/after on the station's held-out images",
+            )
         except InspectorError as exc:
             return version, str(exc)
     return version, ""
@@ -351,3 +372,22 @@ def base_model_choices(home: Path) -> tuple[list[tuple[str, Path]], str]:
 def _version_text(version: Version) -> str:
     text = f"{version.merge.upper()}, classes {', '.join(version.classes)}"
     return f"{text} — {version.note}" if version.note else text
+
+
+def recalibrate_version(home: Path, frames: Path, *, task: Any) -> tuple[Version, dict]:
+    """The Fine-tune screen's *Re-calibrate to a new lamp*: the model the line runs now with its
+    BatchNorm statistics re-estimated on a folder of live frames (no labels), saved as a new version.
+
+    Nothing is deployed: the Models screen compares and deploys it through the gate.
+    """
+    registry = Registry(home)
+    base = resolve_model(None, home)
+    deployed = registry.deployed()
+    with tempfile.TemporaryDirectory(prefix=".recalibrate-", dir=registry.root) as work:
+        out = Path(work) / "bundle"
+        task.report(f"re-estimating the normalisation statistics on {frames} …")
+        moved = recalibrate_model(base, frames, out, progress=False, log=task.report)
+        name = deployed.id if deployed else "the demo model"
+        note = f"{name} re-calibrated to the lamp of {frames.name} ({moved['images']} frames, no labels)"
+        version = registry.add(out, note)
+    return version, moved

@@ -177,3 +177,18 @@ def test_demo_drift_after_must_not_be_negative(tmp_path):
     args = ["demo", "--headless", "--frames", "2", "--drift-after", "-1", "--home", str(tmp_path)]
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and "--drift-after" in result.output
+
+
+def test_a_bad_output_url_is_one_line_before_anything_opens(tmp_path):
+    for url, problem in (
+        ("ftp://x", "unknown scheme 'ftp'"),
+        ("mqtt://ana:hunter2@broker:70000", "bad port"),
+        ("modbus://plc.example:5020", "binds an IP address"),
+    ):
+        result = runner.invoke(
+            app, ["run", "--source", "sim", "--output", url, "--home", str(tmp_path), "--frames", "1"]
+        )
+        assert result.exit_code == 2, result.output
+        assert problem in result.output and "Traceback" not in result.output
+        assert "hunter2" not in result.output
+    assert not (tmp_path / "inspector.db").exists()  # refused before the ledger was opened

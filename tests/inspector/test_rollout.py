@@ -4,7 +4,7 @@ deploy and rollback lands in the ledger's audit trail."""
 from __future__ import annotations
 
 import pytest
-import torch
+from tests_support import always_bundle
 from typer.testing import CliRunner
 
 from inspector.cli import app
@@ -19,22 +19,10 @@ from inspector.rollout import (
     deploy,
     rollback,
 )
-from models.bundle import meta_for, save_bundle
-from models.network import InspectionNet
 
 CLASSES = ["ok", "scratch", "spot"]
 LOOSE_LATENCY = GateMargins(latency_ratio=1000.0)  # the gate's logic here, not this machine's noise
 runner = CliRunner()
-
-
-def _always(tmp_path, tiny_vit_spec, name: str, favourite: str):
-    """A bundle that answers ``favourite`` for every image, confidently (head weights zero)."""
-    net = InspectionNet(tiny_vit_spec, len(CLASSES), "none")
-    with torch.no_grad():
-        net.backbone.head.weight.zero_()
-        net.backbone.head.bias.copy_(torch.tensor([8.0 if c == favourite else 0.0 for c in CLASSES]))
-    meta = meta_for(net, CLASSES, normal_class="ok", thresholds={"unsure_below": 0.5})
-    return save_bundle(net, meta, tmp_path / name)
 
 
 @pytest.fixture
@@ -43,7 +31,7 @@ def home(tmp_path, tiny_vit_spec):
     root = tmp_path / "home"
     registry = Registry(root)
     for name, favourite in (("a", "ok"), ("b", "spot"), ("c", "ok")):
-        registry.add(_always(tmp_path, tiny_vit_spec, name, favourite))
+        registry.add(always_bundle(tmp_path / name, tiny_vit_spec, CLASSES, favourite))
     registry.deploy("v1")
     return root
 

@@ -11,6 +11,7 @@ import pytest
 pytest.importorskip("PySide6")
 
 from inspector.registry import Registry
+from inspector.rollout import audit_trail
 from models.bundle import load_bundle, meta_for, save_bundle
 from models.network import InspectionNet
 from ui.context import AppContext
@@ -105,6 +106,8 @@ def test_wizard_end_to_end_adds_a_version(qtbot, home, tiny_station):
     assert [v.id for v in registry.versions()] == ["v1", "v2"]
     assert registry.deployed().id == "v2" and added == ["v2"]
     assert "fine-tuned from v1" in registry.versions()[1].note
+    audit = audit_trail(view.context.db_url)[0]["message"]
+    assert "v2 deployed by" in audit and "checked by the wizard's before/after" in audit
     assert load_bundle(registry.path_of("v2")).meta.provenance["finetune_recipe"]["trainable"] == "merge+norm"
     assert _staging_left(home) == []
     qtbot.waitUntil(lambda: view.table.rowCount() == 1, timeout=WAIT_MS)  # the fine-tuned list

@@ -63,3 +63,24 @@ def test_the_simulated_station_condition_switches_live(qtbot, live, tiny_station
         lambda: live.last_outcome is not None and live.last_outcome.frame.meta.get("profile") == "lighting",
         timeout=30_000,
     )
+
+
+def test_an_output_whose_broker_is_away_shows_buffering_and_raises_the_alarm(qtbot, live, tiny_station):
+    from dataclasses import replace
+
+    from ledger_support import free_port
+
+    port = free_port()  # nothing listens there: the broker is away
+    live.context.settings = replace(live.context.settings, outputs=[f"mqtt://127.0.0.1:{port}/plant"])
+    live.start(source=f"{tiny_station}?fps=40&loop=1", model="demo")
+    qtbot.waitUntil(lambda: live.controller.running, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: live.outputs.count() == 1 and "buffering" in live.outputs.item(0).text(), timeout=60_000
+    )
+    assert live.outputs.isVisible() and f"127.0.0.1:{port}/plant" in live.outputs.item(0).text()
+    qtbot.waitUntil(lambda: live.banner.isVisible() and "buffering" in live.banner.text(), timeout=60_000)
+    qtbot.waitUntil(lambda: int(live.counter_labels["total"].text()) >= 5, timeout=60_000)  # the line goes on
+    with qtbot.waitSignal(live.controller.stopped, timeout=60_000):
+        live.toggle()
+    events = live.context.ledger().events(run_id=live.controller.pipeline.run_id)
+    assert "output_down" in {e["kind"] for e in events}

@@ -9,9 +9,10 @@ import pytest
 
 pytest.importorskip("PySide6")
 
-from PySide6.QtWidgets import QMessageBox
+from PySide6.QtWidgets import QInputDialog
 
 from inspector.registry import Registry
+from inspector.rollout import audit_trail
 from models.bundle import meta_for, save_bundle
 from models.network import InspectionNet
 from ui.context import AppContext
@@ -30,20 +31,25 @@ def home(tmp_path, tiny_vit_spec) -> Path:
         net = InspectionNet(tiny_vit_spec, 2, merge)
         if merge == "ltm":
             net.set_schedule([None, [3, 3], None, None])
-        registry.add(save_bundle(net, meta_for(net, ["ok", "ng"]), tmp_path / name), note=f"model {name}")
+        moved = (
+            [{"block": 1, "grid": "4x4→3x3", "mask": "content", "moved": 0.25}] if merge == "ltm" else None
+        )
+        meta = meta_for(net, ["ok", "ng"], provenance={"merge_movement": moved} if moved else {})
+        registry.add(save_bundle(net, meta, tmp_path / name), note=f"model {name}")
     registry.deploy("v1")
     return home
 
 
 @pytest.fixture
 def yes(monkeypatch) -> list[str]:
+    """Every audited change is asked for a reason: answer with one."""
     asked: list[str] = []
 
-    def answer(_parent, _title, text, *_args):
+    def answer(_parent, _title, text, *_args, **_kwargs):
         asked.append(text)
-        return QMessageBox.StandardButton.Yes
+        return "line trial", True
 
-    monkeypatch.setattr(QMessageBox, "question", answer)
+    monkeypatch.setattr(QInputDialog, "getText", answer)
     return asked
 
 
@@ -63,7 +69,10 @@ def test_models_view_lists_deploys_and_rolls_back(qtbot, home, yes):
     assert view.table.item(deployed_row, 1).font().bold()
     assert not view.table.item(1 - deployed_row, 1).font().bold()
     assert view.table.item(ids.index("v2"), 5).text() == "none"
+    assert view.table.item(ids.index("v1"), 5).text().endswith("· 25% moved")
     assert view.selected_id() is None
+    view.table.selectRow(ids.index("v1"))
+    assert "merges moved from local pooling: block 1 4x4→3x3 25%" in view.details.text()
 
     view.table.selectRow(ids.index("v2"))
     count = view.reloads
@@ -80,6 +89,9 @@ def test_models_view_lists_deploys_and_rolls_back(qtbot, home, yes):
     assert Registry(home).deployed().id == "v1"
     _loaded(qtbot, view, count)
     assert view.deployed_id == "v1"
+    trail = [event["message"] for event in audit_trail(view.context.db_url)]
+    assert "rolled back from v2 to v1" in trail[0] and "line trial" in trail[0]
+    assert "v2 deployed by" in trail[1] and "gate skipped (no held-out data)" in trail[1]
 
     # nothing earlier to roll back to: one line, no signal, deployment unchanged
     with qtbot.assertNotEmitted(view.deployed_changed, wait=200):
@@ -89,8 +101,41 @@ def test_models_view_lists_deploys_and_rolls_back(qtbot, home, yes):
     assert Registry(home).deployed().id == "v1"
 
 
+def test_a_blocked_gate_asks_to_override_and_audits_it(qtbot, tmp_path, tiny_vit_spec, monkeypatch):
+    from conftest import make_station
+    from tests_support import always_bundle
+
+    station = make_station(tmp_path / "station", classes=("ok", "ng"), per_class=10)
+    home = tmp_path / "gated"
+    registry = Registry(home)
+    for name, favourite in (("good", "ok"), ("bad", "ng")):
+        registry.add(always_bundle(tmp_path / name, tiny_vit_spec, ["ok", "ng"], favourite))
+    registry.deploy("v1")
+    context = AppContext(home)
+    context.settings.gate_data = str(station)
+    context.settings.gate_latency_ratio = 1000.0  # the gate's logic here, not this machine's noise
+    asked: list[str] = []
+
+    def answer(_parent, title, text, *_a, **_k):
+        asked.append(title)
+        return ("" if len(asked) == 1 else "trial on lane 2"), True
+
+    monkeypatch.setattr(QInputDialog, "getText", answer)
+    view = ModelsView(context)
+    qtbot.addWidget(view)
+    _loaded(qtbot, view, 0)
+    view.table.selectRow(0)  # v2, newest first
+    with qtbot.waitSignal(view.deployed_changed, timeout=2 * WAIT_MS):
+        view.deploy_button.click()
+    assert asked == ["Deploy model", "Offline gate blocked the deploy"]
+    assert Registry(home).deployed().id == "v2"
+    trail = [event["message"] for event in audit_trail(context.db_url)]
+    assert "overridden" in trail[0] and "trial on lane 2" in trail[0]
+    assert "v2 blocked by the offline gate" in trail[1]
+
+
 def test_declined_confirmation_changes_nothing(qtbot, home, monkeypatch):
-    monkeypatch.setattr(QMessageBox, "question", lambda *_a: QMessageBox.StandardButton.Cancel)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *_a, **_k: ("", False))
     view = ModelsView(AppContext(home))
     qtbot.addWidget(view)
     _loaded(qtbot, view, 0)
@@ -145,12 +190,20 @@ def test_settings_save_writes_json_and_rejects_bad_values(qtbot, tmp_path):
     assert not view.save()
     assert "Size cap must be positive" in view.message.text()
     view.cap_gib.setValue(5.5)
+    view.shift_starts.setText("6:00, 18:00")
+    assert not view.save()
+    assert "Shifts start at must be a list of 1 to 6 local times" in view.message.text()
+    view.shift_starts.setText("06:00, 18:00")
+    view.gate_data.setText(str(tmp_path / "station"))
+    view.gate_recall.setValue(0.05)
     assert view.save(), view.message.text()
     saved = json.loads(path.read_text())
     assert saved["unsure_below"] == 0.62 and saved["cycle_budget_ms"] == 120.0
     assert saved["station"] == "press-7" and saved["operator"] == "Ana"
     assert saved["archive_ok_every"] == 10 and saved["archive_cap_gib"] == 5.5
     assert saved["ood_energy_above"] is None and saved["source"] == "sim"  # untouched fields kept
+    assert saved["shift_starts"] == ["06:00", "18:00"] and saved["gate_recall_drop"] == 0.05
+    assert saved["gate_data"] == str(tmp_path / "station") and saved["gate_latency_ratio"] == 1.25
     assert context.settings.station == "press-7"
     assert AppContext(context.home).settings.unsure_below == 0.62
 

@@ -120,6 +120,8 @@ class FinetuneWizard(QWizard):
             self.staging.bundle,
             page.note.text().strip(),
             page.deploy.isChecked(),
+            self.context.db_url,
+            self.context.settings.operator or None,
             hold=self.staging.in_use(),
             pause_for_line=False,  # registering measures the model's latency
             on_done=self._saved,
