@@ -401,8 +401,8 @@ class Pipeline:
                 if self.shadow is not None:
                     # Shed first: a batch of more than one, or frames waiting, means the line is behind.
                     self.shadow.offer(frame, outcome.decision, len(self._frames) + (len(batch) > 1))
-        if self.shadow is not None:
-            self.shadow.close()  # its last (at most SHADOW_QUEUE) answers reach the final commit
+        if self.shadow is not None and not self.shadow.close():  # its last answers reach the final commit
+            self.event("warning", "shadow_stuck", f"shadow {self.shadow.name} did not finish its last frames")
         self._to_archive.put(_END)
 
     # -- archive -----------------------------------------------------------------------------

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 SHADOW_QUEUE = 2  # frames waiting for the candidate at most: more would only be judged late
 SHADOW_NICE = 10  # the shadow thread's niceness (Linux: per thread), so the line's threads come first
 NO_LABEL = "–"
+CLOSE_TIMEOUT_S = 10.0  # how long the line's end waits for the shadow's last frames
 SHED_BACKLOG = "line_backlog"  # the line's own queue had frames waiting
 SHED_BUSY = "shadow_busy"  # the shadow's queue was full
 _END = object()
@@ -103,6 +104,7 @@ class ShadowRunner:
         self.verdicts: dict[str, Counter[str]] = {}
         self._new: list[ShadowRecord] = []
         self._changed = False
+        self.close_timeout_s = CLOSE_TIMEOUT_S
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -113,13 +115,22 @@ class ShadowRunner:
         self._thread = threading.Thread(target=self._loop, name="inspector-shadow", daemon=True)
         self._thread.start()
 
-    def close(self) -> None:
-        """Judge what is queued (at most ``SHADOW_QUEUE`` frames), then end the thread."""
-        if self._thread is None:
-            return
-        self._queue.put(_END)
-        self._thread.join()
-        self._thread = None
+    def close(self, timeout_s: float | None = None) -> bool:
+        """Judge what is queued (at most ``SHADOW_QUEUE`` frames), then end the thread.
+
+        False when the candidate is still stuck after ``timeout_s``: the line's end must not wait
+        on it (its thread is a daemon; what it already judged is still written).
+        """
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return True
+        timeout_s = self.close_timeout_s if timeout_s is None else timeout_s
+        try:
+            self._queue.put(_END, timeout=timeout_s)
+        except queue.Full:
+            return False
+        thread.join(timeout_s)
+        return not thread.is_alive()
 
     # -- the line's side ---------------------------------------------------------------------
 

@@ -211,6 +211,21 @@ def test_a_slow_shadow_is_shed_and_counted_and_the_line_goes_on(tiny_station, le
     assert (totals["judged"], totals["shed"]) == (snap.judged, snap.shed)
 
 
+def test_a_stuck_shadow_does_not_hold_up_the_end_of_the_run(tiny_station, ledger, engine, candidate):
+    slow = SlowEngine(candidate)  # never released
+    runner = ShadowRunner(slow, "stuck")
+    runner.close_timeout_s = 0.5
+    source = OneAtATime(tiny_station)
+    pipeline = source.pipeline = Pipeline(
+        source, engine, ledger, None, PipelineConfig(drop_policy="block"), RunInfo("shadow-3"), shadow=runner
+    )
+    pipeline.run()
+    assert ledger.count_results(ResultFilter(run_id=pipeline.run_id)) == 72
+    assert any(e.kind == "shadow_stuck" for e in pipeline.events)
+    assert ledger.runs()[0]["status"] == "finished"
+    slow.release.set()
+
+
 def test_the_shadow_is_never_offered_a_frame_while_the_line_has_a_backlog(candidate):
     import numpy as np
 
