@@ -93,7 +93,7 @@ LABELS = {
 }
 OUTPUTS_HINT = (
     "One URL per line; used by lines started after saving. "
-    "mqtt://broker:1883/prefix (MES, one JSON message per part), "
+    "mqtt://broker:1883/prefix (MES, one JSON message per part; mqtts:// for TLS), "
     "modbus://127.0.0.1:5020?reject=NG,UNSURE,ERROR (Modbus TCP server: the PLC's reject gate), "
     "opc.tcp://127.0.0.1:4840 (OPC UA server, read-only). Servers listen on 127.0.0.1 unless you "
     "name another interface. See the README for topics, registers and nodes."

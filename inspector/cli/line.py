@@ -30,8 +30,10 @@ OutputOption = Annotated[
     list[str] | None,
     typer.Option(
         "--output",
-        help="Line output URL, repeatable (default: the settings' list): mqtt://broker[:1883][/prefix], "
-        "modbus://127.0.0.1[:502][?reject=NG,UNSURE,ERROR], opc.tcp://127.0.0.1[:4840]. See README.",
+        metavar="URL",
+        help="Line output URL, repeatable (default: the settings' list), e.g. mqtt://broker:1883/prefix "
+        "(mqtts:// for TLS), modbus://127.0.0.1:5020?reject=NG,UNSURE,ERROR, opc.tcp://127.0.0.1:4840. "
+        "See README.",
         show_default=False,
     ),
 ]
@@ -53,7 +55,7 @@ def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, impor
     for column in ("fps", "frames", "OK", "NG", "UNSURE", "ERROR", "yield", "drops", "overruns", "p95 ms"):
         table.add_column(column, justify="right")
     total = snap.latency_ms.get("total", {})
-    table.add_row(
+    row = [
         f"{snap.fps:.1f}",
         str(snap.entered),
         *(str(snap.verdicts.get(v, 0)) for v in ("OK", "NG", "UNSURE", "ERROR")),
@@ -61,7 +63,13 @@ def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, impor
         str(snap.dropped),
         str(snap.overruns),
         f"{total.get('p95', 0):.1f}",
-    )
+    ]
+    healths = pipeline.outputs.health()
+    if healths:  # line outputs: how many deliver now (the summary names each)
+        table.add_column("outputs", justify="right")
+        up = sum(1 for _, health in healths if health.state == "connected")
+        row.append(f"{up}/{len(healths)} up")
+    table.add_row(*row)
     return table
 
 

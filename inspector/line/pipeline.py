@@ -136,7 +136,11 @@ class Pipeline:
 
     def start(self) -> None:
         """Open the source, register the run, then start the four stages."""
-        self.source.open()
+        try:
+            self.source.open()
+        except BaseException:
+            self.outputs.discard()  # built for this run (an MQTT spool is locked): let them go
+            raise
         try:
             self._register_run()
             self.engine.warm_up()
@@ -144,6 +148,7 @@ class Pipeline:
                 self.shadow.warm_up()
         except BaseException:
             self.source.close()
+            self.outputs.discard()
             raise
         self.outputs.start(self._line_info(), self.event)
         self._threads_before = torch.get_num_threads()

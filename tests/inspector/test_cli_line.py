@@ -192,3 +192,21 @@ def test_a_bad_output_url_is_one_line_before_anything_opens(tmp_path):
         assert problem in result.output and "Traceback" not in result.output
         assert "hunter2" not in result.output
     assert not (tmp_path / "inspector.db").exists()  # refused before the ledger was opened
+
+
+def test_demo_headless_with_an_output(tmp_path):
+    from ledger_support import free_port
+
+    url = f"modbus://127.0.0.1:{free_port()}?reject=NG"
+    result = runner.invoke(
+        app, ["demo", "--headless", "--frames", "4", "--fps", "0", "--output", url, "--home", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "stopped (4 sent)" in result.output and url in result.output, result.output
+
+
+def test_run_and_demo_help_show_the_output_option():
+    for command in ("run", "demo"):
+        result = runner.invoke(app, [command, "--help"], env={"COLUMNS": "240"})
+        assert result.exit_code == 0, result.output
+        assert "--output" in result.output and "opc.tcp://127.0.0.1:4840" in result.output

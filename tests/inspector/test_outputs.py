@@ -193,3 +193,98 @@ def test_one_spool_one_process(tmp_path):
         DiskSpool(tmp_path)
     first.close()
     DiskSpool(tmp_path).close()
+
+
+def test_mqtts_needs_its_ca_file(tmp_path):
+    from inspector.line.outputs import build_outputs
+
+    assert parse_output_url("mqtts://broker").port == 8883
+    with pytest.raises(OutputError, match="ca=/no/such.pem: no such file"):
+        build_outputs(["mqtts://broker?ca=/no/such.pem"], tmp_path)
+
+
+def test_a_line_that_fails_to_start_releases_its_outputs(tmp_path, tiny_station):
+    """A source that cannot open, then Start again (the app's retry): the MQTT spool is free."""
+    import shutil
+
+    from inspector.line.build import LineRequest, build_pipeline
+    from inspector.line.sources.base import SourceError
+
+    folder = tmp_path / "frames"
+    shutil.copytree(tiny_station, folder)
+    request = LineRequest(
+        source=str(folder),
+        home=tmp_path / "home",
+        model="demo",
+        frames=2,
+        drop="block",
+        archive=False,
+        db=f"sqlite:///{tmp_path / 'l.db'}",
+        outputs=["mqtt://127.0.0.1:1/plant"],
+    )
+    pipeline = build_pipeline(request)
+    shutil.rmtree(folder)  # the source disappears between Start and open
+    with pytest.raises(SourceError):
+        pipeline.start()
+    with pytest.raises(OutputError, match="ca=/nope: no such file"):  # the second one fails to build
+        from inspector.line.outputs import build_outputs
+
+        build_outputs(["mqtt://127.0.0.1:1/plant", "mqtts://127.0.0.1:2/x?ca=/nope"], tmp_path / "home")
+    shutil.copytree(tiny_station, folder)
+    again = build_pipeline(request)  # no "in use by another running line"
+    again.run()
+    assert again.outputs.outputs[0].health().pending == 2
+
+
+def test_a_hung_plug_in_output_is_counted_and_the_line_goes_on(tmp_path, tiny_station, monkeypatch):
+    """A third-party output registered at run time, whose thread hangs on its first part: its
+    queue fills, what does not fit is counted as dropped, and every frame is still judged and
+    written."""
+    import threading
+
+    from inspector.line.build import LineRequest, build_pipeline
+    from inspector.line.outputs import registry
+    from inspector.line.outputs.base import ThreadedOutput
+    from inspector.line.outputs.urls import SchemeInfo
+
+    release = threading.Event()
+
+    class Hung(ThreadedOutput):
+        scheme = "hung"
+        feed = "judged"
+        queue_size = 5
+
+        def __init__(self, spec, home=None, station=""):
+            super().__init__(spec)
+
+        def serve(self) -> None:
+            self._update(state="connected")
+            while not (self.stopping.is_set() and self.items.empty()):
+                if isinstance(self.next_item(0.05), PartReport):
+                    release.wait()  # the PLC never answers (until the test lets go)
+                    self._count("sent")
+
+    monkeypatch.setitem(registry.SCHEMES, "hung", SchemeInfo("hung", 1, listens=False))
+    monkeypatch.setitem(registry._IMPLEMENTATIONS, "hung", Hung)
+    request = LineRequest(
+        source=f"{tiny_station}?fps=0",
+        home=tmp_path / "home",
+        model="demo",
+        frames=30,
+        drop="block",
+        archive=False,
+        db=f"sqlite:///{tmp_path / 'l.db'}",
+        outputs=["hung://127.0.0.1"],
+    )
+    pipeline = build_pipeline(request)
+    output = pipeline.outputs.outputs[0]
+    pipeline.start()
+    while pipeline.stats.snapshot().written < 30:  # every frame judged and written, output hung
+        time.sleep(0.05)
+    assert output.health().sent == 0
+    release.set()
+    pipeline.wait()
+    health = output.health()
+    assert pipeline.stats.snapshot().written == 30
+    assert health.dropped > 0 and health.sent + health.dropped == 30
+    assert any(e.kind == "output_dropped" and "parts not delivered" in e.message for e in pipeline.events)

@@ -179,3 +179,99 @@ def test_a_broker_that_refuses_us_is_failing_not_a_stopped_line(tmp_path, tiny_s
         assert output.health().state != CONNECTED
     finally:
         broker.stop()
+
+
+def test_our_process_killed_leaves_the_station_offline(broker, tmp_path):
+    """kill -9 mid-run: the broker publishes our last will, so the MES sees ``offline`` (retained)."""
+    import signal
+
+    home = tmp_path / "home"
+    line = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inspector",
+            "run",
+            "--source",
+            "sim?fps=5",
+            "--model",
+            "demo",
+            "--db",
+            f"sqlite:///{tmp_path / 'l.db'}",
+            "--no-archive",
+            "--home",
+            str(home),
+            "--station",
+            "s9",
+            "--output",
+            broker.url,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        watcher = Subscriber(broker, "inspector/s9/#", client_id="watcher")
+        wait_until(lambda: len(watcher.parts()) >= 3, 600, "parts from the running line")
+        assert watcher.states()[-1]["state"] == "running"
+        line.send_signal(signal.SIGKILL)
+        line.wait(60)
+        wait_until(lambda: watcher.states()[-1]["state"] == "offline", what="the last will")
+        watcher.close()
+    finally:
+        if line.poll() is None:
+            line.kill()
+            line.wait(60)
+    late = Subscriber(broker, "inspector/s9/state", client_id="late")
+    wait_until(lambda: late.states(), what="the retained state")
+    assert late.states()[-1]["state"] == "offline"
+    late.close()
+
+
+def test_mqtts_verifies_the_broker_and_delivers(tmp_path, tiny_station):
+    """A TLS listener beside the plain one: parts go over TLS; a CA that did not sign the broker's
+    certificate is a failing output (an alarm), the parts kept on disk."""
+    from broker_support import make_tls_files
+    from ledger_support import free_port
+
+    mosquitto_binary()
+    ca, cert, key = make_tls_files(tmp_path / "tls")
+    other_ca, _, _ = make_tls_files(tmp_path / "other")
+    broker = Broker(tmp_path / "broker")
+    tls_port = free_port()
+    broker.conf.write_text(
+        broker.conf.read_text()
+        + f"listener {tls_port} 127.0.0.1\nallow_anonymous true\n"
+        + f"cafile {ca}\ncertfile {cert}\nkeyfile {key}\n"
+    )
+    broker.start()
+    try:
+        subscriber = Subscriber(broker, "tls/#")
+
+        def line(ca_file):
+            request = LineRequest(
+                source=f"{tiny_station}?fps=0",
+                home=tmp_path / "home",
+                model="demo",
+                frames=4,
+                drop="block",
+                archive=False,
+                db=f"sqlite:///{tmp_path / 'l.db'}",
+                outputs=[f"mqtts://127.0.0.1:{tls_port}/tls?ca={ca_file}"],
+            )
+            pipeline = build_pipeline(request)
+            pipeline.run()
+            return pipeline
+
+        refused = line(other_ca)
+        output = refused.outputs.outputs[0]
+        alarms = [e.message for e in refused.events if e.kind == "output_down"]
+        assert alarms and "TLS refused" in alarms[0] and output.health().pending == 4
+        accepted = line(ca)  # the same spool: the 4 kept parts go first, then 4 new ones
+        assert accepted.outputs.outputs[0].health().sent == 8
+        wait_until(lambda: len(first_copies(subscriber.parts())) >= 8, what="8 parts over TLS")
+        assert [m["run"] for m in first_copies(subscriber.parts())] == [refused.run_id] * 4 + [
+            accepted.run_id
+        ] * 4
+        subscriber.close()
+    finally:
+        broker.stop()

@@ -50,6 +50,20 @@ async def _read(url: str, user: str | None = None, password: str | None = None) 
         return values
 
 
+async def _password_policies(url: str) -> set[str]:
+    """How the unencrypted endpoint asks for the UserName token's password to be encrypted."""
+    from asyncua import Client, ua
+
+    endpoints = await Client(url, timeout=30).connect_and_get_server_endpoints()
+    return {
+        token.SecurityPolicyUri.rsplit("#", 1)[-1]
+        for endpoint in endpoints
+        if endpoint.SecurityMode == ua.MessageSecurityMode.None_
+        for token in endpoint.UserIdentityTokens
+        if token.TokenType == ua.UserTokenType.UserName
+    }
+
+
 def _line(tmp_path, outputs, source="sim?fps=0", frames=40):
     request = LineRequest(
         source=source,
@@ -109,6 +123,8 @@ def test_opc_ua_with_a_password_refuses_anonymous_and_wrong_passwords(tmp_path, 
         url = f"opc.tcp://127.0.0.1:{port}/"
         values = asyncio.run(_read(url, "plc", "s3cret"))
         assert values["PartCounter"] == 3
+        # The password goes encrypted with the server's certificate, never in clear.
+        assert asyncio.run(_password_policies(url)) == {"Basic256Sha256"}
         for user, password in ((None, None), ("plc", "wrong"), ("admin", "s3cret")):
             with pytest.raises(Exception):  # noqa: B017 - asyncua raises BadUserAccessDenied or BadIdentityTokenInvalid
                 asyncio.run(_read(url, user, password))

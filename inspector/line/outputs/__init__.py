@@ -113,6 +113,14 @@ class OutputSet:
                 log.warning("%s did not close cleanly: %s", output.name, exc)
         self.report_drops(0.0)
 
+    def discard(self) -> None:
+        """Release outputs that were built but will never start (the line failed to start)."""
+        for output in self.outputs:
+            try:
+                output.close(0.0)
+            except Exception as exc:  # a release must not hide why the line did not start
+                log.warning("%s not released: %s", output.name, exc)
+
     def health(self) -> list[tuple[str, Health]]:
         return [(output.name, output.health()) for output in self.outputs]
 
@@ -146,4 +154,11 @@ class OutputSet:
 def build_outputs(urls: Iterable[object], home: Path | None = None, station: str = "") -> OutputSet:
     """Check every URL first (nothing is opened if one is bad), then build the outputs."""
     specs = check_output_urls(urls)
-    return OutputSet(build_output(spec, home=home, station=station) for spec in specs)
+    built: list[Output] = []
+    try:
+        for spec in specs:
+            built.append(build_output(spec, home=home, station=station))
+    except BaseException:
+        OutputSet(built).discard()
+        raise
+    return OutputSet(built)

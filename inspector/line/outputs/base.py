@@ -214,7 +214,7 @@ class ThreadedOutput(Output):
             self.items.put_nowait(_STOP)
         except queue.Full:
             pass
-        self._thread.join(timeout + 5.0)
+        self._thread.join(timeout + 1.0)  # a hung output holds the stop up a second, no more
         if self.health().state != FAILING:
             self._update(state=STOPPED)
 

@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import ssl
 import time
 import uuid
 from pathlib import Path
@@ -87,6 +88,9 @@ def spool_folder(home: Path, spec: OutputSpec, station: str) -> Path:
 
 
 class MqttOutput(ThreadedOutput):
+    """``mqtt://`` (plain TCP) or ``mqtts://`` (TLS: the broker's certificate and host name are
+    verified against the system's CAs, or the ``ca=`` file)."""
+
     scheme = "mqtt"
     feed = "recorded"
 
@@ -104,6 +108,9 @@ class MqttOutput(ThreadedOutput):
             )
         except OSError as exc:
             raise OutputError(f"output {self.name}: cannot open its on-disk queue ({exc})") from None
+        self.ca = spec.options.get("ca")
+        if self.ca is not None and not Path(str(self.ca)).is_file():
+            raise OutputError(f"output {self.name}: ca={self.ca}: no such file")
         self.client_id = str(spec.options.get("client_id") or f"inspector-{uuid.uuid4().hex[:12]}")
         self.keepalive = int(spec.options.get("keepalive", 30))
         self.client = None
@@ -137,6 +144,12 @@ class MqttOutput(ThreadedOutput):
             self._update(state=FAILING, detail=f"on-disk queue: {exc.strerror or exc}")
         else:
             self._update(pending=self.spool.pending())
+
+    def close(self, timeout: float = 5.0) -> None:
+        if self._thread is None:  # never started: only the spool (and its lock) to release
+            self.spool.close()
+            return
+        super().close(timeout)
 
     # -- the output's thread -------------------------------------------------------------------
 
@@ -196,6 +209,8 @@ class MqttOutput(ThreadedOutput):
         )
         if self.spec.username is not None:
             client.username_pw_set(self.spec.username, self.spec.password)
+        if self.spec.scheme == "mqtts":
+            client.tls_set(ca_certs=str(self.ca) if self.ca else None)
         client.will_set(self.state_topic, self._state_payload("offline"), qos=1, retain=True)
         client.max_inflight_messages_set(WINDOW + 2)
         client.max_queued_messages_set(0)
@@ -206,6 +221,10 @@ class MqttOutput(ThreadedOutput):
         self._lost = None
         try:
             client.connect(self.spec.host, self.spec.port, keepalive=self.keepalive)
+        except ssl.SSLError as exc:  # a wrong certificate or host name: a setting to fix, not a wait
+            reason = (getattr(exc, "verify_message", None) or exc.reason or str(exc)).strip()
+            self._down(f"broker {self.spec.host}:{self.spec.port}: TLS refused ({reason})", failing=True)
+            return False
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
             self._down(f"broker {self.spec.host}:{self.spec.port} unreachable ({reason})")
@@ -214,6 +233,8 @@ class MqttOutput(ThreadedOutput):
         return True
 
     def _down(self, detail: str, failing: bool = False) -> None:
+        """Not delivering: *buffering* (kept on disk, waiting for the broker) or *failing* (a refusal
+        that waiting will not fix: credentials, TLS, a full queue)."""
         pending = self.spool.pending()
         self._update(state=FAILING if failing else BUFFERING, pending=pending, detail=detail)
 

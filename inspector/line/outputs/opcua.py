@@ -2,8 +2,11 @@
 
 Endpoint ``opc.tcp://HOST:PORT/`` (127.0.0.1:4840 unless the URL names another interface),
 security policy None. Anonymous clients are allowed unless the URL carries ``user:password@``:
-then only that user (with the UserName token) gets in. No client can write, add or delete a node:
-every variable is CurrentRead only and the built-in remote admin is switched off.
+then only that user (with the UserName token) gets in, and the server has a certificate
+(self-signed, made once and kept in ``<home>/outputs/opcua-PORT/``) so that clients encrypt the
+password with it (Basic256Sha256), and a Basic256Sha256 SignAndEncrypt endpoint is offered too.
+No client can write, add or delete a node: every variable is CurrentRead only and the built-in
+remote admin is switched off.
 
 Information model, namespace ``urn:ltm-inspector`` (its index is usually 2: clients should look
 it up by URI), string node ids under ``Objects/Inspector``:
@@ -44,6 +47,7 @@ from inspector.line.outputs.urls import OutputSpec
 log = logging.getLogger(__name__)
 
 NAMESPACE = "urn:ltm-inspector"
+APPLICATION_URI = "urn:ltm-inspector:server"
 COUNTERS = {"OK": "OkCount", "NG": "NgCount", "UNSURE": "UnsureCount", "ERROR": "ErrorCount"}
 
 
@@ -72,6 +76,7 @@ class OpcUaOutput(ThreadedOutput):
     def __init__(self, spec: OutputSpec, home: Path | None = None, station: str = "") -> None:
         super().__init__(spec)
         self.station = station
+        self.home = home
         self.values: dict[str, object] = {name: value for name, _, value in _variables()}
         self._loop: asyncio.AbstractEventLoop | None = None
         self._wake: asyncio.Event | None = None
@@ -117,10 +122,15 @@ class OpcUaOutput(ThreadedOutput):
         server.allow_remote_admin(False)
         server.set_endpoint(f"opc.tcp://{_host_for_url(self.spec.host)}:{self.spec.port}/")
         server.set_server_name(f"LTM Inspector ({self.station})")
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        await server.set_application_uri(APPLICATION_URI)
         if self.spec.username is not None:
+            await self._certificate(server)
+            server.set_security_policy(
+                [ua.SecurityPolicyType.NoSecurity, ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt]
+            )
             server.set_identity_tokens([ua.UserNameIdentityToken])
         else:
+            server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
             server.set_identity_tokens([ua.AnonymousIdentityToken])
         idx = await server.register_namespace(NAMESPACE)
         folder = await server.nodes.objects.add_object(
@@ -160,6 +170,33 @@ class OpcUaOutput(ThreadedOutput):
                         pass
         finally:
             await server.stop()
+
+    async def _certificate(self, server) -> None:  # asyncua.Server
+        """A self-signed server certificate, made once per home and port (so a client can pin it)."""
+        import os
+        import tempfile
+
+        from asyncua.crypto.cert_gen import setup_self_signed_certificate
+        from cryptography.x509.oid import ExtendedKeyUsageOID
+
+        if self.home is not None:
+            folder = self.home / "outputs" / f"opcua-{self.spec.port}"
+        else:
+            folder = Path(tempfile.mkdtemp(prefix="inspector-opcua-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o700)  # the private key lives here
+        key, cert = folder / "server-key.pem", folder / "server-cert.der"
+        await setup_self_signed_certificate(
+            key,
+            cert,
+            APPLICATION_URI,
+            "localhost" if self.spec.host in ("127.0.0.1", "::1", "0.0.0.0") else self.spec.host,
+            [ExtendedKeyUsageOID.SERVER_AUTH],
+            {"commonName": f"LTM Inspector {self.station}".strip()},
+        )
+        os.chmod(key, 0o600)
+        await server.load_certificate(cert)
+        await server.load_private_key(key)
 
     def _take_items(self) -> set[str]:
         changed: set[str] = set()

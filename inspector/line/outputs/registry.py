@@ -7,7 +7,7 @@ line without outputs never loads paho, pymodbus or asyncua. A new output registe
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 from inspector.line.outputs.base import Output
 from inspector.line.outputs.urls import (
@@ -31,11 +31,12 @@ def pulse_ms(value: str) -> int:
     return number
 
 
-_IMPLEMENTATIONS: dict[str, str] = {}
+_IMPLEMENTATIONS: dict[str, str | Callable[..., Output]] = {}
 
 
-def register_scheme(info: SchemeInfo, implementation: str) -> None:
-    """Allow ``info.name://`` URLs, built by ``implementation`` ("package.module:Class")."""
+def register_scheme(info: SchemeInfo, implementation: str | Callable[..., Output]) -> None:
+    """Allow ``info.name://`` URLs, built by ``implementation``: an Output class (or factory) called
+    as ``implementation(spec, home=…, station=…)``, or "package.module:Class" to import it lazily."""
     SCHEMES[info.name] = info
     _IMPLEMENTATIONS[info.name] = implementation
 
@@ -53,6 +54,23 @@ register_scheme(
         path="topic",
         credentials=True,
         summary="mqtt://[user:password@]broker[:1883][/topic/prefix] — one JSON message per part (MES)",
+    ),
+    "inspector.line.outputs.mqtt:MqttOutput",
+)
+register_scheme(
+    SchemeInfo(
+        "mqtts",
+        8883,
+        listens=False,
+        options={
+            "client_id": text(64),
+            "spool_max": whole(100, 10_000_000),
+            "keepalive": whole(5, 3600),
+            "ca": text(4096),
+        },
+        path="topic",
+        credentials=True,
+        summary="mqtts://[user:password@]broker[:8883][/prefix][?ca=CA.pem] — MQTT over TLS",
     ),
     "inspector.line.outputs.mqtt:MqttOutput",
 )
@@ -99,7 +117,10 @@ def check_output_urls(urls: Iterable[object]) -> list[OutputSpec]:
 
 
 def build_output(spec: OutputSpec, **context: object) -> Output:
-    module_name, _, class_name = _IMPLEMENTATIONS[spec.scheme].partition(":")
+    implementation = _IMPLEMENTATIONS[spec.scheme]
+    if not isinstance(implementation, str):
+        return implementation(spec, **context)
+    module_name, _, class_name = implementation.partition(":")
     try:
         module = importlib.import_module(module_name)
     except ImportError as exc:
