@@ -14,10 +14,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
 from inspector.store import Ledger
+
+if TYPE_CHECKING:
+    from inspector.rollout import GateMargins
 
 Log = Callable[[str], None]
 EVENT_KIND = "shadow"
@@ -166,7 +170,7 @@ def promote(
     who: str,
     reason: str,
     data: str | None,
-    margins=None,  # inspector.rollout.GateMargins  # noqa: ANN001
+    margins: GateMargins | None = None,
     override: bool = False,
     log: Log = print,
 ) -> tuple[Version, ShadowSummary]:
