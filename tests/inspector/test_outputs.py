@@ -288,3 +288,31 @@ def test_a_hung_plug_in_output_is_counted_and_the_line_goes_on(tmp_path, tiny_st
     assert pipeline.stats.snapshot().written == 30
     assert health.dropped > 0 and health.sent + health.dropped == 30
     assert any(e.kind == "output_dropped" and "parts not delivered" in e.message for e in pipeline.events)
+
+
+def test_the_spool_keeps_only_the_oldest_in_memory_and_reads_the_rest_back(tmp_path, monkeypatch):
+    from inspector.line.outputs import spool as spool_module
+
+    monkeypatch.setattr(spool_module, "MEMORY", 4)
+    monkeypatch.setattr(spool_module, "SEGMENT_MESSAGES", 3)
+    spool = DiskSpool(tmp_path, max_messages=100)
+    for i in range(1, 21):
+        spool.append(b'{"i":%d}' % i)
+    assert len(spool._mem) == 4 and spool.pending() == 20
+
+    def drain(upto: int) -> list[int]:
+        got = []
+        while spool.pending() and (not got or got[-1] < upto):
+            batch = spool.peek(spool.acked(), min(3, upto - (got[-1] if got else 0)))
+            got += [seq for seq, _ in batch]
+            spool.ack_through(batch[-1][0])
+        return got
+
+    assert drain(9) == list(range(1, 10))
+    spool.sync(force=True)
+    spool.close()
+    again = DiskSpool(tmp_path, max_messages=100)  # a restart: memory empty, all read back from disk
+    assert again.pending() == 11 and again.append(b'{"i":21}') == 21
+    spool = again
+    assert drain(21) == list(range(10, 22))
+    assert [json.loads(p) for _, p in again.peek(0, 5)] == []

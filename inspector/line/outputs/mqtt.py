@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 
 SCHEMA = 1
 WINDOW = 32  # messages in flight before the broker acknowledges
-DEFAULT_SPOOL_MAX = 100_000
+DEFAULT_SPOOL_MAX = 1_000_000  # ~11 h of parts at 25 per second, about 0.5 GB of disk
 BACKOFF_MAX_S = 10.0
 
 

@@ -7,7 +7,8 @@ process) and fsynced every ``SYNC_EVERY_S`` (power loss); a line torn by a crash
 the spool is opened again. ``acked`` is rewritten atomically; if our process dies before it is
 updated, the last messages are sent once more on restart (at-least-once, as MQTT QoS 1 is).
 
-Bounded: past ``max_messages`` unacknowledged messages, new ones are refused (and counted by the
+Bounded: past ``max_messages`` unacknowledged messages (on disk; at most ``MEMORY`` of them in
+memory, the oldest, the rest read back as those are acknowledged), new ones are refused (and counted by the
 caller), the oldest are never overwritten. One process at a time: a second one opening the same
 spool (two lines with the same broker, prefix and station) is refused with :class:`SpoolBusy`.
 """
@@ -22,6 +23,7 @@ from pathlib import Path
 
 SEGMENT_MESSAGES = 5_000
 SYNC_EVERY_S = 1.0
+MEMORY = 10_000  # pending messages also kept in memory; the rest are read back from disk
 
 
 class SpoolFull(Exception):
@@ -47,30 +49,30 @@ def _lock(path: Path):  # an open file holding an exclusive lock, or None
 
 
 class DiskSpool:
-    def __init__(self, folder: Path, max_messages: int = 100_000) -> None:
+    def __init__(self, folder: Path, max_messages: int = 1_000_000) -> None:
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self._lock_handle = _lock(self.folder / "lock")
         self.max_messages = max_messages
         self._lock = threading.Lock()
-        self._pending: deque[tuple[int, bytes]] = deque()
+        # The oldest unacknowledged messages, at most MEMORY of them; the rest stay on disk only
+        # and are read back as these are acknowledged (a weekend's parts need no weekend of RAM).
+        self._mem: deque[tuple[int, bytes]] = deque()
         self._acked = self._read_acked()
-        self._next = self._acked + 1
         self._segment: Path | None = None
         self._segment_count = 0
         self._handle = None
         self._dirty = False
         self._synced_at = time.monotonic()
-        self._load()
+        self._next = self._load_tail()
+        self._disk_from = self._acked + 1  # the first pending message not in memory
 
     # -- opening --------------------------------------------------------------------------------
 
     def _read_acked(self) -> int:
         try:
             return int((self.folder / "acked").read_text().strip() or 0)
-        except FileNotFoundError:
-            return 0
-        except ValueError:
+        except (FileNotFoundError, ValueError):
             return 0
 
     def _segments(self) -> list[Path]:
@@ -82,33 +84,59 @@ class DiskSpool:
                 continue
         return [path for _, path in sorted(found)]
 
-    def _load(self) -> None:
+    @staticmethod
+    def _lines(data: bytes):  # (seq, payload, end offset) of each whole line
+        offset = 0
+        for line in data.splitlines(keepends=True):
+            if not line.endswith(b"\n"):
+                return  # torn by a crash mid-write
+            seq_text, _, payload = line[:-1].partition(b" ")
+            try:
+                seq = int(seq_text)
+            except ValueError:
+                return
+            offset += len(line)
+            yield seq, payload, offset
+
+    def _load_tail(self) -> int:
+        """The next sequence number, from the last segment (a torn last line is cut off)."""
         segments = self._segments()
         last_seq = self._acked
-        for index, path in enumerate(segments):
+        if segments:
+            path = segments[-1]
             data = path.read_bytes()
-            good_end = 0
-            seqs_here = 0
-            for line in data.splitlines(keepends=True):
-                if not line.endswith(b"\n"):
-                    break  # torn by a crash mid-write
-                seq_text, _, payload = line[:-1].partition(b" ")
-                try:
-                    seq = int(seq_text)
-                except ValueError:
-                    break
-                good_end += len(line)
-                seqs_here += 1
-                last_seq = max(last_seq, seq)
-                if seq > self._acked:
-                    self._pending.append((seq, payload))
+            good_end, count = 0, 0
+            for seq, _, end in self._lines(data):
+                last_seq, good_end, count = max(last_seq, seq), end, count + 1
             if good_end < len(data):
                 with path.open("r+b") as handle:
                     handle.truncate(good_end)
-            if index == len(segments) - 1:
-                self._segment, self._segment_count = path, seqs_here
-        self._next = last_seq + 1
+            self._segment, self._segment_count = path, count
+            if count == 0:
+                last_seq = max(last_seq, int(path.stem[4:]) - 1)
         self._drop_acked_segments()
+        return last_seq + 1
+
+    def _refill(self) -> None:
+        """Read pending messages back from disk into memory, up to MEMORY (call with the lock held)."""
+        if self._disk_from >= self._next or len(self._mem) >= MEMORY:
+            return
+        if self._handle is not None:
+            self._handle.flush()
+        segments = self._segments()
+        firsts = [int(path.stem[4:]) for path in segments]
+        for path, first, following in zip(segments, firsts, [*firsts[1:], None], strict=False):
+            if following is not None and following <= self._disk_from:
+                continue
+            if first > self._disk_from:
+                return  # a gap cannot happen (sequence numbers are consecutive); stop, not guess
+            for seq, payload, _ in self._lines(path.read_bytes()):
+                if seq < self._disk_from:
+                    continue
+                if seq != self._disk_from or len(self._mem) >= MEMORY:
+                    return
+                self._mem.append((seq, payload))
+                self._disk_from += 1
 
     def _drop_acked_segments(self) -> None:
         """Delete segments whose every message is acknowledged (never the one being written)."""
@@ -124,8 +152,9 @@ class DiskSpool:
         if b"\n" in payload:
             raise ValueError("a spooled message is one line")
         with self._lock:
-            if len(self._pending) >= self.max_messages:
-                raise SpoolFull(f"{len(self._pending)} messages waiting (the most kept)")
+            pending = self._next - 1 - self._acked
+            if pending >= self.max_messages:
+                raise SpoolFull(f"{pending} messages waiting (the most kept)")
             seq = self._next
             if self._handle is None or self._segment_count >= SEGMENT_MESSAGES:
                 self._roll(seq)
@@ -134,7 +163,9 @@ class DiskSpool:
             self._handle.flush()
             self._next += 1
             self._segment_count += 1
-            self._pending.append((seq, payload))
+            if self._disk_from == seq and len(self._mem) < MEMORY:
+                self._mem.append((seq, payload))
+                self._disk_from += 1
             self._dirty = True
             return seq
 
@@ -158,13 +189,15 @@ class DiskSpool:
 
     def pending(self) -> int:
         with self._lock:
-            return len(self._pending)
+            return self._next - 1 - self._acked
 
     def peek(self, after: int, limit: int) -> list[tuple[int, bytes]]:
         """Up to ``limit`` unacknowledged messages with a sequence number above ``after``, in order."""
         with self._lock:
+            if len(self._mem) < MEMORY // 2:
+                self._refill()
             out = []
-            for seq, payload in self._pending:
+            for seq, payload in self._mem:
                 if seq > after:
                     out.append((seq, payload))
                     if len(out) >= limit:
@@ -174,10 +207,11 @@ class DiskSpool:
     def ack_through(self, seq: int) -> None:
         """Every message up to ``seq`` is acknowledged."""
         with self._lock:
-            while self._pending and self._pending[0][0] <= seq:
-                self._pending.popleft()
+            while self._mem and self._mem[0][0] <= seq:
+                self._mem.popleft()
             if seq > self._acked:
                 self._acked = seq
+                self._disk_from = max(self._disk_from, seq + 1)
                 self._dirty = True
 
     def sync(self, force: bool = False) -> None:
