@@ -22,7 +22,7 @@ ROWS = (
     ("ood_rate", "OOD rate", "{:.0%}"),
     ("confidence", "Confidence", "{:.0%}"),
 )
-ROW_HEIGHT = 20
+ROW_HEIGHT = 15
 NAME_WIDTH = 92
 VALUE_WIDTH = 52
 OK_COLOUR = QColor("#2f6db5")
@@ -36,7 +36,7 @@ class Sparklines(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.snapshot: DriftSnapshot | None = None
-        self.setMinimumHeight(ROW_HEIGHT * len(ROWS) + 4)
+        self.setFixedHeight(ROW_HEIGHT * len(ROWS) + 4)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
 
     def show_snapshot(self, snapshot: DriftSnapshot | None) -> None:
@@ -129,10 +129,10 @@ class DriftPanel(QWidget):
         self.caption = QLabel("Drift watch")
         self.reference = QLabel("")
         self.reference.setObjectName("hint")
-        self.reference.setWordWrap(True)
+        self.reference.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.sparklines = Sparklines()
         self.golden = QLabel("Golden parts: not checked")
-        self.golden.setWordWrap(True)
+        self.golden.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.golden_button = QPushButton("Check golden parts")
         self.golden_button.setToolTip(
             "Re-judge the golden parts (Settings: golden parts folder) with the running model, "
@@ -156,7 +156,8 @@ class DriftPanel(QWidget):
         self.sparklines.show_snapshot(snapshot)
         cost = f"; statistics {snapshot.stats_ms:.2f} ms per frame" if snapshot.stats_ms is not None else ""
         text = f"inputs {snapshot.reference}{cost}"
-        if self.reference.text() != text:
+        if self.reference.toolTip() != text:
+            self.reference.setToolTip(text)  # the whole line; the label shows what fits
             self.reference.setText(text)
         report = snapshot.golden
         state = "" if snapshot.golden_state == "idle" else f" ({snapshot.golden_state})"
@@ -168,4 +169,5 @@ class DriftPanel(QWidget):
     def show_golden(self, text: str, alarm: bool) -> None:
         if self.golden.text() != text:
             self.golden.setText(text)
+            self.golden.setToolTip(text)  # the whole line; the label shows what fits
             self.golden.setStyleSheet("color: #c62828;" if alarm else "")

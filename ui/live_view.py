@@ -201,9 +201,6 @@ class LiveView(QWidget):
         right.addWidget(self.shadow)
         right.addWidget(QLabel("Latency per stage"))
         right.addWidget(self.latency)
-        self.drift = DriftPanel()
-        self.drift.check_golden.connect(self.check_golden)
-        right.addWidget(self.drift)
         right.addWidget(self.outputs_caption)
         right.addWidget(self.outputs)
         right.addWidget(QLabel("Events"))
@@ -226,8 +223,17 @@ class LiveView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.banner)
         layout.addLayout(body, 1)
-        layout.addWidget(QLabel("Last NG and UNSURE parts (click for detail)"))
-        layout.addWidget(self.strip)
+        # The drift watch beside the strip of flagged parts: the same height, so the screen still
+        # fits 768 lines.
+        self.drift = DriftPanel()
+        self.drift.check_golden.connect(self.check_golden)
+        flagged = QVBoxLayout()
+        flagged.addWidget(QLabel("Last NG and UNSURE parts (click for detail)"))
+        flagged.addWidget(self.strip)
+        bottom = QHBoxLayout()
+        bottom.addLayout(flagged, 3)
+        bottom.addWidget(self.drift, 2)
+        layout.addLayout(bottom)
 
     def reload_models(self) -> None:
         self.model.clear()

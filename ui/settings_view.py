@@ -14,12 +14,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -343,12 +345,17 @@ class SettingsView(QWidget):
         inner = QVBoxLayout(content)
         inner.setContentsMargins(0, 0, 0, 0)
         inner.addLayout(columns)
-        inner.addSpacing(6)
-        inner.addLayout(buttons)
+        inner.addStretch(1)
+        # The groups scroll on a 768-line screen; Save and Revert stay in view below them.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 14)
-        layout.addWidget(content)
-        layout.addStretch(1)
+        layout.addWidget(scroll, 1)
+        layout.addSpacing(6)
+        layout.addLayout(buttons)
         self.load()
 
     def load(self) -> None:
