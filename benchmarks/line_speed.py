@@ -22,6 +22,14 @@ fine-tune in a thread of the line's own process (how the wizard trained before);
 time alone, so the table also says how much longer training takes beside a line.
 
     python -m benchmarks.line_speed --finetune [--frames 300] [--fps 25] [--budget-ms 50] [--epochs 2]
+
+``--shadow`` measures what shadow mode costs the line (issue 16): the demo model deployed at
+``--fps``, logging and archiving on, with and without its unmerged twin judging every frame in
+shadow (:mod:`inspector.line.shadow`: own thread, queue of 2, shed first), interleaved over rounds;
+frame→verdict percentiles over every frame from the ledger, overruns against ``--budget-ms``, and
+the shadow's judged / shed counts.
+
+    python -m benchmarks.line_speed --shadow [--frames 300] [--fps 25] [--budget-ms 50] [--rounds 2]
 """
 
 from __future__ import annotations
@@ -50,6 +58,7 @@ from models.flops import count_gmacs
 
 RESULTS = Path(__file__).resolve().parent / "results" / "line_speed.json"
 FINETUNE_RESULTS = RESULTS.with_name("line_speed_finetune.json")
+SHADOW_RESULTS = RESULTS.with_name("line_speed_shadow.json")
 BUDGET_MS = 50.0  # --finetune: the cycle budget of the station in issue 17 (Settings → cycle budget)
 
 
@@ -291,15 +300,134 @@ def finetune_main(args: argparse.Namespace) -> None:
     print(f"wrote {FINETUNE_RESULTS}")
 
 
+# -- the line with a shadow candidate --------------------------------------------------------------
+
+
+def shadow_line(
+    engine: InferenceEngine,
+    candidate: InferenceEngine | None,
+    station,  # data.station.Station
+    work: Path,
+    frames: int,
+    fps: float,
+    budget_ms: float,
+) -> dict:
+    """The paced line for ``frames`` frames, with ``candidate`` in shadow (or none)."""
+    from inspector.line.shadow import ShadowRunner
+
+    work.mkdir(parents=True, exist_ok=True)
+    runner = None if candidate is None else ShadowRunner(candidate, "unmerged twin")
+    with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
+        pipeline = Pipeline(
+            SimulatedStation(station, fps=fps, loop=True),
+            engine,
+            ledger,
+            ImageArchive(work / "archive", ArchivePolicy(ok_every=50)),
+            PipelineConfig(drop_policy="oldest", max_frames=frames, cycle_budget_ms=budget_ms),
+            RunInfo("bench"),
+            shadow=runner,
+        )
+        snap = pipeline.run()
+    with sqlite3.connect(work / "inspector.db") as db:
+        totals = np.array([row[0] for row in db.execute("SELECT latency_total_ms FROM results")])
+        stored = db.execute("SELECT count(*) FROM shadow_results").fetchone()[0]
+    p50, p95, p99 = (round(float(v), 1) for v in np.percentile(totals, [50, 95, 99]))
+    period = 1000.0 / fps
+    row = {
+        "frames": snap.entered,
+        "written": snap.written,
+        "dropped": snap.dropped,
+        "unaccounted": snap.entered - snap.written - snap.dropped,
+        "budget_ms": budget_ms,
+        "overruns": snap.overruns,
+        f"over_{period:g}_ms": int((totals > period).sum()),
+        "worst_ms": round(float(totals.max()), 1),
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+        "stages_ms": snap.latency_ms,
+        "cpu_s": round(snap.cpu_s, 2),
+        "shadow": None,
+    }
+    if runner is not None:
+        shadow = runner.snapshot()
+        row["shadow"] = {**shadow.to_json(), "disagreements_stored": stored}
+    return row
+
+
+def shadow_main(args: argparse.Namespace) -> None:
+    station = load_elpv(0)
+    models = engines()
+    deployed, twin = models["LTM (demo)"], models["unmerged twin"]
+    names = ("no shadow", "shadow: unmerged twin")
+    runs: dict[str, list[dict]] = {name: [] for name in names}
+    load_before = os.getloadavg()
+    with tempfile.TemporaryDirectory() as tmp:
+        for round_index in range(args.rounds):
+            for name, candidate in zip(names, (None, twin), strict=True):
+                row = shadow_line(
+                    deployed,
+                    candidate,
+                    station,
+                    Path(tmp) / f"{round_index}-{name[:6]}",
+                    args.frames,
+                    args.fps,
+                    args.budget_ms,
+                )
+                runs[name].append(row)
+                shadow = row["shadow"] or {}
+                print(
+                    f"round {round_index + 1} {name:22s} p50 {row['p50_ms']:6.1f}  p95 {row['p95_ms']:6.1f}  "
+                    f"p99 {row['p99_ms']:6.1f}  overruns {row['overruns']:3d}  drops {row['dropped']}  "
+                    f"shadow judged {shadow.get('judged', '–')} shed {shadow.get('shed', '–')}",
+                    flush=True,
+                )
+    summary = {name: sorted(rows, key=lambda r: r["p95_ms"])[len(rows) // 2] for name, rows in runs.items()}
+    report_data = {
+        "command": f"python -m benchmarks.line_speed --shadow --frames {args.frames} --fps {args.fps:g} "
+        f"--budget-ms {args.budget_ms:g} --rounds {args.rounds}",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+        },
+        "inference_threads": default_inference_threads(),
+        "summary_median_round": summary,
+        "runs": runs,
+    }
+    SHADOW_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    SHADOW_RESULTS.write_text(json.dumps(report_data, indent=2) + "\n")
+    late = f"over_{1000.0 / args.fps:g}_ms"
+    print(
+        f"\n{'line (' + format(args.fps, 'g') + ' fps), median round':34s} "
+        f"{'p50':>6s} {'p95':>6s} {'p99':>6s} "
+        f"{'worst':>6s} {'>' + format(args.budget_ms, 'g') + 'ms':>7s} {'>1/fps':>6s} {'drops':>5s} "
+        f"{'judged':>7s} {'shed':>5s}"
+    )
+    for name, row in summary.items():
+        shadow = row["shadow"] or {}
+        print(
+            f"{name:34s} {row['p50_ms']:6.1f} {row['p95_ms']:6.1f} {row['p99_ms']:6.1f} "
+            f"{row['worst_ms']:6.1f} "
+            f"{row['overruns']:7d} {row[late]:6d} {row['dropped']:5d} {shadow.get('judged', ''):>7} "
+            f"{shadow.get('shed', ''):>5}"
+        )
+    print(f"wrote {SHADOW_RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--fps", type=float, default=25.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--finetune", action="store_true", help="The line beside a wizard fine-tune.")
+    parser.add_argument(
+        "--shadow", action="store_true", help="The line with and without a shadow candidate (issue 16)."
+    )
     parser.add_argument("--epochs", type=int, default=2, help="--finetune: epochs of the fine-tune.")
     parser.add_argument(
-        "--budget-ms", type=float, default=BUDGET_MS, help="--finetune: the line's cycle budget."
+        "--budget-ms", type=float, default=BUDGET_MS, help="--finetune / --shadow: the line's cycle budget."
     )
     parser.add_argument(
         "--train-per-class", type=int, default=48, help="--finetune: training images per class."
@@ -307,6 +435,9 @@ def main() -> None:
     args = parser.parse_args()
     if args.finetune:
         finetune_main(args)
+        return
+    if args.shadow:
+        shadow_main(args)
         return
     station = load_elpv(0)
     models = engines()

@@ -24,7 +24,7 @@ from inspector.store import Ledger
 
 Log = Callable[[str], None]
 LATENCY_ROUNDS = 3
-AUDIT_KINDS = ("deploy", "rollback")
+AUDIT_KINDS = ("deploy", "rollback", "shadow")  # shadow: a candidate promoted or discarded
 
 
 class GateBlocked(InspectorError):
@@ -299,7 +299,7 @@ def rollback(home: Path, ledger_url: str, *, who: str, reason: str) -> Version:
 
 
 def audit_trail(ledger_url: str, limit: int = 50) -> list[dict]:
-    """Deploys and rollbacks, newest first."""
+    """Deploys, rollbacks and shadow decisions, newest first."""
     with Ledger(ledger_url) as ledger:
         return ledger.events(limit=limit, kinds=AUDIT_KINDS)
 

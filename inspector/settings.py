@@ -43,10 +43,13 @@ class Settings:
     gate_recall_drop: float = 0.02
     gate_unsure_rise: float = 0.05
     gate_latency_ratio: float = 1.25
+    # Shadow mode: a registry version (v3) that judges beside the deployed model on lines started
+    # in the app, never driving a verdict; empty: none.
+    shadow: str = ""
 
     def validate(self) -> Settings:
         """Types first (a hand-edited file may say ``"db_url": 5`` or ``NaN``), then ranges."""
-        for name in ("db_url", "station", "operator", "source", "gate_data"):
+        for name in ("db_url", "station", "operator", "source", "gate_data", "shadow"):
             if not isinstance(getattr(self, name), str):
                 raise InspectorError(f"{name} must be a text, got {getattr(self, name)!r}")
         if not _is_int(self.archive_ok_every):
@@ -82,6 +85,8 @@ class Settings:
             raise InspectorError(
                 "gate_latency_ratio must be 1 or more (1: no slower than the deployed model)"
             )
+        if self.shadow and not re.fullmatch(r"v[1-9][0-9]*", self.shadow):
+            raise InspectorError(f"shadow must be a model version like v3 (or empty), got {self.shadow!r}")
         _check_shift_starts(self.shift_starts)
         return self
 

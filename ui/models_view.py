@@ -1,5 +1,9 @@
 """Models: the registry's versions side by side, which one the line runs, deploy and roll back.
 
+A version that has judged in shadow beside the deployed model shows its record under the table —
+agreement, per-class confusion (deployed class down, the candidate's across), disagreements, shed
+frames — with Promote (a deploy through the audited roll-out gate) and Discard, one action each.
+
 An engineer picks the speed/accuracy point here, so each row shows both: GMACs and measured
 latency next to the key metric. Deploy and roll back only change which registered version is
 current (the registry makes that switch atomic); they ask first, because a line started
@@ -17,10 +21,12 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
+    QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QInputDialog,
     QLabel,
+    QLineEdit,
     QMessageBox,
     QPushButton,
     QTableWidget,
@@ -31,6 +37,7 @@ from PySide6.QtWidgets import (
 
 from inspector.registry import Registry, Version
 from inspector.rollout import GateMargins
+from inspector.shadow import ShadowSummary, shadow_summaries
 from ui.context import AppContext
 from ui.workers import run_job, run_task
 
@@ -103,6 +110,39 @@ def source_text(version: Version, home: Path) -> str:
     return source.name or str(source)
 
 
+def shadow_promote(context: AppContext, version_id: str, reason: str) -> Version:
+    """Promote through the audited gate with the station's settings (runs in a worker)."""
+    from inspector.rollout import GateMargins, who_default
+    from inspector.shadow import promote
+
+    settings = context.settings
+    margins = GateMargins(settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio)
+    version, _ = promote(
+        context.home,
+        context.db_url,
+        version_id,
+        who=settings.operator or who_default(),
+        reason=reason,
+        data=settings.gate_data or None,
+        margins=margins,
+        log=lambda _text: None,
+    )
+    return version
+
+
+def shadow_discard(context: AppContext, version_id: str, reason: str) -> ShadowSummary:
+    from inspector.rollout import who_default
+    from inspector.shadow import discard
+
+    return discard(
+        context.home,
+        context.db_url,
+        version_id,
+        who=context.settings.operator or who_default(),
+        reason=reason,
+    )
+
+
 def read_registry(home: Path) -> tuple[list[Version], str | None]:
     registry = Registry(home)
     deployed = registry.deployed()
@@ -121,6 +161,8 @@ class ModelsView(QWidget):
         self.deployed_id: str | None = None
         self.busy = False
         self.reloads = 0  # finished reloads: lets tests (and nothing else) wait for one
+        self.shadows: dict[str, ShadowSummary] = {}  # versions with shadow data, by id
+        self.shadow_reloads = 0
 
         title = QLabel("Model versions")
         title.setStyleSheet(TITLE_STYLE)
@@ -164,6 +206,8 @@ class ModelsView(QWidget):
         self.message = QLabel("")
         self.message.setWordWrap(False)
 
+        self.shadow_box = self._build_shadow()
+
         buttons = QHBoxLayout()
         buttons.addWidget(self.deploy_button)
         buttons.addWidget(self.rollback_button)
@@ -175,9 +219,52 @@ class ModelsView(QWidget):
         layout.addWidget(self.deployed_label)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.details)
+        layout.addWidget(self.shadow_box)
         layout.addLayout(buttons)
-        self._buttons = (self.deploy_button, self.rollback_button, self.add_button)
+        self._buttons = (
+            self.deploy_button,
+            self.rollback_button,
+            self.add_button,
+            self.promote_button,
+            self.discard_button,
+        )
         self.reload()
+
+    def _build_shadow(self) -> QGroupBox:
+        box = QGroupBox("Shadow: the selected version beside the deployed model")
+        self.shadow_title = QLabel("")
+        self.shadow_title.setStyleSheet("font-weight: 700;")
+        self.shadow_note = QLabel("")
+        self.shadow_note.setObjectName("hint")
+        self.shadow_note.setWordWrap(True)
+        self.confusion = QTableWidget(0, 0)
+        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
+        self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.confusion.setMaximumHeight(170)
+        self.confusion.setToolTip(
+            "Parts both models judged: the deployed model's class down, the candidate's across; "
+            "'agree' is how often the candidate gave the deployed model's class"
+        )
+        self.promote_button = QPushButton("Promote…")
+        self.promote_button.setToolTip(
+            "Deploy this version through the offline gate (audited, the shadow record in the reason)"
+        )
+        self.promote_button.clicked.connect(self.promote_shadow)
+        self.discard_button = QPushButton("Discard…")
+        self.discard_button.setToolTip("Give up on this candidate (audited); it stops shadowing new lines")
+        self.discard_button.clicked.connect(self.discard_shadow)
+        actions = QHBoxLayout()
+        actions.addWidget(self.promote_button)
+        actions.addWidget(self.discard_button)
+        actions.addStretch(1)
+        layout = QVBoxLayout(box)
+        layout.addWidget(self.shadow_title)
+        layout.addWidget(self.confusion)
+        layout.addWidget(self.shadow_note)
+        layout.addLayout(actions)
+        box.hide()
+        return box
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -187,6 +274,24 @@ class ModelsView(QWidget):
     def reload(self, *_args: object) -> None:
         """Re-read the registry in a worker (also the slot for "a model was added")."""
         run_task(read_registry, self.context.home, on_done=self._loaded, on_failed=self._load_failed)
+        run_task(
+            shadow_summaries,
+            self.context.home,
+            self.context.db_url,
+            on_done=self._shadows_loaded,
+            on_failed=self._shadows_failed,
+        )
+
+    def _shadows_loaded(self, found: dict[str, ShadowSummary]) -> None:
+        self.shadows = found
+        self.shadow_reloads += 1
+        self._show_shadow()
+
+    def _shadows_failed(self, message: str) -> None:
+        self.shadows = {}
+        self.shadow_reloads += 1
+        self._show_shadow()
+        self._say(f"shadow records not read: {message}", error=True)
 
     def _loaded(self, result: tuple[list[Version], str | None]) -> None:
         selected = self.selected_id()
@@ -256,6 +361,7 @@ class ModelsView(QWidget):
 
     def _selection_changed(self) -> None:
         version = next((v for v in self.versions if v.id == self.selected_id()), None)
+        self._show_shadow()
         if version is None:
             self.details.setText("Select a version to see where it came from; double-click deploys it.")
             return
@@ -276,7 +382,101 @@ class ModelsView(QWidget):
             )
         )
 
+    def _show_shadow(self) -> None:
+        """The selected version's shadow record side by side with the deployed model, if it has one."""
+        summary = self.shadows.get(self.selected_id() or "")
+        if summary is None or not summary.has_data:
+            self.shadow_box.hide()
+            return
+        beside = ", ".join(sorted(set(summary.deployed.values())))
+        runs = f"{summary.runs} run{'s' if summary.runs != 1 else ''}"
+        self.shadow_title.setText(f"{summary.line()}  ·  beside {beside}, {runs}")
+        names = summary.classes()
+        rows = summary.per_class()
+        self.confusion.clear()
+        self.confusion.setRowCount(len(rows))
+        self.confusion.setColumnCount(1 + len(names))
+        self.confusion.setHorizontalHeaderLabels(["agree", *(f"→ {n}" for n in names)])
+        self.confusion.setVerticalHeaderLabels([f"{r.name} ({r.parts:,})" for r in rows])
+        for i, row in enumerate(rows):
+            pct = "–" if row.agreement_pct is None else f"{row.agreement_pct:.1f} %"
+            cells = [pct, *(f"{row.candidate.get(n, 0):,}" for n in names)]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                if column and names[column - 1] == row.name:
+                    item.setBackground(QColor(DEPLOYED_BACKGROUND))
+                self.confusion.setItem(i, column, item)
+        changes = ", ".join(
+            f"{d}→{c} {n:,}" for d, row in summary.verdicts.items() for c, n in row.items() if d != c
+        )
+        note = f"Verdict changes: {changes or 'none'}. Disagreements are in Review (Shadow filter)."
+        if summary.decision:
+            note += f" Decided: {summary.decision}"
+        self.shadow_note.setText(note)
+        deployed = summary.candidate == self.deployed_id
+        self.promote_button.setText(f"Promote {summary.candidate}…")
+        self.promote_button.setEnabled(not self.busy and not deployed)
+        self.discard_button.setEnabled(not self.busy)
+        self.shadow_box.show()
+
     # -- changes -------------------------------------------------------------------------------
+
+    def _decided(self, candidate: str, text: str) -> str:
+        """Promote and discard end the shadowing in settings.json; the app's copy follows."""
+        if self.context.settings.shadow == candidate:
+            self.context.settings.shadow = ""
+        return text
+
+    def _reason(self, title: str, text: str) -> str | None:
+        reason, ok = QInputDialog.getText(self, title, text, QLineEdit.EchoMode.Normal, "")
+        return reason.strip() if ok else None
+
+    def promote_shadow(self) -> None:
+        summary = self.shadows.get(self.selected_id() or "")
+        if summary is None:
+            return
+        gated = bool(self.context.settings.gate_data)
+        reason = self._reason(
+            f"Promote {summary.candidate}",
+            f"{summary.line()}.\nDeploy {summary.candidate} through the offline gate"
+            + ("" if gated else " (no held-out data in Settings: the gate cannot run, a reason is required)")
+            + "? Why:",
+        )
+        if reason is None:
+            return
+        if not gated and not reason:
+            self._say("Promoting without the offline gate needs a reason.", error=True)
+            return
+        self._run(
+            shadow_promote,
+            self.context,
+            summary.candidate,
+            reason,
+            done=lambda v: self._decided(summary.candidate, f"{v.id} promoted from shadow and deployed."),
+            started=f"Promoting {summary.candidate} (offline gate, audit) …",
+        )
+
+    def discard_shadow(self) -> None:
+        summary = self.shadows.get(self.selected_id() or "")
+        if summary is None:
+            return
+        reason = self._reason(
+            f"Discard {summary.candidate}", f"{summary.line()}.\nStop shadowing {summary.candidate}? Why:"
+        )
+        if reason is None:
+            return
+        if not reason:
+            self._say("Discarding a shadow candidate needs a reason.", error=True)
+            return
+        self._run(
+            shadow_discard,
+            self.context,
+            summary.candidate,
+            reason,
+            done=lambda s: self._decided(s.candidate, f"{s.candidate} discarded as shadow candidate."),
+            changes_deployment=False,
+        )
 
     def deploy_selected(self) -> None:
         version_id = self.selected_id()

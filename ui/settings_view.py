@@ -142,6 +142,8 @@ class SettingsView(QWidget):
         self.operator.setPlaceholderText("empty: asked on the Live screen")
         self.cycle_ms = QLineEdit()
         self.cycle_ms.setPlaceholderText("empty: no cycle budget")
+        self.shadow = QLineEdit()
+        self.shadow.setPlaceholderText("empty: none (a model version, e.g. v3)")
         self.outputs = QPlainTextEdit()
         self.outputs.setPlaceholderText("empty: verdicts stay in the ledger")
         self.outputs.setFixedHeight(84)
@@ -222,6 +224,14 @@ class SettingsView(QWidget):
             "Cycle budget (ms)",
             _with_hint(self.cycle_ms, "Slower parts are counted as overruns on the Live screen."),
         )
+        form.addRow(
+            "Shadow candidate",
+            _with_hint(
+                self.shadow,
+                "Judges the same parts beside the deployed model, never driving a verdict; shed first "
+                "when the line falls behind. Compare, promote or discard it on the Models screen.",
+            ),
+        )
 
         rollout = QGroupBox("Roll-out gate and shifts")
         form = _form(rollout)
@@ -285,6 +295,7 @@ class SettingsView(QWidget):
         self.station.setText(s.station)
         self.operator.setText(s.operator)
         self.cycle_ms.setText("" if s.cycle_budget_ms is None else f"{s.cycle_budget_ms:g}")
+        self.shadow.setText(s.shadow)
         self.outputs.setPlainText("\n".join(s.outputs))
         self.gate_data.setText(s.gate_data)
         self.gate_recall.setValue(s.gate_recall_drop)
@@ -308,6 +319,7 @@ class SettingsView(QWidget):
             station=station,
             operator=self.operator.text().strip(),
             cycle_budget_ms=_optional_float(self.cycle_ms.text(), "cycle budget"),
+            shadow=self.shadow.text().strip(),
             outputs=[line.strip() for line in self.outputs.toPlainText().splitlines() if line.strip()],
             gate_data=self.gate_data.text().strip(),
             gate_recall_drop=self.gate_recall.value(),

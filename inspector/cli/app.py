@@ -439,12 +439,22 @@ def _register_line_commands() -> None:
     app.add_typer(cli_line.results_app, name="results")
     app.add_typer(cli_line.db_app, name="db")
     from inspector.cli.report import report
-    from inspector.cli.rollout import models_audit, models_deploy, models_rollback
+    from inspector.cli.rollout import (
+        models_audit,
+        models_deploy,
+        models_rollback,
+        models_shadow_discard,
+        models_shadow_promote,
+        models_shadow_summary,
+    )
 
     app.command("report")(report)
     models_app.command("deploy")(models_deploy)
     models_app.command("rollback")(models_rollback)
     models_app.command("audit")(models_audit)
+    models_app.command("shadow-summary")(models_shadow_summary)
+    models_app.command("shadow-promote")(models_shadow_promote)
+    models_app.command("shadow-discard")(models_shadow_discard)
 
 
 _register_line_commands()

@@ -91,11 +91,20 @@ def _summary(pipeline, url: str) -> None:
         )
     unaccounted = snap.entered - snap.written - snap.dropped
     table.add_row("unaccounted", str(unaccounted))
+    if pipeline.shadow is not None:
+        shadow = pipeline.shadow.snapshot()
+        shed = ", ".join(f"{k} {v}" for k, v in shadow.shed_reasons.items())
+        table.add_row("shadow", shadow.line().removeprefix("Shadow: ") + (f" ({shed})" if shed else ""))
     for name, health in pipeline.outputs.health():
         delivered = f"{health.sent} sent" if health.sent else ""
         counts = ", ".join(
-            x for x in (delivered, f"{health.pending} kept" if health.pending else "",
-                        f"{health.dropped} dropped" if health.dropped else "") if x
+            x
+            for x in (
+                delivered,
+                f"{health.pending} kept" if health.pending else "",
+                f"{health.dropped} dropped" if health.dropped else "",
+            )
+            if x
         )
         table.add_row(f"output {name}", health.state + (f" ({counts})" if counts else ""))
     console.print(table)
@@ -185,6 +194,15 @@ def run(
     drop: Annotated[
         str, choice("--drop", ("oldest", "newest", "block"), "Full queue: drop oldest, newest, or block.")
     ] = "oldest",
+    shadow: Annotated[
+        str | None,
+        typer.Option(
+            "--shadow",
+            help="A candidate (model version like v3, or a bundle folder) judging the same frames beside "
+            "the model, never driving a verdict; disagreements are kept for Review, and it is shed first "
+            "when the line falls behind.",
+        ),
+    ] = None,
     output: OutputOption = None,
     home: HomeOption = None,
 ) -> None:
@@ -207,6 +225,7 @@ def run(
             queue_size=queue_size,
             drop=drop,
             ok_every=ok_every,
+            shadow=shadow,
             outputs=output or None,
         )
         run_line(pipeline, url)
@@ -306,9 +325,7 @@ def _when(text: str | None, option: str = "--since", local: bool = False) -> dat
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise InspectorError(
-            f"{option} {text!r}: use ISO 8601 (2026-11-28T06:00) or 8h / 7d / 30m"
-        ) from None
+        raise InspectorError(f"{option} {text!r}: use ISO 8601 (2026-11-28T06:00) or 8h / 7d / 30m") from None
     if moment.tzinfo:
         return moment
     return moment.astimezone() if local else moment.replace(tzinfo=timezone.utc)

@@ -1,4 +1,5 @@
-"""``inspector models deploy / rollback / audit``: the staged roll-out's gate and its audit trail."""
+"""``inspector models deploy / rollback / audit / shadow-*``: the staged roll-out's gate, shadow
+mode's summary and decision, and the audit trail."""
 
 from __future__ import annotations
 
@@ -87,12 +88,116 @@ def models_rollback(
     console.print(f"rolled back: {version.id} is deployed again")
 
 
+CandidateArgument = Annotated[
+    str, typer.Argument(help="The shadow candidate: a model version (v3) or a bundle folder.")
+]
+
+
+def models_shadow_summary(
+    ref: CandidateArgument,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the summary as JSON to this file.")
+    ] = None,
+    db: DbOption = None,
+    home: HomeOption = None,
+) -> None:
+    """What a shadow candidate said beside the deployed model: agreement over every part both judged,
+    per-class confusion (deployed class down, candidate's across), disagreements kept, frames shed."""
+    import json
+
+    from inspector.home import app_home
+    from inspector.shadow import confusion_text, shadow_summary
+
+    with user_errors():
+        root = app_home(home)
+        summary = shadow_summary(root, db_url(db, root), ref)
+        if json_out is not None:
+            from models.files import atomic_write_text
+
+            atomic_write_text(json_out, json.dumps(summary.to_json(), indent=2) + "\n")
+    if not summary.has_data:
+        console.print(f"{ref} has not run in shadow on this ledger (start a line with --shadow {ref})")
+        return
+    beside = ", ".join(sorted(set(summary.deployed.values())))
+    print_line = lambda text: console.print(text, highlight=False, markup=False, soft_wrap=True)  # noqa: E731
+    print_line(summary.line())
+    print_line(f"beside {beside}, {summary.runs} run{'s' if summary.runs != 1 else ''}")
+    for text in confusion_text(summary):
+        print_line(text)
+    verdicts = ", ".join(
+        f"{d}→{c} {n}" for d, row in summary.verdicts.items() for c, n in row.items() if d != c
+    )
+    print_line(f"verdict changes: {verdicts or 'none'}")
+    if summary.decision:
+        print_line(f"decided: {summary.decision}")
+
+
+def models_shadow_promote(
+    ref: Annotated[str, typer.Argument(help="The shadow candidate's model version (v3).")],
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            "--data", help="The station's dataset for the offline gate (default: settings gate_data)."
+        ),
+    ] = None,
+    override_gate: Annotated[
+        bool,
+        typer.Option("--override-gate", help="Deploy although the gate failed (needs --reason; audited)."),
+    ] = False,
+    by: ByOption = None,
+    reason: ReasonOption = "",
+    db: DbOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Deploy a shadow candidate through the offline gate (audited, its shadow summary in the reason)."""
+    from inspector.home import app_home
+    from inspector.rollout import GateMargins
+    from inspector.settings import load_settings
+    from inspector.shadow import promote
+
+    with user_errors():
+        root = app_home(home)
+        settings = load_settings(root)
+        margins = GateMargins(
+            settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio
+        )
+        version, summary = promote(
+            root,
+            db_url(db, root),
+            ref,
+            who=_who(by, root),
+            reason=reason,
+            data=str(data) if data else (settings.gate_data or None),
+            margins=margins,
+            override=override_gate,
+            log=progress,
+        )
+    console.print(f"promoted {version.id} from shadow ({summary.line()})", highlight=False)
+
+
+def models_shadow_discard(
+    ref: CandidateArgument,
+    by: ByOption = None,
+    reason: ReasonOption = "",
+    db: DbOption = None,
+    home: HomeOption = None,
+) -> None:
+    """Give up on a shadow candidate (audited, needs --reason); its disagreements stay for Review."""
+    from inspector.home import app_home
+    from inspector.shadow import discard
+
+    with user_errors():
+        root = app_home(home)
+        summary = discard(root, db_url(db, root), ref, who=_who(by, root), reason=reason)
+    console.print(f"discarded {ref} ({summary.line()})", highlight=False)
+
+
 def models_audit(
     limit: Annotated[int, typer.Option("--limit", min=1, max=10_000, help="How many, newest first.")] = 50,
     db: DbOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Every deploy and rollback with who, why and the gate's verdict, newest first."""
+    """Every deploy, rollback and shadow decision with who, why and the gate's verdict, newest first."""
     from inspector.home import app_home
     from inspector.rollout import audit_trail
 
@@ -100,7 +205,7 @@ def models_audit(
         root = app_home(home)
         events = audit_trail(db_url(db, root), limit)
     if not events:
-        console.print("no deploys or rollbacks recorded yet")
+        console.print("no deploys, rollbacks or shadow decisions recorded yet")
     for event in events:
         when = event["at"].astimezone()
         line = f"{when:%Y-%m-%d %H:%M}  {event['kind']:<8} {event['message']}"

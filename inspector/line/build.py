@@ -40,6 +40,7 @@ class LineRequest:
     drop: str = "oldest"
     track_maps: bool = False
     settings: Settings | None = None
+    shadow: str | None = None  # a candidate judging beside the line: a version (v3), a bundle, "demo"
     outputs: list[str] | None = None  # line output URLs; None: the settings' list
 
 
@@ -52,6 +53,19 @@ def resolve_model(model: str | None, home: Path) -> Path:
     if model == "demo":
         return demo_model_path()
     return Path(model)
+
+
+def resolve_shadow(ref: str, home: Path) -> tuple[Path, str]:
+    """The shadow candidate's bundle and the name it is shown and stored under."""
+    from inspector.errors import InspectorError
+    from inspector.registry import is_version_id
+
+    if is_version_id(ref):
+        return Registry(home).path_of(ref), ref
+    path = resolve_model(ref, home)
+    if not path.is_dir():
+        raise InspectorError(f"shadow {ref}: neither a model version (v1, v2, ...) nor a bundle folder")
+    return path, ("demo" if ref == "demo" else path.name)
 
 
 def ledger_url(db: str | None, home: Path, settings: Settings | None = None) -> str:
@@ -73,6 +87,21 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
     engine = InferenceEngine(
         bundle, backend, request.home / "cache" / "onnx", settings.thresholds(bundle.meta.thresholds)
     )
+    shadow = None
+    if request.shadow:
+        from inspector.line.shadow import ShadowRunner
+
+        shadow_path, shadow_name = resolve_shadow(request.shadow, request.home)
+        candidate = load_bundle(shadow_path)
+        shadow = ShadowRunner(
+            InferenceEngine(
+                candidate,
+                backend,
+                request.home / "cache" / "onnx",
+                settings.thresholds(candidate.meta.thresholds),
+            ),
+            shadow_name,
+        )
     if ledger is None:
         ledger = Ledger(ledger_url(request.db, request.home, settings))
     archive = None
@@ -90,4 +119,4 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
     )
     run = RunInfo(request.station, request.operator, request.lot)
     outputs = build_outputs(output_urls, request.home, request.station)
-    return Pipeline(source, engine, ledger, archive, config, run, outputs)
+    return Pipeline(source, engine, ledger, archive, config, run, outputs, shadow)

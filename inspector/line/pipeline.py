@@ -1,5 +1,8 @@
 """The live line: capture → bounded queue → inference → verdict → image archive → results ledger.
 
+Optionally a shadow candidate judges the same frames on a thread of its own, never driving a
+verdict (:mod:`inspector.line.shadow`); it is shed first when the line is behind.
+
 Four threads, so that no stage ever waits on another's slow moment: a camera hiccup does not
 stall inference, a slow disk does not stall the camera, a database checkpoint does not stall
 anything but the writer. Every frame that enters ends as exactly one result row or one counted
@@ -26,6 +29,7 @@ from inspector.line.frame_queue import FrameQueue
 from inspector.line.inference import InferenceEngine
 from inspector.line.live_stats import DriftMonitor, LiveStats, StatsSnapshot
 from inspector.line.outputs import LineInfo, OutputSet, PartReport
+from inspector.line.shadow import ShadowRunner
 from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, check_image
 from inspector.line.verdicts import Decision, Verdict
 from inspector.store import Ledger, ResultRecord
@@ -102,9 +106,12 @@ class Pipeline:
         config: PipelineConfig | None = None,
         run: RunInfo | None = None,
         outputs: OutputSet | None = None,
+        shadow: ShadowRunner | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
+        self.shadow = shadow
+        self.shadow_run_id: int | None = None
         self.ledger = ledger
         self.archive = archive
         self.config = config or PipelineConfig()
@@ -140,6 +147,8 @@ class Pipeline:
         try:
             self._register_run()
             self.engine.warm_up()
+            if self.shadow is not None:
+                self.shadow.warm_up()
         except BaseException:
             self.source.close()
             self.outputs.discard()
@@ -148,6 +157,8 @@ class Pipeline:
         self._threads_before = torch.get_num_threads()
         torch.set_num_threads(self.config.inference_threads or default_inference_threads())
         self.stats.reset()
+        if self.shadow is not None:
+            self.shadow.start()
         for name, target in (
             ("writer", self._write_loop),
             ("archive", self._archive_loop),
@@ -211,6 +222,22 @@ class Pipeline:
         self.run_id = self.ledger.start_run(
             self.station_id, model_id, self.source.name, self.run_info.operator, self.run_info.lot
         )
+        if self.shadow is not None:
+            candidate = self.shadow.engine
+            candidate_id = self.ledger.ensure_model_version(
+                candidate.sha256,
+                self.shadow.name,
+                {
+                    "backbone": candidate.meta.backbone.to_json(),
+                    "merge": candidate.meta.merge_mode,
+                    "gmacs_ratio": candidate.meta.gmacs_ratio,
+                    "classes": candidate.meta.classes,
+                    "normal_class": candidate.meta.normal_class,
+                    "thresholds": candidate.meta.thresholds,
+                },
+                dict(candidate.meta.provenance.get("metrics", {})),
+            )
+            self.shadow_run_id = self.ledger.start_shadow(self.run_id, candidate_id)
 
     def _line_info(self) -> LineInfo:
         bundle = self.engine.bundle
@@ -235,7 +262,10 @@ class Pipeline:
         self.event("info", "run_stopped", f"run stopped after {snapshot.entered} frames")
         if self.ledger is not None and self.run_id is not None:
             status = "failed" if self.error else "finished"
-            self.ledger.finish_run(self.run_id, snapshot.to_json(), status)
+            stats = snapshot.to_json()
+            if self.shadow is not None:
+                stats["shadow"] = self.shadow.snapshot().to_json()
+            self.ledger.finish_run(self.run_id, stats, status)
 
     # -- events ------------------------------------------------------------------------------
 
@@ -376,6 +406,11 @@ class Pipeline:
                     except Exception as exc:  # a display problem must not stop the line
                         log.warning("outcome listener failed: %s", exc)
                 self._to_archive.put(outcome)
+                if self.shadow is not None:
+                    # Shed first: a batch of more than one, or frames waiting, means the line is behind.
+                    self.shadow.offer(frame, outcome.decision, len(self._frames) + (len(batch) > 1))
+        if self.shadow is not None and not self.shadow.close():  # its last answers reach the final commit
+            self.event("warning", "shadow_stuck", f"shadow {self.shadow.name} did not finish its last frames")
         self._to_archive.put(_END)
 
     # -- archive -----------------------------------------------------------------------------
@@ -421,17 +456,18 @@ class Pipeline:
             except queue.Empty:
                 pass
             due = pending and (ended or time.perf_counter() - first_at >= self.config.commit_interval_s)
-            if due:
+            if due or ended:  # the last commit also carries the shadow's last answers
                 self._commit(pending)
                 pending = []
 
     def _commit(self, outcomes: list[Outcome]) -> None:
         if self.ledger is not None and self.run_id is not None:
             records = [self._record(o) for o in outcomes]
+            shadow = self.shadow.take_update(self.shadow_run_id) if self.shadow is not None else None
             delay = 0.2
-            while True:
+            while records or shadow is not None:
                 try:
-                    self.ledger.add_results(records)
+                    self.ledger.add_results(records, shadow)
                     break
                 except Exception as exc:  # keep the rows and retry; never lose a result
                     self.event("alarm", "ledger_error", f"results not written yet ({exc}); retrying")

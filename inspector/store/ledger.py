@@ -16,20 +16,37 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import ParamSpec, TextIO, TypeVar
 
-from sqlalchemy import Select, func, insert, select
+from sqlalchemy import Select, func, insert, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from inspector.store import database
 from inspector.store.errors import LedgerError
 from inspector.store.export import write_csv
-from inspector.store.records import EVENT_LEVELS, VERDICTS, ResultFilter, ResultRecord
-from inspector.store.schema import Event, ModelVersion, Result, Review, Run, Station
+from inspector.store.records import (
+    EVENT_LEVELS,
+    VERDICTS,
+    ResultFilter,
+    ResultRecord,
+    ShadowRecord,
+    ShadowUpdate,
+)
+from inspector.store.schema import (
+    Event,
+    ModelVersion,
+    Result,
+    Review,
+    Run,
+    ShadowResult,
+    ShadowRun,
+    Station,
+)
 from inspector.store.summary import LedgerSummary, summarize
 
 P = ParamSpec("P")
 T = TypeVar("T")
 RECORD_FIELDS = tuple(field.name for field in fields(ResultRecord))
+SHADOW_FIELDS = tuple(field.name for field in fields(ShadowRecord))
 RESULT_COLUMNS = tuple(Result.__table__.c)
 MAX_PAGE = 10_000
 
@@ -222,9 +239,13 @@ class Ledger:
     # -- results ------------------------------------------------------------------------------
 
     @_guarded
-    def add_results(self, records: Sequence[ResultRecord]) -> None:
-        """Write a batch in one transaction (Core bulk insert): all of it, or none of it."""
-        if not records:
+    def add_results(self, records: Sequence[ResultRecord], shadow: ShadowUpdate | None = None) -> None:
+        """Write a batch in one transaction (Core bulk insert): all of it, or none of it.
+
+        ``shadow``: the run's shadow candidate's totals and new disagreements, in the same
+        transaction (one writer, one commit: the shadow adds no transaction to the hot path).
+        """
+        if not records and shadow is None:
             return
         rows = []
         for number, record in enumerate(records):
@@ -242,10 +263,134 @@ class Ledger:
             rows.append(row)
         with self._writing() as session:
             run_ids = {row["run_id"] for row in rows}
-            known = set(session.scalars(select(Run.id).where(Run.id.in_(run_ids))))
-            if run_ids - known:
-                raise LedgerError(f"no run with id {min(run_ids - known)}")
-            session.execute(insert(Result.__table__), rows)  # Core executemany: no ORM bookkeeping
+            if run_ids:
+                known = set(session.scalars(select(Run.id).where(Run.id.in_(run_ids))))
+                if run_ids - known:
+                    raise LedgerError(f"no run with id {min(run_ids - known)}")
+                session.execute(insert(Result.__table__), rows)  # Core executemany: no ORM bookkeeping
+            if shadow is not None:
+                self._write_shadow(session, shadow)
+
+    @staticmethod
+    def _write_shadow(session: Session, shadow: ShadowUpdate) -> None:
+        found = session.execute(
+            select(ShadowRun.run_id, ShadowRun.model_version_id).where(ShadowRun.id == shadow.shadow_run_id)
+        ).first()
+        if found is None:
+            raise LedgerError(f"no shadow run with id {shadow.shadow_run_id}")
+        run_id, model_version_id = found
+        session.execute(
+            update(ShadowRun)
+            .where(ShadowRun.id == shadow.shadow_run_id)
+            .values(
+                judged=shadow.judged,
+                agreed=shadow.agreed,
+                shed=shadow.shed,
+                confusion=shadow.confusion,
+                updated_at=_now(),
+            )
+        )
+        rows = []
+        for record in shadow.disagreements:
+            for verdict in (record.verdict, record.deployed_verdict):
+                if verdict not in VERDICTS:
+                    raise LedgerError(f"shadow frame {record.frame_index}: verdict {verdict!r} is unknown")
+            row = {name: getattr(record, name) for name in SHADOW_FIELDS}
+            row.update(shadow_run_id=shadow.shadow_run_id, run_id=run_id, model_version_id=model_version_id)
+            rows.append(row)
+        if rows:
+            session.execute(insert(ShadowResult.__table__), rows)
+
+    @_guarded
+    def start_shadow(self, run_id: int, model_version_id: int) -> int:
+        """Register a shadow candidate beside a run; returns the id its writer updates."""
+        with self._writing() as session:
+            if session.get(Run, run_id) is None:
+                raise LedgerError(f"no run with id {run_id}")
+            if session.get(ModelVersion, model_version_id) is None:
+                raise LedgerError(f"no model version with id {model_version_id}")
+            shadow = ShadowRun(
+                run_id=run_id,
+                model_version_id=model_version_id,
+                judged=0,
+                agreed=0,
+                shed=0,
+                confusion={},
+                updated_at=_now(),
+            )
+            session.add(shadow)
+            session.flush()
+            return shadow.id
+
+    @_guarded
+    def model_version_id(self, sha256: str) -> int | None:
+        """The ledger's id of the model with these weights (None: it never ran here)."""
+        with self._reading() as session:
+            return session.scalar(select(ModelVersion.id).where(ModelVersion.sha256 == sha256))
+
+    @_guarded
+    def shadow_totals(self, model_version_id: int) -> dict:
+        """Everything the shadow candidate ``model_version_id`` judged, over all its runs.
+
+        ``judged``, ``agreed``, ``shed``, ``disagreements`` (rows kept), ``runs``, the merged
+        ``confusion`` ({"labels"|"verdicts": {deployed: {candidate: n}}}), ``deployed`` (the
+        models it ran beside: id → name) and ``last`` (when it last judged).
+        """
+        totals: dict = {
+            "judged": 0,
+            "agreed": 0,
+            "shed": 0,
+            "runs": 0,
+            "disagreements": 0,
+            "confusion": {"labels": {}, "verdicts": {}},
+            "deployed": {},
+            "last": None,
+        }
+        with self._reading() as session:
+            stmt = (
+                select(ShadowRun, Run.model_version_id, ModelVersion.name)
+                .join(Run, Run.id == ShadowRun.run_id)
+                .join(ModelVersion, ModelVersion.id == Run.model_version_id)
+                .where(ShadowRun.model_version_id == model_version_id)
+                .order_by(ShadowRun.id)
+            )
+            for shadow, deployed_id, deployed_name in session.execute(stmt):
+                totals["runs"] += 1
+                for name in ("judged", "agreed", "shed"):
+                    totals[name] += getattr(shadow, name)
+                for kind, table in (shadow.confusion or {}).items():
+                    merged = totals["confusion"].setdefault(kind, {})
+                    for deployed, row in table.items():
+                        into = merged.setdefault(deployed, {})
+                        for candidate, count in row.items():
+                            into[candidate] = into.get(candidate, 0) + int(count)
+                totals["deployed"][deployed_id] = deployed_name
+                if totals["last"] is None or shadow.updated_at > totals["last"]:
+                    totals["last"] = shadow.updated_at
+            totals["disagreements"] = (
+                session.scalar(
+                    select(func.count())
+                    .select_from(ShadowResult)
+                    .where(ShadowResult.model_version_id == model_version_id)
+                )
+                or 0
+            )
+        return totals
+
+    @_guarded
+    def shadow_candidates(self) -> list[dict]:
+        """Model versions that have judged in shadow, newest activity first: id, name, sha256."""
+        stmt = (
+            select(ModelVersion.id, ModelVersion.name, ModelVersion.sha256, func.max(ShadowRun.updated_at))
+            .join(ShadowRun, ShadowRun.model_version_id == ModelVersion.id)
+            .group_by(ModelVersion.id, ModelVersion.name, ModelVersion.sha256)
+            .order_by(func.max(ShadowRun.updated_at).desc())
+        )
+        with self._reading() as session:
+            return [
+                {"id": id_, "name": name, "sha256": sha, "last": last}
+                for id_, name, sha, last in session.execute(stmt)
+            ]
 
     def _filtered(self, stmt: Select, filt: ResultFilter) -> Select:
         bad = [verdict for verdict in filt.verdicts if verdict not in VERDICTS]
@@ -274,6 +419,18 @@ class Ledger:
             stmt = stmt.where(
                 Result.run_id.in_(select(Run.id).where(Run.model_version_id == filt.model_version_id))
             )
+        if filt.shadow_disagreements or filt.shadow_model_version_id is not None:
+            # Runs with a shadow first (an IN on the results' run index), then the part's own row.
+            shadow_runs = select(ShadowRun.run_id)
+            disagreed = select(ShadowResult.id).where(
+                ShadowResult.run_id == Result.run_id, ShadowResult.frame_index == Result.frame_index
+            )
+            if filt.shadow_model_version_id is not None:
+                shadow_runs = shadow_runs.where(ShadowRun.model_version_id == filt.shadow_model_version_id)
+                disagreed = disagreed.where(ShadowResult.model_version_id == filt.shadow_model_version_id)
+            stmt = stmt.where(Result.run_id.in_(shadow_runs))
+            if filt.shadow_disagreements:
+                stmt = stmt.where(disagreed.exists())
         return stmt
 
     @_guarded
@@ -309,6 +466,22 @@ class Ledger:
         }
         for row in rows:
             row["lot"], row["model_version_id"] = runs.get(row["run_id"], (None, None))
+            row["shadow"] = None
+        shadowed = set(session.scalars(select(ShadowRun.run_id).where(ShadowRun.run_id.in_(run_ids))))
+        if shadowed:  # the candidate's answer on the parts where it disagreed (one query per page)
+            frames = [row["frame_index"] for row in rows if row["run_id"] in shadowed]
+            answers = session.execute(
+                select(*ShadowResult.__table__.c, ModelVersion.name.label("model_name"))
+                .join(ModelVersion, ModelVersion.id == ShadowResult.model_version_id)
+                .where(
+                    ShadowResult.run_id.in_(shadowed),
+                    ShadowResult.frame_index.between(min(frames), max(frames)),
+                )
+                .order_by(ShadowResult.id)
+            )
+            by_part = {(a.run_id, a.frame_index): dict(a._mapping) for a in answers}
+            for row in rows:
+                row["shadow"] = by_part.get((row["run_id"], row["frame_index"]))
         return rows
 
     @_guarded
@@ -387,9 +560,7 @@ class Ledger:
             )
 
     @_guarded
-    def events(
-        self, limit: int = 100, run_id: int | None = None, kinds: Sequence[str] = ()
-    ) -> list[dict]:
+    def events(self, limit: int = 100, run_id: int | None = None, kinds: Sequence[str] = ()) -> list[dict]:
         """Recent events, newest first (of these ``kinds`` only, when given)."""
         stmt = select(*Event.__table__.c).order_by(Event.at.desc(), Event.id.desc()).limit(limit)
         if run_id is not None:

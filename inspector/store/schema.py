@@ -172,3 +172,52 @@ class Event(Base):
     message: Mapped[str] = mapped_column(Text)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id"))
     station_id: Mapped[int | None] = mapped_column(ForeignKey("stations.id"))
+
+
+class ShadowRun(Base):
+    """A shadow candidate judging beside one run: the run's totals, rewritten at each commit.
+
+    Agreements are only counted (here), never stored per part: the results hot path stays one
+    insert per part, and a summary reads one row per run.
+    """
+
+    __tablename__ = "shadow_runs"
+    __table_args__ = (Index(None, "model_version_id"), Index(None, "run_id"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    judged: Mapped[int] = mapped_column(BigInteger)
+    agreed: Mapped[int] = mapped_column(BigInteger)
+    shed: Mapped[int] = mapped_column(BigInteger)
+    confusion: Mapped[dict | None] = mapped_column(JsonType)
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class ShadowResult(Base):
+    """A part on which the shadow candidate disagreed with the deployed model: both answers.
+
+    Linked to its result by (run, frame), as the result's own id is not known to the writer.
+    """
+
+    __tablename__ = "shadow_results"
+    __table_args__ = (
+        CheckConstraint(_one_of("verdict", VERDICTS), name="verdict"),
+        CheckConstraint(_one_of("deployed_verdict", VERDICTS), name="deployed_verdict"),
+        Index(None, "run_id", "frame_index"),
+        Index(None, "model_version_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    shadow_run_id: Mapped[int] = mapped_column(ForeignKey("shadow_runs.id"))
+    run_id: Mapped[int] = mapped_column(ForeignKey("runs.id"))
+    model_version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id"))
+    frame_index: Mapped[int] = mapped_column(BigInteger)
+    captured_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    deployed_verdict: Mapped[str] = mapped_column(Text)
+    deployed_label: Mapped[str | None] = mapped_column(Text)
+    deployed_confidence: Mapped[float | None] = mapped_column(Float)
+    verdict: Mapped[str] = mapped_column(Text)
+    label: Mapped[str | None] = mapped_column(Text)
+    confidence: Mapped[float | None] = mapped_column(Float)
+    error: Mapped[str | None] = mapped_column(Text)

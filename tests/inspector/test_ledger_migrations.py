@@ -14,6 +14,8 @@ from sqlalchemy import create_engine, text
 from inspector.store import Ledger, LedgerError, ResultFilter, default_url, upgrade
 from inspector.store import database as store_database
 
+HEAD = "0002"
+
 
 @pytest.fixture(params=BACKENDS)
 def url(request, tmp_path):
@@ -37,7 +39,7 @@ def test_migration_from_empty_matches_the_orm(url):
     from inspector.store.schema import Base
 
     upgrade(url)
-    assert _revision(url) == "0001"
+    assert _revision(url) == HEAD
     engine = create_engine(url)
     try:
         with engine.connect() as connection:
@@ -46,7 +48,7 @@ def test_migration_from_empty_matches_the_orm(url):
     finally:
         engine.dispose()
     upgrade(url)  # at head: nothing to do
-    assert _revision(url) == "0001"
+    assert _revision(url) == HEAD
 
 
 def test_database_newer_than_the_app_is_refused(url):
@@ -92,12 +94,12 @@ def _backups(path: Path) -> list[Path]:
 
 
 def _with_revision(tmp_path: Path, monkeypatch, body: str) -> None:
-    """Make the app's migrations this test's copy plus a revision 0002 with ``body`` as upgrade()."""
+    """Make the app's migrations this test's copy plus a revision 9999 with ``body`` as upgrade()."""
     scripts = tmp_path / "migrations"
     shutil.copytree(store_database.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_test.py").write_text(
+    (scripts / "versions" / "9999_test.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n\n"
-        "revision = '0002'\ndown_revision = '0001'\nbranch_labels = None\ndepends_on = None\n\n\n"
+        f"revision = '9999'\ndown_revision = '{HEAD}'\nbranch_labels = None\ndepends_on = None\n\n\n"
         f"def upgrade():\n{body}\n\n\ndef downgrade():\n    pass\n"
     )
     monkeypatch.setattr(store_database, "MIGRATIONS_DIR", scripts)
@@ -116,10 +118,10 @@ def test_no_backup_at_head_and_a_backup_when_behind(tmp_path, monkeypatch):
     )
     with Ledger(url) as ledger:
         assert ledger.ensure_station("line-1") == 1
-    assert _revision(url) == "0002"
+    assert _revision(url) == "9999"
     [backup] = _backups(db)
     with sqlite3.connect(backup) as copy:
-        assert copy.execute("SELECT version_num FROM alembic_version").fetchone() == ("0001",)
+        assert copy.execute("SELECT version_num FROM alembic_version").fetchone() == (HEAD,)
         assert copy.execute("SELECT name FROM stations").fetchall() == [("line-1",)]
         assert copy.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
@@ -135,7 +137,7 @@ def test_a_failed_sqlite_migration_changes_nothing(tmp_path, monkeypatch):
     )
     with pytest.raises(LedgerError, match=r"migration failed \(backup: .*inspector\.db\.bak-"):
         upgrade(url)
-    assert _revision(url) == "0001"
+    assert _revision(url) == HEAD
     with sqlite3.connect(tmp_path / "inspector.db") as db:
         assert db.execute("SELECT count(*) FROM sqlite_master WHERE name = 'notes'").fetchone() == (0,)
 
@@ -198,7 +200,7 @@ def test_stations_starting_together_migrate_once(url):
 
     with ThreadPoolExecutor(3) as pool:
         list(pool.map(lambda _: upgrade(url), range(3)))
-    assert _revision(url) == "0001"
+    assert _revision(url) == HEAD
 
 
 def test_connections_switching_a_new_sqlite_file_to_wal_together_all_succeed(tmp_path):
@@ -230,3 +232,54 @@ def test_connections_switching_a_new_sqlite_file_to_wal_together_all_succeed(tmp
         for connection in connections:
             connection.close()
         assert errors == [] and modes == ["wal"] * 6, f"trial {trial}: {errors[:1]}"
+
+
+def test_a_0001_ledger_with_results_upgrades_to_shadow_tables_and_keeps_its_rows(url):
+    """0002 adds the shadow tables beside ``results`` (which it leaves as it was)."""
+    from alembic import command
+    from ledger_support import record
+
+    from inspector.store import ShadowRecord, ShadowUpdate
+
+    command.upgrade(store_database.alembic_config(url), "0001")
+    engine = create_engine(url)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO stations (id, name, created_at) VALUES (1, 's', '2024-03-01')"))
+        connection.execute(
+            text(
+                "INSERT INTO model_versions (id, sha256, name, created_at)"
+                " VALUES (1, 'a', 'v1', '2024-03-01'), (2, 'b', 'v2', '2024-03-01')"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO runs (id, station_id, model_version_id, operator, lot, source, started_at,"
+                " status) VALUES (1, 1, 1, '', 'L', 'sim', '2024-03-01', 'finished')"
+            )
+        )
+    engine.dispose()
+    with Ledger(url) as ledger:  # migrates 0001 -> head
+        assert _revision(url) == HEAD
+        ledger.add_results([record(1, 0, 0), record(1, 1, 1, "NG", "scratch")])
+        shadow = ledger.start_shadow(1, 2)
+        one = record(1, 1, 1)
+        ledger.add_results(
+            [],
+            ShadowUpdate(
+                shadow,
+                judged=2,
+                agreed=1,
+                shed=3,
+                confusion={"labels": {"ok": {"ok": 1}, "scratch": {"ok": 1}}},
+                disagreements=[ShadowRecord(1, one.captured_at, "NG", "scratch", 0.7, "OK", "ok", 0.8)],
+            ),
+        )
+        rows = ledger.query_results(ResultFilter(shadow_disagreements=True))
+        assert [(r["frame_index"], r["shadow"]["verdict"], r["shadow"]["model_name"]) for r in rows] == [
+            (1, "OK", "v2")
+        ]
+        totals = ledger.shadow_totals(2)
+        assert (totals["judged"], totals["agreed"], totals["shed"], totals["disagreements"]) == (2, 1, 3, 1)
+        assert totals["deployed"] == {1: "v1"}
+        assert ledger.count_results(ResultFilter(shadow_model_version_id=1)) == 0
+        assert [c["name"] for c in ledger.shadow_candidates()] == ["v2"]

@@ -24,7 +24,10 @@ def test_settings_line_outputs_are_checked_and_saved(qtbot, tmp_path):
     assert "port" in message and "secret" not in message and "\n" not in message and not path.exists()
     view.outputs.setPlainText("mqtt://broker/plant\n\n  modbus://127.0.0.1:5020?reject=NG  \n")
     assert view.save(), view.message.text()
-    assert json.loads(path.read_text())["outputs"] == ["mqtt://broker/plant", "modbus://127.0.0.1:5020?reject=NG"]
+    assert json.loads(path.read_text())["outputs"] == [
+        "mqtt://broker/plant",
+        "modbus://127.0.0.1:5020?reject=NG",
+    ]
     assert AppContext(context.home).settings.outputs == context.settings.outputs
     view.load()
     assert view.outputs.toPlainText() == "mqtt://broker/plant\nmodbus://127.0.0.1:5020?reject=NG"

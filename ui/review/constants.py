@@ -28,6 +28,7 @@ VERDICT_CHOICES = [
     ("OK", ("OK",)),
     ("ERROR", ("ERROR",)),
 ]
+SHADOW_CHOICES = [("All parts", False), ("Disagreements (shadow)", True)]
 REVIEW_CHOICES = [("Not reviewed", False), ("Reviewed", True), ("Any review state", None)]
 REPORT_CHOICES = [
     ("Current shift", "current"),
@@ -65,6 +66,7 @@ QLabel#resultCount { font-size: 20px; font-weight: 700; }
 QLabel#reviewVerdict { font-size: 26px; font-weight: 800; color: white; border-radius: 8px;
     padding: 2px 14px; }
 QLabel#factName { color: #5f6b7a; }
+QLabel#shadowAnswer { color: #6a3fa0; font-weight: 600; }
 QLabel#sectionTitle { font-weight: 700; color: #2b3440; margin-top: 4px; }
 QLabel#statusError { color: #c62828; font-weight: 600; }
 QLabel#imageView { background: #101418; color: #c9d1d9; border-radius: 6px; }

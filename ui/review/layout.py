@@ -37,6 +37,7 @@ from ui.review.constants import (
     MAX_CLASS_KEYS,
     REPORT_CHOICES,
     REVIEW_CHOICES,
+    SHADOW_CHOICES,
     TIME_RANGES,
     VERDICT_CHOICES,
 )
@@ -83,6 +84,11 @@ class ReviewLayout:
         self.lot.currentTextChanged.connect(self._typed)
         self.model_filter = self._combo([("All models", None)])
         self.model_filter.setMinimumContentsLength(12)
+        self.shadow_filter = self._combo(SHADOW_CHOICES)
+        self.shadow_filter.setToolTip(
+            "Parts on which a shadow candidate disagreed with the deployed model (verdict or class); "
+            "the part's panel shows both answers"
+        )
         refresh = QPushButton("⟳ Refresh")
         refresh.setToolTip("Query again (F5): shows results written since")
         refresh.setShortcut("F5")
@@ -99,6 +105,7 @@ class ReviewLayout:
             ("Review", self.review_state),
             ("Lot", self.lot),
             ("Model", self.model_filter),
+            ("Shadow", self.shadow_filter),
         ):
             if isinstance(text, str):
                 filters.addSpacing(6)
@@ -214,6 +221,18 @@ class ReviewLayout:
             facts.addWidget(caption, i // 2, (i % 2) * 2)
             facts.addWidget(value, i // 2, (i % 2) * 2 + 1)
             self.facts[name] = value
+        # Shadow mode: the candidate's answer beside the deployed one, on a row of its own.
+        self.shadow_caption = QLabel("Shadow")
+        self.shadow_caption.setObjectName("factName")
+        self.shadow_answer = QLabel("")
+        self.shadow_answer.setObjectName("shadowAnswer")
+        self.shadow_answer.setWordWrap(True)
+        self.shadow_answer.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        row = len(names) // 2
+        facts.addWidget(self.shadow_caption, row, 0)
+        facts.addWidget(self.shadow_answer, row, 1, 1, 3)
+        self.shadow_caption.hide()
+        self.shadow_answer.hide()
         facts.setColumnStretch(1, 1)
         facts.setColumnStretch(3, 1)
 

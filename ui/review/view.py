@@ -123,6 +123,7 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
             reviewed=self.review_state.currentData(),
             lot=None if not lot or lot == self.lot.itemText(0) else lot,
             model_version_id=self.model_filter.currentData(),
+            shadow_disagreements=bool(self.shadow_filter.currentData()),
         )
 
     def refresh(self) -> None:
@@ -254,6 +255,11 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
         self.model_filter.blockSignals(False)
 
     def _filters_changed(self, *_: Any) -> None:
+        if self.sender() is self.shadow_filter and self.shadow_filter.currentData():
+            # A disagreement is as likely an OK the candidate calls NG: show every verdict.
+            self.verdict.blockSignals(True)
+            self.verdict.setCurrentIndex(0)
+            self.verdict.blockSignals(False)
         custom = self.time_range.currentData() == "custom"
         for widget in (self.date_from, self.date_to, self.date_to_label):
             widget.setVisible(custom)
@@ -320,6 +326,7 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
         self.detail_verdict.setStyleSheet(verdict_style(""))
         for value in self.facts.values():
             value.setText("–")
+        self._show_shadow(None)
         self.image.show_image(None, "Select a result")
         self.image_note.setText("")
         self.history.clear()
@@ -349,7 +356,26 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
             self.facts[name].setText(text)
         if row.get("error"):
             self.facts["Class"].setText(f"error: {row['error']}")
+        self._show_shadow(row.get("shadow"))
         self._fill_probabilities(row)
+
+    def _show_shadow(self, answer: dict | None) -> None:
+        """Both answers of a part a shadow candidate disagreed on (hidden for every other part)."""
+        for widget in (self.shadow_caption, self.shadow_answer):
+            widget.setVisible(answer is not None)
+        if answer is None:
+            self.shadow_answer.setText("")
+            return
+
+        def said(prefix: str) -> str:
+            verdict, label, confidence = (answer[prefix + key] for key in ("verdict", "label", "confidence"))
+            return f"{verdict} · {label or '–'}" + ("" if confidence is None else f" {percent(confidence)}")
+
+        name = answer.get("model_name") or f"model {answer.get('model_version_id')}"
+        text = f"{name} said {said('')} — deployed said {said('deployed_')}"
+        if answer.get("error"):
+            text += f" ({answer['error']})"
+        self.shadow_answer.setText(text)
 
     def classes_for(self, row: dict) -> list[str]:
         """The classes keys 1..K stand for: the row's own classes, else every class seen so far."""
