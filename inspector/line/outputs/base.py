@@ -116,6 +116,10 @@ class Output:
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what can be delivered within ``timeout`` seconds, then stop."""
 
+    def ready(self) -> bool:
+        """Done starting (up, or known to be down): the line waits for this, briefly, at start."""
+        return True
+
     # -- health ---------------------------------------------------------------------------------
 
     def health(self) -> Health:
@@ -163,6 +167,9 @@ class ThreadedOutput(Output):
         self.line = line
         self._thread = threading.Thread(target=self._thread_main, name=f"output-{self.scheme}", daemon=True)
         self._thread.start()
+
+    def ready(self) -> bool:
+        return self.health().state != STARTING or self._thread is None or not self._thread.is_alive()
 
     def _thread_main(self) -> None:
         try:
