@@ -76,6 +76,8 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         home=home,
         recipe=Recipe(epochs=EPOCHS, seed=seed),
         force=out.exists(),
+        # A cell stopped mid-training (session end, Ctrl-C) goes on from its last epoch checkpoint.
+        resume=out.with_name(out.name + ".partial").is_dir(),
         progress=False,
         log=lambda line: print(f"  {line}", flush=True),
     )

@@ -55,6 +55,9 @@ class PipelineConfig:
     inference_threads: int | None = None
     # How long stopping waits for line outputs to deliver what they hold (MQTT keeps the rest on disk).
     outputs_close_s: float = 5.0
+    # How long starting waits for line outputs to be up (listening, connected or known down), so
+    # that their start-up work (seconds of CPU for an OPC UA server) does not land on the first frames.
+    outputs_ready_s: float = 20.0
 
 
 def default_inference_threads() -> int:
@@ -150,7 +153,7 @@ class Pipeline:
             self.source.close()
             self.outputs.discard()
             raise
-        self.outputs.start(self._line_info(), self.event)
+        self.outputs.start(self._line_info(), self.event, self.config.outputs_ready_s)
         self._threads_before = torch.get_num_threads()
         torch.set_num_threads(self.config.inference_threads or default_inference_threads())
         self.stats.reset()

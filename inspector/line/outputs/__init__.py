@@ -75,7 +75,10 @@ class OutputSet:
     def __iter__(self):
         return iter(self.outputs)
 
-    def start(self, line: LineInfo, event: EventSink | None = None) -> None:
+    def start(self, line: LineInfo, event: EventSink | None = None, ready_s: float = 0.0) -> None:
+        """Start every output; wait up to ``ready_s`` seconds until none is still starting (an OPC UA
+        server builds its address space for seconds of CPU: better before the first frame than
+        during the first hundred)."""
         self._event = event
         for output in self.outputs:
             try:
@@ -86,6 +89,9 @@ class OutputSet:
                     state=FAILING, detail=str(exc).splitlines()[0] if str(exc) else type(exc).__name__
                 )
             output.line_state(LineState(running=True))
+        deadline = time.monotonic() + ready_s
+        while time.monotonic() < deadline and not all(output.ready() for output in self.outputs):
+            time.sleep(0.02)
 
     def judged(self, part: PartReport) -> None:
         self._feed("judged", part)

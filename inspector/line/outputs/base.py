@@ -15,6 +15,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -116,6 +117,10 @@ class Output:
     def close(self, timeout: float = 5.0) -> None:
         """Deliver what can be delivered within ``timeout`` seconds, then stop."""
 
+    def ready(self) -> bool:
+        """Done starting (up, or known to be down): the line waits for this, briefly, at start."""
+        return True
+
     # -- health ---------------------------------------------------------------------------------
 
     def health(self) -> Health:
@@ -164,6 +169,9 @@ class ThreadedOutput(Output):
         self._thread = threading.Thread(target=self._thread_main, name=f"output-{self.scheme}", daemon=True)
         self._thread.start()
 
+    def ready(self) -> bool:
+        return self.health().state != STARTING or self._thread is None or not self._thread.is_alive()
+
     def _thread_main(self) -> None:
         try:
             self.serve()
@@ -204,8 +212,6 @@ class ThreadedOutput(Output):
         return None if item is _STOP else item
 
     def close(self, timeout: float = 5.0) -> None:
-        import time
-
         if self._thread is None:
             return
         self.deadline = time.monotonic() + timeout
