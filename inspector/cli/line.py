@@ -69,6 +69,11 @@ def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, impor
         table.add_column("outputs", justify="right")
         up = sum(1 for _, health in healths if health.state == "connected")
         row.append(f"{up}/{len(healths)} up")
+    if pipeline.shadow is not None:  # the candidate beside the line: agreement so far, frames shed
+        shadow = pipeline.shadow.snapshot()
+        table.add_column(f"shadow {shadow.name}", justify="right")
+        agreement = "–" if shadow.agreement_pct is None else f"{shadow.agreement_pct:.1f}%"
+        row.append(f"{agreement} of {shadow.judged}, {shadow.shed} shed")
     table.add_row(*row)
     return table
 
@@ -141,8 +146,10 @@ def run_line(pipeline, url: str, on_tick=None) -> None:
                 if time.monotonic() - last >= 5:
                     last = time.monotonic()
                     snap = pipeline.stats.snapshot()
+                    shadow = "" if pipeline.shadow is None else f"; {pipeline.shadow.snapshot().line()}"
                     progress(
                         f"{snap.entered} frames, {snap.fps:.1f} fps, {snap.verdicts}, drops {snap.dropped}"
+                        + shadow
                     )
     except KeyboardInterrupt:
         progress("stopping: judging and writing what is already queued…")

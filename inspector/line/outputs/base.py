@@ -15,6 +15,7 @@ import logging
 import queue
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -211,8 +212,6 @@ class ThreadedOutput(Output):
         return None if item is _STOP else item
 
     def close(self, timeout: float = 5.0) -> None:
-        import time
-
         if self._thread is None:
             return
         self.deadline = time.monotonic() + timeout
