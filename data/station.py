@@ -171,6 +171,12 @@ def assign_splits(samples: list[Sample], seed: int) -> tuple[list[Sample], list[
         # Five folds need five groups; with fewer, a held-out split would be empty or leak a group.
         note = f"only {len(set(groups))} group(s): too few to hold any out; all images kept in train"
         return [replace(s, split="train") for s in samples], [note]
+    if max(Counter(labels.tolist()).values()) < 5:
+        # Five folds need a class with five images (the splitter refuses otherwise): a tiny set such
+        # as a golden-parts folder is all train.
+        return [replace(s, split="train") for s in samples], [
+            "every class has fewer than 5 images: too few to hold any out; all images kept in train"
+        ]
     splitter = StratifiedGroupKFold(n_splits=5, shuffle=True, random_state=seed)
     fold_of = np.zeros(len(samples), dtype=int)
     with warnings.catch_warnings():

@@ -20,6 +20,17 @@ FILE = "settings.json"
 DEFAULT_SHIFT_STARTS = ("06:00", "14:00", "22:00")
 SHIFT_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 MAX_SHIFTS = 6
+# Numbers that may not be left empty (None) in the file.
+REQUIRED_NUMBERS = (
+    "archive_cap_gib",
+    "gate_recall_drop",
+    "gate_unsure_rise",
+    "gate_latency_ratio",
+    "golden_every_min",
+    "drift_input_k",
+    "drift_ood_rate",
+    "drift_confidence_drop",
+)
 
 
 @dataclass
@@ -46,14 +57,25 @@ class Settings:
     # Shadow mode: a registry version (v3) that judges beside the deployed model on lines started
     # in the app, never driving a verdict; empty: none.
     shadow: str = ""
+    # Drift watch (README "Drift watch"): golden parts re-judged every N minutes while a line runs
+    # (0: only on request) from a folder of class folders (empty: <home>/golden); input statistics
+    # and rates over a rolling window of parts, alarms past these limits.
+    golden_dir: str = ""
+    golden_every_min: float = 0.0
+    drift_window: int = 200
+    drift_reference_frames: int = 200
+    drift_input_k: float = 0.5
+    drift_ood_rate: float = 0.1
+    drift_confidence_drop: float = 0.1
 
     def validate(self) -> Settings:
         """Types first (a hand-edited file may say ``"db_url": 5`` or ``NaN``), then ranges."""
-        for name in ("db_url", "station", "operator", "source", "gate_data", "shadow"):
+        for name in ("db_url", "station", "operator", "source", "gate_data", "shadow", "golden_dir"):
             if not isinstance(getattr(self, name), str):
                 raise InspectorError(f"{name} must be a text, got {getattr(self, name)!r}")
-        if not _is_int(self.archive_ok_every):
-            raise InspectorError(f"archive_ok_every must be a whole number, got {self.archive_ok_every!r}")
+        for name in ("archive_ok_every", "drift_window", "drift_reference_frames"):
+            if not _is_int(getattr(self, name)):
+                raise InspectorError(f"{name} must be a whole number, got {getattr(self, name)!r}")
         for name in (
             "archive_cap_gib",
             "unsure_below",
@@ -62,9 +84,13 @@ class Settings:
             "gate_recall_drop",
             "gate_unsure_rise",
             "gate_latency_ratio",
+            "golden_every_min",
+            "drift_input_k",
+            "drift_ood_rate",
+            "drift_confidence_drop",
         ):
             value = getattr(self, name)
-            if (value is not None or name == "archive_cap_gib") and not _is_number(value):
+            if (value is not None or name in REQUIRED_NUMBERS) and not _is_number(value):
                 raise InspectorError(f"{name} must be a finite number, got {value!r}")
         if self.archive_ok_every < 0:
             raise InspectorError("archive_ok_every must be 0 (no OK images) or more")
@@ -88,7 +114,22 @@ class Settings:
         if self.shadow and not re.fullmatch(r"v[1-9][0-9]*", self.shadow):
             raise InspectorError(f"shadow must be a model version like v3 (or empty), got {self.shadow!r}")
         _check_shift_starts(self.shift_starts)
+        self._check_drift()
         return self
+
+    def _check_drift(self) -> None:
+        if self.golden_every_min < 0:
+            raise InspectorError("golden_every_min must be 0 (only on request) or more")
+        if not 10 <= self.drift_window <= 100_000:
+            raise InspectorError("drift_window must be between 10 and 100000 parts")
+        if not 10 <= self.drift_reference_frames <= 100_000:
+            raise InspectorError("drift_reference_frames must be between 10 and 100000 frames")
+        if self.drift_input_k <= 0:
+            raise InspectorError("drift_input_k must be positive (standard deviations)")
+        if not 0 < self.drift_ood_rate <= 1:
+            raise InspectorError("drift_ood_rate must be above 0 and at most 1")
+        if not 0 < self.drift_confidence_drop <= 1:
+            raise InspectorError("drift_confidence_drop must be above 0 and at most 1")
 
     def thresholds(self, bundle_thresholds: dict) -> dict:
         """The bundle's calibrated thresholds with this station's overrides on top."""

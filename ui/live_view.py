@@ -2,8 +2,8 @@
 
 A dominant verdict, the current part (optionally with the model's merge map over it), the
 shift's counters, per-stage latency, the line outputs' health (PLC, MES), the last NG/UNSURE
-parts, and an alarm banner for a lost camera, a full disk, drift or an output
-gone down. Start/stop, source, model, lot and operator sit on one bar.
+parts, the drift watch (input statistics, rates, golden parts), and an alarm banner for a lost
+camera, a full disk, drift or an output gone down. Start/stop, source, model, lot and operator sit on one bar.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.line.build import LineRequest
+from inspector.line.golden import GoldenReport, check_model, log_report
 from inspector.line.live_stats import STAGES, StatsSnapshot
 from inspector.line.outputs import BUFFERING, CONNECTED, FAILING, Health
 from inspector.line.overlay import overlay_importance
@@ -35,9 +36,11 @@ from inspector.line.pipeline import Event, Outcome
 from inspector.line.shadow import ShadowRunner
 from ui.context import AppContext
 from ui.detail_dialog import OutcomeDialog
+from ui.drift_panel import DriftPanel
 from ui.line_controller import LineController
 from ui.qt_images import to_pixmap
 from ui.style import verdict_style
+from ui.workers import run_task
 
 SOURCES = [
     ("Simulated ELPV station", "sim"),
@@ -220,8 +223,17 @@ class LiveView(QWidget):
         layout.addLayout(bar)
         layout.addWidget(self.banner)
         layout.addLayout(body, 1)
-        layout.addWidget(QLabel("Last NG and UNSURE parts (click for detail)"))
-        layout.addWidget(self.strip)
+        # The drift watch beside the strip of flagged parts: the same height, so the screen still
+        # fits 768 lines.
+        self.drift = DriftPanel()
+        self.drift.check_golden.connect(self.check_golden)
+        flagged = QVBoxLayout()
+        flagged.addWidget(QLabel("Last NG and UNSURE parts (click for detail)"))
+        flagged.addWidget(self.strip)
+        bottom = QHBoxLayout()
+        bottom.addLayout(flagged, 3)
+        bottom.addWidget(self.drift, 2)
+        layout.addLayout(bottom)
 
     def reload_models(self) -> None:
         self.model.clear()
@@ -327,6 +339,39 @@ class LiveView(QWidget):
             self._show_counters(self.controller.pipeline.stats.snapshot())
             self._show_shadow(self.controller.pipeline.shadow)
             self._show_outputs(self.controller.pipeline.outputs.health())
+            self.drift.show_snapshot(self.controller.pipeline.watch.snapshot())
+
+    # -- golden parts ------------------------------------------------------------------------
+
+    def check_golden(self) -> None:
+        """Golden parts now: by the running line between parts, else by the chosen model here."""
+        if self.controller.running:
+            message = self.controller.pipeline.watch.request_golden()
+            self.drift.show_golden(f"Golden parts: {message}", False)
+            return
+        context = self.context
+        self.drift.golden_button.setEnabled(False)
+        self.drift.show_golden("Golden parts: checking …", False)
+        run_task(
+            _check_golden_offline,
+            context.home,
+            context.settings,
+            self.model.currentData(),
+            context.ledger(),
+            on_done=self._golden_checked,
+            on_failed=self._golden_failed,
+            long_running=True,
+        )
+
+    def _golden_checked(self, report: GoldenReport) -> None:
+        self.drift.golden_button.setEnabled(True)
+        self.drift.show_golden(f"{report.at.astimezone():%H:%M} {report.message()}", report.alarm)
+        if report.alarm:
+            self.show_alarm(report.message())
+
+    def _golden_failed(self, message: str) -> None:
+        self.drift.golden_button.setEnabled(True)
+        self.drift.show_golden(f"Golden parts: {message}", True)
 
     def _show_shadow(self, shadow: ShadowRunner | None) -> None:
         """``Shadow: v3 — agreement 97.2 % of 1,204, 12 disagreements, 3 shed``, or nothing."""
@@ -430,3 +475,9 @@ class LiveView(QWidget):
             for col, key in enumerate(("p50", "p95", "p99")):
                 value = numbers.get(key)
                 self.latency.setItem(row, col, QTableWidgetItem("–" if value is None else f"{value:.1f}"))
+
+
+def _check_golden_offline(home, settings, model, ledger) -> GoldenReport:  # a worker thread
+    report = check_model(home, settings, model)
+    log_report(ledger, report, settings.station)
+    return report

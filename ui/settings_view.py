@@ -14,12 +14,14 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -88,6 +90,12 @@ LABELS = {
     "unsure_below": "UNSURE below confidence",
     "ood_energy_above": "UNSURE above energy score",
     "cycle_budget_ms": "Cycle budget",
+    "golden_every_min": "Golden check every",
+    "drift_window": "Rolling window",
+    "drift_reference_frames": "Reference frames",
+    "drift_input_k": "Input alarm at",
+    "drift_ood_rate": "OOD rate alarm above",
+    "drift_confidence_drop": "Confidence alarm at a drop of",
     "shift_starts": "Shifts start at",
     "gate_latency_ratio": "Block: latency over",
 }
@@ -148,6 +156,32 @@ class SettingsView(QWidget):
         self.outputs.setPlaceholderText("empty: verdicts stay in the ledger")
         self.outputs.setFixedHeight(84)
         self.outputs.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
+        self.golden_dir = QLineEdit()
+        self.golden_dir.setPlaceholderText(f"empty: {context.home / 'golden'}")
+        self.golden_every = QDoubleSpinBox()
+        self.golden_every.setRange(0.0, 24 * 60.0)
+        self.golden_every.setDecimals(1)
+        self.golden_every.setSuffix(" min")
+        self.golden_every.setSpecialValueText("only on request")
+        self.drift_window = QSpinBox()
+        self.drift_window.setRange(10, 100_000)
+        self.drift_window.setSuffix(" parts")
+        self.reference_frames = QSpinBox()
+        self.reference_frames.setRange(10, 100_000)
+        self.reference_frames.setSuffix(" frames")
+        self.input_k = QDoubleSpinBox()
+        self.input_k.setRange(0.05, 100.0)
+        self.input_k.setDecimals(2)
+        self.input_k.setSingleStep(0.1)
+        self.input_k.setSuffix(" std")
+        self.ood_rate = QDoubleSpinBox()
+        self.ood_rate.setRange(1.0, 100.0)
+        self.ood_rate.setDecimals(0)
+        self.ood_rate.setSuffix(" %")
+        self.confidence_drop = QDoubleSpinBox()
+        self.confidence_drop.setRange(1.0, 100.0)
+        self.confidence_drop.setDecimals(0)
+        self.confidence_drop.setSuffix(" points")
         self.gate_data = QLineEdit()
         self.gate_data.setPlaceholderText("empty: no offline gate (a deploy then needs a reason)")
         self.gate_recall = QDoubleSpinBox()
@@ -255,6 +289,40 @@ class SettingsView(QWidget):
         form = _form(outputs)
         form.addRow(_with_hint(self.outputs, OUTPUTS_HINT))
 
+        drift = QGroupBox("Drift watch")
+        form = _form(drift)
+        form.addRow(
+            "Golden parts folder",
+            _with_hint(
+                self.golden_dir, "One sub-folder per class; each model version's first check is its baseline."
+            ),
+        )
+        form.addRow(
+            "Golden check every",
+            _with_hint(self.golden_every, "While a line runs, between parts (never in a part's place)."),
+        )
+        form.addRow("Rolling window", self.drift_window)
+        form.addRow(
+            "Reference frames",
+            _with_hint(
+                self.reference_frames, "For a model without a training reference: the run's first frames."
+            ),
+        )
+        form.addRow(
+            "Input alarm at",
+            _with_hint(
+                self.input_k,
+                "Rolling brightness, contrast or sharpness this many reference standard deviations away.",
+            ),
+        )
+        form.addRow("OOD rate alarm above", self.ood_rate)
+        form.addRow(
+            "Confidence alarm at a drop of",
+            _with_hint(
+                self.confidence_drop, "Mean confidence this far below the validation (or first frames') mean."
+            ),
+        )
+
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(revert)
@@ -264,6 +332,7 @@ class SettingsView(QWidget):
         left.addWidget(where)
         left.addWidget(station)
         left.addWidget(outputs)
+        left.addWidget(drift)
         left.addStretch(1)
         right.addWidget(archive)
         right.addWidget(verdicts)
@@ -276,12 +345,17 @@ class SettingsView(QWidget):
         inner = QVBoxLayout(content)
         inner.setContentsMargins(0, 0, 0, 0)
         inner.addLayout(columns)
-        inner.addSpacing(6)
-        inner.addLayout(buttons)
+        inner.addStretch(1)
+        # The groups scroll on a 768-line screen; Save and Revert stay in view below them.
+        scroll = QScrollArea()
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(content)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(18, 14, 18, 14)
-        layout.addWidget(content)
-        layout.addStretch(1)
+        layout.addWidget(scroll, 1)
+        layout.addSpacing(6)
+        layout.addLayout(buttons)
         self.load()
 
     def load(self) -> None:
@@ -297,6 +371,13 @@ class SettingsView(QWidget):
         self.cycle_ms.setText("" if s.cycle_budget_ms is None else f"{s.cycle_budget_ms:g}")
         self.shadow.setText(s.shadow)
         self.outputs.setPlainText("\n".join(s.outputs))
+        self.golden_dir.setText(s.golden_dir)
+        self.golden_every.setValue(s.golden_every_min)
+        self.drift_window.setValue(s.drift_window)
+        self.reference_frames.setValue(s.drift_reference_frames)
+        self.input_k.setValue(s.drift_input_k)
+        self.ood_rate.setValue(round(100 * s.drift_ood_rate))
+        self.confidence_drop.setValue(round(100 * s.drift_confidence_drop))
         self.gate_data.setText(s.gate_data)
         self.gate_recall.setValue(s.gate_recall_drop)
         self.gate_unsure.setValue(s.gate_unsure_rise)
@@ -321,6 +402,13 @@ class SettingsView(QWidget):
             cycle_budget_ms=_optional_float(self.cycle_ms.text(), "cycle budget"),
             shadow=self.shadow.text().strip(),
             outputs=[line.strip() for line in self.outputs.toPlainText().splitlines() if line.strip()],
+            golden_dir=self.golden_dir.text().strip(),
+            golden_every_min=self.golden_every.value(),
+            drift_window=self.drift_window.value(),
+            drift_reference_frames=self.reference_frames.value(),
+            drift_input_k=self.input_k.value(),
+            drift_ood_rate=self.ood_rate.value() / 100,
+            drift_confidence_drop=self.confidence_drop.value() / 100,
             gate_data=self.gate_data.text().strip(),
             gate_recall_drop=self.gate_recall.value(),
             gate_unsure_rise=self.gate_unsure.value(),

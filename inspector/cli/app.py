@@ -438,6 +438,7 @@ def _register_line_commands() -> None:
     app.command("gui")(cli_line.gui)
     app.add_typer(cli_line.results_app, name="results")
     app.add_typer(cli_line.db_app, name="db")
+    from inspector.cli.golden import golden_app
     from inspector.cli.report import report
     from inspector.cli.rollout import (
         models_audit,
@@ -449,6 +450,7 @@ def _register_line_commands() -> None:
     )
 
     app.command("report")(report)
+    app.add_typer(golden_app, name="golden")
     models_app.command("deploy")(models_deploy)
     models_app.command("rollback")(models_rollback)
     models_app.command("audit")(models_audit)

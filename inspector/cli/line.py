@@ -112,6 +112,10 @@ def _summary(pipeline, url: str) -> None:
             if x
         )
         table.add_row(f"output {name}", health.state + (f" ({counts})" if counts else ""))
+    drift = pipeline.watch.snapshot()
+    cost = f"; statistics {drift.stats_ms:.2f} ms per frame" if drift.stats_ms is not None else ""
+    alarms = f"; in alarm: {', '.join(drift.alarms)}" if drift.alarms else ""
+    table.add_row("drift watch", f"inputs {drift.reference}{cost}{alarms}")
     console.print(table)
     for event in pipeline.events:
         if event.level != "info":

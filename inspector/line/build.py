@@ -12,6 +12,7 @@ from pathlib import Path
 
 from inspector.line.archive import GIB, ArchivePolicy, ImageArchive
 from inspector.line.demo import demo_model_path
+from inspector.line.drift import DriftConfig, DriftWatch
 from inspector.line.inference import InferenceEngine
 from inspector.line.outputs import build_outputs, check_output_urls
 from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo
@@ -119,4 +120,5 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
     )
     run = RunInfo(request.station, request.operator, request.lot)
     outputs = build_outputs(output_urls, request.home, request.station)
-    return Pipeline(source, engine, ledger, archive, config, run, outputs, shadow)
+    watch = DriftWatch(engine, DriftConfig.from_settings(settings, request.home))
+    return Pipeline(source, engine, ledger, archive, config, run, outputs, shadow, watch)

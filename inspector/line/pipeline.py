@@ -25,9 +25,10 @@ import numpy as np
 import torch
 
 from inspector.line.archive import ImageArchive
+from inspector.line.drift import DriftWatch
 from inspector.line.frame_queue import FrameQueue
 from inspector.line.inference import InferenceEngine
-from inspector.line.live_stats import DriftMonitor, LiveStats, StatsSnapshot
+from inspector.line.live_stats import LiveStats, StatsSnapshot
 from inspector.line.outputs import LineInfo, OutputSet, PartReport
 from inspector.line.shadow import ShadowRunner
 from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, check_image
@@ -107,6 +108,7 @@ class Pipeline:
         run: RunInfo | None = None,
         outputs: OutputSet | None = None,
         shadow: ShadowRunner | None = None,
+        watch: DriftWatch | None = None,
     ) -> None:
         self.source = source
         self.engine = engine
@@ -118,8 +120,14 @@ class Pipeline:
         self.run_info = run or RunInfo()
         budget = self.config.cycle_budget_ms or (1000.0 / source.fps if source.fps else 100.0)
         self.stats = LiveStats(budget)
-        self.drift = DriftMonitor(engine.thresholds.get("val_unsure_rate"))
+        # Drift watch (inspector.line.drift): input statistics, rates, golden parts between parts.
+        self.watch = watch or DriftWatch(engine)
         self.on_outcome: list[Callable[[Outcome], None]] = []
+        # Called on the archive thread, after the verdict is out (what may cost a little per part).
+        self.on_archived: list[Callable[[Outcome], None]] = [self.watch.observe]
+        # Called on the inference thread when no frame waits; each does at most one small job and
+        # says whether it did (the golden parts, one image per idle moment).
+        self.on_idle: list[Callable[[], bool]] = [self.watch.idle]
         self.on_event: list[Callable[[Event], None]] = []
         self.events: list[Event] = []
         self.run_id: int | None = None
@@ -154,6 +162,7 @@ class Pipeline:
             self.outputs.discard()
             raise
         self.outputs.start(self._line_info(), self.event, self.config.outputs_ready_s)
+        self.watch.attach(self.event)
         self._threads_before = torch.get_num_threads()
         torch.set_num_threads(self.config.inference_threads or default_inference_threads())
         self.stats.reset()
@@ -365,6 +374,7 @@ class Pipeline:
             if not batch:
                 if self._frames.finished:
                     break
+                self._idle()
                 continue
             start = time.perf_counter()
             for frame in batch:
@@ -397,9 +407,6 @@ class Pipeline:
                 outcome.part, outcome.judged_at = self._parts, datetime.now(timezone.utc)
                 self.outputs.judged(self._part_report(outcome))
                 self.stats.judged(outcome.decision.verdict.value, frame.stamps)
-                drift = self.drift.update(outcome.decision.verdict.value)
-                if drift:
-                    self.event("alarm" if not drift.startswith("drift cleared") else "info", "drift", drift)
                 for listener in self.on_outcome:
                     try:
                         listener(outcome)
@@ -409,9 +416,22 @@ class Pipeline:
                 if self.shadow is not None:
                     # Shed first: a batch of more than one, or frames waiting, means the line is behind.
                     self.shadow.offer(frame, outcome.decision, len(self._frames) + (len(batch) > 1))
+            if not len(self._frames):
+                self._idle()
         if self.shadow is not None and not self.shadow.close():  # its last answers reach the final commit
             self.event("warning", "shadow_stuck", f"shadow {self.shadow.name} did not finish its last frames")
         self._to_archive.put(_END)
+
+    def _idle(self) -> None:
+        """Between parts, no frame waiting: one small side job (a golden part), never one per frame."""
+        if self._stop.is_set():
+            return
+        for job in self.on_idle:
+            try:
+                if job():
+                    return
+            except Exception as exc:  # a side job must never stop the line
+                log.warning("idle job failed: %s", exc)
 
     # -- archive -----------------------------------------------------------------------------
 
@@ -431,6 +451,11 @@ class Pipeline:
                     self.event("alarm", "archive_paused", alarm)
             outcome.frame.stamps["archived"] = time.perf_counter()
             self._to_writer.put(outcome)
+            for listener in self.on_archived:
+                try:
+                    listener(outcome)
+                except Exception as exc:  # a watch must not stop the line
+                    log.warning("archive listener failed: %s", exc)
         self._to_writer.put(_END)
 
     # -- results writer ----------------------------------------------------------------------

@@ -42,4 +42,6 @@ def calibrate(
         "calibrated_on": "val",
         "val_unsure_rate": round(float(1 - confident.mean()), 4),
         "val_error_rate_confident": round(float(wrong[confident].mean()) if confident.any() else 0.0, 4),
+        # What the drift watch holds the line's rolling mean confidence against.
+        "val_mean_confidence": round(float(confidence.mean()), 4),
     }

@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.image_stats import DEFAULT_SIDE as STATS_SIDE
+from data.image_stats import reference_statistics
 from data.loading import LoadedImages, guess_channels, load_pixels
 from data.station import Station, load_station
 from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
@@ -224,6 +226,8 @@ def train_model(
         station, "train", channels, math.ceil(img_size * TRAIN_MARGIN), strict, log, progress
     )
     val_set = load_split(station, "val", channels, None, strict, log, progress)
+    # What the drift watch holds the line's frames against (inspector.line.drift).
+    input_reference = reference_statistics(train_set.images, min(STATS_SIDE, img_size))
     if weights is not None and normalize == "dataset":
         mean, std = list(weights.mean), list(weights.std)  # what the pretrained features expect
     else:
@@ -297,6 +301,7 @@ def train_model(
             "ltm_start": ltm_start if merge != "none" else None,
             "weights": weights.to_json() if weights is not None else {"source": "scratch"},
             "merge_movement": movement,
+            "input_reference": input_reference.to_json(),
             "val": outcome.best_val,
             "train_images": len(train_set),
             "val_images": len(val_set),
@@ -508,6 +513,7 @@ def finetune_model(
         station_fingerprint=station.fingerprint(),
         finetune_recipe=asdict(recipe),
         finetune_seconds=round(seconds, 1),
+        input_reference=reference_statistics(train_set.images, min(STATS_SIDE, prep.size)).to_json(),
         before={k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
         after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -574,6 +580,8 @@ def recalibrate_model(
     provenance.update(
         recalibrated_from=str(model),
         recalibration={**moved, "images_folder": str(folder)},
+        # The new lamp's frames are what the line will look like now: the drift watch's reference.
+        input_reference=reference_statistics(loaded.images, min(STATS_SIDE, prep.size)).to_json(),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     )
     save_bundle(bundle.net, replace(bundle.meta, provenance=provenance), out, overwrite=force)

@@ -59,6 +59,8 @@ def test_cli_writes_a_recalibrated_bundle(tmp_path):
     assert stats and all(not torch.equal(old[k], new[k]) for k in stats)
     assert all(torch.equal(old[k], new[k]) for k in old if k.endswith("weight"))
     assert load_bundle(tmp_path / "lamp2").meta.provenance["recalibration"]["images"] == 12
+    # the new lamp's frames become the drift watch's input reference
+    assert load_bundle(tmp_path / "lamp2").meta.provenance["input_reference"]["images"] == 12
 
 
 def test_cli_refuses_an_empty_folder_in_one_line(tmp_path):

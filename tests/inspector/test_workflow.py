@@ -8,7 +8,10 @@ import numpy as np
 import pytest
 
 from data.errors import DataError
+from data.image_stats import InputReference
 from inspector.errors import InspectorError
+from inspector.line.drift import DriftWatch
+from inspector.line.inference import InferenceEngine
 from inspector.registry import Registry
 from inspector.training.loop import Recipe
 from inspector.training.workflows import evaluate_model, finetune_model, train_model
@@ -46,6 +49,13 @@ def test_round_trip(trained, tiny_station, tmp_path):
     assert bundle.meta.normal_class == "ok"
     assert 0 < bundle.meta.thresholds["unsure_below"] <= 1
     assert bundle.meta.provenance["data_fingerprint"] and len(bundle.meta.provenance["history"]) == 4
+    # the drift watch's reference: the training images' statistics, and validation's mean confidence
+    reference = InputReference.from_json(bundle.meta.provenance["input_reference"])
+    assert reference.source == "training" and reference.side == 32
+    assert reference.count == bundle.meta.provenance["train_images"]
+    assert 0 < bundle.meta.thresholds["val_mean_confidence"] <= 1
+    watch = DriftWatch(InferenceEngine(bundle))
+    assert watch.inputs.describe() == f"against the training set ({reference.count} images)"
 
     report_path = tmp_path / "eval" / "report.json"
     report = evaluate_model(trained.bundle, str(tiny_station), json_path=report_path, latency_runs=5, **QUIET)
@@ -79,6 +89,7 @@ def test_round_trip(trained, tiny_station, tmp_path):
     meta = load_bundle(adapted.bundle).meta
     assert meta.provenance["before"]["macro_f1"] == adapted.before["macro_f1"]
     assert meta.provenance["finetuned_from"] == str(trained.bundle)
+    assert InputReference.from_json(meta.provenance["input_reference"]).count > 0
 
     registry = Registry(tmp_path / "home")
     first = registry.deploy(str(trained.bundle))
