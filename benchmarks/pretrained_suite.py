@@ -47,6 +47,9 @@ METHODS = (
     Method(f"hybrid-ltm@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO),
     Method(f"hybrid-tome@{HYBRID_RATIO}", HYBRID, "tome", HYBRID_RATIO, base="hybrid"),
     Method(f"hybrid-pooling@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO, mask="pooling"),
+    # The mask every LTM model had before: until 2026-12-01 train_model ignored --mask, so the first
+    # hybrid LTM cell trained with it (its result file records this method).
+    Method(f"hybrid-ltm-v1@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO, mask="v1"),
 )
 
 
@@ -84,7 +87,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
     return out, (time.perf_counter() - tic) / 60
 
 
-def _convert(dataset: str, method: Method, seed: int) -> tuple[Path, float]:
+def _convert(dataset: str, method: Method, seed: int, _home: Path) -> tuple[Path, float]:
     """ToMe on the trained unmerged hybrid, off the shelf, at the LTM cell's GMACs ratio."""
     from models.bundle import load_bundle, meta_for, save_bundle
     from models.convert import convert

@@ -352,5 +352,5 @@ def _convert_epoch(recipe: Recipe) -> int:
 
 
 def _converted(net: InspectionNet, recipe: Recipe) -> InspectionNet:
-    converted, _ = convert(net, recipe.convert_to, recipe.gmacs_ratio or 0.6, rank=net.rank)
+    converted, _ = convert(net, recipe.convert_to, recipe.gmacs_ratio or 0.6, rank=net.rank, mask=net.mask)
     return converted

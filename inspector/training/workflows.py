@@ -214,10 +214,12 @@ def train_model(
     # Build the network and fit its schedule before loading any pixels: a wrong backbone or an
     # unreachable ratio fails in seconds, not after loading, and not at the conversion epoch.
     torch.manual_seed(recipe.seed)  # the initial weights are part of the recipe's seed
-    net = InspectionNet(spec, len(classes), "none" if convert_later else merge)
+    net = InspectionNet(spec, len(classes), "none" if convert_later else merge, mask=mask)
     check_input_size(net, backbone)
     if merge != "none":
-        fit_schedule(net if not convert_later else InspectionNet(spec, len(classes), merge), gmacs_ratio)
+        fit_schedule(
+            net if not convert_later else InspectionNet(spec, len(classes), merge, mask=mask), gmacs_ratio
+        )
     weights = None
     if pretrained:
         weights = apply_pretrained(net, pretrained, app_home(home) / "weights")

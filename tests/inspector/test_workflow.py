@@ -199,6 +199,28 @@ def test_max_pooling_and_image_normalisation_are_kept_in_the_bundle(tiny_station
     assert 0.0 <= report["macro_f1"] <= 1.0
 
 
+@pytest.mark.parametrize(("mask", "ltm_start"), [("pooling", "scratch"), ("content", "convert")])
+def test_the_chosen_ltm_mask_is_the_one_trained_and_saved(tiny_station, tmp_path, mask, ltm_start):
+    """``--mask`` reached neither the network nor the bundle: every model trained with v1."""
+    summary = train_model(
+        str(tiny_station),
+        tmp_path / mask,
+        img_size=32,
+        merge="ltm",
+        mask=mask,
+        ltm_start=ltm_start,
+        recipe=Recipe(epochs=2, batch_size=16),
+        **QUIET,
+    )
+    bundle = load_bundle(summary.bundle)
+    assert bundle.meta.mask == mask and bundle.net.mask == mask
+    assert {row["mask"] for row in bundle.meta.provenance["merge_movement"]} == {mask}
+
+
+def test_default_ltm_mask_is_content(trained):
+    assert load_bundle(trained.bundle).meta.mask == "content"
+
+
 def test_unknown_normalisation_is_refused_before_anything_is_written(tiny_station, tmp_path):
     with pytest.raises(InspectorError, match="--normalize"):
         train_model(str(tiny_station), tmp_path / "n", img_size=32, normalize="histogram", **QUIET)
