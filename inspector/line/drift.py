@@ -317,6 +317,7 @@ class DriftWatch:
         self._golden: GoldenCheck | None = None
         self._golden_wanted = False
         self._golden_next: float | None = None
+        self._golden_cost: float | None = None  # seconds one golden part takes (moving average)
         self._model_name = engine.bundle.path.name if engine.bundle.path else "in-memory"
 
     # -- wiring -----------------------------------------------------------------------------
@@ -386,8 +387,15 @@ class DriftWatch:
             self._golden_wanted = True
         return f"golden check queued: {len(self.golden_parts)} part(s), judged between parts"
 
-    def idle(self) -> bool:
-        """Judge one golden part if a check is due; True when it did work."""
+    def idle(self, room_s: float | None = None) -> bool:
+        """Judge one golden part if a check is due and it fits before the next frame is due
+        (``room_s``; None: unknown, go ahead); True when it did work."""
+        cost = self._golden_cost
+        if room_s is not None and cost is not None and room_s < 1.5 * cost:
+            # It would still be running when the next part arrives. The estimate decays while
+            # parts are skipped, so one slow measurement (a busy moment) cannot starve the check.
+            self._golden_cost = 0.97 * cost
+            return False
         if self._golden is None:
             due = self._golden_wanted or (
                 self._golden_next is not None and time.monotonic() >= self._golden_next
@@ -401,7 +409,10 @@ class DriftWatch:
                 self.engine, self.golden_parts, Baselines(self._home()), self._model_name, self.sha256
             )
         try:
+            start = time.perf_counter()
             self._golden.step()
+            spent = time.perf_counter() - start
+            self._golden_cost = spent if cost is None else 0.7 * cost + 0.3 * spent
             if self._golden.done:
                 report = self._golden.finish()
                 self._golden = None

@@ -125,9 +125,11 @@ class Pipeline:
         self.on_outcome: list[Callable[[Outcome], None]] = []
         # Called on the archive thread, after the verdict is out (what may cost a little per part).
         self.on_archived: list[Callable[[Outcome], None]] = [self.watch.observe]
-        # Called on the inference thread when no frame waits; each does at most one small job and
-        # says whether it did (the golden parts, one image per idle moment).
-        self.on_idle: list[Callable[[], bool]] = [self.watch.idle]
+        # Called on the inference thread when no frame waits, with the seconds left before the
+        # next frame is due (None: the source keeps no rate); each does at most one small job that
+        # fits and says whether it did (the golden parts, one image per idle moment).
+        self.on_idle: list[Callable[[float | None], bool]] = [self.watch.idle]
+        self._last_queued = 0.0
         self.on_event: list[Callable[[Event], None]] = []
         self.events: list[Event] = []
         self.run_id: int | None = None
@@ -331,7 +333,7 @@ class Pipeline:
                     self.event("alarm", "bad_frames", f"{bad_in_a_row} unusable frames in a row ({problem})")
                 continue
             bad_in_a_row = 0
-            frame.stamps["queued"] = time.perf_counter()
+            frame.stamps["queued"] = self._last_queued = time.perf_counter()
             self._frames.put(frame)
 
     def _check(self, frame: Frame, shape: tuple[int, ...] | None) -> BadFrame | None:
@@ -426,9 +428,11 @@ class Pipeline:
         """Between parts, no frame waiting: one small side job (a golden part), never one per frame."""
         if self._stop.is_set():
             return
+        period = 1.0 / self.source.fps if self.source.fps else None
+        room = None if period is None else period - (time.perf_counter() - self._last_queued)
         for job in self.on_idle:
             try:
-                if job():
+                if job(room):
                     return
             except Exception as exc:  # a side job must never stop the line
                 log.warning("idle job failed: %s", exc)

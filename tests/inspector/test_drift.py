@@ -285,3 +285,15 @@ def test_a_headless_run_of_the_demo_model_alarms_after_the_lamp_changes(tmp_path
     with Ledger(f"sqlite:///{home / 'inspector.db'}") as ledger:
         alarms = ledger.events(kinds=["drift_input"])
     assert any(e["level"] == "alarm" for e in alarms)
+
+
+def test_a_golden_part_waits_while_the_next_frame_is_due_sooner_than_it_takes(tmp_path, golden, ok_model):
+    engine = InferenceEngine(load_bundle(ok_model))
+    watch = DriftWatch(engine, DriftConfig(golden_dir=golden, home=tmp_path / "home"))
+    watch.attach(lambda level, kind, message: None)
+    assert "queued" in watch.request_golden()
+    assert watch.idle(None)  # no frame rate known: one part, and its cost is measured
+    assert len(watch._golden.answers) == 1
+    assert not watch.idle(0.0)  # the next frame is due now: nothing is judged
+    assert len(watch._golden.answers) == 1
+    assert watch.idle(60.0) and len(watch._golden.answers) == 2
