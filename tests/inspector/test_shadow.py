@@ -199,7 +199,12 @@ def test_a_slow_shadow_is_shed_and_counted_and_the_line_goes_on(tiny_station, le
     _wait_for(lambda: pipeline.stats.snapshot().judged == 72)
     assert slow.started.is_set()
     # One frame in the candidate, SHADOW_QUEUE waiting for it: every later one is shed, not queued.
-    assert runner.snapshot().shed_reasons == {"shadow_busy": 72 - 1 - SHADOW_QUEUE}
+    # (This source hands out the next frame as soon as a part is judged, so now and then a frame is
+    # offered while the next one already waits: shed as line_backlog, which is as right.)
+    expected_shed = 72 - 1 - SHADOW_QUEUE
+    _wait_for(lambda: sum(runner.snapshot().shed_reasons.values()) == expected_shed)
+    reasons = runner.snapshot().shed_reasons
+    assert set(reasons) <= {"shadow_busy", "line_backlog"} and reasons.get("shadow_busy", 0) > 0
     slow.release.set()
     assert pipeline.wait(120)
     snap = runner.snapshot()
