@@ -105,7 +105,6 @@ class ReviewLayout:
             ("Review", self.review_state),
             ("Lot", self.lot),
             ("Model", self.model_filter),
-            ("Shadow", self.shadow_filter),
         ):
             if isinstance(text, str):
                 filters.addSpacing(6)
@@ -151,6 +150,9 @@ class ReviewLayout:
         second.addSpacing(10)
         second.addWidget(self.loaded_label)
         second.addStretch(1)
+        second.addWidget(QLabel("Shadow"))
+        second.addWidget(self.shadow_filter)  # in the first row it pushed the screen past 1366 px
+        second.addSpacing(12)
         second.addWidget(self.order)
         second.addSpacing(12)
         second.addWidget(QLabel("Reviewer"))
