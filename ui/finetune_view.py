@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from inspector.registry import Version
 from ui.context import AppContext
 from ui.finetune import FinetuneWizard
-from ui.models_view import created_text, key_metrics, merge_text, read_registry
+from ui.version_text import created_text, key_metrics, merge_text, read_registry
 from ui.workers import run_job, run_task
 
 EXPLANATION = (

@@ -12,7 +12,6 @@ afterwards judges parts with the other model.
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +25,6 @@ from PySide6.QtWidgets import (
     QHeaderView,
     QInputDialog,
     QLabel,
-    QLineEdit,
     QMessageBox,
     QPushButton,
     QTableWidget,
@@ -35,10 +33,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from inspector.registry import Registry, Version
+from inspector.registry import Version
 from inspector.rollout import GateMargins
 from inspector.shadow import ShadowSummary, shadow_summaries
 from ui.context import AppContext
+from ui.version_text import created_text, key_metrics, merge_text, movement_rows, read_registry, source_text
 from ui.workers import run_job, run_task
 
 COLUMNS = [
@@ -57,57 +56,6 @@ ERROR_STYLE = "color: #c62828;"
 DEPLOYED_MARK = "● deployed"
 DEPLOYED_BACKGROUND = "#e3f3e8"
 TITLE_STYLE = "font-size: 20px; font-weight: 700;"
-
-
-def created_text(stamp: str) -> str:
-    """The registry stores UTC ISO times; people read local time to the minute."""
-    try:
-        return dt.datetime.fromisoformat(stamp).astimezone().strftime("%Y-%m-%d %H:%M")
-    except ValueError:
-        return stamp
-
-
-def merge_text(version: Version) -> str:
-    if version.merge == "none":
-        return "none"
-    ratio = f" @ {version.gmacs_ratio:g}" if version.gmacs_ratio else ""
-    moved = mean_moved(version)
-    learned = f" · {100 * moved:.0f}% moved" if moved is not None else ""
-    return f"{version.merge.upper()}{ratio}{learned}"
-
-
-def movement_rows(version: Version) -> list[dict]:
-    """The bundle's per-merge record of how far its masks moved from pooling (validation images)."""
-    rows = version.metrics.get("merge_movement")
-    if not isinstance(rows, list):
-        return []
-    return [r for r in rows if isinstance(r, dict) and isinstance(r.get("moved"), (int, float))]
-
-
-def mean_moved(version: Version) -> float | None:
-    """Mean share of token mass the merges send elsewhere than local pooling would (0: pooling)."""
-    rows = movement_rows(version)
-    return sum(float(r["moved"]) for r in rows) / len(rows) if rows else None
-
-
-def key_metrics(version: Version) -> str:
-    """Held-out macro-F1 on the adapted station when the version was fine-tuned, else validation."""
-    metrics = version.metrics
-    after, before, val = metrics.get("after"), metrics.get("before"), metrics.get("val")
-    if isinstance(after, dict) and "macro_f1" in after:
-        was = f"{before['macro_f1']:.3f} → " if isinstance(before, dict) and "macro_f1" in before else ""
-        return f"station test macro-F1 {was}{after['macro_f1']:.3f}"
-    if isinstance(val, dict) and "macro_f1" in val:
-        return f"val macro-F1 {val['macro_f1']:.3f}"
-    return "–"
-
-
-def source_text(version: Version, home: Path) -> str:
-    """Where the bundle came from; the wizard's staging folder is gone by now, so name the wizard."""
-    source = Path(version.source)
-    if (home / "staging") in source.parents:
-        return "fine-tune wizard"
-    return source.name or str(source)
 
 
 def shadow_promote(context: AppContext, version_id: str, reason: str) -> Version:
@@ -141,12 +89,6 @@ def shadow_discard(context: AppContext, version_id: str, reason: str) -> ShadowS
         who=context.settings.operator or who_default(),
         reason=reason,
     )
-
-
-def read_registry(home: Path) -> tuple[list[Version], str | None]:
-    registry = Registry(home)
-    deployed = registry.deployed()
-    return registry.versions(), deployed.id if deployed else None
 
 
 class ModelsView(QWidget):
@@ -428,16 +370,12 @@ class ModelsView(QWidget):
             self.context.settings.shadow = ""
         return text
 
-    def _reason(self, title: str, text: str) -> str | None:
-        reason, ok = QInputDialog.getText(self, title, text, QLineEdit.EchoMode.Normal, "")
-        return reason.strip() if ok else None
-
     def promote_shadow(self) -> None:
         summary = self.shadows.get(self.selected_id() or "")
         if summary is None:
             return
         gated = bool(self.context.settings.gate_data)
-        reason = self._reason(
+        reason = self.ask_reason(
             f"Promote {summary.candidate}",
             f"{summary.line()}.\nDeploy {summary.candidate} through the offline gate"
             + ("" if gated else " (no held-out data in Settings: the gate cannot run, a reason is required)")
@@ -461,7 +399,7 @@ class ModelsView(QWidget):
         summary = self.shadows.get(self.selected_id() or "")
         if summary is None:
             return
-        reason = self._reason(
+        reason = self.ask_reason(
             f"Discard {summary.candidate}", f"{summary.line()}.\nStop shadowing {summary.candidate}? Why:"
         )
         if reason is None:
