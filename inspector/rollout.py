@@ -20,6 +20,7 @@ import numpy as np
 
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
+from inspector.settings import Settings
 from inspector.store import Ledger
 
 Log = Callable[[str], None]
@@ -46,6 +47,11 @@ class GateMargins:
     recall_drop: float = 0.02  # per class, absolute
     unsure_rise: float = 0.05  # share of the held-out parts, absolute
     latency_ratio: float = 1.25  # candidate p50 over deployed p50
+
+    @classmethod
+    def of(cls, settings: Settings) -> GateMargins:
+        """The station's margins (``settings.json``: gate_recall_drop, gate_unsure_rise, …)."""
+        return cls(settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio)
 
 
 @dataclass

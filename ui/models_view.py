@@ -64,7 +64,7 @@ def shadow_promote(context: AppContext, version_id: str, reason: str) -> Version
     from inspector.shadow import promote
 
     settings = context.settings
-    margins = GateMargins(settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio)
+    margins = GateMargins.of(settings)
     version, _ = promote(
         context.home,
         context.db_url,
@@ -446,9 +446,7 @@ class ModelsView(QWidget):
 
     def _deploy(self, version_id: str, reason: str, override: bool) -> None:
         settings = self.context.settings
-        margins = GateMargins(
-            settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio
-        )
+        margins = GateMargins.of(settings)
         self._start_job(
             "inspector.rollout:deploy_job",
             self.context.home,

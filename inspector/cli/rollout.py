@@ -58,9 +58,7 @@ def models_deploy(
         root = app_home(home)
         settings = load_settings(root)
         station = str(data) if data else (settings.gate_data or None)
-        margins = GateMargins(
-            settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio
-        )
+        margins = GateMargins.of(settings)
         version, _ = deploy(
             root,
             db_url(db, root),
@@ -158,9 +156,7 @@ def models_shadow_promote(
     with user_errors():
         root = app_home(home)
         settings = load_settings(root)
-        margins = GateMargins(
-            settings.gate_recall_drop, settings.gate_unsure_rise, settings.gate_latency_ratio
-        )
+        margins = GateMargins.of(settings)
         version, summary = promote(
             root,
             db_url(db, root),
