@@ -319,15 +319,20 @@ def deploy_job(
     data: str | None,
     margins: GateMargins,
     override: bool,
+    from_shadow: bool = False,
     *,
     task: Any,
 ) -> dict[str, Any]:
-    """The Models screen's *Deploy* (a background job: the gate scores two models).
+    """The Models screen's *Deploy* and *Promote* (a background job: the gate scores two models).
 
+    ``from_shadow`` promotes a shadow candidate (its record goes into the audit, shadowing ends).
     A blocked gate is an answer, not a failure: the screen shows the checks and may ask to override.
     """
+    from inspector.shadow import promote
+
+    action = promote if from_shadow else deploy
     try:
-        version, result = deploy(
+        version, result, *_ = action(
             home,
             ledger_url,
             ref,

@@ -21,7 +21,7 @@ from inspector.registry import Registry, Version, is_version_id
 from inspector.store import Ledger
 
 if TYPE_CHECKING:
-    from inspector.rollout import GateMargins
+    from inspector.rollout import GateMargins, GateResult
 
 Log = Callable[[str], None]
 EVENT_KIND = "shadow"
@@ -173,8 +173,12 @@ def promote(
     margins: GateMargins | None = None,
     override: bool = False,
     log: Log = print,
-) -> tuple[Version, ShadowSummary]:
-    """Deploy the candidate through the audited gate, its shadow record in the audit's reason."""
+) -> tuple[Version, GateResult | None, ShadowSummary]:
+    """Deploy the candidate through the audited gate, its shadow record in the audit's reason.
+
+    Returns the deployed version, the gate's result (None: no held-out data, no gate) and the
+    shadow record it was promoted on.
+    """
     from inspector.rollout import GateMargins, deploy
 
     if not is_version_id(ref):
@@ -187,7 +191,7 @@ def promote(
     if not summary.has_data:
         raise InspectorError(f"{ref} has not run in shadow on this ledger: nothing to promote on")
     why = f"{reason.strip()} — " if reason.strip() else ""
-    version, _ = deploy(
+    version, result = deploy(
         home,
         ledger_url,
         ref,
@@ -201,7 +205,7 @@ def promote(
     with Ledger(ledger_url) as ledger:
         ledger.add_event(EVENT_KIND, f"{ref} promoted from shadow by {who} ({summary.line()})")
     _stop_shadowing(home, ref)
-    return version, summary
+    return version, result, summary
 
 
 def discard(home: Path, ledger_url: str, ref: str, *, who: str, reason: str) -> ShadowSummary:

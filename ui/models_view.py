@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QColor, QFont
@@ -58,27 +59,8 @@ DEPLOYED_BACKGROUND = "#e3f3e8"
 TITLE_STYLE = "font-size: 20px; font-weight: 700;"
 
 
-def shadow_promote(context: AppContext, version_id: str, reason: str) -> Version:
-    """Promote through the audited gate with the station's settings (runs in a worker)."""
-    from inspector.rollout import GateMargins, who_default
-    from inspector.shadow import promote
-
-    settings = context.settings
-    margins = GateMargins.of(settings)
-    version, _ = promote(
-        context.home,
-        context.db_url,
-        version_id,
-        who=settings.operator or who_default(),
-        reason=reason,
-        data=settings.gate_data or None,
-        margins=margins,
-        log=lambda _text: None,
-    )
-    return version
-
-
 def shadow_discard(context: AppContext, version_id: str, reason: str) -> ShadowSummary:
+    """Stop shadowing (audited; a ledger event only, so a worker thread, not a background job)."""
     from inspector.rollout import who_default
     from inspector.shadow import discard
 
@@ -386,14 +368,7 @@ class ModelsView(QWidget):
         if not gated and not reason:
             self._say("Promoting without the offline gate needs a reason.", error=True)
             return
-        self._run(
-            shadow_promote,
-            self.context,
-            summary.candidate,
-            reason,
-            done=lambda v: self._decided(summary.candidate, f"{v.id} promoted from shadow and deployed."),
-            started=f"Promoting {summary.candidate} (offline gate, audit) …",
-        )
+        self._deploy(summary.candidate, reason, override=False, from_shadow=True)
 
     def discard_shadow(self) -> None:
         summary = self.shadows.get(self.selected_id() or "")
@@ -407,13 +382,18 @@ class ModelsView(QWidget):
         if not reason:
             self._say("Discarding a shadow candidate needs a reason.", error=True)
             return
-        self._run(
+
+        def discarded(found: ShadowSummary) -> None:
+            self._say(self._decided(found.candidate, f"{found.candidate} discarded as shadow candidate."))
+            self.reload()
+
+        self._start(
             shadow_discard,
             self.context,
             summary.candidate,
             reason,
-            done=lambda s: self._decided(s.candidate, f"{s.candidate} discarded as shadow candidate."),
-            changes_deployment=False,
+            started=f"Discarding {summary.candidate} …",
+            on_done=discarded,
         )
 
     def deploy_selected(self) -> None:
@@ -444,10 +424,10 @@ class ModelsView(QWidget):
         reason, accepted = QInputDialog.getText(self, title, text)
         return reason.strip() if accepted else None
 
-    def _deploy(self, version_id: str, reason: str, override: bool) -> None:
+    def _deploy(self, version_id: str, reason: str, override: bool, from_shadow: bool = False) -> None:
         settings = self.context.settings
-        margins = GateMargins.of(settings)
-        self._start_job(
+        verb = "Promoting" if from_shadow else "Deploying"
+        self._start(
             "inspector.rollout:deploy_job",
             self.context.home,
             self.context.db_url,
@@ -455,26 +435,29 @@ class ModelsView(QWidget):
             settings.operator or None,
             reason,
             settings.gate_data or None,
-            margins,
+            GateMargins.of(settings),
             override,
-            started=f"Deploying {version_id}" + (" (offline gate first) …" if settings.gate_data else " …"),
-            on_done=self._deployed,
+            from_shadow,
+            started=f"{verb} {version_id}" + (" (offline gate first) …" if settings.gate_data else " …"),
+            on_done=lambda answer: self._deployed(answer, reason, from_shadow),
         )
 
-    def _deployed(self, answer: dict) -> None:
+    def _deployed(self, answer: dict, reason: str, from_shadow: bool) -> None:
         version_id = answer["version"]
         if answer["blocked"]:
             checks = "\n".join(answer["checks"])
             self._say(f"The offline gate blocked {version_id}: see the checks.", error=True)
-            reason = self.ask_reason(
+            again = self.ask_reason(
                 "Offline gate blocked the deploy",
                 f"{version_id} is worse than the deployed model beyond the margins:\n{checks}\n\n"
                 "Deploy anyway? Say why (required, audited):",
             )
-            if reason:
-                self._deploy(version_id, reason, override=True)
+            if again:
+                self._deploy(version_id, again, override=True, from_shadow=from_shadow)
             return
-        self._say(f"{version_id} deployed; {answer['gate']}.")
+        what = "promoted from shadow and deployed" if from_shadow else "deployed"
+        done = f"{version_id} {what}; {answer['gate']}."
+        self._say(self._decided(version_id, done) if from_shadow else done)
         self.deployed_changed.emit()
         self.reload()
 
@@ -492,7 +475,7 @@ class ModelsView(QWidget):
             self.deployed_changed.emit()
             self.reload()
 
-        self._start_job(
+        self._start(
             "inspector.rollout:rollback_job",
             self.context.home,
             self.context.db_url,
@@ -502,8 +485,17 @@ class ModelsView(QWidget):
             on_done=done,
         )
 
-    def _start_job(self, target: str, *args: object, started: str, on_done: Callable[[object], None]) -> None:
-        """A registry change in a background job (the gate scores models); buttons wait for it."""
+    def _start(
+        self,
+        target: str | Callable[..., object],
+        *args: object,
+        started: str,
+        on_done: Callable[[Any], None],
+        pause_for_line: bool = True,
+    ) -> None:
+        """One change at a time, buttons disabled until it ends: a ``"module:function"`` target runs
+        as a background job below the line (the gate and latency scoring load models), a callable
+        (a quick ledger write) in a worker thread."""
         if self.busy:
             return
         self.busy = True
@@ -519,10 +511,14 @@ class ModelsView(QWidget):
             self._idle()
             self._say(message, error=True)
 
+        if callable(target):
+            run_task(target, *args, on_done=finished, on_failed=failed)
+            return
         run_job(
             target,
             *args,
             line=self.context.line_overruns,
+            pause_for_line=pause_for_line,
             owner=self,
             on_done=finished,
             on_failed=failed,
@@ -536,54 +532,19 @@ class ModelsView(QWidget):
 
     def add_path(self, path: Path) -> None:
         """Register a bundle folder (checked, copied and measured in a worker)."""
-        self._run(
+
+        def added(version: Version) -> None:
+            self._say(f"Added {version.id} from {path.name}.")
+            self.reload()
+
+        self._start(
             "inspector.training.adaptation:add_version",  # measures latency: a background job below the line
             self.context.home,
             path,
-            done=lambda v: f"Added {v.id} from {path.name}.",
-            changes_deployment=False,
             started=f"Adding {path} (checking, copying, measuring latency) …",
+            on_done=added,
+            pause_for_line=False,  # never paused inside a timed call
         )
-
-    def _run(
-        self,
-        fn: Callable[..., Version] | str,
-        *args: object,
-        done: Callable[[Version], str],
-        changes_deployment: bool = True,
-        started: str = "Working …",
-    ) -> None:
-        if self.busy:
-            return
-        self.busy = True
-        for button in self._buttons:
-            button.setEnabled(False)
-        self._say(started)
-
-        def finished(version: Version) -> None:
-            self._idle()
-            self._say(done(version))
-            if changes_deployment:
-                self.deployed_changed.emit()
-            self.reload()
-
-        def failed(message: str) -> None:
-            self._idle()
-            self._say(message, error=True)
-
-        if isinstance(fn, str):
-            # Adding measures latency: below the line, but never paused inside a timed call.
-            run_job(
-                fn,
-                *args,
-                line=self.context.line_overruns,
-                pause_for_line=False,
-                owner=self,
-                on_done=finished,
-                on_failed=failed,
-            )
-        else:
-            run_task(fn, *args, on_done=finished, on_failed=failed)
 
     def _idle(self) -> None:
         self.busy = False

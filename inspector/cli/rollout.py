@@ -3,6 +3,7 @@ mode's summary and decision, and the audit trail."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,36 @@ def _who(by: str | None, home: Path) -> str:
     from inspector.settings import load_settings
 
     return by or load_settings(home).operator or who_default()
+
+
+def _through_gate(
+    action: Callable[..., tuple],
+    ref: str,
+    data: Path | None,
+    override_gate: bool,
+    by: str | None,
+    reason: str,
+    db: str | None,
+    home: Path | None,
+) -> tuple:
+    """Deploy or promote ``ref`` through the offline gate with the station's settings and margins."""
+    from inspector.home import app_home
+    from inspector.rollout import GateMargins
+    from inspector.settings import load_settings
+
+    root = app_home(home)
+    settings = load_settings(root)
+    return action(
+        root,
+        db_url(db, root),
+        ref,
+        who=_who(by, root),
+        reason=reason,
+        data=str(data) if data else (settings.gate_data or None),
+        margins=GateMargins.of(settings),
+        override=override_gate,
+        log=progress,
+    )
 
 
 def models_deploy(
@@ -50,26 +81,10 @@ def models_deploy(
     beyond the settings' margins, against the model the line runs now. Without held-out data the
     gate cannot run and the deploy needs a --reason.
     """
-    from inspector.home import app_home
-    from inspector.rollout import GateMargins, deploy
-    from inspector.settings import load_settings
+    from inspector.rollout import deploy
 
     with user_errors():
-        root = app_home(home)
-        settings = load_settings(root)
-        station = str(data) if data else (settings.gate_data or None)
-        margins = GateMargins.of(settings)
-        version, _ = deploy(
-            root,
-            db_url(db, root),
-            ref,
-            who=_who(by, root),
-            reason=reason,
-            data=station,
-            margins=margins,
-            override=override_gate,
-            log=progress,
-        )
+        version, _ = _through_gate(deploy, ref, data, override_gate, by, reason, db, home)
     console.print(f"deployed {version.id} ({version.source})")
 
 
@@ -148,26 +163,10 @@ def models_shadow_promote(
     home: HomeOption = None,
 ) -> None:
     """Deploy a shadow candidate through the offline gate (audited, its shadow summary in the reason)."""
-    from inspector.home import app_home
-    from inspector.rollout import GateMargins
-    from inspector.settings import load_settings
     from inspector.shadow import promote
 
     with user_errors():
-        root = app_home(home)
-        settings = load_settings(root)
-        margins = GateMargins.of(settings)
-        version, summary = promote(
-            root,
-            db_url(db, root),
-            ref,
-            who=_who(by, root),
-            reason=reason,
-            data=str(data) if data else (settings.gate_data or None),
-            margins=margins,
-            override=override_gate,
-            log=progress,
-        )
+        version, _, summary = _through_gate(promote, ref, data, override_gate, by, reason, db, home)
     console.print(f"promoted {version.id} from shadow ({summary.line()})", highlight=False)
 
 

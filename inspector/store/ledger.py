@@ -16,11 +16,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import ParamSpec, TextIO, TypeVar
 
-from sqlalchemy import Select, func, insert, select, update
+from sqlalchemy import Select, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from inspector.store import database
+from inspector.store import database, shadow_tables
 from inspector.store.errors import LedgerError
 from inspector.store.export import write_csv
 from inspector.store.records import (
@@ -28,7 +28,6 @@ from inspector.store.records import (
     VERDICTS,
     ResultFilter,
     ResultRecord,
-    ShadowRecord,
     ShadowUpdate,
 )
 from inspector.store.schema import (
@@ -46,7 +45,6 @@ from inspector.store.summary import LedgerSummary, summarize
 P = ParamSpec("P")
 T = TypeVar("T")
 RECORD_FIELDS = tuple(field.name for field in fields(ResultRecord))
-SHADOW_FIELDS = tuple(field.name for field in fields(ShadowRecord))
 RESULT_COLUMNS = tuple(Result.__table__.c)
 MAX_PAGE = 10_000
 
@@ -269,58 +267,13 @@ class Ledger:
                     raise LedgerError(f"no run with id {min(run_ids - known)}")
                 session.execute(insert(Result.__table__), rows)  # Core executemany: no ORM bookkeeping
             if shadow is not None:
-                self._write_shadow(session, shadow)
-
-    @staticmethod
-    def _write_shadow(session: Session, shadow: ShadowUpdate) -> None:
-        found = session.execute(
-            select(ShadowRun.run_id, ShadowRun.model_version_id).where(ShadowRun.id == shadow.shadow_run_id)
-        ).first()
-        if found is None:
-            raise LedgerError(f"no shadow run with id {shadow.shadow_run_id}")
-        run_id, model_version_id = found
-        session.execute(
-            update(ShadowRun)
-            .where(ShadowRun.id == shadow.shadow_run_id)
-            .values(
-                judged=shadow.judged,
-                agreed=shadow.agreed,
-                shed=shadow.shed,
-                confusion=shadow.confusion,
-                updated_at=_now(),
-            )
-        )
-        rows = []
-        for record in shadow.disagreements:
-            for verdict in (record.verdict, record.deployed_verdict):
-                if verdict not in VERDICTS:
-                    raise LedgerError(f"shadow frame {record.frame_index}: verdict {verdict!r} is unknown")
-            row = {name: getattr(record, name) for name in SHADOW_FIELDS}
-            row.update(shadow_run_id=shadow.shadow_run_id, run_id=run_id, model_version_id=model_version_id)
-            rows.append(row)
-        if rows:
-            session.execute(insert(ShadowResult.__table__), rows)
+                shadow_tables.write_shadow(session, shadow, _now())
 
     @_guarded
     def start_shadow(self, run_id: int, model_version_id: int) -> int:
         """Register a shadow candidate beside a run; returns the id its writer updates."""
         with self._writing() as session:
-            if session.get(Run, run_id) is None:
-                raise LedgerError(f"no run with id {run_id}")
-            if session.get(ModelVersion, model_version_id) is None:
-                raise LedgerError(f"no model version with id {model_version_id}")
-            shadow = ShadowRun(
-                run_id=run_id,
-                model_version_id=model_version_id,
-                judged=0,
-                agreed=0,
-                shed=0,
-                confusion={},
-                updated_at=_now(),
-            )
-            session.add(shadow)
-            session.flush()
-            return shadow.id
+            return shadow_tables.new_shadow_run(session, run_id, model_version_id, _now())
 
     @_guarded
     def model_version_id(self, sha256: str) -> int | None:
@@ -330,67 +283,15 @@ class Ledger:
 
     @_guarded
     def shadow_totals(self, model_version_id: int) -> dict:
-        """Everything the shadow candidate ``model_version_id`` judged, over all its runs.
-
-        ``judged``, ``agreed``, ``shed``, ``disagreements`` (rows kept), ``runs``, the merged
-        ``confusion`` ({"labels"|"verdicts": {deployed: {candidate: n}}}), ``deployed`` (the
-        models it ran beside: id → name) and ``last`` (when it last judged).
-        """
-        totals: dict = {
-            "judged": 0,
-            "agreed": 0,
-            "shed": 0,
-            "runs": 0,
-            "disagreements": 0,
-            "confusion": {"labels": {}, "verdicts": {}},
-            "deployed": {},
-            "last": None,
-        }
+        """Everything shadow candidate ``model_version_id`` judged: see ``shadow_tables.shadow_totals``."""
         with self._reading() as session:
-            stmt = (
-                select(ShadowRun, Run.model_version_id, ModelVersion.name)
-                .join(Run, Run.id == ShadowRun.run_id)
-                .join(ModelVersion, ModelVersion.id == Run.model_version_id)
-                .where(ShadowRun.model_version_id == model_version_id)
-                .order_by(ShadowRun.id)
-            )
-            for shadow, deployed_id, deployed_name in session.execute(stmt):
-                totals["runs"] += 1
-                for name in ("judged", "agreed", "shed"):
-                    totals[name] += getattr(shadow, name)
-                for kind, table in (shadow.confusion or {}).items():
-                    merged = totals["confusion"].setdefault(kind, {})
-                    for deployed, row in table.items():
-                        into = merged.setdefault(deployed, {})
-                        for candidate, count in row.items():
-                            into[candidate] = into.get(candidate, 0) + int(count)
-                totals["deployed"][deployed_id] = deployed_name
-                if totals["last"] is None or shadow.updated_at > totals["last"]:
-                    totals["last"] = shadow.updated_at
-            totals["disagreements"] = (
-                session.scalar(
-                    select(func.count())
-                    .select_from(ShadowResult)
-                    .where(ShadowResult.model_version_id == model_version_id)
-                )
-                or 0
-            )
-        return totals
+            return shadow_tables.shadow_totals(session, model_version_id)
 
     @_guarded
     def shadow_candidates(self) -> list[dict]:
-        """Model versions that have judged in shadow, newest activity first: id, name, sha256."""
-        stmt = (
-            select(ModelVersion.id, ModelVersion.name, ModelVersion.sha256, func.max(ShadowRun.updated_at))
-            .join(ShadowRun, ShadowRun.model_version_id == ModelVersion.id)
-            .group_by(ModelVersion.id, ModelVersion.name, ModelVersion.sha256)
-            .order_by(func.max(ShadowRun.updated_at).desc())
-        )
+        """Model versions that have judged in shadow, newest activity first: id, name, sha256, last."""
         with self._reading() as session:
-            return [
-                {"id": id_, "name": name, "sha256": sha, "last": last}
-                for id_, name, sha, last in session.execute(stmt)
-            ]
+            return shadow_tables.shadow_candidates(session)
 
     def _filtered(self, stmt: Select, filt: ResultFilter) -> Select:
         bad = [verdict for verdict in filt.verdicts if verdict not in VERDICTS]

@@ -151,3 +151,31 @@ def test_promote_deploys_through_the_audited_gate_with_the_shadow_record(home, t
 def test_discard_of_a_candidate_is_refused_without_who(home):
     with pytest.raises(InspectorError, match="say who"):
         discard(home, f"sqlite:///{home / 'inspector.db'}", "v2", who=" ", reason="r")
+
+
+def test_a_promotion_the_gate_blocks_is_an_answer_and_an_override_needs_a_reason(home, tiny_station):
+    """The Models screen's Promote runs as this background job: a blocked gate comes back as checks
+    (nothing deployed, the candidate still shadowing), and the override deploys it, audited."""
+    from types import SimpleNamespace
+
+    from inspector.rollout import GateMargins, audit_trail, deploy_job
+
+    url = f"sqlite:///{home / 'inspector.db'}"
+    settings = load_settings(home)
+    settings.shadow = "v2"
+    save_settings(home, settings)
+    _run(home, tiny_station, "v2")
+    task = SimpleNamespace(report=lambda _text: None)
+    margins = GateMargins(latency_ratio=1000.0)  # the gate's logic here, not this machine's noise
+    gate = (str(tiny_station), margins)
+    blocked = deploy_job(home, url, "v2", "bo", "", *gate, False, True, task=task)
+    assert blocked["blocked"] and any(line.startswith("✗") for line in blocked["checks"])
+    assert Registry(home).deployed().id == "v1" and load_settings(home).shadow == "v2"
+    with pytest.raises(InspectorError, match="needs a --reason"):
+        deploy_job(home, url, "v2", "bo", " ", *gate, True, True, task=task)
+    done = deploy_job(home, url, "v2", "bo", "trial on lane 2", *gate, True, True, task=task)
+    assert not done["blocked"] and done["version"] == "v2"
+    assert Registry(home).deployed().id == "v2" and load_settings(home).shadow == ""
+    trail = [event["message"] for event in audit_trail(url)]
+    assert "v2 promoted from shadow by bo" in trail[0]
+    assert "overridden" in trail[1] and "trial on lane 2" in trail[1] and "promoted from shadow" in trail[1]
