@@ -103,6 +103,28 @@ def measure(engine: InferenceEngine, station, work: Path, frames: int, fps: floa
     }
 
 
+def budget_row(work: Path, snap, fps: float, budget_ms: float) -> dict:
+    """Frame-to-verdict latency of *every* frame of a paced run, read back from its ledger (the live
+    stats keep the last 2,000 only), against the frame period and the cycle budget."""
+    with sqlite3.connect(work / "inspector.db") as db:
+        totals = np.array([row[0] for row in db.execute("SELECT latency_total_ms FROM results")])
+    p50, p95, p99 = (round(float(v), 1) for v in np.percentile(totals, [50, 95, 99]))
+    period = 1000.0 / fps
+    return {
+        "frames": snap.entered,
+        "written": snap.written,
+        "dropped": snap.dropped,
+        "unaccounted": snap.entered - snap.written - snap.dropped,
+        "budget_ms": budget_ms,
+        "overruns": snap.overruns,
+        f"over_{period:g}_ms": int((totals > period).sum()),
+        "worst_ms": round(float(totals.max()), 1),
+        "p50_ms": p50,
+        "p95_ms": p95,
+        "p99_ms": p99,
+    }
+
+
 # -- the line beside a fine-tune -----------------------------------------------------------------
 
 
@@ -199,23 +221,8 @@ def line_beside(
         pipeline.stop()
         pipeline.wait()
         snap = pipeline.stats.snapshot()
-    # Every frame of the run from the ledger (the live stats keep the last 2000 only).
-    with sqlite3.connect(work / "inspector.db") as db:
-        totals = np.array([row[0] for row in db.execute("SELECT latency_total_ms FROM results")])
-    p50, p95, p99 = (round(float(v), 1) for v in np.percentile(totals, [50, 95, 99]))
-    period = 1000.0 / fps
     return {
-        "frames": snap.entered,
-        "written": snap.written,
-        "dropped": snap.dropped,
-        "unaccounted": snap.entered - snap.written - snap.dropped,
-        "budget_ms": budget_ms,
-        "overruns": snap.overruns,
-        f"over_{period:g}_ms": int((totals > period).sum()),
-        "worst_ms": round(float(totals.max()), 1),
-        "p50_ms": p50,
-        "p95_ms": p95,
-        "p99_ms": p99,
+        **budget_row(work, snap, fps, budget_ms),
         "stages_ms_last_2000": snap.latency_ms,
         "train_s": None if train_s is None else round(train_s, 1),
         "job": None
@@ -329,22 +336,9 @@ def shadow_line(
         )
         snap = pipeline.run()
     with sqlite3.connect(work / "inspector.db") as db:
-        totals = np.array([row[0] for row in db.execute("SELECT latency_total_ms FROM results")])
         stored = db.execute("SELECT count(*) FROM shadow_results").fetchone()[0]
-    p50, p95, p99 = (round(float(v), 1) for v in np.percentile(totals, [50, 95, 99]))
-    period = 1000.0 / fps
     row = {
-        "frames": snap.entered,
-        "written": snap.written,
-        "dropped": snap.dropped,
-        "unaccounted": snap.entered - snap.written - snap.dropped,
-        "budget_ms": budget_ms,
-        "overruns": snap.overruns,
-        f"over_{period:g}_ms": int((totals > period).sum()),
-        "worst_ms": round(float(totals.max()), 1),
-        "p50_ms": p50,
-        "p95_ms": p95,
-        "p99_ms": p99,
+        **budget_row(work, snap, fps, budget_ms),
         "stages_ms": snap.latency_ms,
         "cpu_s": round(snap.cpu_s, 2),
         "shadow": None,

@@ -46,3 +46,21 @@ def always_bundle(folder: Path, spec, classes: list[str], favourite: str) -> Pat
         net.backbone.head.bias.copy_(torch.tensor([8.0 if c == favourite else 0.0 for c in classes]))
     meta = meta_for(net, classes, normal_class=classes[0], thresholds={"unsure_below": 0.5})
     return save_bundle(net, meta, folder)
+
+
+def demo_line_request(tmp_path: Path, source: str, frames: int, outputs: list[str], **more):
+    """The output tests' line: the bundled demo model on ``source``, unpaced (``drop="block"``: no
+    frame is shed, so every part reaches the outputs), no archive, a ledger in ``tmp_path``."""
+    from inspector.line.build import LineRequest
+
+    return LineRequest(
+        source=source,
+        home=tmp_path / "home",
+        model="demo",
+        frames=frames,
+        drop="block",
+        archive=False,
+        db=f"sqlite:///{tmp_path / 'l.db'}",
+        outputs=outputs,
+        **more,
+    )

@@ -207,21 +207,14 @@ def test_a_line_that_fails_to_start_releases_its_outputs(tmp_path, tiny_station)
     """A source that cannot open, then Start again (the app's retry): the MQTT spool is free."""
     import shutil
 
-    from inspector.line.build import LineRequest, build_pipeline
+    from tests_support import demo_line_request
+
+    from inspector.line.build import build_pipeline
     from inspector.line.sources.base import SourceError
 
     folder = tmp_path / "frames"
     shutil.copytree(tiny_station, folder)
-    request = LineRequest(
-        source=str(folder),
-        home=tmp_path / "home",
-        model="demo",
-        frames=2,
-        drop="block",
-        archive=False,
-        db=f"sqlite:///{tmp_path / 'l.db'}",
-        outputs=["mqtt://127.0.0.1:1/plant"],
-    )
+    request = demo_line_request(tmp_path, str(folder), 2, ["mqtt://127.0.0.1:1/plant"])
     pipeline = build_pipeline(request)
     shutil.rmtree(folder)  # the source disappears between Start and open
     with pytest.raises(SourceError):
@@ -242,7 +235,9 @@ def test_a_hung_plug_in_output_is_counted_and_the_line_goes_on(tmp_path, tiny_st
     written."""
     import threading
 
-    from inspector.line.build import LineRequest, build_pipeline
+    from tests_support import demo_line_request
+
+    from inspector.line.build import build_pipeline
     from inspector.line.outputs import registry
     from inspector.line.outputs.base import ThreadedOutput
     from inspector.line.outputs.urls import SchemeInfo
@@ -266,16 +261,7 @@ def test_a_hung_plug_in_output_is_counted_and_the_line_goes_on(tmp_path, tiny_st
 
     monkeypatch.setitem(registry.SCHEMES, "hung", SchemeInfo("hung", 1, listens=False))
     monkeypatch.setitem(registry._IMPLEMENTATIONS, "hung", Hung)
-    request = LineRequest(
-        source=f"{tiny_station}?fps=0",
-        home=tmp_path / "home",
-        model="demo",
-        frames=30,
-        drop="block",
-        archive=False,
-        db=f"sqlite:///{tmp_path / 'l.db'}",
-        outputs=["hung://127.0.0.1"],
-    )
+    request = demo_line_request(tmp_path, f"{tiny_station}?fps=0", 30, ["hung://127.0.0.1"])
     pipeline = build_pipeline(request)
     output = pipeline.outputs.outputs[0]
     pipeline.start()

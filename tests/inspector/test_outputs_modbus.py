@@ -7,8 +7,9 @@ import threading
 
 from broker_support import wait_until
 from ledger_support import free_port
+from tests_support import demo_line_request
 
-from inspector.line.build import LineRequest, build_pipeline
+from inspector.line.build import build_pipeline
 from inspector.line.outputs import CONNECTED, FAILING
 from inspector.store import ResultFilter
 
@@ -48,19 +49,11 @@ class Plc(threading.Thread):
 
 def test_the_reject_coil_pulses_once_per_ng_part_and_the_counters_match_the_ledger(tmp_path):
     handshake_port, pulse_port = free_port(), free_port()
-    request = LineRequest(
-        source="sim?fps=0",
-        home=tmp_path / "home",
-        model="demo",
-        frames=60,
-        drop="block",
-        archive=False,
-        db=f"sqlite:///{tmp_path / 'l.db'}",
-        outputs=[
-            f"modbus://127.0.0.1:{handshake_port}?reject=NG&pulse_ms=0",
-            f"modbus://127.0.0.1:{pulse_port}?pulse_ms=10",
-        ],
-    )
+    outputs = [
+        f"modbus://127.0.0.1:{handshake_port}?reject=NG&pulse_ms=0",
+        f"modbus://127.0.0.1:{pulse_port}?pulse_ms=10",
+    ]
+    request = demo_line_request(tmp_path, "sim?fps=0", 60, outputs)
     pipeline = build_pipeline(request)
     pipeline.config.outputs_close_s = 120.0  # the PLC below acknowledges every reject before we stop
     handshake, pulsed = pipeline.outputs.outputs
@@ -93,15 +86,8 @@ def test_the_reject_coil_pulses_once_per_ng_part_and_the_counters_match_the_ledg
 
 def test_registers_hold_the_counters_and_refuse_the_plcs_writes(tmp_path, tiny_station):
     port = free_port()
-    request = LineRequest(
-        source=f"{tiny_station}?fps=0",
-        home=tmp_path / "home",
-        model="demo",
-        frames=12,
-        drop="block",
-        archive=False,
-        db=f"sqlite:///{tmp_path / 'l.db'}",
-        outputs=[f"modbus://127.0.0.1:{port}?reject=OK"],
+    request = demo_line_request(
+        tmp_path, f"{tiny_station}?fps=0", 12, [f"modbus://127.0.0.1:{port}?reject=OK"]
     )
     pipeline = build_pipeline(request)
     output = pipeline.outputs.outputs[0]
@@ -128,16 +114,7 @@ def test_a_taken_port_is_a_failing_output_and_an_alarm_not_a_stopped_line(tmp_pa
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        request = LineRequest(
-            source=f"{tiny_station}?fps=0",
-            home=tmp_path / "home",
-            model="demo",
-            frames=5,
-            drop="block",
-            archive=False,
-            db=f"sqlite:///{tmp_path / 'l.db'}",
-            outputs=[f"modbus://127.0.0.1:{port}"],
-        )
+        request = demo_line_request(tmp_path, f"{tiny_station}?fps=0", 5, [f"modbus://127.0.0.1:{port}"])
         pipeline = build_pipeline(request)
         pipeline.run()
     output = pipeline.outputs.outputs[0]

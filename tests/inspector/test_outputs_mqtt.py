@@ -8,9 +8,10 @@ import sys
 import pytest
 from broker_support import Broker, Subscriber, first_copies, mosquitto_binary, wait_until
 from ledger_support import BACKENDS, database_url
+from tests_support import demo_line_request
 from typer.testing import CliRunner
 
-from inspector.line.build import LineRequest, build_pipeline
+from inspector.line.build import build_pipeline
 from inspector.line.outputs import BUFFERING, CONNECTED
 from inspector.store import Ledger, ResultFilter
 
@@ -36,16 +37,7 @@ def test_broker_killed_and_restarted_mid_run_loses_no_message(broker, tmp_path, 
     the ledger's order (QoS 1 may repeat one: each is counted once, at its first arrival)."""
     subscriber = Subscriber(broker, "plant/#")
     with database_url(backend, tmp_path) as url, Ledger(url) as ledger:
-        request = LineRequest(
-            source="sim?fps=0",
-            home=tmp_path / "home",
-            model="demo",
-            frames=300,
-            station="cell 7",
-            drop="block",
-            archive=False,
-            outputs=[f"{broker.url}/plant"],
-        )
+        request = demo_line_request(tmp_path, "sim?fps=0", 300, [f"{broker.url}/plant"], station="cell 7")
         pipeline = build_pipeline(request, ledger)
         output = pipeline.outputs.outputs[0]
         assert output.part_topic == "plant/cell_7/part"
@@ -134,16 +126,7 @@ def test_parts_wait_on_disk_across_a_restart_of_our_process(tiny_station, tmp_pa
 
 
 def test_a_late_subscriber_reads_the_retained_station_state(broker, tiny_station, tmp_path):
-    request = LineRequest(
-        source=f"{tiny_station}?fps=0",
-        home=tmp_path / "home",
-        model="demo",
-        frames=3,
-        drop="block",
-        archive=False,
-        db=f"sqlite:///{tmp_path / 'l.db'}",
-        outputs=[broker.url],
-    )
+    request = demo_line_request(tmp_path, f"{tiny_station}?fps=0", 3, [broker.url])
     pipeline = build_pipeline(request)
     pipeline.run()
     assert pipeline.outputs.outputs[0].health().sent == 3
@@ -159,15 +142,8 @@ def test_a_broker_that_refuses_us_is_failing_not_a_stopped_line(tmp_path, tiny_s
     broker.conf.write_text(broker.conf.read_text().replace("allow_anonymous true", "allow_anonymous false"))
     broker.start()
     try:
-        request = LineRequest(
-            source=f"{tiny_station}?fps=0",
-            home=tmp_path / "home",
-            model="demo",
-            frames=5,
-            drop="block",
-            archive=False,
-            db=f"sqlite:///{tmp_path / 'l.db'}",
-            outputs=[f"mqtt://ana:pw@127.0.0.1:{broker.port}"],
+        request = demo_line_request(
+            tmp_path, f"{tiny_station}?fps=0", 5, [f"mqtt://ana:pw@127.0.0.1:{broker.port}"]
         )
         pipeline = build_pipeline(request)
         pipeline.run()
@@ -248,15 +224,8 @@ def test_mqtts_verifies_the_broker_and_delivers(tmp_path, tiny_station):
         subscriber = Subscriber(broker, "tls/#")
 
         def line(ca_file):
-            request = LineRequest(
-                source=f"{tiny_station}?fps=0",
-                home=tmp_path / "home",
-                model="demo",
-                frames=4,
-                drop="block",
-                archive=False,
-                db=f"sqlite:///{tmp_path / 'l.db'}",
-                outputs=[f"mqtts://127.0.0.1:{tls_port}/tls?ca={ca_file}"],
+            request = demo_line_request(
+                tmp_path, f"{tiny_station}?fps=0", 4, [f"mqtts://127.0.0.1:{tls_port}/tls?ca={ca_file}"]
             )
             pipeline = build_pipeline(request)
             pipeline.run()

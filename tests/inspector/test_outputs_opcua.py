@@ -7,8 +7,9 @@ import asyncio
 import pytest
 from broker_support import wait_until
 from ledger_support import free_port
+from tests_support import demo_line_request
 
-from inspector.line.build import LineRequest, build_pipeline
+from inspector.line.build import build_pipeline
 from inspector.line.outputs import CONNECTED
 from inspector.line.outputs.opcua import NAMESPACE
 from inspector.store import ResultFilter
@@ -65,17 +66,7 @@ async def _password_policies(url: str) -> set[str]:
 
 
 def _line(tmp_path, outputs, source="sim?fps=0", frames=40):
-    request = LineRequest(
-        source=source,
-        home=tmp_path / "home",
-        model="demo",
-        frames=frames,
-        drop="block",
-        archive=False,
-        db=f"sqlite:///{tmp_path / 'l.db'}",
-        outputs=outputs,
-        station="press-2",
-    )
+    request = demo_line_request(tmp_path, source, frames, outputs, station="press-2")
     return build_pipeline(request)
 
 

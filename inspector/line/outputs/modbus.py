@@ -44,9 +44,8 @@ from inspector.line.outputs.base import (
     LineInfo,
     LineState,
     PartReport,
-    ThreadedOutput,
-    check_port_free,
 )
+from inspector.line.outputs.served import ServedOutput
 from inspector.line.outputs.urls import OutputSpec
 
 log = logging.getLogger(__name__)
@@ -66,7 +65,7 @@ def _u32(value: int) -> list[int]:
     return [value >> 16, value & 0xFFFF]
 
 
-class ModbusOutput(ThreadedOutput):
+class ModbusOutput(ServedOutput):
     scheme = "modbus"
     feed = "judged"  # the gate wants the verdict now, not after the ledger's commit
 
@@ -82,44 +81,18 @@ class ModbusOutput(ThreadedOutput):
         self.pulses = 0  # rising edges made on the reject coil
         self.clients = 0
         self._since = 0.0  # when the coil last changed
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
         self._plc_released = False
 
     def start(self, line: LineInfo, listener=None) -> None:
         self.classes = line.classes
         super().start(line, listener)
 
-    def _put(self, item) -> None:
-        super()._put(item)
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:  # the loop has closed
-                pass
-
     # -- the output's thread -------------------------------------------------------------------
-
-    def serve(self) -> None:
-        problem = check_port_free(self.spec.host, self.spec.port)
-        if problem:
-            self._update(state=FAILING, detail=problem)
-            self._drain_as_dropped()
-            return
-        asyncio.run(self._serve_async())
-
-    def _drain_as_dropped(self) -> None:
-        while not self.stopping.is_set() or not self.items.empty():
-            item = self.next_item(0.2)
-            if isinstance(item, PartReport):
-                self._count("dropped")
 
     async def _serve_async(self) -> None:
         from pymodbus.server import ModbusTcpServer
         from pymodbus.simulator import DataType, SimData, SimDevice
 
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         bits = [SimData(0, count=16, values=False, datatype=DataType.BITS)]
         regs = [SimData(0, count=REGISTERS, values=0, datatype=DataType.REGISTERS)]
         device = SimDevice(id=self.unit, simdata=(bits, list(bits), regs, list(regs)), action=self._action)

@@ -39,9 +39,8 @@ from inspector.line.outputs.base import (
     LineInfo,
     LineState,
     PartReport,
-    ThreadedOutput,
-    check_port_free,
 )
+from inspector.line.outputs.served import ServedOutput
 from inspector.line.outputs.urls import OutputSpec
 
 log = logging.getLogger(__name__)
@@ -69,7 +68,7 @@ def _variables() -> list[tuple[str, str, object]]:
     ]
 
 
-class OpcUaOutput(ThreadedOutput):
+class OpcUaOutput(ServedOutput):
     scheme = "opc.tcp"
     feed = "judged"  # a PLC reads the verdict as soon as it exists
 
@@ -78,18 +77,7 @@ class OpcUaOutput(ThreadedOutput):
         self.station = station
         self.home = home
         self.values: dict[str, object] = {name: value for name, _, value in _variables()}
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._wake: asyncio.Event | None = None
         self.clients = 0
-
-    def _put(self, item) -> None:
-        super()._put(item)
-        loop, wake = self._loop, self._wake
-        if loop is not None and wake is not None:
-            try:
-                loop.call_soon_threadsafe(wake.set)
-            except RuntimeError:
-                pass
 
     def start(self, line: LineInfo, listener=None) -> None:
         self.values["Station"] = line.station
@@ -97,24 +85,9 @@ class OpcUaOutput(ThreadedOutput):
         self.values["ModelVersion"] = f"{line.model_name}@{line.model_sha256[:12]}"
         super().start(line, listener)
 
-    def serve(self) -> None:
-        problem = check_port_free(self.spec.host, self.spec.port)
-        if problem:
-            self._update(state=FAILING, detail=problem)
-            self._drain_as_dropped()
-            return
-        asyncio.run(self._serve_async())
-
-    def _drain_as_dropped(self) -> None:
-        while not self.stopping.is_set() or not self.items.empty():
-            item = self.next_item(0.2)
-            if isinstance(item, PartReport):
-                self._count("dropped")
-
     async def _serve_async(self) -> None:
         from asyncua import Server, ua
 
-        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
         for name in ("asyncua", "asyncua.server"):
             logging.getLogger(name).setLevel(logging.WARNING)
         server = Server(user_manager=_Users(self.spec.username, self.spec.password))
