@@ -108,6 +108,27 @@ def _convert(dataset: str, method: Method, seed: int, _home: Path) -> tuple[Path
     return out, 0.0
 
 
+def movement_of(bundle: Path) -> list[dict]:
+    """Per LTM merge, the share of token mass moved away from pooling on validation images, as
+    training recorded it in the bundle (empty for unmerged, ToMe and converted models)."""
+    meta = json.loads((bundle / "model.json").read_text(encoding="utf-8"))
+    return list(meta.get("provenance", {}).get("merge_movement") or [])
+
+
+def backfill_movement() -> list[Path]:
+    """Add ``merge_movement`` to finished cells written before it was recorded (bundle still here)."""
+    done = []
+    for path in sorted(RESULTS.glob("*.json")):
+        cell = json.loads(path.read_text(encoding="utf-8"))
+        bundle = RUNS / f"{cell['dataset']}-{cell['method'].replace('@', '-')}-s{cell['seed']}"
+        if "merge_movement" in cell or not (bundle / "model.json").is_file():
+            continue
+        cell["merge_movement"] = movement_of(bundle)
+        path.write_text(json.dumps(cell, indent=2) + "\n", encoding="utf-8")
+        done.append(path)
+    return done
+
+
 def run_cell(dataset: str, method: Method, seed: int, home: Path) -> dict[str, Any]:
     from inspector.training.workflows import evaluate_model
 
@@ -123,6 +144,7 @@ def run_cell(dataset: str, method: Method, seed: int, home: Path) -> dict[str, A
             k: report[k]
             for k in ("macro_f1", "accuracy", "per_class", "classes", "gmacs", "params", "latency_ms")
         },
+        "merge_movement": movement_of(bundle),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
     cell_file(dataset, method.name, seed).write_text(json.dumps(cell, indent=2) + "\n", encoding="utf-8")
@@ -136,8 +158,8 @@ def report() -> str:
     cells = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
     lines = [
         "| set | method | seeds | macro-F1 | recall per class | GMACs | params | torch p50 / p95 ms "
-        "| train min |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| moved from pooling per merge | train min |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for dataset in dict.fromkeys(c["dataset"] for c in cells):
         for method in METHODS:
@@ -154,9 +176,18 @@ def report() -> str:
                 f"| {dataset} | {method.name} | {len(group)} | {f1.mean():.3f}"
                 f"{f' ± {f1.std():.3f}' if len(group) > 1 else ''} | {recall} | {group[0]['gmacs']:.3f} | "
                 f"{group[0]['params'] / 1e6:.2f} M | {lat['p50']:.1f} / {lat['p95']:.1f} | "
-                f"{np.mean([c['train_minutes'] for c in group]):.1f} |"
+                f"{_moved(group)} | {np.mean([c['train_minutes'] for c in group]):.1f} |"
             )
     return "\n".join(lines)
+
+
+def _moved(group: list[dict]) -> str:
+    """Mean moved mass per merge over the group's seeds, e.g. ``10% / 7% / 17%`` (– when unknown)."""
+    rows = [c.get("merge_movement") for c in group]
+    if not rows or any(r is None for r in rows) or not rows[0]:
+        return "–"
+    per_merge = np.mean([[m["moved"] for m in r] for r in rows], axis=0)
+    return " / ".join(f"{100 * v:.0f}%" for v in per_merge)
 
 
 def main() -> None:
@@ -166,7 +197,14 @@ def main() -> None:
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--home", type=Path, default=RUNS / "home", help="Where the weights cache goes.")
     parser.add_argument("--report", action="store_true", help="Print the table of finished cells.")
+    parser.add_argument(
+        "--backfill", action="store_true", help="Add merge movement to finished cells from their bundles."
+    )
     args = parser.parse_args()
+    if args.backfill:
+        for path in backfill_movement():
+            print(f"added merge movement to {path.name}")
+        return
     if args.report:
         print(report())
         return
