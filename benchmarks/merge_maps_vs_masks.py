@@ -4,8 +4,9 @@ The Live screen overlays a model's merge map (how finely each region was kept) a
 magnetic_tile ships a pixel mask per defect image (manifest column ``mask``), so the claim can be
 tested: for every defective test image, the mean importance (1 / size of the final token a patch
 ends in) inside the defect mask against outside it, and a pointing game — does the most finely
-kept region (all cells tied at the maximum) touch the defect? Beside the hit rate stands the share
-of the image those top cells cover, the rate a random region of that size would score.
+kept region (all cells tied at the maximum) touch the defect? Beside the hit rate stand the share
+of the image those top cells cover and the defects' share of the image: a region that small,
+placed at random, touches the defect about as often as the defect's share plus its own.
 
     python -m benchmarks.merge_maps_vs_masks BUNDLE [BUNDLE ...] [--figure docs/merge_maps.png]
 """
@@ -57,6 +58,7 @@ def score(bundle_path: Path, limit: int | None = None) -> tuple[dict, list]:
                 "outside": float(importance[~mask].mean()),
                 "hit": bool((top & mask).any()),
                 "top_share": float(top.mean()),
+                "mask_share": float(mask.mean()),
                 "label": sample.label,
             }
         )
@@ -74,6 +76,7 @@ def score(bundle_path: Path, limit: int | None = None) -> tuple[dict, list]:
         "per_image_ratio_median": round(float(np.median(inside / outside)), 3),
         "pointing_hit_rate": round(float(np.mean([r["hit"] for r in rows])), 3),
         "top_cells_share": round(float(np.mean([r["top_share"] for r in rows])), 3),
+        "defect_share": round(float(np.mean([r["mask_share"] for r in rows])), 3),
     }
     return summary, examples
 
