@@ -244,7 +244,7 @@ def train_model(
     if not resume:
         _remove_partial(partial)
     log(
-        f"training {spec.name} ({backbone}) {img_size}px {channels}ch, merge {merge}"
+        f"training {backbone} ({spec.name}) {img_size}px {channels}ch, merge {merge}"
         f"{f' @ {gmacs_ratio}' if merge != 'none' else ''}, {len(classes)} classes, "
         f"{len(train_set)} train / {len(val_set)} val images, {recipe.epochs} epochs"
     )
