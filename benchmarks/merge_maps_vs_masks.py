@@ -51,12 +51,13 @@ def score(bundle_path: Path, limit: int | None = None) -> tuple[dict, list]:
         if not mask.any() or mask.all():
             continue
         importance = _importance(bundle, image)
+        flat = float(importance.max() - importance.min()) <= 1e-6 * float(importance.max())
         top = importance >= importance.max() * 0.999
         rows.append(
             {
                 "inside": float(importance[mask].mean()),
                 "outside": float(importance[~mask].mean()),
-                "hit": bool((top & mask).any()),
+                "hit": None if flat else bool((top & mask).any()),  # a flat map points nowhere
                 "top_share": float(top.mean()),
                 "mask_share": float(mask.mean()),
                 "label": sample.label,
@@ -74,11 +75,16 @@ def score(bundle_path: Path, limit: int | None = None) -> tuple[dict, list]:
         "images": len(rows),
         "inside_over_outside": round(float(inside.mean() / outside.mean()), 3),
         "per_image_ratio_median": round(float(np.median(inside / outside)), 3),
-        "pointing_hit_rate": round(float(np.mean([r["hit"] for r in rows])), 3),
+        "flat_maps": sum(r["hit"] is None for r in rows),
+        "pointing_hit_rate": _rate([r["hit"] for r in rows if r["hit"] is not None]),
         "top_cells_share": round(float(np.mean([r["top_share"] for r in rows])), 3),
         "defect_share": round(float(np.mean([r["mask_share"] for r in rows])), 3),
     }
     return summary, examples
+
+
+def _rate(hits: list[bool]) -> float | None:
+    return round(float(np.mean(hits)), 3) if hits else None
 
 
 def figure(examples: list, path: Path, title: str) -> None:

@@ -57,6 +57,11 @@ def dataset_path(name: str) -> str:
     return "elpv" if name == "elpv" else str(SHARED / name)
 
 
+def cell_files() -> list[Path]:
+    """Every finished cell (other results in the folder, e.g. the merge-map check, are not cells)."""
+    return sorted(RESULTS.glob("*-s[0-9]*.json"))
+
+
 def cell_file(dataset: str, method: str, seed: int) -> Path:
     return RESULTS / f"{dataset}-{method.replace('@', '-')}-s{seed}.json"
 
@@ -118,7 +123,7 @@ def movement_of(bundle: Path) -> list[dict]:
 def backfill_movement() -> list[Path]:
     """Add ``merge_movement`` to finished cells written before it was recorded (bundle still here)."""
     done = []
-    for path in sorted(RESULTS.glob("*.json")):
+    for path in cell_files():
         cell = json.loads(path.read_text(encoding="utf-8"))
         bundle = RUNS / f"{cell['dataset']}-{cell['method'].replace('@', '-')}-s{cell['seed']}"
         if "merge_movement" in cell or not (bundle / "model.json").is_file():
@@ -155,7 +160,7 @@ def run_cell(dataset: str, method: Method, seed: int, home: Path) -> dict[str, A
 
 
 def report() -> str:
-    cells = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    cells = [json.loads(p.read_text()) for p in cell_files()]
     lines = [
         "| set | method | seeds | macro-F1 | recall per class | GMACs | params | torch p50 / p95 ms "
         "| moved from pooling per merge | train min |",

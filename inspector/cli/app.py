@@ -14,6 +14,7 @@ from rich.table import Table
 
 from inspector.cli.common import HomeOption, choice, console, err, user_errors
 from inspector.cli.common import progress as _progress
+from inspector.training.defaults import DEFAULT_BACKBONE
 
 # Fixed choices, spelled here so that `--help` imports no torch; tests/test_cli.py checks they are
 # the library's own (models.network.MERGE_MODES, models.ltm.MASKS, inspector.training.loop.TRAINABLE…).
@@ -141,14 +142,28 @@ def train(
     data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
     out: Annotated[Path, typer.Option("--out", help="Bundle folder to write.")],
     backbone: Annotated[
-        str, typer.Option(help="vit-cpu, vit-tiny, mobilevit-xs or a timm model name.")
-    ] = "vit-cpu",
+        str,
+        typer.Option(
+            help="vit-cpu, vit-tiny, mobilevit-xs (from scratch), lite0, hybrid-s16, hybrid-s8 "
+            "(ImageNet-pretrained) or a timm model name."
+        ),
+    ] = DEFAULT_BACKBONE,
     merge: Annotated[
         str, choice("--merge", MERGE_CHOICES, "Token merging: learnable (ltm), ToMe (tome) or none.")
     ] = "ltm",
-    gmacs_ratio: Annotated[float, typer.Option(help="Target compute relative to the unmerged model.")] = 0.6,
-    epochs: Annotated[int, typer.Option(min=1, help="Training epochs.")] = 30,
-    img_size: Annotated[int, typer.Option(min=32, help="Input size in pixels (square).")] = 112,
+    gmacs_ratio: Annotated[
+        float | None,
+        typer.Option(
+            help="Target compute relative to the unmerged model [default: 0.8 pretrained, 0.6 from scratch]."
+        ),
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Training epochs [default: 8 pretrained, 30 from scratch].")
+    ] = None,
+    img_size: Annotated[
+        int | None,
+        typer.Option(min=32, help="Square input size in pixels [default: 160 pretrained, 112 from scratch]."),
+    ] = None,
     normalize: Annotated[
         str,
         choice(
@@ -177,8 +192,8 @@ def train(
     pretrained: Annotated[
         str | None,
         typer.Option(
-            help="Starting weights: imagenet-lite0 (shipped, offline; backbones lite0, hybrid-s16, "
-            "hybrid-s8), hub (timm's download, online) or a .safetensors file."
+            help="Starting weights: imagenet-lite0 (shipped, offline; the default for lite0, hybrid-s16, "
+            "hybrid-s8), hub (timm's download, online), a .safetensors file, or none (from scratch)."
         ),
     ] = None,
     mask: Annotated[
@@ -196,14 +211,16 @@ def train(
 ) -> None:
     """Train a model on a station dataset and write a bundle (atomically)."""
     from data.augment import check_presets
+    from inspector.training.defaults import defaults_for, starting_weights
     from inspector.training.loop import Recipe
     from inspector.training.workflows import train_model
 
+    unset = defaults_for(backbone)
     with user_errors(
         interrupted="interrupted; the last finished epoch is kept: resume with the same command and --resume"
     ):
         recipe = Recipe(
-            epochs=epochs,
+            epochs=epochs or unset.epochs,
             seed=seed,
             batch_size=batch_size,
             lr=lr,
@@ -216,12 +233,12 @@ def train(
             out,
             backbone=backbone,
             merge=merge,
-            gmacs_ratio=gmacs_ratio,
-            img_size=img_size,
+            gmacs_ratio=unset.gmacs_ratio if gmacs_ratio is None else gmacs_ratio,
+            img_size=img_size or unset.img_size,
             normalize=normalize,
             recipe=recipe,
             ltm_start=ltm_start,
-            pretrained=pretrained,
+            pretrained=starting_weights(backbone, pretrained),
             mask=mask,
             home=home,
             resume=resume,

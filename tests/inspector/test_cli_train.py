@@ -148,3 +148,27 @@ def test_finetune_never_writes_over_its_source_model(tiny_station, tmp_path):
     result = runner.invoke(app, ["finetune", str(model), str(tiny_station), "--out", str(model), "--force"])
     _one_line_error(result, "is the source model")
     assert (model / "model.safetensors").read_bytes() == before
+
+
+def test_unset_options_follow_the_backbone_and_pretrained_none_trains_from_scratch(tiny_station, tmp_path):
+    """A pretrained backbone starts from the shipped ImageNet weights at its own size and ratio;
+    ``--pretrained none`` gives it random weights; a from-scratch backbone keeps its recipe."""
+    from inspector.training.defaults import LITE0, PRETRAINED_DEFAULTS, SCRATCH_DEFAULTS, defaults_for
+    from models import pretrained
+    from models.bundle import load_bundle
+
+    assert LITE0 == pretrained.LITE0  # spelled in defaults.py so that --help imports no torch
+    assert defaults_for("vit-cpu") == SCRATCH_DEFAULTS and defaults_for("hybrid-s16") == PRETRAINED_DEFAULTS
+    common = [str(tiny_station), "--backbone", "hybrid-s16", "--epochs", "1", "--batch-size", "16"]
+    home = ["--home", str(tmp_path / "home")]
+    result = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "p"), *home])
+    assert result.exit_code == 0, result.output
+    meta = load_bundle(tmp_path / "p").meta
+    assert meta.preprocessing.size == PRETRAINED_DEFAULTS.img_size and meta.preprocessing.channels == 3
+    assert meta.provenance["weights"]["source"] == LITE0
+    assert abs(meta.provenance["recipe"]["gmacs_ratio"] - PRETRAINED_DEFAULTS.gmacs_ratio) < 1e-9
+    result = runner.invoke(
+        app, ["train", *common, "--pretrained", "none", "--out", str(tmp_path / "s"), *home]
+    )
+    assert result.exit_code == 0, result.output
+    assert load_bundle(tmp_path / "s").meta.provenance["weights"] == {"source": "scratch"}

