@@ -128,11 +128,14 @@ def elpv_station(root: Path, per_class: int = 150) -> Path:
     return root
 
 
-def render_wizard(window, out: Path) -> list[Path]:  # ui.main_window.MainWindow
-    """All six wizard pages, on a small lighting-shifted ELPV station, with a 3-epoch real run."""
+def render_wizard(
+    window, out: Path, station: Path | None = None, epochs: int = 3, prefix: str = "wizard"
+) -> list[Path]:  # window: ui.main_window.MainWindow
+    """All six wizard pages with a real run of ``epochs``, on ``station`` (default: a small
+    lighting-shifted ELPV station), adapting the deployed model."""
     written = []
     with tempfile.TemporaryDirectory(prefix="inspector-station-") as tmp:
-        station = elpv_station(Path(tmp) / "station")
+        station = station or elpv_station(Path(tmp) / "station")
         wizard = window.finetune.open_wizard()
         page = wizard.station_page
         page.path.setText(str(station))
@@ -149,21 +152,55 @@ def render_wizard(window, out: Path) -> list[Path]:  # ui.main_window.MainWindow
         for index, (name, ready) in enumerate(steps):
             if index:
                 if name == "4-training":
-                    wizard.recipe_page.epochs.setValue(3)
+                    wizard.recipe_page.epochs.setValue(epochs)
                 wizard.next()
-            pump(600, ready)
+            pump(1800, ready)
             for size in SIZES:
-                written.append(save(wizard, out, f"wizard-{name}", size))
+                written.append(save(wizard, out, f"{prefix}-{name}", size))
         wizard.reject()
         pump(2.0)
+    return written
+
+
+def render_wizard_on(base: Path, station: Path, out: Path, epochs: int, prefix: str) -> list[Path]:
+    """The wizard alone, adapting ``base`` (registered and deployed in a throw-away home) to ``station``."""
+    from inspector.registry import Registry
+    from ui.app import _application
+    from ui.context import AppContext
+    from ui.main_window import MainWindow
+
+    app = _application()  # noqa: F841 - the QApplication must exist first
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="inspector-shots-") as tmp:
+        home = Path(tmp) / "home"
+        registry = Registry(home)
+        registry.deploy(registry.add(base, note=f"base for the wizard: {base.name}").id)
+        context = AppContext(home)
+        window = MainWindow(context)
+        window.show()
+        written = render_wizard(window, out, station, epochs, prefix)
+        window.close()
+        context.close()
     return written
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
+    parser.add_argument(
+        "--wizard",
+        nargs=2,
+        type=Path,
+        metavar=("BASE", "STATION"),
+        help="Only the fine-tune wizard, adapting the bundle BASE to the station folder STATION.",
+    )
+    parser.add_argument("--epochs", type=int, default=3, help="The wizard's training epochs.")
+    parser.add_argument("--prefix", default="wizard", help="File name prefix of the wizard's pages.")
     args = parser.parse_args()
-    render(args.out)
+    if args.wizard:
+        render_wizard_on(*args.wizard, args.out, args.epochs, args.prefix)
+    else:
+        render(args.out)
 
 
 if __name__ == "__main__":
