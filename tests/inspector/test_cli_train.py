@@ -22,6 +22,8 @@ def test_train_eval_finetune_deploy_via_cli(tiny_station, tmp_path):
             str(model),
             "--epochs",
             "2",
+            "--backbone",
+            "vit-cpu",  # from scratch at 32 px: the contract, fast
             "--img-size",
             "32",
             "--batch-size",
@@ -150,20 +152,29 @@ def test_finetune_never_writes_over_its_source_model(tiny_station, tmp_path):
     assert (model / "model.safetensors").read_bytes() == before
 
 
-def test_unset_options_follow_the_backbone_and_pretrained_none_trains_from_scratch(tiny_station, tmp_path):
-    """A pretrained backbone starts from the shipped ImageNet weights at its own size and ratio;
-    ``--pretrained none`` gives it random weights; a from-scratch backbone keeps its recipe."""
-    from inspector.training.defaults import LITE0, PRETRAINED_DEFAULTS, SCRATCH_DEFAULTS, defaults_for
+def test_the_default_is_the_pretrained_hybrid_and_pretrained_none_trains_from_scratch(tiny_station, tmp_path):
+    """Named only the data, ``train`` starts the hybrid from the shipped ImageNet weights at the
+    pretrained recipe's size and ratio; ``--pretrained none`` gives it random weights; a
+    from-scratch backbone keeps its own recipe."""
+    from inspector.training.defaults import (
+        DEFAULT_BACKBONE,
+        LITE0,
+        PRETRAINED_DEFAULTS,
+        SCRATCH_DEFAULTS,
+        defaults_for,
+    )
     from models import pretrained
     from models.bundle import load_bundle
 
     assert LITE0 == pretrained.LITE0  # spelled in defaults.py so that --help imports no torch
     assert defaults_for("vit-cpu") == SCRATCH_DEFAULTS and defaults_for("hybrid-s16") == PRETRAINED_DEFAULTS
-    common = [str(tiny_station), "--backbone", "hybrid-s16", "--epochs", "1", "--batch-size", "16"]
+    assert DEFAULT_BACKBONE == "hybrid-s16"
+    common = [str(tiny_station), "--epochs", "1", "--batch-size", "16"]
     home = ["--home", str(tmp_path / "home")]
     result = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "p"), *home])
     assert result.exit_code == 0, result.output
     meta = load_bundle(tmp_path / "p").meta
+    assert meta.provenance["backbone_preset"] == "hybrid-s16" and meta.merge_mode == "ltm"
     assert meta.preprocessing.size == PRETRAINED_DEFAULTS.img_size and meta.preprocessing.channels == 3
     assert meta.provenance["weights"]["source"] == LITE0
     assert abs(meta.provenance["recipe"]["gmacs_ratio"] - PRETRAINED_DEFAULTS.gmacs_ratio) < 1e-9
