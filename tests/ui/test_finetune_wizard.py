@@ -266,3 +266,26 @@ def test_the_training_page_says_where_training_stands_behind_the_line():
     assert "If a line starts" in yield_text(state(line_running=False, threads=2), True)
     assert yield_text(state(pauses=3, paused_s=20), False) == "The line held training 3×, 0:20 in all."
     assert yield_text(state(), False) == ""
+
+
+def test_page_three_points_a_pretrained_base_to_recalibration(qtbot, tmp_path, tiny_vit_spec, tiny_station):
+    """On the pretrained hybrid no trainable set won back a lamp change, re-calibrating did: the page
+    says so for a base that started from ImageNet weights, and not for one trained from scratch."""
+    from ui.finetune.recipe import PRETRAINED_NOTE
+
+    net = InspectionNet(tiny_vit_spec, 3, "ltm")
+    net.set_schedule([None, [3, 3], None, [2, 2]])
+    notes = {}
+    for name, weights in (("scratch", {"source": "scratch"}), ("pretrained", {"source": "imagenet-lite0"})):
+        meta = meta_for(net, ["ok", "scratch", "spot"], normal_class="ok", provenance={"weights": weights})
+        home = tmp_path / f"home-{name}"
+        Registry(home).deploy(str(save_bundle(net, meta, tmp_path / name)))
+        context = AppContext(home)
+        wizard = FinetuneWizard(context)
+        qtbot.addWidget(wizard)
+        _station_page_ready(qtbot, wizard, tiny_station)
+        wizard.recipe_page.initializePage()
+        notes[name] = wizard.recipe_page.model_note.text()
+        wizard.reject()
+        context.close()
+    assert PRETRAINED_NOTE in notes["pretrained"] and PRETRAINED_NOTE not in notes["scratch"]
