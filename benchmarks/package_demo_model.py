@@ -1,7 +1,7 @@
 # ruff: noqa: E501  (the model card is a Markdown template; its lines are the card's lines)
 """Copy a trained ELPV bundle into ``inspector/demo_model`` with its model card and eval report.
 
-python -m benchmarks.package_demo_model benchmarks/runs/elpv-ltm benchmarks/runs/elpv-ltm.eval.json
+python -m benchmarks.package_demo_model benchmarks/runs/pretrained/elpv-hybrid-ltm-0.8-s0 elpv-hybrid.eval.json
 """
 
 from __future__ import annotations
@@ -28,39 +28,68 @@ def calibration_note(thresholds: dict) -> str:
     )
 
 
+def train_command(meta: dict) -> str:
+    """The ``inspector train`` call with the bundle's own recipe (what its provenance records)."""
+    prov, merge = meta["provenance"], meta["merge"]
+    weights = (prov.get("weights") or {}).get("source", "scratch")
+    parts = [
+        "inspector train elpv --out MODEL",
+        f"--backbone {prov['backbone_preset']}",
+        f"--pretrained {weights if weights != 'scratch' else 'none'}",
+        f"--merge {merge['mode']}",
+        f"--gmacs-ratio {merge['gmacs_ratio']}" if merge.get("gmacs_ratio") else "",
+        f"--mask {merge['mask']}" if merge.get("mask") else "",
+        f"--epochs {prov['epochs']}",
+        f"--img-size {meta['preprocessing']['size']}",
+        f"--seed {prov['seed']}",
+    ]
+    return " ".join(p for p in parts if p)
+
+
 def card(meta: dict, report: dict, weights_bytes: int) -> str:
     prov = meta["provenance"]
+    weights = prov.get("weights") or {"source": "scratch"}
+    start = (
+        "random initial weights (trained from scratch)"
+        if weights["source"] == "scratch"
+        else f"`{weights['source']}` (sha256 `{weights.get('sha256', '?')}`), normalisation mean "
+        f"{weights.get('mean')} / std {weights.get('std')}; gray cells are replicated to 3 channels"
+    )
+    moved = ", ".join(f"{row['grid']} {100 * row['moved']:.0f} %" for row in prov.get("merge_movement") or [])
     per_class = "\n".join(
         f"| {name} | {row['precision']:.3f} | {row['recall']:.3f} | {row['f1']:.3f} | {row['support']} |"
         for name, row in report["per_class"].items()
     )
+    channels = meta["preprocessing"]["channels"]
     return f"""# Demo model card
 
-**What**: the model LTM Inspector uses when none is given: `{meta["backbone"]["name"]}` with
-{meta["backbone"]["overrides"]} at {meta["preprocessing"]["size"]} px, {meta["preprocessing"]["channels"]} channel,
-learnable token merging at gmacs_ratio {meta["merge"]["gmacs_ratio"]} (schedule {meta["merge"]["schedule"]}).
+**What**: the model LTM Inspector uses when none is given: the `{prov["backbone_preset"]}` preset
+(`{meta["backbone"]["name"]}` with {meta["backbone"]["overrides"]}) at {meta["preprocessing"]["size"]} px,
+{channels} channel{"s" if channels != 1 else ""}, learnable token merging ({meta["merge"].get("mask", "v1")} mask) at
+gmacs_ratio {meta["merge"]["gmacs_ratio"]} (schedule {meta["merge"]["schedule"]}). Starting weights: {start}.
 Classes {meta["classes"]}, normal class `{meta["normal_class"]}`. Weights: {weights_bytes / 1e6:.2f} MB.
+Token mass each merge moved away from plain pooling on validation images: {moved or "–"}.
 
 **Data**: ELPV solar-cell electroluminescence images (`pip install elpv-dataset`, CC BY-NC-SA 4.0;
 the images are not shipped here). Labels: {prov["label_note"]}. Seeded stratified split (seed
 {prov["seed"]}): {prov["train_images"]} train / {prov["val_images"]} val images; data fingerprint
 `{prov["data_fingerprint"]}`.
 
-**How it was trained**: `python -m benchmarks.training_suite --only elpv-ltm`, which calls the same
-`train_model` as
+**How it was trained**: `python -m benchmarks.pretrained_suite --datasets elpv --methods hybrid-ltm@0.8
+--seeds 0`, which calls the same `train_model` as
 
 ```bash
-inspector train elpv --out MODEL --backbone vit-cpu --merge ltm --gmacs-ratio 0.6 --epochs {prov["epochs"]} --img-size 112 --seed {prov["seed"]}
+{train_command(meta)}
 ```
 
-(identical arguments; these are also the command's defaults). Recipe: {prov["recipe"]}.
+Recipe: {prov["recipe"]}.
 Training took {prov["train_seconds"] / 60:.0f} min on 2 CPU cores; best validation epoch {prov["best_epoch"] + 1}
 (val macro-F1 {prov["val"]["macro_f1"]:.3f}).
 
 **How it scores** on the held-out test split (`inspector eval MODEL elpv --json eval.json`, full
 report in `eval.json` beside this card): accuracy **{report["accuracy"]:.3f}**, macro-F1
 **{report["macro_f1"]:.3f}** on {report["n"]} images; {report["gmacs"]:.3f} GMACs, {report["params"]:,} parameters,
-PyTorch batch-1 latency p50 {report["latency_ms"]["p50"]:.1f} ms on the training machine.
+PyTorch batch-1 latency p50 {report["latency_ms"]["p50"]:.1f} ms on the training machine (beside other jobs).
 
 | class | precision | recall | f1 | support |
 |---|---|---|---|---|
@@ -68,9 +97,10 @@ PyTorch batch-1 latency p50 {report["latency_ms"]["p50"]:.1f} ms on the training
 
 **Verdict thresholds** (calibrated on validation): {meta["thresholds"]}.
 
-**Limits**: {calibration_note(meta["thresholds"])} Trained from scratch on 1.4 k images at 112 px; the ambiguous ⅓ cells were never
-seen, so expect them to land on either side (the UNSURE band exists for them). A station with
-another camera should be adapted with `inspector finetune` before it is trusted.
+**Limits**: {calibration_note(meta["thresholds"])} Trained on 1.4 k images at {meta["preprocessing"]["size"]} px;
+the ambiguous ⅓ cells were never seen, so expect them to land on either side (the UNSURE band
+exists for them). A station with another camera or lamp should be re-calibrated (Fine-tune screen,
+no labels) or adapted with `inspector finetune` before it is trusted.
 """
 
 
