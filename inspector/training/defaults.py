@@ -15,7 +15,7 @@ from dataclasses import dataclass
 LITE0 = "imagenet-lite0"
 
 # The pretrained hybrid with LTM: in the suite it matched or beat fine-tuned Lite0 (the CNN a plant
-# engineer would pick) on magnetic_tile and xsdd, and tripled the from-scratch vit-cpu's macro-F1
+# engineer would pick) on magnetic_tile, xsdd and ELPV, and tripled the from-scratch vit-cpu's macro-F1
 # on magnetic_tile (BENCHMARKS.md, "Pretrained features").
 DEFAULT_BACKBONE = "hybrid-s16"
 SCRATCH = "none"  # --pretrained none: random initial weights even where ImageNet ones exist
