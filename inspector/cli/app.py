@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inspector.cli.common import HomeOption, choice, console, err, user_errors
+from inspector.cli.common import HomeOption, OneLineErrors, choice, console, err, user_errors
 from inspector.cli.common import progress as _progress
 from inspector.training.defaults import DEFAULT_BACKBONE
 
@@ -27,6 +27,7 @@ TRAINABLE_CHOICES = ("merge", "merge+norm", "merge+head", "all")
 
 app = typer.Typer(
     name="inspector",
+    cls=OneLineErrors,
     help="LTM Inspector: inline visual inspection with token-merging vision transformers.",
     no_args_is_help=True,
     add_completion=False,

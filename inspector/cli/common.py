@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,8 +11,14 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.text import Text
+from typer.core import TyperGroup
 
 from inspector.errors import USER_ERRORS
+
+try:  # typer 0.2x carries its own copy of Click; older typer runs on Click itself
+    from typer._click.exceptions import ClickException, UsageError
+except ImportError:  # pragma: no cover - depends on the installed typer
+    from click.exceptions import ClickException, UsageError  # type: ignore[assignment]
 
 HomeOption = Annotated[
     Path | None,
@@ -35,6 +42,34 @@ def fail(message: str | Exception, code: int = 2) -> typer.Exit:
         message = f"{message.filename or ''}: {message.strerror or message}".lstrip(": ")
     err.print(Text.assemble(("error: ", "bold red"), str(message)), highlight=False, soft_wrap=True)
     return typer.Exit(code)
+
+
+class OneLineErrors(TyperGroup):
+    """The command group whose usage errors are this CLI's one line and exit 2.
+
+    Click reports an option out of its range (``--drift-after -1``), a missing argument or an
+    unknown option as a usage block and a boxed panel; a line PC's log and a plant engineer's
+    script want the same single ``error: ...`` line that every other refusal gives.
+    """
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except UsageError as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # the help is already printed
+                sys.exit(exc.exit_code)
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            fail(" ".join(exc.format_message().split()) + where)
+            sys.exit(exc.exit_code)
+        except ClickException as exc:
+            fail(" ".join(exc.format_message().split()), exc.exit_code)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            fail("aborted", 1)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def choice(option: str, choices: Sequence[str], text: str, *aliases: str) -> Any:

@@ -49,9 +49,12 @@ def golden_check(
     from inspector.home import app_home
     from inspector.line.golden import check_model
     from inspector.settings import load_settings
+    from models.files import atomic_write_text, output_target
 
     home_dir = app_home(home)
     with user_errors():
+        if json_path is not None:
+            output_target(json_path)  # a FIFO or a folder is refused before the parts are judged
         settings = load_settings(home_dir)
         progress("judging the golden parts …")
         report = check_model(home_dir, settings, model, golden)
@@ -82,7 +85,8 @@ def golden_check(
     console.print(table)
     (err.print if report.alarm else console.print)(report.message(), highlight=False, soft_wrap=True)
     if json_path is not None:
-        json_path.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+        with user_errors():
+            atomic_write_text(json_path, json.dumps(report.to_json(), indent=2) + "\n")
     if not no_ledger:
         from inspector.line.golden import log_report
         from inspector.store import Ledger

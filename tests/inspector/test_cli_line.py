@@ -175,8 +175,31 @@ def test_out_of_range_line_options_are_one_line(tiny_station, tmp_path, args, me
 
 def test_demo_drift_after_must_not_be_negative(tmp_path):
     args = ["demo", "--headless", "--frames", "2", "--drift-after", "-1", "--home", str(tmp_path)]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2 and "--drift-after" in result.output
+    _one_line_error(runner.invoke(app, args), "--drift-after")
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["run", "--frames", "0"], "--frames"),
+        (["run", "--queue", "0"], "--queue"),
+        (["run", "--bogus"], "--bogus"),
+        (["train", "--epochs", "0"], "--epochs"),
+        (["train", "x", "--img-size", "31"], "--img-size"),
+        (["models", "audit", "--limit", "0"], "--limit"),
+        (["results", "export", "--limit", "ten"], "--limit"),
+    ],
+)
+def test_usage_errors_are_this_clis_one_line_not_clicks_usage_block(tmp_path, args, named):
+    """Click's own range and usage checks print a usage block and a boxed panel; ours say one line."""
+    _one_line_error(runner.invoke(app, [*args, "--home", str(tmp_path)]), named)
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_no_arguments_still_prints_the_help(tmp_path):
+    for args in ([], ["models"], ["results"]):
+        result = runner.invoke(app, args)
+        assert "Usage" in result.output and "Commands" in result.output, (args, result.output)
 
 
 def test_a_bad_output_url_is_one_line_before_anything_opens(tmp_path):

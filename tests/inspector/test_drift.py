@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 import time
 from dataclasses import replace
 from types import SimpleNamespace
@@ -199,6 +201,24 @@ def test_golden_check_cli_records_the_baseline_writes_the_event_and_exits_1_on_a
     with Ledger(f"sqlite:///{home / 'inspector.db'}") as ledger:
         events = ledger.events(kinds=["drift_golden"])
     assert [e["level"] for e in events] == ["info", "alarm"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="POSIX FIFOs")
+def test_golden_check_json_refuses_a_fifo_before_judging_and_writes_atomically(tmp_path, golden, ok_model):
+    home = tmp_path / "home"
+    args = ["golden", "check", "--model", str(ok_model), "--golden", str(golden), "--home", str(home)]
+    fifo = tmp_path / "pipe.json"
+    os.mkfifo(fifo)
+    refused = CliRunner().invoke(app, [*args, "--json", str(fifo), "--no-ledger"])
+    assert refused.exit_code == 2 and "refusing to write over it" in refused.output, refused.output
+    assert len(refused.output.strip().splitlines()) == 1, refused.output
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert not home.exists() or not any(home.rglob("*")), "refused before any part was judged"
+    target = tmp_path / "g.json"
+    target.write_text("older report\n")
+    CliRunner().invoke(app, [*args, "--json", str(target), "--no-ledger"])
+    assert json.loads(target.read_text())["parts"] == 6
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".g.json.")] == []
 
 
 # -- on a real line ---------------------------------------------------------------------------------
