@@ -136,21 +136,25 @@ class Registry:
         self._write(index)
         return version
 
-    def deploy(self, ref: str) -> Version:
-        """Deploy a registered version (``v3``) or a bundle folder (registered first).
+    def check_ref(self, ref: str) -> None:
+        """Raise unless ``ref`` names a registered version or a folder, by the text alone.
 
-        The rule is by the text alone: ``v<N>`` always means a registry version, even when a
-        folder of that name sits in the working directory; anything else is a path (write
-        ``./v1`` for a folder called v1).
+        ``v<N>`` always means a registry version, even when a folder of that name sits in the
+        working directory (``./v1`` is the folder): a deploy never picks up a stray folder.
         """
         if is_version_id(ref):
             if ref not in {v.id for v in self.versions()}:
                 hint = f"; for the folder {ref} here, write ./{ref}" if Path(ref).is_dir() else ""
                 raise InspectorError(f"no model version {ref!r} in the registry ({self.root}){hint}")
-        elif Path(ref).is_dir():
-            ref = self.add(Path(ref)).id
-        else:
+        elif not Path(ref).is_dir():
             raise InspectorError(f"{ref}: neither a model version (v1, v2, ...) nor a bundle folder")
+
+    def deploy(self, ref: str) -> Version:
+        """Deploy a registered version (``v3``) or a bundle folder (registered first); see
+        :meth:`check_ref` for which is which."""
+        self.check_ref(ref)
+        if not is_version_id(ref):
+            ref = self.add(Path(ref)).id
         self.path_of(ref)
         index = self._read()
         index["deployed"] = ref

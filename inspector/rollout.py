@@ -242,10 +242,7 @@ def deploy(
     ``gate_note`` names the check a caller already made instead (the wizard's before/after).
     """
     registry = Registry(home)
-    if is_version_id(ref):
-        registry.path_of(ref)  # an unknown version is the first thing to say
-    elif not Path(ref).is_dir():
-        raise InspectorError(f"{ref}: neither a model version (v1, v2, ...) nor a bundle folder")
+    registry.check_ref(ref)  # an unknown version or a missing folder is the first thing to say
     if not who.strip():
         raise InspectorError("say who deploys (--by NAME)")
     if (override or data is None) and not reason.strip():

@@ -170,8 +170,11 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
         os.replace(staging, target)
     except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        if retired is not None and retired.exists() and not target.exists():
-            os.replace(retired, target)  # put the previous bundle back
+        if retired is not None:
+            if retired.exists() and not os.path.lexists(target):
+                os.replace(retired, target)  # put the previous bundle back
+            if not retired.exists():
+                shutil.rmtree(retired.parent, ignore_errors=True)  # its emptied .old. folder
         if isinstance(exc, OSError):
             raise BundleError(f"{target}: could not write the bundle: {exc.strerror or exc}") from exc
         raise

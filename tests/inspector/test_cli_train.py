@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from tests_support import png_claiming
 from typer.testing import CliRunner
 
 from inspector.cli import app
@@ -183,3 +184,15 @@ def test_the_default_is_the_pretrained_hybrid_and_pretrained_none_trains_from_sc
     )
     assert result.exit_code == 0, result.output
     assert load_bundle(tmp_path / "s").meta.provenance["weights"] == {"source": "scratch"}
+
+
+def test_an_image_whose_header_claims_10000_mp_is_skipped_by_train_and_eval(tiny_station, tmp_path):
+    """Such a PNG gave tracebacks in train/eval; now it is a counted skip naming the limit."""
+    (tiny_station / "scratch" / "huge.png").write_bytes(png_claiming(100_000, 100_000))
+    model = tmp_path / "m"
+    args = ["--backbone", "vit-cpu", "--img-size", "32", "--batch-size", "16", "--epochs", "1"]
+    trained = runner.invoke(app, ["train", str(tiny_station), "--out", str(model), *args])
+    assert trained.exit_code == 0 and trained.exception is None, trained.output
+    judged = runner.invoke(app, ["eval", str(model), str(tiny_station), "--split", "all"])
+    assert judged.exit_code == 0 and judged.exception is None, judged.output
+    assert "skipped 1 unreadable file" in judged.output and "MP limit" in judged.output, judged.output

@@ -7,7 +7,9 @@ import os
 import stat
 
 import pytest
+from typer.testing import CliRunner
 
+from inspector.cli import app
 from inspector.errors import InspectorError
 from inspector.registry import INDEX, Registry
 from models.bundle import meta_for, save_bundle
@@ -56,6 +58,37 @@ def test_a_tampered_index_is_one_clear_error(tmp_path, bundle, change, message):
     for action in (registry.versions, registry.deployed, lambda: registry.path_of("v1")):
         with pytest.raises(InspectorError, match=message):
             action()
+
+
+def test_models_deploy_says_which_is_which_in_one_line(tmp_path, bundle, monkeypatch):
+    """The same rule through ``inspector models deploy`` (it goes through the roll-out gate)."""
+    home = tmp_path / "home"
+    Registry(home).deploy(str(bundle))
+    monkeypatch.chdir(tmp_path)
+    os.rename(bundle, tmp_path / "v2")
+    runner = CliRunner()
+
+    def deploy(ref: str):
+        return runner.invoke(
+            app, ["models", "deploy", ref, "--reason", "r", "--by", "qa", "--home", str(home)]
+        )
+
+    for ref, message in (
+        ("v2", "no model version 'v2' in the registry"),
+        ("vx", "vx: neither a model version"),
+        ("nothing-here", "neither a model version"),
+    ):
+        result = deploy(ref)
+        assert result.exit_code == 2 and message in result.output, (ref, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert "write ./v2" in deploy("v2").output
+    assert [v.id for v in Registry(home).versions()] == ["v1"], "no stray folder was registered"
+    path = home / "models" / INDEX
+    index = json.loads(path.read_text())
+    index["versions"][0]["id"] = "../../elsewhere"
+    path.write_text(json.dumps(index))
+    result = deploy("./v2")
+    assert result.exit_code == 2 and "invalid version id" in result.output, result.output
 
 
 def test_registered_copies_are_readable_like_any_file(tmp_path, bundle):

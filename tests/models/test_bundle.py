@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -71,6 +72,38 @@ def test_force_replaces_only_a_bundle(saved, tmp_path, kind):
     with pytest.raises(BundleError, match="not a model bundle"):
         save_bundle(net, meta_for(net, ["a", "b", "c"]), victim, overwrite=True)
     assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+
+
+@pytest.mark.parametrize("fails_at", ["weights", "switch"])
+def test_a_full_disk_keeps_the_previous_bundle_and_leaves_nothing_behind(
+    saved, tmp_path, monkeypatch, fails_at
+):
+    """Disk full while the new weights are written, or while the finished bundle is switched in:
+    the old bundle stays whole and loadable, no staging or retired folder is left."""
+    import models.bundle as bundle_module
+
+    path, net = saved
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    real_replace = os.replace
+
+    def full_disk_save(tensors, filename, metadata=None):
+        Path(filename).write_bytes(b"half a tensor")
+        raise OSError(errno.ENOSPC, "No space left on device", filename)
+
+    def failing_switch(src, dst):
+        if Path(dst) == path and Path(src).name.startswith(".model."):
+            raise OSError(errno.ENOSPC, "No space left on device", str(dst))
+        real_replace(src, dst)
+
+    if fails_at == "weights":
+        monkeypatch.setattr(bundle_module, "save_file", full_disk_save)
+    else:
+        monkeypatch.setattr(bundle_module.os, "replace", failing_switch)
+    with pytest.raises(BundleError, match="could not write the bundle: No space left on device"):
+        save_bundle(net, meta_for(net, ["a", "b", "c"]), path, overwrite=True)
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+    assert load_bundle(path).meta.classes == ["ok", "crack", "stain"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
 def test_dot_as_target_resolves_and_leaves_no_hidden_folders(saved, monkeypatch):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
+from pathlib import Path
 
 import pytest
 
-from models.files import UnsafeOutput, atomic_write_text, default_mode, output_target
+from models.files import UnsafeOutput, atomic_write, atomic_write_text, default_mode, output_target
 
 
 @pytest.fixture
@@ -27,7 +29,7 @@ def test_a_symlink_is_written_through_and_stays_a_link(tmp_path):
     assert real.read_text() == "new"
 
 
-@pytest.mark.parametrize("kind", ["fifo", "link-to-fifo", "folder", "link-to-device"])
+@pytest.mark.parametrize("kind", ["fifo", "link-to-fifo", "folder", "link-to-device", "device"])
 def test_non_regular_targets_are_refused_and_left_alone(tmp_path, kind):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
@@ -37,6 +39,7 @@ def test_non_regular_targets_are_refused_and_left_alone(tmp_path, kind):
         "link-to-fifo": tmp_path / "l1",
         "folder": tmp_path / "folder",
         "link-to-device": tmp_path / "l2",
+        "device": Path("/dev/null"),
     }
     (tmp_path / "l1").symlink_to(fifo)
     (tmp_path / "l2").symlink_to("/dev/null")
@@ -44,6 +47,7 @@ def test_non_regular_targets_are_refused_and_left_alone(tmp_path, kind):
     with pytest.raises(UnsafeOutput, match="refusing to write over it"):
         atomic_write_text(paths[kind], "data")
     assert sorted(p.name for p in tmp_path.iterdir()) == before, "no temp file left behind"
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat("/dev/null").st_mode)
     assert stat.S_ISFIFO(os.stat(fifo).st_mode) and stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
@@ -67,3 +71,17 @@ def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(tmp_path,
     assert stat.S_IMODE(kept.stat().st_mode) == 0o600
     os.umask(0o077)
     assert default_mode() == 0o600
+
+
+def test_a_full_disk_mid_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
+    target = tmp_path / "results.csv"
+    target.write_text("yesterday's export\n")
+
+    def write_until_full(tmp: Path) -> None:
+        tmp.write_text("half of today")
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp))
+
+    with pytest.raises(OSError, match="No space left"):
+        atomic_write(target, write_until_full)
+    assert target.read_text() == "yesterday's export\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
