@@ -76,7 +76,7 @@ the images are not shipped here). Labels: {prov["label_note"]}. Seeded stratifie
 `{prov["data_fingerprint"]}`.
 
 **How it was trained**: `python -m benchmarks.pretrained_suite --datasets elpv --methods hybrid-ltm@0.8
---seeds 0`, which calls the same `train_model` as
+--seeds {prov["seed"]}`, which calls the same `train_model` as
 
 ```bash
 {train_command(meta)}

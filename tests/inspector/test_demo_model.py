@@ -17,9 +17,9 @@ def test_demo_model_is_a_small_ltm_bundle():
     assert bundle.meta.merge_mode == "ltm" and any(bundle.meta.schedule)
     assert bundle.meta.classes == ["defect", "ok"] and bundle.meta.normal_class == "ok"
     assert bundle.meta.thresholds["unsure_below"] > 0.5
-    size = bundle.meta.preprocessing.size
+    size, channels = bundle.meta.preprocessing.size, bundle.meta.preprocessing.channels
     with torch.no_grad():
-        probs = torch.softmax(bundle.net(torch.zeros(1, 1, size, size)), -1)
+        probs = torch.softmax(bundle.net(torch.zeros(1, channels, size, size)), -1)
     assert probs.shape == (1, 2)
     report = json.loads((path / "eval.json").read_text())
     assert report["split"] == "test" and report["n"] > 400
