@@ -10,6 +10,7 @@ target and renames it into place, so a crash or a full disk never leaves a half-
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -174,7 +175,8 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
             if retired.exists() and not os.path.lexists(target):
                 os.replace(retired, target)  # put the previous bundle back
             if not retired.exists():
-                shutil.rmtree(retired.parent, ignore_errors=True)  # its emptied .old. folder
+                with contextlib.suppress(OSError):
+                    retired.parent.rmdir()  # the emptied .old. folder we made; rmdir never removes content
         if isinstance(exc, OSError):
             raise BundleError(f"{target}: could not write the bundle: {exc.strerror or exc}") from exc
         raise
