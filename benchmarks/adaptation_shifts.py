@@ -12,10 +12,21 @@ the adapted model on the unshifted test images (what adapting cost on the old st
 
 Variants: ``recalibrate`` (BatchNorm statistics re-estimated on the shifted train images, no
 labels: ``inspector finetune --unlabelled``) and the wizard's trainable sets through
-``finetune_model`` (the code behind ``inspector finetune`` and the wizard). Results are written
-after every variant and skipped on the next run, so an interrupted study resumes.
+``finetune_model`` (the code behind ``inspector finetune`` and the wizard), each of which first
+re-estimates those statistics as the fine-tune now does (``recalibrate+merge@10`` …), or, with
+``--without-recalibration``, trains from the old statistics as it did before (``merge@10`` …).
+Results are written after every variant and skipped on the next run, so an interrupted study
+resumes.
+
+``--shift lamp`` is a *real* lamp change instead of a simulated one: on a dataset whose manifest
+records each image's ``lighting`` (magnetic_tile: exp1…exp6), the base is trained (when ``--base``
+does not exist yet, with the pretrained suite's recipe) on the ``--first`` lightings only; the new
+station is the other lightings — up to ``--images`` of their train split to adapt on, their val and
+test splits as they are — and "kept" scores the first lightings' test images.
 
     python -m benchmarks.adaptation_shifts --base BUNDLE --data DATASET --shift angle [--images 300]
+    python -m benchmarks.adaptation_shifts --base benchmarks/runs/lamp/magnetic_tile-exp1-3 \
+        --data ../shared/datasets/magnetic_tile --shift lamp
 """
 
 from __future__ import annotations
@@ -105,6 +116,70 @@ def build_stations(base: Path, data: str, shift: str, images: int, folder: Path,
     return folder
 
 
+def _write_station(folder: Path, rows: list[tuple[object, str]]) -> None:
+    """A manifest station of copies of ``rows`` (sample, split): the shared dataset stays untouched."""
+    written = []
+    for number, (sample, split) in enumerate(rows):
+        name = f"{split}/{sample.label}/{number:05d}{sample.path.suffix.lower()}"
+        target = folder / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(sample.path, target)
+        written.append((name, sample.label, split))
+    with (folder / "manifest.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(("path", "label", "split"))
+        writer.writerows(written)
+
+
+def build_lamp_stations(data: str, first: list[str], images: int, folder: Path, seed: int = 0) -> Path:
+    """``folder``/shifted (the other lightings) and ``folder``/unshifted (the first lightings' test)."""
+    if (folder / "done").is_file():
+        return folder
+    shutil.rmtree(folder, ignore_errors=True)
+    station = load_station(data)
+    if not station.samples or not station.samples[0].get("lighting"):
+        sys.exit(f"{data}: its manifest has no 'lighting' column; --shift lamp needs one")
+    others = sorted({s.get("lighting") for s in station.samples} - set(first))
+    shifted = station.where(lighting=others)
+    train = shifted.split("train")
+    rng = random.Random(seed)
+    by_class: dict[str, list] = {}
+    for sample in train:
+        by_class.setdefault(sample.label, []).append(sample)
+    chosen = []
+    for _label, group in sorted(by_class.items()):
+        share = max(3, round(images * len(group) / len(train)))
+        chosen += rng.sample(group, min(share, len(group)))
+    rows = [(s, "train") for s in sorted(chosen, key=lambda s: str(s.path))]
+    rows += [(s, s.split) for s in shifted.samples if s.split in ("val", "test")]
+    _write_station(folder / "shifted", rows)
+    _write_station(folder / "unshifted", [(s, "test") for s in station.where(lighting=first).split("test")])
+    (folder / "done").write_text("ok\n")
+    return folder
+
+
+def train_lamp_base(base: Path, data: str, first: list[str]) -> None:
+    """The base model of a real lamp change: the pretrained suite's recipe on the first lightings."""
+    from benchmarks.pretrained_suite import EPOCHS, HYBRID, HYBRID_RATIO, IMG_SIZE
+    from inspector.training.loop import Recipe
+    from inspector.training.workflows import train_model
+
+    train_model(
+        load_station(data).where(lighting=first),
+        base,
+        backbone=HYBRID,
+        merge="ltm",
+        gmacs_ratio=HYBRID_RATIO,
+        img_size=IMG_SIZE,
+        pretrained="imagenet-lite0",
+        home=base.parent / "home",
+        recipe=Recipe(epochs=EPOCHS, seed=0),
+        resume=base.with_name(base.name + ".partial").is_dir(),
+        progress=False,
+        log=lambda line: print(f"  base: {line}", flush=True),
+    )
+
+
 def _test_images(station: Path, channels: int):
     return load_split(load_station(station), "test", channels, None, False, print, False)
 
@@ -114,13 +189,21 @@ def _score(bundle_path: Path, shifted, unshifted) -> tuple[float, float]:
     return evaluate_loaded(bundle, shifted)["macro_f1"], evaluate_loaded(bundle, unshifted)["macro_f1"]
 
 
-def run_variant(which: str, base: Path, stations: Path, out: Path, epochs: int) -> tuple[Path, float]:
+def variant_key(which: str, epochs: int, recalibrate_first: bool) -> str:
+    if which == "recalibrate":
+        return which
+    return f"{'recalibrate+' if recalibrate_first else ''}{which}@{epochs}"
+
+
+def run_variant(
+    which: str, base: Path, stations: Path, out: Path, epochs: int, recalibrate_first: bool = True
+) -> tuple[Path, float]:
     """Adapt ``base`` to the shifted station one way; the adapted bundle and the seconds it took."""
     tic = time.perf_counter()
     if which == "recalibrate":
         recalibrate_model(base, stations / "shifted" / "train", out, force=True, progress=False)
     else:
-        recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=which)
+        recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=which, recalibrate_norms=recalibrate_first)
         finetune_model(
             base,
             str(stations / "shifted"),
@@ -137,14 +220,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="The station's trained bundle.")
     parser.add_argument("--data", required=True, help="The dataset it was trained on (folder or elpv).")
-    parser.add_argument("--shift", choices=("lighting", "angle"), required=True)
+    parser.add_argument("--shift", choices=("lighting", "angle", "lamp"), required=True)
+    parser.add_argument(
+        "--first", nargs="+", default=["exp1", "exp2", "exp3"], help="--shift lamp: the base's lightings."
+    )
     parser.add_argument("--images", type=int, default=300, help="Shifted station size (60/20/20 split).")
     parser.add_argument("--epochs", type=int, default=FINETUNE_RECIPE.epochs)
     parser.add_argument("--only", nargs="*", choices=VARIANTS)
+    parser.add_argument(
+        "--without-recalibration",
+        action="store_true",
+        help="Fine-tune from the base's own BatchNorm statistics (how the fine-tune worked before).",
+    )
     args = parser.parse_args()
     results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
     case = f"{args.base.name}/{args.shift}/{args.images}"
-    stations = build_stations(args.base, args.data, args.shift, args.images, RUNS / case.replace("/", "-"))
+    if args.shift == "lamp":
+        if not args.base.exists():
+            train_lamp_base(args.base, args.data, args.first)
+        stations = build_lamp_stations(args.data, args.first, args.images, RUNS / case.replace("/", "-"))
+    else:
+        stations = build_stations(
+            args.base, args.data, args.shift, args.images, RUNS / case.replace("/", "-")
+        )
     channels = load_bundle(args.base).meta.preprocessing.channels
     shifted, unshifted = (_test_images(stations / kind, channels) for kind in ("shifted", "unshifted"))
     entry = results.setdefault(case, {"command": "", "variants": {}})
@@ -160,12 +258,13 @@ def main() -> None:
     )
     net = load_bundle(args.base).net
     for which in args.only or VARIANTS:
-        key = f"{which}@{args.epochs}" if which != "recalibrate" else which
+        first = not args.without_recalibration
+        key = variant_key(which, args.epochs, first)
         if key in entry["variants"]:
             print(f"  {key}: cached")
             continue
         out, seconds = run_variant(
-            which, args.base, stations, RUNS / case.replace("/", "-") / key, args.epochs
+            which, args.base, stations, RUNS / case.replace("/", "-") / key, args.epochs, first
         )
         after, kept = _score(out, shifted, unshifted)
         entry["variants"][key] = {

@@ -59,6 +59,9 @@ class Recipe:
     # The merge modules' learning rate relative to ``lr``. Their few scalars (locality, similarity
     # gain) barely move at the backbone's rate: a demo model trained at 1x ended with gain 0.004.
     merge_lr_scale: float = 1.0
+    # Fine-tuning only: re-estimate the frozen stem's BatchNorm statistics on the station's training
+    # images (no labels) before training, kept only when validation does not get worse.
+    recalibrate_norms: bool = False
 
 
 @dataclass

@@ -426,7 +426,40 @@ class FinetuneSummary:
 # modules alone; the adaptation study (BENCHMARKS.md, benchmarks/adaptation.py) found that alone
 # they change nothing on a lighting-shifted station (macro-F1 +0.000 at 500 and 900 images; at a
 # 30x learning rate +0.015 / -0.002), while adding the head gave the largest mean gain (+0.049).
-FINETUNE_RECIPE = Recipe(epochs=10, lr=5e-4, warmup_epochs=1.0, trainable="merge+head")
+# On a pretrained base the stem's BatchNorm statistics are re-estimated first: alone, that won back
+# more of a lamp change than any trainable set (BENCHMARKS.md, adaptation on the pretrained hybrid).
+FINETUNE_RECIPE = Recipe(
+    epochs=10, lr=5e-4, warmup_epochs=1.0, trainable="merge+head", recalibrate_norms=True
+)
+
+
+def recalibrate_start(
+    net: InspectionNet,
+    prep: Preprocessing,
+    train_set: LoadedImages,
+    val_set: LoadedImages,
+    classes: list[str],
+) -> dict[str, Any] | None:
+    """Put the station's own BatchNorm statistics into ``net`` when that does not hurt validation.
+
+    A new lamp shifts what every convolution stage sees; the frozen stem keeps normalising with the
+    old station's statistics unless they are re-estimated, and training the merges or the head on
+    top cannot undo that. Validation decides, so a station that looks like the old one keeps the
+    original statistics. None when the model has no BatchNorm (the from-scratch ViTs).
+    """
+    from models.norm_stats import batch_norms, recalibrate_norms
+
+    if not batch_norms(net):
+        return None
+    before = validate(net, prep, val_set, classes)["macro_f1"]
+    saved = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    images = train_set.images
+    moved = recalibrate_norms(net, (preprocess(images[i : i + 32], prep) for i in range(0, len(images), 32)))
+    after = validate(net, prep, val_set, classes)["macro_f1"]
+    kept = after >= before
+    if not kept:
+        net.load_state_dict(saved)
+    return {**moved, "val_macro_f1_before": before, "val_macro_f1_after": after, "kept": kept}
 
 
 def finetune_model(
@@ -475,6 +508,15 @@ def finetune_model(
     )
     tic = time.perf_counter()
     _remove_partial(partial)
+    norms = None
+    if recipe.recalibrate_norms:
+        norms = recalibrate_start(bundle.net, prep, train_set, val_set, classes)
+        if norms is not None:
+            verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
+            log(
+                f"BatchNorm statistics re-estimated on {norms['images']} training images: val macro-F1 "
+                f"{norms['val_macro_f1_before']:.3f} -> {norms['val_macro_f1_after']:.3f} ({verdict})"
+            )
 
     def epoch_done(record: EpochRecord) -> None:
         log(
@@ -515,6 +557,7 @@ def finetune_model(
         station_fingerprint=station.fingerprint(),
         finetune_recipe=asdict(recipe),
         finetune_seconds=round(seconds, 1),
+        finetune_norm_statistics=norms,
         input_reference=reference_statistics(train_set.images, min(STATS_SIDE, prep.size)).to_json(),
         before={k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
         after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},

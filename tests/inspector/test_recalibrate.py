@@ -72,3 +72,36 @@ def test_cli_refuses_an_empty_folder_in_one_line(tmp_path):
     )
     assert result.exit_code == 2 and "no images" in result.output
     assert not (tmp_path / "x").exists()
+
+
+def _loaded(n: int, seed: int):
+    from data.loading import LoadedImages
+
+    rng = np.random.default_rng(seed)
+    images = [rng.integers(120, 255, (32, 32), dtype=np.uint8) for _ in range(n)]
+    return LoadedImages(images, ["ok", "ng"] * (n // 2), [])
+
+
+@pytest.mark.parametrize(("scores", "kept"), [((0.6, 0.8), True), ((0.8, 0.6), False), ((0.7, 0.7), True)])
+def test_finetune_keeps_the_stations_statistics_only_when_validation_holds(monkeypatch, scores, kept):
+    """The fine-tune's first step: the station's BatchNorm statistics replace the old ones only when
+    the validation score does not drop; otherwise the model is exactly as it was."""
+    from inspector.training import workflows
+
+    net = InspectionNet(resolve_backbone("vit-cpu", 32, 1), 2).eval()
+    prep = meta_for(net, ["ok", "ng"]).preprocessing
+    original = {k: v.clone() for k, v in net.state_dict().items()}
+    answers = iter(scores)
+    monkeypatch.setattr(workflows, "validate", lambda *_a, **_k: {"macro_f1": next(answers)})
+    result = workflows.recalibrate_start(net, prep, _loaded(10, 0), _loaded(4, 1), ["ok", "ng"])
+    assert result is not None and result["kept"] is kept and result["images"] == 10
+    changed = [k for k, v in net.state_dict().items() if not torch.equal(v, original[k])]
+    assert (changed and all("running" in k or "num_batches" in k for k in changed)) if kept else not changed
+
+
+def test_finetune_skips_the_statistics_step_for_a_model_without_batchnorm(tiny_vit_spec):
+    from inspector.training.workflows import recalibrate_start
+
+    net = InspectionNet(tiny_vit_spec, 2).eval()
+    prep = meta_for(net, ["ok", "ng"]).preprocessing
+    assert recalibrate_start(net, prep, _loaded(4, 0), _loaded(4, 1), ["ok", "ng"]) is None

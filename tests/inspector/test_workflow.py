@@ -9,6 +9,7 @@ import pytest
 
 from data.errors import DataError
 from data.image_stats import InputReference
+from data.station import load_station
 from inspector.errors import InspectorError
 from inspector.line.drift import DriftWatch
 from inspector.line.inference import InferenceEngine
@@ -82,11 +83,14 @@ def test_round_trip(trained, tiny_station, tmp_path):
         str(tiny_station),
         tmp_path / "adapted",
         augment=["lighting"],
-        recipe=Recipe(epochs=2, batch_size=16, trainable="merge+norm"),
+        recipe=Recipe(epochs=2, batch_size=16, trainable="merge+norm", recalibrate_norms=True),
         **QUIET,
     )
     assert adapted.before["n"] == adapted.after["n"] > 0
     meta = load_bundle(adapted.bundle).meta
+    norms = meta.provenance["finetune_norm_statistics"]  # the stem's statistics were re-estimated first
+    train_split = [s for s in load_station(str(tiny_station)).samples if s.split == "train"]
+    assert norms["images"] == len(train_split) > 0 and norms["layers"] > 0
     assert meta.provenance["before"]["macro_f1"] == adapted.before["macro_f1"]
     assert meta.provenance["finetuned_from"] == str(trained.bundle)
     assert InputReference.from_json(meta.provenance["input_reference"]).count > 0
