@@ -103,6 +103,7 @@ def test_fixed_choices_are_listed_in_help_and_are_the_librarys_own():
     from data.station import SPLITS
     from inspector.line.frame_queue import POLICIES
     from inspector.line.inference import BACKENDS
+    from inspector.training.defaults import AUTO_TRAINABLE
     from inspector.training.loop import TRAINABLE
     from models.ltm import MASKS
     from models.network import MERGE_MODES
@@ -114,7 +115,7 @@ def test_fixed_choices_are_listed_in_help_and_are_the_librarys_own():
         ("train", "--ltm-start"): ("scratch", "convert"),
         ("train", "--mask"): MASKS,
         ("eval", "--split"): (*SPLITS, "all"),
-        ("finetune", "--trainable"): TRAINABLE,
+        ("finetune", "--trainable"): (AUTO_TRAINABLE, *TRAINABLE),
         ("run", "--backend"): BACKENDS,
         ("run", "--drop"): POLICIES,
     }
@@ -132,4 +133,4 @@ def test_a_value_outside_the_choices_is_one_line_before_any_work(tmp_path):
     assert result.output.strip() == "error: --drop must be one of oldest, newest, block, got 'sideways'"
     assert not any(tmp_path.iterdir())  # nothing was opened or written
     result = runner.invoke(app, ["finetune", "m", "d", "--out", str(tmp_path / "o"), "--trainable", "head"])
-    assert result.exit_code == 2 and "--trainable must be one of merge, merge+norm" in result.output
+    assert result.exit_code == 2 and "--trainable must be one of auto, merge, merge+norm" in result.output

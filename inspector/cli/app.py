@@ -14,7 +14,7 @@ from rich.table import Table
 
 from inspector.cli.common import HomeOption, OneLineErrors, choice, console, err, user_errors
 from inspector.cli.common import progress as _progress
-from inspector.training.defaults import DEFAULT_BACKBONE
+from inspector.training.defaults import DEFAULT_BACKBONE, FINETUNE_TRAINABLE
 
 # Fixed choices, spelled here so that `--help` imports no torch; tests/test_cli.py checks they are
 # the library's own (models.network.MERGE_MODES, models.ltm.MASKS, inspector.training.loop.TRAINABLE…).
@@ -23,7 +23,6 @@ NORMALIZE_CHOICES = ("dataset", "image")
 LTM_START_CHOICES = ("scratch", "convert")
 MASK_CHOICES = ("content", "pooling", "v1")
 SPLIT_CHOICES = ("train", "val", "test", "all")
-TRAINABLE_CHOICES = ("merge", "merge+norm", "merge+head", "all")
 
 app = typer.Typer(
     name="inspector",
@@ -324,8 +323,13 @@ def finetune(
     epochs: Annotated[int, typer.Option(min=1, help="Fine-tuning epochs.")] = 10,
     trainable: Annotated[
         str,
-        choice("--trainable", TRAINABLE_CHOICES, "What may change (see BENCHMARKS.md, adaptation)."),
-    ] = "merge+head",
+        choice(
+            "--trainable",
+            FINETUNE_TRAINABLE,
+            "What may change; auto: all for a pretrained base, merge+head for one trained from "
+            "scratch (BENCHMARKS.md, adaptation).",
+        ),
+    ] = "auto",
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up, cosine decay).")] = 5e-4,
     seed: Annotated[int, typer.Option(help="Seed of the split, sampling and augmentation.")] = 0,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,

@@ -9,6 +9,7 @@ for speed. BENCHMARKS.md ("Pretrained features") holds the measurements behind e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 # Spelled here so that the CLI's --help imports no torch (tests/test_cli.py checks it is
 # models.pretrained.LITE0).
@@ -44,3 +45,24 @@ def starting_weights(backbone: str, pretrained: str | None) -> str | None:
     if pretrained is None:
         return defaults_for(backbone).pretrained
     return None if pretrained == SCRATCH else pretrained
+
+
+# What `inspector finetune` and the wizard train by default depends on where the base came from
+# (BENCHMARKS.md, "Station adaptation"). From scratch (vit-cpu): merge+head won the most on the ELPV
+# lamp change (+0.049 mean) and `all` never beat the base. Pretrained (the hybrid default): after
+# the stem's BatchNorm statistics are re-estimated on the station's images, `all` recovered 68 % of
+# the ELPV lamp change and all of magnetic_tile's real one, where merge+head recovered 17 % and 22 %.
+AUTO_TRAINABLE = "auto"
+# inspector.training.loop.TRAINABLE after "auto" (spelled here so --help imports no torch).
+FINETUNE_TRAINABLE = (AUTO_TRAINABLE, "merge", "merge+norm", "merge+head", "all")
+
+
+def pretrained_base(provenance: dict[str, Any]) -> bool:
+    """Whether a bundle's model started from pretrained weights (its provenance says where from)."""
+    weights = provenance.get("weights") or {}
+    return isinstance(weights, dict) and weights.get("source", "scratch") != "scratch"
+
+
+def default_trainable(provenance: dict[str, Any]) -> str:
+    """The trainable set "auto" means for this base: the one that recovered most for its kind."""
+    return "all" if pretrained_base(provenance) else "merge+head"

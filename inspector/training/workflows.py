@@ -28,6 +28,7 @@ from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.home import app_home
 from inspector.training.calibration import calibrate
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
+from inspector.training.defaults import AUTO_TRAINABLE, default_trainable, pretrained_base
 from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
 from inspector.training.metrics import EvalReport, Latency, Metrics, Score
 from inspector.training.predict import predict_logits
@@ -422,14 +423,9 @@ class FinetuneSummary:
     outcome: TrainOutcome
 
 
-# The merge modules and the classifier head train by default. DESIGN §3 started from the merge
-# modules alone; the adaptation study (BENCHMARKS.md, benchmarks/adaptation.py) found that alone
-# they change nothing on a lighting-shifted station (macro-F1 +0.000 at 500 and 900 images; at a
-# 30x learning rate +0.015 / -0.002), while adding the head gave the largest mean gain (+0.049).
-# On a pretrained base the stem's BatchNorm statistics are re-estimated first: alone, that won back
-# more of a lamp change than any trainable set (BENCHMARKS.md, adaptation on the pretrained hybrid).
+# "auto" trains what recovered the most for the base's kind (inspector/training/defaults.py).
 FINETUNE_RECIPE = Recipe(
-    epochs=10, lr=5e-4, warmup_epochs=1.0, trainable="merge+head", recalibrate_norms=True
+    epochs=10, lr=5e-4, warmup_epochs=1.0, trainable=AUTO_TRAINABLE, recalibrate_norms=True
 )
 
 
@@ -490,6 +486,10 @@ def finetune_model(
     partial = _partial_dir(out)
     _check_partial(partial)
     bundle = load_bundle(model)
+    if recipe.trainable == AUTO_TRAINABLE:
+        recipe = replace(recipe, trainable=default_trainable(bundle.meta.provenance))
+        kind = "pretrained" if pretrained_base(bundle.meta.provenance) else "from-scratch"
+        log(f"trains {recipe.trainable} (the default for a {kind} base)")
     if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in ("merge", "merge+norm"):
         log(f"note: {model} has no merge modules; training the head and norms instead")
         recipe = replace(recipe, trainable="merge+head")

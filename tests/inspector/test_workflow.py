@@ -229,3 +229,28 @@ def test_unknown_normalisation_is_refused_before_anything_is_written(tiny_statio
     with pytest.raises(InspectorError, match="--normalize"):
         train_model(str(tiny_station), tmp_path / "n", img_size=32, normalize="histogram", **QUIET)
     assert not list(tmp_path.iterdir())
+
+
+def test_the_default_fine_tune_trains_what_recovered_most_for_the_bases_kind(trained, tiny_station, tmp_path):
+    """ "auto" is resolved from the bundle before training and recorded as what ran: a model trained
+    from scratch adapts merge+head, one that started from pretrained weights the whole network."""
+    from dataclasses import replace
+
+    from inspector.training.defaults import default_trainable
+    from inspector.training.workflows import FINETUNE_RECIPE
+
+    assert FINETUNE_RECIPE.trainable == "auto"
+    assert default_trainable({"weights": {"source": "imagenet-lite0", "sha256": "f2"}}) == "all"
+    assert default_trainable({"weights": {"source": "scratch"}}) == default_trainable({}) == "merge+head"
+    assert default_trainable({"weights": "imagenet-lite0"}) == "merge+head"  # a careless bundle: no guess
+    lines: list[str] = []
+    adapted = finetune_model(
+        trained.bundle,
+        str(tiny_station),
+        tmp_path / "adapted",
+        recipe=replace(FINETUNE_RECIPE, epochs=1, batch_size=16),
+        progress=False,
+        log=lines.append,
+    )
+    assert load_bundle(adapted.bundle).meta.provenance["finetune_recipe"]["trainable"] == "merge+head"
+    assert "trains merge+head (the default for a from-scratch base)" in lines

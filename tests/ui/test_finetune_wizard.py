@@ -268,14 +268,16 @@ def test_the_training_page_says_where_training_stands_behind_the_line():
     assert yield_text(state(), False) == ""
 
 
-def test_page_three_points_a_pretrained_base_to_recalibration(qtbot, tmp_path, tiny_vit_spec, tiny_station):
-    """On the pretrained hybrid no trainable set won back a lamp change, re-calibrating did: the page
-    says so for a base that started from ImageNet weights, and not for one trained from scratch."""
+def test_page_three_recommends_by_where_the_base_came_from(qtbot, tmp_path, tiny_vit_spec, tiny_station):
+    """A pretrained base recovered most with the whole network after re-calibration, a from-scratch
+    one with merge+head: page 3 preselects and labels that choice, and explains re-calibration only
+    for a base that started from ImageNet weights."""
+    from ui.finetune.common import RECOMMENDED
     from ui.finetune.recipe import PRETRAINED_NOTE
 
     net = InspectionNet(tiny_vit_spec, 3, "ltm")
     net.set_schedule([None, [3, 3], None, [2, 2]])
-    notes = {}
+    notes, picked, labelled = {}, {}, {}
     for name, weights in (("scratch", {"source": "scratch"}), ("pretrained", {"source": "imagenet-lite0"})):
         meta = meta_for(net, ["ok", "scratch", "spot"], normal_class="ok", provenance={"weights": weights})
         home = tmp_path / f"home-{name}"
@@ -285,7 +287,15 @@ def test_page_three_points_a_pretrained_base_to_recalibration(qtbot, tmp_path, t
         qtbot.addWidget(wizard)
         _station_page_ready(qtbot, wizard, tiny_station)
         wizard.recipe_page.initializePage()
-        notes[name] = wizard.recipe_page.model_note.text()
+        page = wizard.recipe_page
+        notes[name] = page.model_note.text()
+        picked[name] = page.trainable
+        labelled[name] = [key for key, radio in page.radios.items() if radio.text().endswith(RECOMMENDED)]
+        page.radios["merge+norm"].setChecked(True)
+        page.initializePage()  # back and forth through the wizard keeps the person's pick
+        assert page.trainable == "merge+norm"
         wizard.reject()
         context.close()
     assert PRETRAINED_NOTE in notes["pretrained"] and PRETRAINED_NOTE not in notes["scratch"]
+    assert picked == {"pretrained": "all", "scratch": "merge+head"}
+    assert labelled == {"pretrained": ["all"], "scratch": ["merge+head"]}

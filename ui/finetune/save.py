@@ -75,7 +75,7 @@ class SavePage(QWizardPage):
             ),
             (
                 "Trained",
-                f"{trained.replace(' (recommended)', '')}; augmentation: {', '.join(presets) or 'default'}",
+                f"{trained}; augmentation: {', '.join(presets) or 'default'}",
             ),
             ("Kept", kept),
             (
