@@ -44,7 +44,7 @@ class RecipePage(QWizardPage):
         self.wiz = wiz
         self.setTitle("What trains")
         self.setSubTitle(
-            "Everything else in the model stays frozen. The best epoch on the station's validation "
+            "The parts not chosen stay frozen. The best epoch on the station's validation "
             "images is kept — and if no epoch beats the base model there, the base weights are kept."
         )
         self.group = QButtonGroup(self)
