@@ -33,6 +33,8 @@ CANDIDATES = (
     ("hybrid-s16", "hybrid-s16", "none", None, 160),
     ("hybrid-s16-ltm@0.8", "hybrid-s16", "ltm", 0.8, 160),
     ("hybrid-s16-tome@0.8", "hybrid-s16", "tome", 0.8, 160),
+    ("hybrid-s16-wide", "hybrid-s16-wide", "none", None, 160),
+    ("hybrid-s16-wide-ltm@0.8", "hybrid-s16-wide", "ltm", 0.8, 160),
     ("hybrid-s8", "hybrid-s8", "none", None, 160),
     ("hybrid-s8-ltm@0.6", "hybrid-s8", "ltm", 0.6, 160),
     ("lite0@224", "lite0", "none", None, 224),

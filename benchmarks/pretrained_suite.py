@@ -40,6 +40,7 @@ class Method:
     base: str | None = None  # off-the-shelf conversion of this method's bundle (no training)
     mask: str = "content"
     img_size: int = IMG_SIZE
+    in_default_run: bool = True  # the design-axis probes (224 px, width/depth) run when named
 
 
 METHODS = (
@@ -53,8 +54,12 @@ METHODS = (
     Method(f"hybrid-ltm-v1@{HYBRID_RATIO}", HYBRID, "ltm", HYBRID_RATIO, mask="v1"),
     # The second input size (issue 12 item 2): magnetic_tile's defects are a few pixels of a
     # 100-630 px tile, and at 224 px the hybrid's grid is 14x14 tokens, where LTM has more to merge.
-    Method("lite0-224px", "lite0", img_size=224),
-    Method(f"hybrid-ltm@{HYBRID_RATIO}-224px", HYBRID, "ltm", HYBRID_RATIO, img_size=224),
+    Method("lite0-224px", "lite0", img_size=224, in_default_run=False),
+    # The transformer's width/depth (issue 12 item 2): width 192, 6 blocks instead of 128, 4.
+    Method(f"hybrid-wide-ltm@{HYBRID_RATIO}", "hybrid-s16-wide", "ltm", HYBRID_RATIO, in_default_run=False),
+    Method(
+        f"hybrid-ltm@{HYBRID_RATIO}-224px", HYBRID, "ltm", HYBRID_RATIO, img_size=224, in_default_run=False
+    ),
 )
 
 
@@ -203,7 +208,7 @@ def _moved(group: list[dict]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["magnetic_tile", "xsdd", "elpv"])
-    parser.add_argument("--methods", nargs="+", default=[m.name for m in METHODS if m.img_size == IMG_SIZE])
+    parser.add_argument("--methods", nargs="+", default=[m.name for m in METHODS if m.in_default_run])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0])
     parser.add_argument("--home", type=Path, default=RUNS / "home", help="Where the weights cache goes.")
     parser.add_argument("--report", action="store_true", help="Print the table of finished cells.")

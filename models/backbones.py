@@ -67,6 +67,20 @@ BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "global_pool": "avg",
         },
     ),
+    # The transformer's width/depth axis (issue 12 item 2): DeiT-Tiny's width over 6 blocks on the
+    # same stem, 3.5x the transformer's parameters (BENCHMARKS.md, "Pretrained features").
+    "hybrid-s16-wide": (
+        "vit_tiny_patch16_224",
+        {
+            "cnn_stem": "tf_efficientnet_lite0",
+            "patch_size": 16,
+            "embed_dim": 192,
+            "depth": 6,
+            "num_heads": 3,
+            "class_token": False,
+            "global_pool": "avg",
+        },
+    ),
     "hybrid-s8": (
         "vit_tiny_patch16_224",
         {

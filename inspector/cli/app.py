@@ -144,8 +144,8 @@ def train(
     backbone: Annotated[
         str,
         typer.Option(
-            help="vit-cpu, vit-tiny, mobilevit-xs (from scratch), lite0, hybrid-s16, hybrid-s8 "
-            "(ImageNet-pretrained) or a timm model name."
+            help="vit-cpu, vit-tiny, mobilevit-xs (from scratch), lite0, hybrid-s16, hybrid-s16-wide, "
+            "hybrid-s8 (ImageNet-pretrained) or a timm model name."
         ),
     ] = DEFAULT_BACKBONE,
     merge: Annotated[
