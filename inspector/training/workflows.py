@@ -486,6 +486,10 @@ def finetune_model(
     partial = _partial_dir(out)
     _check_partial(partial)
     bundle = load_bundle(model)
+    station = open_station(data, recipe.seed)
+    check_out(out, station.root, model)
+    check_classes(bundle, station)
+    # What trains is said only once the inputs are known to be good (a refusal stays one line).
     if recipe.trainable == AUTO_TRAINABLE:
         recipe = replace(recipe, trainable=default_trainable(bundle.meta.provenance))
         kind = "pretrained" if pretrained_base(bundle.meta.provenance) else "from-scratch"
@@ -493,9 +497,6 @@ def finetune_model(
     if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in ("merge", "merge+norm"):
         log(f"note: {model} has no merge modules; training the head and norms instead")
         recipe = replace(recipe, trainable="merge+head")
-    station = open_station(data, recipe.seed)
-    check_out(out, station.root, model)
-    check_classes(bundle, station)
     prep, classes = bundle.meta.preprocessing, bundle.meta.classes
     train_set = load_split(
         station, "train", prep.channels, math.ceil(prep.size * TRAIN_MARGIN), strict, log, progress
