@@ -65,6 +65,20 @@ VARIANTS = ("recalibrate", *TRAINABLE)
 SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 
 
+def stratified_sample(samples: list, images: int, seed: int) -> list:
+    """About ``images`` of ``samples``, each class in its own share and at least 3 of it, so that a
+    rare defect class still has images to split 60/20/20."""
+    rng = random.Random(seed)
+    by_class: dict[str, list] = {}
+    for sample in samples:
+        by_class.setdefault(sample.label, []).append(sample)
+    chosen = []
+    for _label, group in sorted(by_class.items()):
+        share = max(3, round(images * len(group) / len(samples)))
+        chosen += rng.sample(group, min(share, len(group)))
+    return chosen
+
+
 def _split_of(samples: list, seed: int) -> list[tuple[object, str]]:
     """Per class: 60 % train, 20 % val, the rest test (at least one each where the class allows)."""
     rng = random.Random(seed)
@@ -89,14 +103,7 @@ def build_stations(base: Path, data: str, shift: str, images: int, folder: Path,
     shutil.rmtree(folder, ignore_errors=True)
     bundle = load_bundle(base)
     held_out = [s for s in load_station(data, split_seed(bundle)).samples if s.split in ("val", "test")]
-    rng = random.Random(seed)
-    by_class: dict[str, list] = {}
-    for sample in held_out:
-        by_class.setdefault(sample.label, []).append(sample)
-    chosen = []
-    for _label, group in sorted(by_class.items()):
-        share = max(3, round(images * len(group) / len(held_out)))
-        chosen += rng.sample(group, min(share, len(group)))
+    chosen = stratified_sample(held_out, images, seed)
     augment = build_augmentation([shift], severity=3, seed=seed)
     rows = []
     for number, (sample, split) in enumerate(_split_of(sorted(chosen, key=lambda s: str(s.path)), seed)):
@@ -142,14 +149,7 @@ def build_lamp_stations(data: str, first: list[str], images: int, folder: Path, 
     others = sorted({s.get("lighting") for s in station.samples} - set(first))
     shifted = station.where(lighting=others)
     train = shifted.split("train")
-    rng = random.Random(seed)
-    by_class: dict[str, list] = {}
-    for sample in train:
-        by_class.setdefault(sample.label, []).append(sample)
-    chosen = []
-    for _label, group in sorted(by_class.items()):
-        share = max(3, round(images * len(group) / len(train)))
-        chosen += rng.sample(group, min(share, len(group)))
+    chosen = stratified_sample(train, images, seed)
     rows = [(s, "train") for s in sorted(chosen, key=lambda s: str(s.path))]
     rows += [(s, s.split) for s in shifted.samples if s.split in ("val", "test")]
     _write_station(folder / "shifted", rows)
