@@ -65,15 +65,20 @@ VARIANTS = ("recalibrate", *TRAINABLE)
 SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 
 
+def _by_class(samples: list) -> list[list]:
+    """The samples of each class, classes in name order (so a seed always draws the same)."""
+    by_class: dict[str, list] = {}
+    for sample in samples:
+        by_class.setdefault(sample.label, []).append(sample)
+    return [by_class[label] for label in sorted(by_class)]
+
+
 def stratified_sample(samples: list, images: int, seed: int) -> list:
     """About ``images`` of ``samples``, each class in its own share and at least 3 of it, so that a
     rare defect class still has images to split 60/20/20."""
     rng = random.Random(seed)
-    by_class: dict[str, list] = {}
-    for sample in samples:
-        by_class.setdefault(sample.label, []).append(sample)
     chosen = []
-    for _label, group in sorted(by_class.items()):
+    for group in _by_class(samples):
         share = max(3, round(images * len(group) / len(samples)))
         chosen += rng.sample(group, min(share, len(group)))
     return chosen
@@ -82,11 +87,8 @@ def stratified_sample(samples: list, images: int, seed: int) -> list:
 def _split_of(samples: list, seed: int) -> list[tuple[object, str]]:
     """Per class: 60 % train, 20 % val, the rest test (at least one each where the class allows)."""
     rng = random.Random(seed)
-    by_class: dict[str, list] = {}
-    for sample in samples:
-        by_class.setdefault(sample.label, []).append(sample)
     out = []
-    for _label, group in sorted(by_class.items()):
+    for group in _by_class(samples):
         rng.shuffle(group)
         n_train = max(1, round(len(group) * SHARES[0][1]))
         n_val = max(1, round(len(group) * SHARES[1][1])) if len(group) > 2 else 0

@@ -63,6 +63,6 @@ def pretrained_base(provenance: dict[str, Any]) -> bool:
     return isinstance(weights, dict) and weights.get("source", "scratch") != "scratch"
 
 
-def default_trainable(provenance: dict[str, Any]) -> str:
-    """The trainable set "auto" means for this base: the one that recovered most for its kind."""
-    return "all" if pretrained_base(provenance) else "merge+head"
+def default_trainable(pretrained: bool) -> str:
+    """The trainable set "auto" means for a base of this kind: the one that recovered most for it."""
+    return "all" if pretrained else "merge+head"

@@ -491,8 +491,9 @@ def finetune_model(
     check_classes(bundle, station)
     # What trains is said only once the inputs are known to be good (a refusal stays one line).
     if recipe.trainable == AUTO_TRAINABLE:
-        recipe = replace(recipe, trainable=default_trainable(bundle.meta.provenance))
-        kind = "pretrained" if pretrained_base(bundle.meta.provenance) else "from-scratch"
+        pretrained = pretrained_base(bundle.meta.provenance)
+        recipe = replace(recipe, trainable=default_trainable(pretrained))
+        kind = "pretrained" if pretrained else "from-scratch"
         log(f"trains {recipe.trainable} (the default for a {kind} base)")
     if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in ("merge", "merge+norm"):
         log(f"note: {model} has no merge modules; training the head and norms instead")

@@ -236,13 +236,13 @@ def test_the_default_fine_tune_trains_what_recovered_most_for_the_bases_kind(tra
     from scratch adapts merge+head, one that started from pretrained weights the whole network."""
     from dataclasses import replace
 
-    from inspector.training.defaults import default_trainable
+    from inspector.training.defaults import pretrained_base
     from inspector.training.workflows import FINETUNE_RECIPE
 
     assert FINETUNE_RECIPE.trainable == "auto"
-    assert default_trainable({"weights": {"source": "imagenet-lite0", "sha256": "f2"}}) == "all"
-    assert default_trainable({"weights": {"source": "scratch"}}) == default_trainable({}) == "merge+head"
-    assert default_trainable({"weights": "imagenet-lite0"}) == "merge+head"  # a careless bundle: no guess
+    assert pretrained_base({"weights": {"source": "imagenet-lite0", "sha256": "f2"}})
+    assert not pretrained_base({"weights": {"source": "scratch"}}) and not pretrained_base({})
+    assert not pretrained_base({"weights": "imagenet-lite0"})  # a careless bundle: no guess
     lines: list[str] = []
     adapted = finetune_model(
         trained.bundle,

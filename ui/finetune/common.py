@@ -32,7 +32,7 @@ TRAINABLE_TEXT = [
     (
         "merge",
         "Merge modules only",
-        "Re-learns which image regions the model keeps in detail and which it merges (about 8,000 "
+        "Re-learns which image regions the model keeps in detail and which it merges (8,000–16,000 "
         "parameters; the model cannot forget its classes). In our lamp-change benchmarks it won back "
         "nothing beyond what re-calibrating the lighting statistics wins on its own.",
     ),
@@ -45,7 +45,7 @@ TRAINABLE_TEXT = [
     (
         "merge+head",
         "Merge modules + classifier head",
-        "Also re-weighs the final decision between classes (about 9,000 parameters). Best for a model "
+        "Also re-weighs the final decision between classes (a few hundred parameters more). Best for a model "
         "trained from scratch (up to 40 % of the ELPV lamp change won back); on a pretrained model it "
         "won back less than re-calibration alone (17 %, 22 %). The only choice besides the whole "
         "network for a model without merge modules.",

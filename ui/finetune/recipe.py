@@ -94,7 +94,7 @@ class RecipePage(QWizardPage):
         has_merge = check is not None and check.meta.merge_mode != "none"
         for key in ("merge", "merge+norm"):
             self.radios[key].setEnabled(has_merge)
-        recommended = default_trainable(check.meta.provenance) if check is not None else "merge+head"
+        recommended = default_trainable(check is not None and pretrained_base(check.meta.provenance))
         for key, title, _text in TRAINABLE_TEXT:
             self.radios[key].setText(title + (RECOMMENDED if key == recommended else ""))
         base = check.base if check is not None else None
