@@ -44,6 +44,8 @@ class BundleMeta:
     preprocessing: Preprocessing
     merge_mode: str = "none"
     gmacs_ratio: float | None = None
+    # The token budget (``--tokens``) the schedule was fitted to, when one was given instead of a ratio.
+    tokens: int | None = None
     schedule: list[Any] = field(default_factory=list)
     rank: int = 16
     mask: str = "v1"  # LTM mask module; bundles written before the field used v1
@@ -59,6 +61,7 @@ class BundleMeta:
             "merge": {
                 "mode": self.merge_mode,
                 "gmacs_ratio": self.gmacs_ratio,
+                "tokens": self.tokens,
                 "schedule": self.schedule,
                 "rank": self.rank,
                 "mask": self.mask,
@@ -212,6 +215,9 @@ def _check_numbers(merge: dict[str, Any], thresholds: dict[str, Any], where: str
     ratio = merge.get("gmacs_ratio")
     if ratio is not None and not (_number(ratio) and 0 < ratio <= 1):
         raise BundleError(f"{where}: 'merge.gmacs_ratio' must be a number in (0, 1], got {ratio!r}")
+    tokens = merge.get("tokens")
+    if tokens is not None and not (isinstance(tokens, int) and not isinstance(tokens, bool) and tokens >= 1):
+        raise BundleError(f"{where}: 'merge.tokens' must be a whole number of at least 1, got {tokens!r}")
     unsure = thresholds.get("unsure_below")
     if unsure is not None and not (_number(unsure) and 0 <= unsure <= 1):
         raise BundleError(f"{where}: 'thresholds.unsure_below' must be a number in [0, 1], got {unsure!r}")
@@ -280,6 +286,7 @@ def _parse_meta(data: Any, where: str) -> BundleMeta:
         preprocessing=preprocessing,
         merge_mode=mode,
         gmacs_ratio=merge.get("gmacs_ratio"),
+        tokens=merge.get("tokens"),
         schedule=schedule,
         rank=rank,
         mask=mask,

@@ -177,6 +177,47 @@ def fit_schedule(
     return ScheduleFit(best, gmacs, base)
 
 
+def budget_grid(grid: tuple[int, int], tokens: int) -> tuple[int, int]:
+    """The grid of at most ``tokens`` cells, no larger than ``grid`` on either side, closest to
+    ``grid``'s aspect among those that keep at least 90 % of the budget."""
+    h, w = grid
+    if h * w <= tokens:
+        return grid
+    fits = [(nh, min(w, tokens // nh)) for nh in range(1, h + 1) if tokens // nh >= 1]
+    most = max(a * b for a, b in fits)
+    near = [g for g in fits if g[0] * g[1] >= 0.9 * most]
+    return min(near, key=lambda g: (abs(math.log((g[0] / g[1]) / (h / w))), -g[0] * g[1]))
+
+
+def fit_token_budget(net: InspectionNet, tokens: int) -> ScheduleFit:
+    """Cap the transformer's tokens: one LTM merge after the first block's attention to at most
+    ``tokens`` tokens, however large the input.
+
+    This is how LTM pays for resolution: the stem sees every pixel, the first block's attention sees
+    every stride-16 token (so a defect a few tokens wide is noticed before anything is merged), and
+    the merge then folds the uniform background and the letterbox padding into few tokens; every
+    later block costs what it would at a small input. A grid already within the budget is not
+    merged at all.
+    """
+    if net.merge_mode != "ltm":
+        raise ScheduleError(
+            f"a token budget needs learnable merging (LTM); this model merges with {net.merge_mode!r} "
+            "(give ToMe a --gmacs-ratio instead)"
+        )
+    if tokens < 1:
+        raise ScheduleError(f"the token budget must be at least 1, got {tokens}")
+    evaluate = _Evaluator(net)
+    empty: list[Any] = [None] * len(net.mergers)
+    base = evaluate(empty)
+    schedule = list(empty)
+    for stage, grid in zip(net.stages(), net.block_grids, strict=True):
+        target = budget_grid(grid, tokens)
+        if target != grid:
+            schedule[stage[0]] = list(target)
+    net.set_schedule(schedule)
+    return ScheduleFit(schedule, evaluate(schedule), base)
+
+
 def describe_schedule(net: InspectionNet) -> str:
     """One line per merging block, for ``inspector models info``."""
     lines = []
