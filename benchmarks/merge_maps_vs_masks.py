@@ -26,7 +26,7 @@ from data.images import read_image
 from data.loading import convert_channels, to_uint8
 from data.station import load_station
 from models.bundle import load_bundle
-from models.preprocess import preprocess
+from models.preprocess import map_on_image, preprocess
 
 
 def _importance(bundle, image: np.ndarray) -> np.ndarray:
@@ -34,7 +34,8 @@ def _importance(bundle, image: np.ndarray) -> np.ndarray:
     with torch.no_grad():
         out = bundle.net.eval().run(preprocess([image], bundle.meta.preprocessing), track_maps=True)
     grid = out.merge_maps[0].importance()[0].numpy().astype(np.float32)
-    return cv2.resize(grid, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+    framed = map_on_image(grid, image.shape[0], image.shape[1], bundle.meta.preprocessing.resize)
+    return cv2.resize(framed, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
 
 
 def score(bundle_path: Path, limit: int | None = None) -> tuple[dict, list]:

@@ -111,6 +111,36 @@ def _resize(tensor: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     )[0]
 
 
+def map_on_image(grid_map: np.ndarray, height: int, width: int, resize: str, cells: int = 8) -> np.ndarray:
+    """A map over the network's square input (a token grid) laid on the original image's frame.
+
+    The inverse of :func:`_resize`'s geometry: a letterboxed part drops the padding's rows or
+    columns, a centre crop leaves the sides it cut off as NaN (the network never saw them), a
+    stretched part keeps the grid as it is. Each grid cell becomes ``cells`` × ``cells`` values
+    first, so a crop that falls inside a cell stays true to where the image begins.
+    """
+    values = np.asarray(grid_map, np.float32)
+    if resize == "stretch" or height == width:
+        return values
+    fine = np.repeat(np.repeat(values, cells, axis=0), cells, axis=1)
+    side_h, side_w = fine.shape
+    if resize == "letterbox":
+        # The padded square is max(h, w) on a side; the image occupies the middle of one axis.
+        side = max(height, width)
+        top = (side - height) // 2 / side
+        left = (side - width) // 2 / side
+        r0, r1 = round(top * side_h), round((top + height / side) * side_h)
+        c0, c1 = round(left * side_w), round((left + width / side) * side_w)
+        return fine[r0 : max(r1, r0 + 1), c0 : max(c1, c0 + 1)]
+    # centre crop: the square of side min(h, w) in the middle of the image
+    side = min(height, width)
+    out_h, out_w = round(side_h * height / side), round(side_w * width / side)
+    out = np.full((out_h, out_w), np.nan, np.float32)
+    r0, c0 = (out_h - side_h) // 2, (out_w - side_w) // 2
+    out[r0 : r0 + side_h, c0 : c0 + side_w] = fine
+    return out
+
+
 def preprocess(images: Sequence[np.ndarray], prep: Preprocessing) -> torch.Tensor:
     """A batch (B, C, S, S) of normalised network inputs from raw pixel arrays."""
     batch = [_resize(_match_channels(to_float_chw(image), prep.channels), prep) for image in images]

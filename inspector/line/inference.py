@@ -19,7 +19,7 @@ from inspector.line.verdicts import VerdictRules
 from inspector.training.predict import energy, softmax
 from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
-from models.preprocess import preprocess
+from models.preprocess import map_on_image, preprocess
 
 # ``auto``: ONNX Runtime when the bundle exports with parity (LTM's saving shows there: 0.68x of
 # the unmerged model against 0.87x in PyTorch eager, BENCHMARKS.md), else PyTorch.
@@ -127,7 +127,7 @@ class InferenceEngine:
             out = self.bundle.net.run(batch, track_maps=track_maps)
         logits = out.logits.float().numpy()
         if track_maps:
-            maps = _importance_maps(out.merge_maps, len(images))
+            maps = _importance_maps(out.merge_maps, images, self.meta.preprocessing.resize)
         return BatchOutput(logits, softmax(logits), energy(logits), maps)
 
 
@@ -145,9 +145,13 @@ def _cache_verified(onnx: Path) -> bool:
         return False
 
 
-def _importance_maps(merge_maps: list, count: int) -> list[np.ndarray] | None:
-    """Per-image (h, w) importance from the first merged transformer (the finest grid)."""
+def _importance_maps(merge_maps: list, images: Sequence[np.ndarray], resize: str) -> list[np.ndarray] | None:
+    """Per-image importance from the first merged transformer (the finest grid), in each image's
+    own frame (a letterboxed part's padding dropped), so an overlay lines up with the part."""
     if not merge_maps:
         return None
     array = merge_maps[0].importance().float().numpy()
-    return [array[i] for i in range(min(count, len(array)))]
+    return [
+        map_on_image(array[i], image.shape[0], image.shape[1], resize)
+        for i, image in zip(range(len(array)), images, strict=False)
+    ]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from models.errors import ModelError
-from models.preprocess import Preprocessing, preprocess
+from models.preprocess import Preprocessing, map_on_image, preprocess
 
 
 @pytest.mark.parametrize("resize", ["stretch", "letterbox", "center_crop"])
@@ -66,3 +66,33 @@ def test_normalize_mode_is_recorded_and_old_records_read_as_dataset():
     assert Preprocessing.from_json(old).normalize == "dataset"
     with pytest.raises(ModelError, match="normalize"):
         Preprocessing.from_json({**old, "normalize": "histogram"})
+
+
+def _smooth(height: int, width: int) -> np.ndarray:
+    rows, cols = np.mgrid[0:height, 0:width]
+    return (127 + 100 * np.sin(rows / 9.0) * np.cos(cols / 13.0)).astype(np.uint8)
+
+
+@pytest.mark.parametrize(("height", "width"), [(60, 150), (150, 60), (90, 90)])
+def test_a_map_over_the_letterboxed_input_lands_on_the_part_not_the_padding(height, width):
+    """The network's own input, read back as a map, lies on the original image: the padding is
+    dropped and the rest lines up with the part (what the Live overlay relies on)."""
+    image = _smooth(height, width)
+    prep = Preprocessing(size=64, channels=1, mean=[0.0], std=[1.0], resize="letterbox")
+    seen = preprocess([image], prep)[0, 0].numpy()
+    back = map_on_image(seen, height, width, "letterbox", cells=1)
+    assert abs(back.shape[1] / back.shape[0] - width / height) < 0.1
+    original = torch.nn.functional.interpolate(
+        torch.from_numpy(image / 255.0)[None, None].float(), size=back.shape, mode="area"
+    )[0, 0].numpy()
+    assert np.corrcoef(back.ravel(), original.ravel())[0, 1] > 0.95
+
+
+def test_a_centre_crops_map_leaves_what_the_network_never_saw_unmapped():
+    grid = np.arange(16, dtype=np.float32).reshape(4, 4)
+    out = map_on_image(grid, 50, 100, "center_crop", cells=2)
+    assert out.shape == (8, 16)
+    assert np.isnan(out[:, :4]).all() and np.isnan(out[:, -4:]).all()
+    assert np.isfinite(out[:, 4:12]).all()
+    assert map_on_image(grid, 50, 100, "stretch") is not None
+    np.testing.assert_array_equal(map_on_image(grid, 50, 100, "stretch"), grid)
