@@ -29,6 +29,8 @@ IMG_SIZE = 160
 EPOCHS = 8
 HYBRID = "hybrid-s16"
 HYBRID_RATIO = 0.8
+TOKENS = 100  # the 10x10 grid of the 160 px default: the transformer costs what it did there
+LB = "320lb"  # 320 px, letterboxed
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class Method:
     mask: str = "content"
     img_size: int = IMG_SIZE
     in_default_run: bool = True  # the design-axis probes (224 px, width/depth) run when named
+    resize: str = "stretch"
+    tokens: int | None = None  # LTM's token budget (issue 24) instead of the GMACs ratio
 
 
 METHODS = (
@@ -59,6 +63,26 @@ METHODS = (
     Method(f"hybrid-wide-ltm@{HYBRID_RATIO}", "hybrid-s16-wide", "ltm", HYBRID_RATIO, in_default_run=False),
     Method(
         f"hybrid-ltm@{HYBRID_RATIO}-224px", HYBRID, "ltm", HYBRID_RATIO, img_size=224, in_default_run=False
+    ),
+    # Resolution that LTM pays for (issue 24): the part letterboxed (aspect kept) at near-native
+    # scale, and the transformer's tokens capped by one learned merge after the first block's
+    # attention. Lite0 beside it at the same geometry and at the size of equal latency.
+    *(
+        Method(f"lite0-{size}lb", "lite0", img_size=size, resize="letterbox", in_default_run=False)
+        for size in (160, 224, 288, 320)
+    ),
+    Method(f"{HYBRID}-{LB}", HYBRID, img_size=320, resize="letterbox", in_default_run=False),
+    Method(
+        f"hybrid-ltm-t{TOKENS}-{LB}", HYBRID, "ltm", img_size=320, resize="letterbox", tokens=TOKENS,
+        in_default_run=False,
+    ),
+    Method(
+        f"hybrid-pooling-t{TOKENS}-{LB}", HYBRID, "ltm", img_size=320, resize="letterbox", tokens=TOKENS,
+        mask="pooling", in_default_run=False,
+    ),
+    Method(
+        f"hybrid-tome-t{TOKENS}-{LB}", HYBRID, "tome", img_size=320, resize="letterbox",
+        base=f"{HYBRID}-{LB}", tokens=TOKENS, in_default_run=False,
     ),
 )
 
@@ -89,6 +113,8 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         merge=method.merge,
         gmacs_ratio=method.ratio or 0.6,
         img_size=method.img_size,
+        resize=method.resize,
+        tokens=method.tokens,
         pretrained="imagenet-lite0",
         mask=method.mask,
         home=home,
@@ -108,7 +134,8 @@ def _convert(dataset: str, method: Method, seed: int, _home: Path) -> tuple[Path
     from models.convert import convert
 
     base = load_bundle(RUNS / f"{dataset}-{method.base}-s{seed}")
-    net, fit = convert(base.net, method.merge, method.ratio or 0.6)
+    ratio = method.ratio or _ltm_ratio(dataset, method, seed)
+    net, fit = convert(base.net, method.merge, ratio)
     meta = meta_for(
         net,
         base.meta.classes,
@@ -121,6 +148,13 @@ def _convert(dataset: str, method: Method, seed: int, _home: Path) -> tuple[Path
     out = RUNS / f"{dataset}-{method.name.replace('@', '-')}-s{seed}"
     save_bundle(net.eval(), meta, out, overwrite=out.exists())
     return out, 0.0
+
+
+def _ltm_ratio(dataset: str, method: Method, seed: int) -> float:
+    """The GMACs ratio that the LTM cell with the same token budget reached (ToMe is matched to it)."""
+    name = method.name.replace("tome", "ltm")
+    meta = json.loads((RUNS / f"{dataset}-{name}-s{seed}" / "model.json").read_text(encoding="utf-8"))
+    return float(meta["merge"]["gmacs_ratio"])
 
 
 def movement_of(bundle: Path) -> list[dict]:

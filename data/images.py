@@ -123,6 +123,18 @@ def image_size(data: bytes) -> tuple[int, int] | None:
     return None
 
 
+def header_size(path: str | Path, head: int = 1 << 20) -> tuple[int, int] | None:
+    """(width, height) of an image file from its first ``head`` bytes, without decoding; None when
+    the file is unreadable or its header gives no size (the station survey skips such files)."""
+    try:
+        with os.fdopen(os.open(Path(path), os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as handle:
+            if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+                return None
+            return image_size(handle.read(head))
+    except OSError:
+        return None
+
+
 def _looks_truncated(head: bytes, tail: bytes) -> bool:
     if head.startswith(b"\xff\xd8"):
         return b"\xff\xd9" not in tail

@@ -78,6 +78,13 @@ def test_data_info_counts_only_images_that_decode_and_refuses_two_labels(tiny_st
     assert result.exit_code == 2 and "listed under two labels" in result.output.replace("\n", "")
 
 
+def test_data_info_reports_image_sizes_and_the_geometry_train_would_pick(tiny_station):
+    result = runner.invoke(app, ["data", "info", str(tiny_station)], env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    assert "sizes: 72 images, width 40–40 px" in result.output
+    assert "input a pretrained model gets: 160 px, stretch" in result.output
+
+
 def _options() -> list[tuple[str, object]]:
     """(command, option) for every option of every ``inspector`` command."""
     import typer.main
@@ -107,11 +114,12 @@ def test_fixed_choices_are_listed_in_help_and_are_the_librarys_own():
     from inspector.training.loop import TRAINABLE
     from models.ltm import MASKS
     from models.network import MERGE_MODES
-    from models.preprocess import NORMALIZE_MODES
+    from models.preprocess import NORMALIZE_MODES, RESIZE_MODES
 
     expected = {
         ("train", "--merge"): MERGE_MODES,
         ("train", "--normalize"): NORMALIZE_MODES,
+        ("train", "--resize"): RESIZE_MODES,
         ("train", "--ltm-start"): ("scratch", "convert"),
         ("train", "--mask"): MASKS,
         ("eval", "--split"): (*SPLITS, "all"),

@@ -22,6 +22,7 @@ MERGE_CHOICES = ("ltm", "tome", "none")
 NORMALIZE_CHOICES = ("dataset", "image")
 LTM_START_CHOICES = ("scratch", "convert")
 MASK_CHOICES = ("content", "pooling", "v1")
+RESIZE_CHOICES = ("stretch", "letterbox", "center_crop")  # models.preprocess.RESIZE_MODES (no torch)
 SPLIT_CHOICES = ("train", "val", "test", "all")
 
 app = typer.Typer(
@@ -154,7 +155,16 @@ def train(
     gmacs_ratio: Annotated[
         float | None,
         typer.Option(
-            help="Target compute relative to the unmerged model [default: 0.8 pretrained, 0.6 from scratch]."
+            help="Target compute relative to the unmerged model [default: 0.8 pretrained, 0.6 from scratch; "
+            "a pretrained hybrid above 160 px gets --tokens instead]."
+        ),
+    ] = None,
+    tokens: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="LTM token budget: one learned merge after the first block to at most this many tokens "
+            "[default: 100 for a pretrained hybrid whose input gives more].",
         ),
     ] = None,
     epochs: Annotated[
@@ -162,7 +172,20 @@ def train(
     ] = None,
     img_size: Annotated[
         int | None,
-        typer.Option(min=32, help="Square input size in pixels [default: 160 pretrained, 112 from scratch]."),
+        typer.Option(
+            min=32,
+            help="Square input size in pixels [default: pretrained, the station's median long side "
+            "within 160..320 px (data info shows it); from scratch, 112].",
+        ),
+    ] = None,
+    resize: Annotated[
+        str | None,
+        choice(
+            "--resize",
+            RESIZE_CHOICES,
+            "How a part becomes a square: stretch, letterbox (aspect kept, padded) or center_crop "
+            "[default: pretrained, letterbox when the station's shapes vary; from scratch, stretch].",
+        ),
     ] = None,
     normalize: Annotated[
         str,
@@ -216,6 +239,8 @@ def train(
     from inspector.training.workflows import train_model
 
     unset = defaults_for(backbone)
+    weights = starting_weights(backbone, pretrained)
+    scratch = weights is None  # pretrained runs pick their geometry from the station's image sizes
     with user_errors(
         interrupted="interrupted; the last finished epoch is kept: resume with the same command and --resume"
     ):
@@ -233,12 +258,14 @@ def train(
             out,
             backbone=backbone,
             merge=merge,
-            gmacs_ratio=unset.gmacs_ratio if gmacs_ratio is None else gmacs_ratio,
-            img_size=img_size or unset.img_size,
+            gmacs_ratio=gmacs_ratio if gmacs_ratio is not None or merge == "ltm" else unset.gmacs_ratio,
+            tokens=tokens,
+            img_size=img_size or (unset.img_size if scratch else None),
+            resize=resize or ("stretch" if scratch else None),
             normalize=normalize,
             recipe=recipe,
             ltm_start=ltm_start,
-            pretrained=starting_weights(backbone, pretrained),
+            pretrained=weights,
             mask=mask,
             home=home,
             resume=resume,
@@ -431,6 +458,7 @@ def data_info(
     seed: Annotated[int, typer.Option(help="Seed of the split where the data gives none.")] = 0,
 ) -> None:
     """Classes and images per split, with any problems found (what the wizard's first page shows)."""
+    from data.geometry import choose_geometry, survey_sizes
     from data.station import SPLITS, load_station, verify_images
 
     with user_errors():
@@ -448,6 +476,14 @@ def data_info(
         console.print(f"labels: {station.label_note}")
     for issue in station.issues:
         err.print(f"[yellow]warning:[/] {issue}", highlight=False)
+    survey = survey_sizes(station.samples)
+    if survey is not None:
+        console.print(f"sizes: {survey.describe()}", highlight=False)
+        geometry = choose_geometry(survey)
+        console.print(
+            f"input a pretrained model gets: {geometry.size} px, {geometry.resize} ({geometry.reason})",
+            highlight=False,
+        )
     console.print(f"fingerprint {station.fingerprint()}")
 
 

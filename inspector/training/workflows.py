@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.geometry import choose_geometry, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
 from data.image_stats import reference_statistics
 from data.loading import LoadedImages, guess_channels, load_pixels
@@ -28,7 +29,13 @@ from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.home import app_home
 from inspector.training.calibration import calibrate
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
-from inspector.training.defaults import AUTO_TRAINABLE, default_trainable, pretrained_base
+from inspector.training.defaults import (
+    AUTO_TRAINABLE,
+    default_trainable,
+    defaults_for,
+    merge_budget,
+    pretrained_base,
+)
 from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
 from inspector.training.metrics import EvalReport, Latency, Metrics, Score
 from inspector.training.predict import predict_logits
@@ -37,9 +44,9 @@ from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, met
 from models.errors import BundleError, ModelError
 from models.merge_stats import describe_movement, merge_movement
 from models.network import MERGE_MODES, InspectionNet
-from models.preprocess import NORMALIZE_MODES, Preprocessing, preprocess
+from models.preprocess import NORMALIZE_MODES, RESIZE_MODES, Preprocessing, preprocess
 from models.pretrained import apply_pretrained
-from models.schedule import fit_schedule
+from models.schedule import describe_schedule, fit_schedule, fit_token_budget
 
 Log = Callable[[str], None]
 TRAIN_MARGIN = 1.15  # training images are kept a little larger than the input for augmentation
@@ -171,8 +178,10 @@ def train_model(
     *,
     backbone: str = "vit-cpu",
     merge: str = "ltm",
-    gmacs_ratio: float = 0.6,
-    img_size: int = 112,
+    gmacs_ratio: float | None = 0.6,
+    img_size: int | None = 112,
+    resize: str | None = "stretch",
+    tokens: int | None = None,
     normalize: str = "dataset",
     recipe: Recipe | None = None,
     ltm_start: str = "scratch",
@@ -187,6 +196,10 @@ def train_model(
     should_stop: Callable[[], bool] | None = None,
 ) -> TrainSummary:
     """``inspector train``: a new bundle at ``out`` from a station dataset.
+
+    ``img_size`` / ``resize`` None: picked from the station's image sizes (:mod:`data.geometry`),
+    and said why. LTM with neither ``gmacs_ratio`` nor ``tokens``: the backbone's default budget
+    (:func:`merge_budget`).
 
     ``pretrained``: ``imagenet-lite0``, ``hub`` or a weights file; the network then takes RGB
     input (gray is replicated) normalised as the weights expect, and the bundle records the source
@@ -204,10 +217,21 @@ def train_model(
         raise InspectorError(f"--normalize must be one of {', '.join(NORMALIZE_MODES)}, got {normalize!r}")
     if ltm_start not in ("convert", "scratch"):
         raise InspectorError(f"--ltm-start must be convert or scratch, got {ltm_start!r}")
+    if resize is not None and resize not in RESIZE_MODES:
+        raise InspectorError(f"--resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+    if tokens is not None and (merge != "ltm" or ltm_start != "scratch"):
+        raise InspectorError("--tokens caps learnable merging from the first epoch: use it with --merge ltm")
     station = open_station(data, recipe.seed)
     check_out(out, station.root)
     for issue in station.issues:
         log(f"note: {issue}")
+    if img_size is None or resize is None:
+        geometry = choose_geometry(survey_sizes(station.split("train")))
+        picked = " and ".join(
+            what for what, unset in (("size", img_size is None), ("resize", resize is None)) if unset
+        )
+        img_size, resize = img_size or geometry.size, resize or geometry.resize
+        log(f"input {img_size} px, {resize} (--img-size/--resize picked {picked}: {geometry.reason})")
     channels = 3 if pretrained else guess_channels(station.split("train"))
     spec = resolve_backbone(backbone, img_size, channels)
     classes = station.classes
@@ -217,7 +241,16 @@ def train_model(
     torch.manual_seed(recipe.seed)  # the initial weights are part of the recipe's seed
     net = InspectionNet(spec, len(classes), "none" if convert_later else merge, mask=mask)
     check_input_size(net, backbone)
-    if merge != "none":
+    if merge == "ltm" and not convert_later and gmacs_ratio is None and tokens is None:
+        grid_tokens = math.prod(net.block_grids[0]) if net.block_grids else 0
+        gmacs_ratio, tokens = merge_budget(backbone, pretrained is not None, grid_tokens)
+    gmacs_ratio = gmacs_ratio if gmacs_ratio is not None else defaults_for(backbone).gmacs_ratio
+    if tokens is not None:
+        fit = fit_token_budget(net, tokens)
+        where = describe_schedule(net).replace("\n", "; ")
+        log(f"token budget {tokens}: {where} ({fit.ratio:.2f} of the unmerged model's GMACs)")
+        gmacs_ratio = round(fit.ratio, 3)
+    elif merge != "none":
         fit_schedule(
             net if not convert_later else InspectionNet(spec, len(classes), merge, mask=mask), gmacs_ratio
         )
@@ -235,7 +268,9 @@ def train_model(
         mean, std = list(weights.mean), list(weights.std)  # what the pretrained features expect
     else:
         mean, std = normalisation(train_set.images, channels)
-    prep = Preprocessing(size=img_size, channels=channels, mean=mean, std=std, normalize=normalize)
+    prep = Preprocessing(
+        size=img_size, channels=channels, mean=mean, std=std, resize=resize, normalize=normalize
+    )
     recipe = replace(
         recipe,
         gmacs_ratio=gmacs_ratio if merge != "none" else None,
@@ -245,7 +280,7 @@ def train_model(
     if not resume:
         _remove_partial(partial)
     log(
-        f"training {backbone} ({spec.name}) {img_size}px {channels}ch, merge {merge}"
+        f"training {backbone} ({spec.name}) {img_size}px {resize} {channels}ch, merge {merge}"
         f"{f' @ {gmacs_ratio}' if merge != 'none' else ''}, {len(classes)} classes, "
         f"{len(train_set)} train / {len(val_set)} val images, {recipe.epochs} epochs"
     )
@@ -289,6 +324,7 @@ def train_model(
         classes,
         preprocessing=prep,
         gmacs_ratio=gmacs_ratio if merge != "none" else None,
+        tokens=tokens,
         normal_class=normal,
         thresholds=thresholds,
         provenance={

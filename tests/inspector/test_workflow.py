@@ -254,3 +254,43 @@ def test_the_default_fine_tune_trains_what_recovered_most_for_the_bases_kind(tra
     )
     assert load_bundle(adapted.bundle).meta.provenance["finetune_recipe"]["trainable"] == "merge+head"
     assert "trains merge+head (the default for a from-scratch base)" in lines
+
+
+def test_a_pretrained_run_picks_its_geometry_and_token_budget_from_the_station(tmp_path):
+    """Wide parts larger than the default input: letterboxed at native scale, and LTM's token
+    budget in place of the GMACs ratio; eval and the line's engine feed the model the same way."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    for label, mark in (("ok", 0), ("spot", 230)):
+        folder = tmp_path / "wide" / label
+        folder.mkdir(parents=True)
+        for i in range(10):
+            image = rng.normal(120, 10, (150, 300)).clip(0, 255).astype(np.uint8)
+            if mark:
+                cv2.circle(image, (int(rng.integers(20, 280)), int(rng.integers(20, 130))), 6, mark, -1)
+            cv2.imwrite(str(folder / f"{label}{i}.png"), image)
+    said: list[str] = []
+    summary = train_model(
+        str(tmp_path / "wide"),
+        tmp_path / "m",
+        backbone="hybrid-s16",
+        img_size=None,
+        resize=None,
+        gmacs_ratio=None,
+        pretrained="imagenet-lite0",
+        home=tmp_path / "home",
+        recipe=Recipe(epochs=1, batch_size=8),
+        progress=False,
+        log=said.append,
+    )
+    meta = load_bundle(summary.bundle).meta
+    assert (meta.preprocessing.size, meta.preprocessing.resize) == (304, "letterbox")
+    assert meta.tokens == 100 and meta.schedule[0] == [10, 10]
+    assert any("picked size and resize" in line and "letterboxed" in line for line in said), said
+    assert any(line.startswith("token budget 100: block 0: LTM -> 10x10") for line in said), said
+    report = evaluate_model(summary.bundle, str(tmp_path / "wide"), split="all", latency_runs=2, **QUIET)
+    assert report["n"] == 20
+    engine = InferenceEngine(load_bundle(summary.bundle))
+    out = engine.infer([np.full((150, 300), 120, np.uint8)], track_maps=True)
+    assert out.maps[0].shape[1] == 2 * out.maps[0].shape[0]  # the map lies on the part, not the padding
