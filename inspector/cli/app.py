@@ -82,6 +82,8 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
     if spec.overrides:
         table.add_row("overrides", ", ".join(f"{k}={v}" for k, v in spec.overrides.items()))
     target = f", target gmacs_ratio {meta.gmacs_ratio}" if meta.gmacs_ratio else ""
+    if meta.tokens:
+        target = f", token budget {meta.tokens} ({meta.gmacs_ratio} of the unmerged GMACs)"
     table.add_row("merge", f"{meta.merge_mode}{target}")
     table.add_row(
         "classes", ", ".join(meta.classes) + (f"  (normal: {meta.normal_class})" if meta.normal_class else "")
