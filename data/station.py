@@ -132,11 +132,17 @@ def _from_manifest(csv_path: Path) -> tuple[list[Sample], list[str]]:
         if not raw or not label:
             issues.append(f"{csv_path}:{line}: empty path or label (skipped)")
             continue
-        path = (root / raw).resolve()
-        if not path.is_relative_to(root):
+        try:
+            path = (root / raw).resolve()
+            inside = path.is_relative_to(root)
+            exists = inside and path.is_file()
+        except (ValueError, RuntimeError, OSError):  # a NUL byte, a symlink loop, a name too long
+            issues.append(f"{csv_path}:{line}: path {raw!r} is not a usable file name (skipped)")
+            continue
+        if not inside:
             escaping += 1
             continue
-        if not path.is_file():
+        if not exists:
             missing += 1
             continue
         split = (row.get("split") or "").strip().lower()

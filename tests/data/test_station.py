@@ -197,3 +197,13 @@ def test_verify_images_drops_and_reports_files_that_do_not_decode(tiny_station):
     assert any("2 file(s) are not readable images" in issue for issue in station.issues)
     assert any("notes.png" in issue for issue in station.issues)
     assert verify_images(station) is station
+
+
+def test_a_manifest_path_with_a_nul_byte_or_too_long_is_a_skipped_row(tiny_station):
+    rows = [
+        (f.relative_to(tiny_station).as_posix(), f.parent.name) for f in sorted(tiny_station.rglob("*.png"))
+    ]
+    bad = [("ok/a\x00b.png", "ok"), ("ok/" + "a" * 300 + ".png", "ok")]
+    station = load_station(write_manifest(tiny_station, rows + bad, columns=("path", "label")))
+    assert len(station.samples) == len(rows)
+    assert sum("not a usable file name" in issue for issue in station.issues) == 2
