@@ -99,17 +99,34 @@ def _file_hash(path: Path) -> str:
         return f"unreadable:{path}"
 
 
+def _inside(path: Path, root: Path) -> Path | None:
+    """``path`` resolved, or None when it leaves ``root`` (a symlink out of the station) or cannot
+    be resolved: a station is what its folder holds, as a manifest's paths may not escape theirs."""
+    try:
+        resolved = path.resolve()
+    except (OSError, RuntimeError, ValueError):  # a symlink loop, a name the OS refuses
+        return None
+    return resolved if resolved.is_relative_to(root) else None
+
+
 def _from_folder(root: Path) -> tuple[list[Sample], list[str]]:
-    samples, issues = [], []
+    samples, issues, escaping, base = [], [], 0, root.resolve()
     try:
         class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
     except OSError as exc:
         raise DataError(f"{root}: cannot list the folder ({exc.strerror or exc})") from exc
     for class_dir in class_dirs:
+        if _inside(class_dir, base) is None:
+            issues.append(f"{class_dir}: class folder points outside the dataset folder (skipped)")
+            continue
         files = sorted(p for p in class_dir.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
         if not files:
             issues.append(f"{class_dir}: class folder has no images (skipped)")
-        samples += [Sample(f.resolve(), class_dir.name) for f in files]
+        kept = [path for path in (_inside(f, base) for f in files) if path is not None]
+        escaping += len(files) - len(kept)
+        samples += [Sample(path, class_dir.name) for path in kept]
+    if escaping:
+        issues.append(f"{root}: {escaping} file(s) point outside the dataset folder (skipped)")
     if not samples:
         raise DataError(
             f"{root}: no class folders with images (expected {root}/<class>/*.png or a manifest CSV)"

@@ -207,3 +207,18 @@ def test_a_manifest_path_with_a_nul_byte_or_too_long_is_a_skipped_row(tiny_stati
     station = load_station(write_manifest(tiny_station, rows + bad, columns=("path", "label")))
     assert len(station.samples) == len(rows)
     assert sum("not a usable file name" in issue for issue in station.issues) == 2
+
+
+def test_folder_symlinks_pointing_outside_the_station_are_skipped(tiny_station, tmp_path):
+    outside = tmp_path / "elsewhere"
+    (outside / "dent").mkdir(parents=True)
+    image = next((tiny_station / "ok").iterdir())
+    for name in ("a.png", "b.png"):
+        shutil.copy(image, outside / "dent" / name)
+    (tiny_station / "ok" / "linked.png").symlink_to(outside / "dent" / "a.png")
+    (tiny_station / "dent").symlink_to(outside / "dent", target_is_directory=True)
+    station = load_station(tiny_station)
+    assert "dent" not in station.classes
+    assert all(s.path.is_relative_to(tiny_station) for s in station.samples)
+    assert any("1 file(s) point outside the dataset folder" in issue for issue in station.issues)
+    assert any("dent" in issue and "outside the dataset folder" in issue for issue in station.issues)
