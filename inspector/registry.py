@@ -20,7 +20,7 @@ from typing import Any
 
 from inspector.errors import InspectorError
 from models.bundle import load_bundle
-from models.files import atomic_write_text, default_mode
+from models.files import atomic_write_text, default_mode, read_json
 from models.flops import count_gmacs, count_params
 from models.latency import torch_latency
 
@@ -60,7 +60,7 @@ class Registry:
         if not path.is_file():
             return {"versions": [], "deployed": None, "history": []}
         try:
-            index = json.loads(path.read_text(encoding="utf-8"))
+            index = read_json(path)
             ids = [Version(**entry).id for entry in index["versions"]]
             bad = [i for i in ids if not isinstance(i, str) or not is_version_id(i)]
             if bad:

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from inspector.errors import InspectorError
-from models.files import atomic_write_text
+from models.files import atomic_write_text, read_json
 
 FILE = "settings.json"
 DEFAULT_SHIFT_STARTS = ("06:00", "14:00", "22:00")
@@ -167,7 +167,7 @@ def load_settings(home: Path) -> Settings:
     if not path.is_file():
         return Settings()
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path)
     except (OSError, ValueError) as exc:
         raise InspectorError(f"{path}: unreadable settings ({exc})") from exc
     known = {f.name for f in fields(Settings)}

@@ -25,7 +25,7 @@ from safetensors.torch import load_file, save_file
 
 from models.backbones import BackboneSpec
 from models.errors import BundleError, ModelError
-from models.files import default_mode, fsync_file, sha256_file
+from models.files import JSONTooDeep, default_mode, fsync_file, read_json, sha256_file
 from models.ltm import MASKS
 from models.network import MERGE_MODES, InspectionNet
 from models.preprocess import Preprocessing
@@ -306,11 +306,13 @@ def read_meta(path: str | Path) -> tuple[BundleMeta, str]:
     if not meta_path.is_file():
         raise BundleError(f"{meta_path}: missing")
     try:
-        data = json.loads(meta_path.read_text(encoding="utf-8"))
+        data = read_json(meta_path)
     except UnicodeDecodeError as exc:
         raise BundleError(f"{meta_path}: not a text file") from exc
     except json.JSONDecodeError as exc:
         raise BundleError(f"{meta_path}: not valid JSON (line {exc.lineno}, column {exc.colno})") from exc
+    except JSONTooDeep as exc:
+        raise BundleError(f"{meta_path}: {exc}") from None
     meta = _parse_meta(data, str(meta_path))
     weights = data.get("weights") or {}
     sha = weights.get("sha256") if isinstance(weights, dict) else None

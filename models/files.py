@@ -1,4 +1,5 @@
-"""Atomic file writes: a complete file appears under its name, or nothing changes.
+"""Atomic file writes: a complete file appears under its name, or nothing changes. And the one
+JSON reader for files a person may have edited (bundles, settings, the registry index).
 
 Everything the product persists (bundles, checkpoints, reports, exports, the registry index) goes
 through here: write beside the target, flush to disk, rename over it. A crash, a full disk or a
@@ -15,11 +16,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import os
 import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 
 class UnsafeOutput(OSError):
@@ -111,3 +114,42 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
 
 def atomic_write_text(path: str | Path, text: str, overwrite: bool = True) -> Path:
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+
+
+MAX_JSON_DEPTH = 64
+
+
+class JSONTooDeep(ValueError):
+    """A JSON file nested deeper than any file of ours (a nesting bomb, or a broken generator)."""
+
+
+def _json_depth(value: Any, limit: int) -> int:
+    """How deeply ``value`` nests lists and objects, counting no further than ``limit + 1``.
+
+    Iterative on purpose: walking a nest recursively is the very stack overflow this guards against.
+    """
+    deepest, stack = 0, [(value, 1)]
+    while stack and deepest <= limit:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def read_json(path: str | Path, limit: int = MAX_JSON_DEPTH) -> Any:
+    """The JSON value in ``path`` (UTF-8), refusing a nest deeper than ``limit`` with :class:`JSONTooDeep`.
+
+    ``json.loads`` recurses once per level, so ``[[[[...`` a thousand deep ends in a RecursionError
+    (a traceback, not a message), and a nest just shallow enough to parse fails later, wherever the
+    product walks it again (saving a fine-tuned bundle's provenance, for one). No file of ours nests
+    more than a few levels. Other failures are those of ``read_text`` and ``json.loads``: OSError,
+    UnicodeDecodeError, json.JSONDecodeError (both ValueErrors).
+    """
+    try:
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
+    except RecursionError:
+        raise JSONTooDeep(f"nested too deeply (more than {limit} levels of lists or objects)") from None
+    if _json_depth(value, limit) > limit:
+        raise JSONTooDeep(f"nested too deeply (more than {limit} levels of lists or objects)")
+    return value

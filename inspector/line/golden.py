@@ -27,7 +27,7 @@ from data.images import read_image
 from data.station import load_station
 from inspector.errors import InspectorError
 from inspector.line.inference import InferenceEngine
-from models.files import atomic_write_text
+from models.files import atomic_write_text, read_json
 
 if TYPE_CHECKING:
     from inspector.settings import Settings
@@ -180,7 +180,7 @@ class Baselines:
         if not path.is_file():
             return {}
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = read_json(path)
             return {a["name"]: GoldenAnswer(**a) for a in data["answers"]}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise InspectorError(

@@ -149,6 +149,10 @@ def test_results_export_writes_through_a_link_and_refuses_a_fifo(tmp_path):
         ('{"db_url": 5}', "settings.json: db_url must be a text"),
         ('{"archive_cap_gib": NaN}', "settings.json: archive_cap_gib must be a finite number"),
         ('{"unsure_below": 7.5}', "settings.json: unsure_below must be between 0 and 1"),
+        (
+            '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
+            "settings.json: unreadable settings (nested too deeply",
+        ),
     ],
 )
 def test_bad_settings_are_one_line_naming_the_file(tmp_path, settings, message):

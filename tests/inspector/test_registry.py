@@ -60,6 +60,16 @@ def test_a_tampered_index_is_one_clear_error(tmp_path, bundle, change, message):
             action()
 
 
+def test_a_nesting_bomb_in_the_index_is_one_clear_error(tmp_path, bundle):
+    """``[[[[...`` a hundred thousand deep stopped every registry command with a RecursionError."""
+    registry = Registry(tmp_path / "home")
+    registry.deploy(str(bundle))
+    (registry.root / INDEX).write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InspectorError, match=r"registry index is unreadable \(nested too deeply") as info:
+        registry.versions()
+    assert INDEX in str(info.value) and "\n" not in str(info.value)
+
+
 def test_models_deploy_says_which_is_which_in_one_line(tmp_path, bundle, monkeypatch):
     """The same rule through ``inspector models deploy`` (it goes through the roll-out gate)."""
     home = tmp_path / "home"

@@ -128,6 +128,14 @@ def test_bundle_files_get_the_permissions_of_a_plain_file(tmp_path, tiny_vit_spe
     assert stat.S_IMODE(path.stat().st_mode) == 0o755
 
 
+def _nest(depth: int) -> list:
+    """``[[[...]]]``, ``depth`` lists deep."""
+    value: list = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 def _edit_meta(path: Path, change) -> None:
     data = json.loads((path / META_FILE).read_text())
     change(data)
@@ -173,6 +181,16 @@ def _edit_meta(path: Path, change) -> None:
         (lambda p: _edit_meta(p, lambda d: d["merge"].update(tokens=0)), "merge.tokens"),
         (lambda p: _edit_meta(p, lambda d: d["merge"].update(tokens=True)), "merge.tokens"),
         (lambda p: _edit_meta(p, lambda d: d["merge"].update(tokens="100")), "merge.tokens"),
+        # A nesting bomb stopped every command with a RecursionError from the JSON parser, and a
+        # nest just shallow enough to parse would fail later, wherever the product walks it again.
+        (
+            lambda p: (p / META_FILE).write_text("[" * 100_000 + "]" * 100_000),
+            "model.json: nested too deeply",
+        ),
+        (
+            lambda p: _edit_meta(p, lambda d: d.update(provenance={"x": _nest(500)})),
+            "model.json: nested too deeply",
+        ),
         (lambda p: os.truncate(p / WEIGHTS_FILE, 100), "checksum mismatch"),
         (lambda p: (p / WEIGHTS_FILE).write_bytes(b"\x00" * 64), "checksum mismatch"),
     ],

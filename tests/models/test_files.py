@@ -9,7 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from models.files import UnsafeOutput, atomic_write, atomic_write_text, default_mode, output_target
+from models.files import (
+    JSONTooDeep,
+    UnsafeOutput,
+    atomic_write,
+    atomic_write_text,
+    default_mode,
+    output_target,
+    read_json,
+)
 
 
 @pytest.fixture
@@ -85,3 +93,15 @@ def test_a_full_disk_mid_write_keeps_the_previous_file_and_leaves_no_temp(tmp_pa
         atomic_write(target, write_until_full)
     assert target.read_text() == "yesterday's export\n"
     assert [p.name for p in tmp_path.iterdir()] == ["results.csv"]
+
+
+def test_read_json_refuses_a_nesting_bomb_with_a_message(tmp_path):
+    """``json.loads`` raised RecursionError on ``[[[[...``; the readers of model.json, settings.json,
+    the registry index and golden baselines all go through this one."""
+    path = tmp_path / "x.json"
+    path.write_text('{"a": [1, {"b": 2}]}')
+    assert read_json(path) == {"a": [1, {"b": 2}]}
+    for depth in (100_000, 500):  # one the parser cannot take, one it can that later code might not
+        path.write_text("[" * depth + "]" * depth)
+        with pytest.raises(JSONTooDeep, match="nested too deeply"):
+            read_json(path)
