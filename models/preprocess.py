@@ -7,6 +7,7 @@ bundle's ``preprocessing`` record, so that a model sees at inference exactly wha
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -44,8 +45,12 @@ class Preprocessing:
             raise ModelError(f"preprocessing channels must be 1 or 3, got {self.channels}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ModelError(f"preprocessing mean/std need {self.channels} values each")
-        if any(s <= 0 for s in self.std):
-            raise ModelError("preprocessing std values must be positive")
+        # NaN passes every comparison, and an infinite std divides every pixel to zero: both would
+        # feed the network a blank or NaN image without a word.
+        if not all(math.isfinite(m) for m in self.mean):
+            raise ModelError(f"preprocessing mean values must be finite numbers, got {self.mean}")
+        if not all(math.isfinite(s) and s > 0 for s in self.std):
+            raise ModelError(f"preprocessing std values must be finite and positive, got {self.std}")
         if self.resize not in RESIZE_MODES:
             raise ModelError(f"preprocessing resize must be one of {RESIZE_MODES}, got {self.resize!r}")
         if self.normalize not in NORMALIZE_MODES:

@@ -161,6 +161,11 @@ def _edit_meta(path: Path, change) -> None:
             "preprocessing has 3 channels, backbone 1",
         ),
         (lambda p: _edit_meta(p, lambda d: d["preprocessing"].update(channels=3)), "mean/std need 3 values"),
+        # Infinity / NaN in mean or std turned every image into zeros or NaN without a word.
+        (lambda p: _edit_meta(p, lambda d: d["preprocessing"].update(std=[float("inf")])), "std .*finite"),
+        (lambda p: _edit_meta(p, lambda d: d["preprocessing"].update(std=[float("nan")])), "std .*finite"),
+        (lambda p: _edit_meta(p, lambda d: d["preprocessing"].update(mean=[float("nan")])), "mean .*finite"),
+        (lambda p: _edit_meta(p, lambda d: d["preprocessing"].update(mean=[float("-inf")])), "mean .*finite"),
         (
             lambda p: _edit_meta(p, lambda d: d["merge"].update(schedule=[None, [9, 9], None, None])),
             "does not fit",
