@@ -33,6 +33,21 @@ COLUMNS = (
 )
 
 
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def neutral(text: Any) -> Any:
+    """``text`` with a leading ``'`` when a spreadsheet would run it as a formula; anything else as is.
+
+    Lots, class names and review labels are typed by people: a lot named ``=HYPERLINK(...)`` opened
+    in Excel or LibreOffice runs (CSV injection). The quote is OWASP's advice and what a spreadsheet
+    shows as text. Only text is touched: a number such as an OOD score of -0.5 stays a number.
+    """
+    if isinstance(text, str) and text.startswith(FORMULA_START):
+        return "'" + text
+    return text
+
+
 def _cell(value: Any) -> Any:
     if value is None:
         return ""
@@ -40,7 +55,7 @@ def _cell(value: Any) -> Any:
         return "true" if value else "false"
     if hasattr(value, "isoformat"):
         return value.isoformat()
-    return value
+    return neutral(value)
 
 
 def _classes(connection: Connection, where: Select) -> tuple[list[str], int | None]:
@@ -100,7 +115,7 @@ def _write(
     last: int | None,
 ) -> int:
     writer = csv.writer(handle)
-    writer.writerow(header)
+    writer.writerow([neutral(name) for name in header])
     if last is None:
         return 0
     count = 0

@@ -310,3 +310,20 @@ def test_classes_come_from_the_registered_models(ledger):
     ledger.ensure_model_version("a" * 64, "m1", {"classes": ["defect", "ok"]}, {})
     ledger.ensure_model_version("b" * 64, "m2", {"classes": ["ok", "scratch"]}, {})
     assert ledger.classes() == ["defect", "ok", "scratch"]
+
+
+def test_export_csv_neutralises_cells_a_spreadsheet_would_run(ledger):
+    """A lot named ``=HYPERLINK(...)`` was written raw: opened in a spreadsheet, it ran as a formula."""
+    station = ledger.ensure_station("line-1")
+    model = ledger.ensure_model_version("c" * 64, "m", {}, {})
+    run = ledger.start_run(station, model, "folder:/a", lot='=HYPERLINK("http://x","y")')
+    probabilities = {"@sum": 0.5, "-x": 0.25, "ok": 0.25}
+    ledger.add_results([record(run, 0, 0, "NG", "+cmd", probabilities=probabilities, ood_score=-0.5)])
+    buffer = io.StringIO()
+    assert ledger.export_csv(buffer, ResultFilter()) == 1
+    header, cells = list(csv.reader(io.StringIO(buffer.getvalue())))
+    row = dict(zip(header, cells, strict=True))
+    assert row["lot"] == '\'=HYPERLINK("http://x","y")'
+    assert row["label"] == "'+cmd"
+    assert row["ood_score"] == "-0.5", "a real number stays a number"
+    assert [row["prob_@sum"], row["prob_-x"]] == ["0.5", "0.25"]
