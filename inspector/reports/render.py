@@ -14,6 +14,7 @@ from pathlib import Path
 
 import matplotlib.dates as mdates
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_pdf import PdfPages
 from matplotlib.figure import Figure
 
@@ -270,20 +271,29 @@ def _run_rows(summary: LedgerSummary) -> list[tuple[str, ...]]:
     return rows
 
 
+# Lots, stations, class and model names are typed by people: matplotlib would read ``$x^{`` as
+# mathtext (and stop on it, or draw something else). Every text of the report is literal.
+LITERAL_TEXT = {"text.parse_math": False, "text.usetex": False}
+
+
 def write_pdf(data: ReportInput, target: Path) -> None:
     """Both pages into ``target`` (the caller makes the write atomic)."""
-    with PdfPages(
-        target,
-        metadata={
-            "Title": f"Line report: {data.window.title}",
-            "Creator": "LTM Inspector",
-            "CreationDate": data.generated.astimezone(timezone.utc),
-        },
-    ) as pdf:
+    with (
+        rc_context(LITERAL_TEXT),
+        PdfPages(
+            target,
+            metadata={
+                "Title": f"Line report: {data.window.title}",
+                "Creator": "LTM Inspector",
+                "CreationDate": data.generated.astimezone(timezone.utc),
+            },
+        ) as pdf,
+    ):
         for page in (page_one(data), page_two(data)):
             pdf.savefig(page)
 
 
 def write_png(data: ReportInput, target: Path, page: int = 1, dpi: int = 110) -> None:
     """One page as PNG: what the app previews and docs/ shows."""
-    (page_one if page == 1 else page_two)(data).savefig(target, dpi=dpi, format="png")
+    with rc_context(LITERAL_TEXT):
+        (page_one if page == 1 else page_two)(data).savefig(target, dpi=dpi, format="png")

@@ -102,24 +102,31 @@ def plot_confusion(confusion: list[list[int]], classes: list[str], path: Path, t
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    matrix = np.asarray(confusion, dtype=float)
-    rows = matrix.sum(axis=1, keepdims=True)
-    share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
-    size = max(4.0, 0.7 * len(classes) + 2.5)
-    fig, ax = plt.subplots(figsize=(size, size * 0.9), dpi=110)
-    ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
-    ax.set_xticks(range(len(classes)), classes, rotation=40, ha="right")
-    ax.set_yticks(range(len(classes)), classes)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(title, fontsize=10)
-    for (i, j), count in np.ndenumerate(matrix):
-        ax.text(
-            j, i, f"{int(count)}", ha="center", va="center", color="white" if share[i, j] > 0.5 else "black"
-        )
-    fig.tight_layout()
-    from models.files import atomic_write
+    # Class names are folder names a person chose: ``$a^{$`` is text here, not mathtext.
+    with matplotlib.rc_context({"text.parse_math": False, "text.usetex": False}):
+        matrix = np.asarray(confusion, dtype=float)
+        rows = matrix.sum(axis=1, keepdims=True)
+        share = np.divide(matrix, rows, out=np.zeros_like(matrix), where=rows > 0)
+        size = max(4.0, 0.7 * len(classes) + 2.5)
+        fig, ax = plt.subplots(figsize=(size, size * 0.9), dpi=110)
+        ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
+        ax.set_xticks(range(len(classes)), classes, rotation=40, ha="right")
+        ax.set_yticks(range(len(classes)), classes)
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_title(title, fontsize=10)
+        for (i, j), count in np.ndenumerate(matrix):
+            ax.text(
+                j,
+                i,
+                f"{int(count)}",
+                ha="center",
+                va="center",
+                color="white" if share[i, j] > 0.5 else "black",
+            )
+        fig.tight_layout()
+        from models.files import atomic_write
 
-    atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
-    plt.close(fig)
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format="png"))
+        plt.close(fig)
     return path

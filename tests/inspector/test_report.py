@@ -230,3 +230,19 @@ def test_report_command_one_line_errors(tmp_path, extra, message):
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
     assert not (tmp_path / "r.pdf").exists()
+
+
+def test_names_with_mathtext_are_drawn_as_written(tmp_path):
+    """A lot or class named like ``$x^{`` stopped the report with a matplotlib mathtext traceback."""
+    url = f"sqlite:///{tmp_path / 'line.db'}"
+    with Ledger(url) as ledger:
+        model = ledger.ensure_model_version("d" * 64, "$v^{", {}, {})
+        run = ledger.start_run(ledger.ensure_station("line-$1^{"), model, "sim", lot="$x^{")
+        ledger.add_results(
+            [record(run, i, i, *(("NG", "$a^{") if i % 2 else ("OK", "ok"))) for i in range(6)]
+        )
+    out, png = tmp_path / "r.pdf", tmp_path / "r.png"
+    args = ["report", "--lot", "$x^{", "--db", url, "--home", str(tmp_path), "--no-twin"]
+    result = runner.invoke(app, [*args, "--out", str(out), "--png", str(png)])
+    assert result.exit_code == 0, (result.output, result.exception)
+    assert out.read_bytes().startswith(b"%PDF") and png.read_bytes().startswith(b"\x89PNG")
