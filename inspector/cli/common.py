@@ -44,6 +44,14 @@ def fail(message: str | Exception, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
+def existing_folder(*outputs: Path | None) -> None:
+    """Refuse an output whose folder does not exist: a mistyped folder is reported, never created
+    (the atomic write would make it, and a typo would scatter folders and files)."""
+    for output in outputs:
+        if output is not None and not output.parent.is_dir():
+            raise fail(f"{output.parent}: folder does not exist")
+
+
 class OneLineErrors(TyperGroup):
     """The command group whose usage errors are this CLI's one line and exit 2.
 

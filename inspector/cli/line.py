@@ -19,7 +19,16 @@ import typer
 from rich.live import Live
 from rich.table import Table
 
-from inspector.cli.common import HomeOption, choice, console, err, fail, progress, user_errors
+from inspector.cli.common import (
+    HomeOption,
+    choice,
+    console,
+    err,
+    existing_folder,
+    fail,
+    progress,
+    user_errors,
+)
 
 DbOption = Annotated[
     str | None,
@@ -387,11 +396,12 @@ def results_export(
     unknown = [v for v in verdicts if v not in ("OK", "NG", "UNSURE", "ERROR")]
     if unknown:
         raise fail(f"unknown verdict {unknown[0]!r} (OK, NG, UNSURE, ERROR)")
+    existing_folder(out)
     with user_errors():
         filt = ResultFilter(
             since=_when(since), until=_when(until, "--until"), verdicts=verdicts, lot=lot, reviewed=reviewed
         )
-        ledger = Ledger(db_url(db, app_home(home)))
+        ledger = Ledger(db_url(db, app_home(home)), create=False)  # export reads: no new database
         if out is None:
             count = ledger.export_csv(sys.stdout, filt)
         else:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.common import HomeOption, fail, progress, user_errors
+from inspector.cli.common import HomeOption, existing_folder, fail, progress, user_errors
 from inspector.cli.line import DbOption, _when, db_url
 
 
@@ -69,6 +69,7 @@ def report(
         target = out or Path(f"report-{_slug(window.title)}.pdf")
         if png is not None and png.resolve() == target.resolve():
             raise fail("--png must name another file than the PDF")
+        existing_folder(target, png)
         request = ReportRequest(db_url(db, root), window, target, root, twin=twin, overwrite=force, png=png)
         data = make_report(request, progress)
     if not data.summary.parts:

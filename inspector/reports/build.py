@@ -32,7 +32,7 @@ def gather(request: ReportRequest, say: Callable[[str], None] = lambda _: None) 
     window = request.window
     filt = ResultFilter(since=window.since, until=window.until, lot=window.lot, station=window.station)
     say("reading the ledger…")
-    with Ledger(request.ledger_url) as ledger:
+    with Ledger(request.ledger_url, create=False) as ledger:  # a report reads: no new database
         summary = ledger.summary(filt)
         shown_url = ledger.where
     cost = part_cost(summary, window.since, window.until)

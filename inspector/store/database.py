@@ -68,9 +68,16 @@ def sqlite_path(url: URL) -> Path | None:
     return Path(database)
 
 
-def _check_sqlite_file(path: Path) -> None:
+def _check_sqlite_file(path: Path, create: bool = True) -> None:
+    """Refuse what is not an SQLite file; a new one (and its folder) is made only when ``create``.
+
+    A command that only reads (``results export``, ``report``) given a mistyped ``--db`` should say
+    so, not leave an empty ledger, and the folders to it, behind.
+    """
     if path.is_dir():
         raise LedgerError(f"{path}: is a folder, not an SQLite database")
+    if not create and not path.exists():
+        raise LedgerError(f"{path}: no such database (this command only reads, and creates none)")
     try:
         if path.exists() and path.stat().st_size > 0:
             with path.open("rb") as handle:
@@ -96,15 +103,18 @@ def db_error(exc: BaseException, url: URL, doing: str = "") -> LedgerError:
     return LedgerError(f"{where}: {doing + ': ' if doing else ''}{detail}")
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for ``url``; SQLite connections get the ledger's pragmas and real transactions."""
+def make_engine(url: str, create: bool = True) -> Engine:
+    """An engine for ``url``; SQLite connections get the ledger's pragmas and real transactions.
+
+    With ``create`` false, an SQLite file that does not exist is refused rather than made.
+    """
     parsed = parse_url(url)
     backend = parsed.get_backend_name()
     kwargs: dict[str, Any] = {}
     path = sqlite_path(parsed)
     if backend == "sqlite":
         if path is not None:
-            _check_sqlite_file(path)
+            _check_sqlite_file(path, create)
         else:  # in memory: one shared connection, or every checkout would see an empty database
             kwargs.update(poolclass=StaticPool, connect_args={"check_same_thread": False})
     elif backend == "postgresql" and parsed.get_driver_name() in ("psycopg", "psycopg2"):

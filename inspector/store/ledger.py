@@ -75,11 +75,14 @@ def _guarded(method: Callable[P, T]) -> Callable[P, T]:
 
 
 class Ledger:
-    """Open (and by default migrate) the ledger at ``url``; see ``database.default_url``."""
+    """Open (and by default migrate) the ledger at ``url``; see ``database.default_url``.
 
-    def __init__(self, url: str, migrate: bool = True) -> None:
+    ``create=False`` is for commands that only read: a new SQLite file is refused, not made.
+    """
+
+    def __init__(self, url: str, migrate: bool = True, create: bool = True) -> None:
         self.url = url
-        self._engine = database.make_engine(url)
+        self._engine = database.make_engine(url, create)
         try:
             if migrate:
                 database.migrate(self._engine, url)

@@ -129,7 +129,7 @@ def test_results_export_writes_through_a_link_and_refuses_a_fifo(tmp_path):
     import os
     import stat
 
-    db = f"sqlite:///{tmp_path / 'line.db'}"
+    db = _empty_ledger(tmp_path)
     real, link = tmp_path / "real.csv", tmp_path / "link.csv"
     real.write_text("old")
     link.symlink_to(real)
@@ -140,6 +140,36 @@ def test_results_export_writes_through_a_link_and_refuses_a_fifo(tmp_path):
     os.mkfifo(fifo)
     _one_line_error(runner.invoke(app, ["results", "export", "--db", db, "--out", str(fifo)]), "pipe.csv")
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+def _empty_ledger(tmp_path) -> str:
+    """The URL of a new, empty ledger (commands that only read refuse a database that is not there)."""
+    from inspector.store import Ledger
+
+    url = f"sqlite:///{tmp_path / 'line.db'}"
+    Ledger(url).close()
+    return url
+
+
+def test_read_only_commands_create_no_folder_and_no_database(tmp_path):
+    """``results export -o /missing/dir/x.csv`` made the folders, and ``--db`` naming a new file
+    (in a new folder) made an empty ledger there, for commands that only read."""
+    db, home = _empty_ledger(tmp_path), str(tmp_path / "home")
+    report = ["report", "--lot", "L", "--no-twin", "--home", home]
+    for args in (["results", "export", "--db", db], [*report, "--db", db]):
+        result = runner.invoke(app, [*args, "--out", str(tmp_path / "missing" / "dir" / "x.csv")])
+        _one_line_error(result, "folder does not exist")
+    assert not (tmp_path / "missing").exists()
+    for url in (f"sqlite:///{tmp_path / 'new' / 'dir' / 'x.db'}", f"sqlite:///{tmp_path / 'absent.db'}"):
+        _one_line_error(
+            runner.invoke(app, ["results", "export", "--db", url, "--home", home]), "no such database"
+        )
+        result = runner.invoke(app, [*report, "--db", url, "--out", str(tmp_path / "r.pdf")])
+        assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.output
+        assert result.output.strip().splitlines()[-1].startswith("error: ")  # after "reading the ledger…"
+        assert "no such database" in result.output
+    assert not (tmp_path / "new").exists() and not (tmp_path / "absent.db").exists()
+    assert not (tmp_path / "r.pdf").exists()
 
 
 @pytest.mark.parametrize(
