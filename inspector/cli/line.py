@@ -351,6 +351,17 @@ def _when(text: str | None, option: str = "--since", local: bool = False) -> dat
     return moment.astimezone() if local else moment.replace(tzinfo=timezone.utc)
 
 
+def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` parsed; reversed (or equal) they select nothing, which is a typo
+    rather than an answer, so they are refused as the report refuses them."""
+    from inspector.errors import InspectorError
+
+    start, end = _when(since), _when(until, "--until")
+    if start is not None and end is not None and end <= start:
+        raise InspectorError("--until must be later than --since")
+    return start, end
+
+
 def gui(home: HomeOption = None) -> None:
     """Open the desktop app (Live, Review, Fine-tune, Models, Settings)."""
     from inspector.home import app_home
@@ -398,9 +409,8 @@ def results_export(
         raise fail(f"unknown verdict {unknown[0]!r} (OK, NG, UNSURE, ERROR)")
     existing_folder(out)
     with user_errors():
-        filt = ResultFilter(
-            since=_when(since), until=_when(until, "--until"), verdicts=verdicts, lot=lot, reviewed=reviewed
-        )
+        start, end = _window(since, until)
+        filt = ResultFilter(since=start, until=end, verdicts=verdicts, lot=lot, reviewed=reviewed)
         ledger = Ledger(db_url(db, app_home(home)), create=False)  # export reads: no new database
         if out is None:
             count = ledger.export_csv(sys.stdout, filt)

@@ -123,6 +123,11 @@ def test_results_export_bad_times_are_one_line(tmp_path):
         runner.invoke(app, ["results", "export", "--db", db, "--since", "999999d"]), "--since 999999d"
     )
     _one_line_error(runner.invoke(app, ["results", "export", "--db", db, "--until", "yesterday"]), "ISO 8601")
+    # Reversed, the export was an empty CSV and exit 0; the report already refused it.
+    reversed_window = ["--since", "2026-01-02", "--until", "2026-01-01"]
+    result = runner.invoke(app, ["results", "export", "--db", db, *reversed_window])
+    _one_line_error(result, "--until must be later than --since")
+    assert not (tmp_path / "line.db").exists()
 
 
 def test_results_export_writes_through_a_link_and_refuses_a_fifo(tmp_path):
