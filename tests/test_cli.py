@@ -62,6 +62,19 @@ def test_export_refuses_an_existing_file_without_force_and_any_non_regular_targe
     assert mine.read_bytes() != b"not an export"
 
 
+def test_export_refuses_to_write_over_its_own_bundle(tmp_path, tiny_vit_spec):
+    """``export M --onnx M/model.safetensors --force`` destroyed the weights it was exporting."""
+    net = InspectionNet(tiny_vit_spec, 2, "none")
+    path = save_bundle(net, meta_for(net, ["ok", "ng"]), tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in path.iterdir()}
+    (tmp_path / "link.onnx").symlink_to(path / "model.json")
+    for target in (path / "model.safetensors", path / "model.json", tmp_path / "link.onnx"):
+        result = runner.invoke(app, ["export", str(path), "--onnx", str(target), "--force"])
+        assert result.exit_code == 2 and "a file of the model bundle" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert {p.name: p.read_bytes() for p in path.iterdir()} == before
+
+
 def test_data_info_counts_only_images_that_decode_and_refuses_two_labels(tiny_station):
     """A text file named .png was counted as an image; a file under two labels went unnoticed."""
     from tests_support import write_manifest

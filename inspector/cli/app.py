@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from inspector.cli.common import HomeOption, OneLineErrors, choice, console, err, user_errors
+from inspector.cli.common import HomeOption, OneLineErrors, choice, console, err, fail, user_errors
 from inspector.cli.common import progress as _progress
 from inspector.training.defaults import DEFAULT_BACKBONE, FINETUNE_TRAINABLE
 
@@ -126,6 +126,7 @@ def export(
 
     with user_errors():
         output_target(onnx, overwrite=force)  # refuse before the bundle is even loaded
+        _outside_bundle(onnx, model)
         bundle = load_bundle(model)
         with err.status("exporting and checking parity..."):
             report = export_onnx(bundle.net, onnx, overwrite=force)
@@ -133,6 +134,15 @@ def export(
         f"wrote {report.path} (opset {report.opset}); max |Δprobability| vs PyTorch "
         f"{report.max_abs_diff:.2e} over {report.samples} inputs"
     )
+
+
+def _outside_bundle(onnx: Path, model: Path) -> None:
+    """Refuse an ``--onnx`` that is one of the bundle's own files (by name, symlink or hard link):
+    with ``--force`` the export would replace the very weights or model.json it exports."""
+    if not onnx.exists() or not model.is_dir():
+        return
+    if any(part.is_file() and onnx.samefile(part) for part in model.iterdir()):
+        raise fail(f"{onnx}: is a file of the model bundle {model}; write the ONNX file elsewhere")
 
 
 def _presets(values: list[str] | None) -> list[str]:
