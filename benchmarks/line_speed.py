@@ -13,6 +13,9 @@ is what merging buys on this machine.
 
     python -m benchmarks.line_speed [--frames 600] [--fps 25] [--rounds 2]
 
+``--model BUNDLE --data STATION`` measures another model on its own station's test split (issue 24:
+a magnetic_tile model at its letterboxed 320 px) and writes ``line_speed_<bundle name>.json``.
+
 ``--finetune`` measures instead what a fine-tune started from the wizard costs the line on the
 same PC (the demo model at ``--fps``, logging and archiving on), with the app's own code path:
 ``inspector.training.adaptation.run_finetune`` in a
@@ -47,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from data.elpv import load_elpv
+from data.station import load_station
 from inspector.line.archive import ArchivePolicy, ImageArchive
 from inspector.line.demo import demo_model_path
 from inspector.line.inference import InferenceEngine
@@ -62,9 +66,11 @@ SHADOW_RESULTS = RESULTS.with_name("line_speed_shadow.json")
 BUDGET_MS = 50.0  # --finetune: the cycle budget of the station in issue 17 (Settings → cycle budget)
 
 
-def engines() -> dict[str, InferenceEngine]:
-    ltm = load_bundle(demo_model_path())
-    twin = load_bundle(demo_model_path())
+def engines(model: Path | None = None) -> dict[str, InferenceEngine]:
+    """The model (the demo model unless given) and its unmerged twin: same weights, merges off."""
+    path = model or demo_model_path()
+    ltm = load_bundle(path)
+    twin = load_bundle(path)
     twin.net.set_schedule([None] * len(twin.net.schedule()))
     meta = dataclasses.replace(twin.meta, schedule=twin.net.schedule())
     return {
@@ -426,6 +432,8 @@ def main() -> None:
     parser.add_argument(
         "--train-per-class", type=int, default=48, help="--finetune: training images per class."
     )
+    parser.add_argument("--model", type=Path, help="A bundle other than the demo model (with --data).")
+    parser.add_argument("--data", help="The station --model is judged on (its test split is replayed).")
     args = parser.parse_args()
     if args.finetune:
         finetune_main(args)
@@ -433,8 +441,11 @@ def main() -> None:
     if args.shadow:
         shadow_main(args)
         return
-    station = load_elpv(0)
-    models = engines()
+    if (args.model is None) != (args.data is None):
+        parser.error("--model and --data go together")
+    station = load_elpv(0) if args.data is None else load_station(args.data, 0)
+    models = engines(args.model)
+    results = RESULTS if args.model is None else RESULTS.with_name(f"line_speed_{args.model.name}.json")
     gmacs = {
         name: count_gmacs(e.bundle.net, e.meta.backbone.img_size, e.meta.backbone.in_chans)
         for name, e in models.items()
@@ -470,15 +481,16 @@ def main() -> None:
     }
     report = {
         "command": "python -m benchmarks.line_speed "
-        f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}",
+        f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}"
+        + (f" --model {args.model} --data {args.data}" if args.model else ""),
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
         "inference_threads": default_inference_threads(),
         "summary": summary,
         "ratios_ltm_over_unmerged": ratios,
         "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(report, indent=2) + "\n")
     print(
         f"\n{'model':14s} {'GMACs':>6s} {'sust. fps':>9s} {'paced p50':>9s} {'p95':>7s} {'p99':>7s} "
         f"{'drops':>5s} {'overruns':>8s}"
@@ -490,7 +502,7 @@ def main() -> None:
             f"{p['p99_ms']:7.1f} {p['dropped']:5d} {p['overruns']:8d}"
         )
     print(f"LTM / unmerged: sustained fps x{ratios['sustained_fps']}, paced p95 x{ratios['paced_p95']}")
-    print(f"wrote {RESULTS}")
+    print(f"wrote {results}")
 
 
 if __name__ == "__main__":
