@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +35,19 @@ err = Console(stderr=True)
 def progress(message: str) -> None:
     """Progress lines go to stderr, so stdout carries only results."""
     err.print(message, highlight=False)
+
+
+def visible(text: str) -> str:
+    """``text`` with control and format characters written as escapes (``\\n``, ``\\x1b``, ``\\u202e``).
+
+    What people typed (a ``--reason``, a ``--by``) is stored as given, but printed raw a newline
+    forges a second row and an ANSI or bidi sequence rewrites the terminal: shown this way, one
+    record is always one line, and what it says is what it holds.
+    """
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch).startswith("C") else ch
+        for ch in text
+    )
 
 
 def fail(message: str | Exception, code: int = 2) -> typer.Exit:

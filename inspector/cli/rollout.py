@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from inspector.cli.common import HomeOption, console, progress, user_errors
+from inspector.cli.common import HomeOption, console, progress, user_errors, visible
 from inspector.cli.line import DbOption, db_url
 
 ByOption = Annotated[
@@ -203,5 +203,5 @@ def models_audit(
         console.print("no deploys, rollbacks or shadow decisions recorded yet")
     for event in events:
         when = event["at"].astimezone()
-        line = f"{when:%Y-%m-%d %H:%M}  {event['kind']:<8} {event['message']}"
+        line = f"{when:%Y-%m-%d %H:%M}  {event['kind']:<8} {visible(event['message'])}"
         console.print(line, highlight=False, markup=False, soft_wrap=True)  # one event, one line

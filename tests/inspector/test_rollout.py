@@ -117,3 +117,20 @@ def test_cli_deploy_gate_and_audit(home, tiny_station):
     lines = trail.output.strip().splitlines()
     assert trail.exit_code == 0 and len(lines) == 3
     assert "rollback" in lines[0] and "v3 deployed by bo" in lines[1] and "blocked" in lines[2]
+
+
+def test_audit_shows_control_characters_and_keeps_one_event_per_line(home):
+    """A newline in --reason forged a second audit line; ANSI escapes in --by rewrote the terminal."""
+    forged = "undo\n2026-01-01 00:00  deploy   v9 deployed by ceo"
+    common = ["--home", str(home)]
+    deploy(home, _url(home), "v2", who="ann", reason="hotfix", data=None)
+    back = runner.invoke(
+        app, ["models", "rollback", "--by", "\x1b[2Jmallory\u202e", "--reason", forged, *common]
+    )
+    assert back.exit_code == 0, back.output
+    stored = audit_trail(_url(home))[0]["message"]
+    assert "\x1b[2Jmallory" in stored and forged in stored, "what is stored is what was given"
+    lines = runner.invoke(app, ["models", "audit", *common]).output.strip().splitlines()
+    assert len(lines) == 2, lines
+    assert "\x1b" not in lines[0] and "\u202e" not in lines[0]
+    assert "\\x1b[2Jmallory\\u202e" in lines[0] and "undo\\n2026-01-01" in lines[0]
