@@ -8,7 +8,7 @@ kept region (all cells tied at the maximum) touch the defect? Beside the hit rat
 of the image those top cells cover and the defects' share of the image: a region that small,
 placed at random, touches the defect about as often as the defect's share plus its own.
 
-    python -m benchmarks.merge_maps_vs_masks BUNDLE [BUNDLE ...] [--figure docs/merge_maps.png]
+    python -m benchmarks.merge_maps_vs_masks BUNDLE [BUNDLE ...] [--figure docs/merge_maps.png] [--out JSON]
 """
 
 from __future__ import annotations
@@ -116,6 +116,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundles", nargs="+", type=Path)
     parser.add_argument("--figure", type=Path, help="Save a dozen overlays of the first bundle here.")
+    parser.add_argument(
+        "--out", type=Path, default=RESULTS / "merge_maps_vs_masks.json", help="Where the JSON goes."
+    )
     args = parser.parse_args()
     results = []
     for index, path in enumerate(args.bundles):
@@ -124,7 +127,7 @@ def main() -> None:
         print(json.dumps(summary), flush=True)
         if index == 0 and args.figure:
             figure(examples, args.figure, f"{path.name}: merge map over magnetic_tile test defects")
-    (RESULTS / "merge_maps_vs_masks.json").write_text(json.dumps(results, indent=2) + "\n")
+    args.out.write_text(json.dumps(results, indent=2) + "\n")
 
 
 if __name__ == "__main__":
