@@ -4,6 +4,14 @@
 the index: every version's figures (metrics, GMACs, latency), which one is deployed and the
 deployment history. Copies are made beside the target and renamed into place; the index is
 replaced atomically, so a crash never leaves a half-registered model or a dangling deployment.
+
+Only this module writes under ``<home>/models``: the CLI refuses any other output there
+(:func:`refuse_registry_output`), and each version's ``model.json`` and weights are checksummed
+into the index when it is added, then checked before a version is run, deployed or rolled back to
+(:meth:`Registry.checked_path`). A bundle swapped in by hand, or by ``train --out <home>/models/v1
+--force``, is refused instead of judging parts under a name that no longer means those weights.
+The checksums guard against changes made outside the product, not against someone who edits the
+index as well.
 """
 
 from __future__ import annotations
@@ -19,8 +27,9 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectorError
-from models.bundle import load_bundle
-from models.files import atomic_write_text, default_mode, read_json
+from models.bundle import META_FILE, WEIGHTS_FILE, load_bundle, read_meta
+from models.errors import ModelError
+from models.files import atomic_write_text, default_mode, read_json, sha256_file
 from models.flops import count_gmacs, count_params
 from models.latency import torch_latency
 
@@ -28,6 +37,9 @@ INDEX = "registry.json"
 # A version id is "v" and a positive number, nothing else: it names a folder under the registry,
 # so an id from registry.json must never be able to point anywhere else ("../../x").
 VERSION_ID = re.compile(r"v[1-9][0-9]*")
+# The files of a version whose SHA-256 the index records (model.json carries the weights' hash too).
+CHECKED_FILES = (META_FILE, WEIGHTS_FILE)
+SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
 def is_version_id(text: str) -> bool:
@@ -47,6 +59,63 @@ class Version:
     latency_ms: float
     metrics: dict[str, Any] = field(default_factory=dict)
     note: str = ""
+    # File name -> SHA-256 of the registered copy; empty for a version registered before the
+    # registry kept checksums (it loads unverified and is pinned at its next deploy or rollback).
+    checksums: dict[str, str] = field(default_factory=dict)
+
+
+def _check_checksums(entry: dict[str, Any]) -> None:
+    """An index entry's checksums are absent, or one SHA-256 for each of :data:`CHECKED_FILES`."""
+    sums = entry.get("checksums", {})
+    valid = isinstance(sums, dict) and (
+        not sums
+        or set(sums) == set(CHECKED_FILES)
+        and all(isinstance(v, str) and SHA256.fullmatch(v) for v in sums.values())
+    )
+    if not valid:
+        raise ValueError(f"invalid checksums for {entry.get('id')!r}")
+
+
+def file_checksums(folder: Path) -> dict[str, str]:
+    """SHA-256 of each of a bundle folder's :data:`CHECKED_FILES` (an unreadable one raises OSError)."""
+    return {name: sha256_file(folder / name) for name in CHECKED_FILES}
+
+
+def _changed_files(folder: Path, recorded: dict[str, str]) -> list[str]:
+    """The recorded files of ``folder`` that are missing, unreadable or differ from their checksum."""
+    changed = []
+    for name, expected in recorded.items():
+        try:
+            same = (folder / name).is_file() and sha256_file(folder / name) == expected
+        except OSError:
+            same = False
+        if not same:
+            changed.append(name)
+    return changed
+
+
+def registry_holding(path: str | Path) -> Path | None:
+    """The model registry folder (``<home>/models`` with its index) that ``path`` is or lies in.
+
+    Found from the path itself (symlinks resolved), so any home's registry counts, not only the
+    one this command would use; a ``models`` folder without ``registry.json`` has no versions yet.
+    """
+    target = Path(path).resolve()
+    for folder in (target, *target.parents):
+        if folder.name == "models" and (folder / INDEX).is_file():
+            return folder
+    return None
+
+
+def refuse_registry_output(path: str | Path, option: str = "--out") -> None:
+    """Refuse an output inside a model registry, before any work: a bundle written (or forced)
+    over ``<home>/models/v1`` would swap the deployed weights with no gate and no audit row."""
+    root = registry_holding(path)
+    if root is not None:
+        raise InspectorError(
+            f"{option} {path} is inside the model registry {root}: its versions are written only by "
+            "'inspector models deploy' or the fine-tune wizard; write elsewhere and deploy that"
+        )
 
 
 class Registry:
@@ -67,6 +136,8 @@ class Registry:
                 raise ValueError(f"invalid version id {bad[0]!r} (expected v1, v2, ...)")
             if len(set(ids)) != len(ids):
                 raise ValueError("a version id is listed twice")
+            for entry in index["versions"]:
+                _check_checksums(entry)
             if not isinstance(index["history"], list):
                 raise TypeError("history is not a list")
             unknown = [i for i in [index["deployed"], *index["history"]] if i is not None and i not in ids]
@@ -87,9 +158,43 @@ class Registry:
         return next((Version(**v) for v in index["versions"] if v["id"] == index["deployed"]), None)
 
     def path_of(self, version_id: str) -> Path:
+        """Where a version's files are; not verified (see :meth:`checked_path` before loading it)."""
         if not is_version_id(version_id) or version_id not in {v.id for v in self.versions()}:
             raise InspectorError(f"no model version {version_id!r} in the registry ({self.root})")
         return self.root / version_id
+
+    def checked_path(self, version_id: str) -> Path:
+        """:meth:`path_of`, once the version's files match the checksums recorded when it was added.
+
+        A version from an index written before checksums were kept has none to compare: it is
+        used unverified (refusing it would stop a line over an upgrade) and pinned by its next
+        :meth:`deploy` or :meth:`rollback`, which write the index anyway; a line run only reads it.
+        """
+        path = self.path_of(version_id)
+        version = next(v for v in self.versions() if v.id == version_id)
+        self._verify(version)
+        return path
+
+    def _verify(self, version: Version) -> None:
+        changed = _changed_files(self.root / version.id, version.checksums)
+        if changed:
+            raise InspectorError(
+                f"model version {version.id} was changed outside the product ({', '.join(changed)} not "
+                f"as registered in {self.root / version.id}); refusing to use it"
+            )
+
+    def _pinned(self, index: dict[str, Any], version_id: str) -> Version:
+        """The index entry of ``version_id``, verified; a legacy entry gets its checksums recorded."""
+        entry = next(v for v in index["versions"] if v["id"] == version_id)
+        version = Version(**entry)
+        self._verify(version)
+        if not version.checksums:
+            try:
+                entry["checksums"] = file_checksums(self.root / version_id)
+            except OSError as exc:
+                reason = exc.strerror or exc
+                raise InspectorError(f"model version {version_id}: unreadable ({reason})") from exc
+        return Version(**entry)
 
     # ------------------------------------------------------------------ changes
     def add(self, bundle_path: Path, note: str = "") -> Version:
@@ -108,12 +213,16 @@ class Registry:
             for copied in staging.rglob("*"):  # older bundles kept their weights 0600
                 if copied.is_file() and not copied.is_symlink():
                     os.chmod(copied, default_mode())
+            checksums = self._copied_checksums(bundle_path, staging)
             os.chmod(staging, 0o755)
             os.replace(staging, self.root / version_id)
         except OSError as exc:
             shutil.rmtree(staging, ignore_errors=True)
             reason = exc.strerror or exc
             raise InspectorError(f"could not copy {bundle_path} into the registry: {reason}") from exc
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
         provenance = meta.provenance
         version = Version(
             id=version_id,
@@ -131,10 +240,24 @@ class Registry:
                 if k in provenance
             },
             note=note,
+            checksums=checksums,
         )
         index["versions"].append(asdict(version))
         self._write(index)
         return version
+
+    @staticmethod
+    def _copied_checksums(source: Path, copy: Path) -> dict[str, str]:
+        """Checksums of the copy, which must be the bundle that was validated: weights that no
+        longer match the copied model.json (the source changed while it was copied) are refused."""
+        checksums = file_checksums(copy)
+        try:
+            promised = read_meta(copy)[1]
+        except ModelError as exc:
+            raise InspectorError(f"{source} changed while it was copied into the registry ({exc})") from None
+        if checksums[WEIGHTS_FILE] != promised:
+            raise InspectorError(f"{source} changed while it was copied into the registry; add it again")
+        return checksums
 
     def check_ref(self, ref: str) -> None:
         """Raise unless ``ref`` names a registered version or a folder, by the text alone.
@@ -157,10 +280,11 @@ class Registry:
             ref = self.add(Path(ref)).id
         self.path_of(ref)
         index = self._read()
+        version = self._pinned(index, ref)  # a version changed outside the product is never deployed
         index["deployed"] = ref
         index["history"].append(ref)
         self._write(index)
-        return next(Version(**v) for v in index["versions"] if v["id"] == ref)
+        return version
 
     def rollback(self) -> Version:
         """Undo the last deployment: the one deployed before it becomes current again."""
@@ -168,7 +292,8 @@ class Registry:
         history = index["history"]
         if len(history) < 2:
             raise InspectorError("nothing to roll back to: no earlier deployment in the registry")
+        version = self._pinned(index, history[-2])  # refused (nothing changed) if it was tampered with
         history.pop()
         index["deployed"] = history[-1]
         self._write(index)
-        return next(Version(**v) for v in index["versions"] if v["id"] == history[-1])
+        return version

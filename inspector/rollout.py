@@ -198,7 +198,7 @@ def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = p
     from inspector.line.build import resolve_model
 
     registry = Registry(home)
-    candidate_path = registry.path_of(ref)
+    candidate_path = registry.checked_path(ref)  # a version changed outside the product is not scored
     live_path = resolve_model(None, home)
     live = registry.deployed()
     live_name = live.id if live else "demo model"

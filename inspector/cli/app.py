@@ -120,12 +120,14 @@ def export(
     force: Annotated[bool, typer.Option("--force", help="Replace an existing ONNX file.")] = False,
 ) -> None:
     """Export a bundle to ONNX (static shapes) and check it against PyTorch."""
+    from inspector.registry import refuse_registry_output
     from models.bundle import load_bundle
     from models.files import output_target
     from models.onnx_export import export_onnx
 
     with user_errors():
         output_target(onnx, overwrite=force)  # refuse before the bundle is even loaded
+        refuse_registry_output(onnx, "--onnx")
         _outside_bundle(onnx, model)
         bundle = load_bundle(model)
         with err.status("exporting and checking parity..."):
@@ -246,6 +248,7 @@ def train(
 ) -> None:
     """Train a model on a station dataset and write a bundle (atomically)."""
     from data.augment import check_presets
+    from inspector.registry import refuse_registry_output
     from inspector.training.defaults import defaults_for, starting_weights
     from inspector.training.loop import Recipe
     from inspector.training.workflows import train_model
@@ -256,6 +259,7 @@ def train(
     with user_errors(
         interrupted="interrupted; the last finished epoch is kept: resume with the same command and --resume"
     ):
+        refuse_registry_output(out)
         recipe = Recipe(
             epochs=epochs or unset.epochs,
             seed=seed,
@@ -336,9 +340,12 @@ def evaluate(
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
 ) -> None:
     """Evaluate a bundle on a dataset split (never augmented)."""
+    from inspector.registry import refuse_registry_output
     from inspector.training.workflows import evaluate_model
 
     with user_errors():
+        if json_path is not None:  # it could replace a registered version's model.json
+            refuse_registry_output(json_path, "--json")
         report = evaluate_model(
             model,
             data,
@@ -385,8 +392,11 @@ def finetune(
     """Adapt a model to a station's lighting and camera angle; before/after side by side."""
     from dataclasses import replace
 
+    from inspector.registry import refuse_registry_output
     from inspector.training.workflows import FINETUNE_RECIPE, finetune_model, recalibrate_model
 
+    with user_errors():
+        refuse_registry_output(out)
     if unlabelled:
         with user_errors():
             recalibrate_model(model, Path(data), out, force=force, log=_progress)

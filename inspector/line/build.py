@@ -17,7 +17,7 @@ from inspector.line.inference import InferenceEngine
 from inspector.line.outputs import build_outputs, check_output_urls
 from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo
 from inspector.line.sources import open_source
-from inspector.registry import Registry
+from inspector.registry import Registry, is_version_id, registry_holding
 from inspector.settings import Settings
 from inspector.store import Ledger, default_url
 
@@ -46,23 +46,37 @@ class LineRequest:
 
 
 def resolve_model(model: str | None, home: Path) -> Path:
-    """The bundle to run: a path, ``demo``, or (none given) the deployed version, else the demo model."""
+    """The bundle to run: a path, ``demo``, or (none given) the deployed version, else the demo model.
+
+    A registry version (the deployed one, or its folder given as a path) is checked against the
+    checksums recorded when it was registered: weights swapped in outside the product never judge
+    parts under that version's name.
+    """
     if model in (None, ""):
         registry = Registry(home)
         deployed = registry.deployed()
-        return registry.path_of(deployed.id) if deployed else demo_model_path()
+        return registry.checked_path(deployed.id) if deployed else demo_model_path()
     if model == "demo":
         return demo_model_path()
-    return Path(model)
+    return _checked_if_registered(Path(model))
+
+
+def _checked_if_registered(path: Path) -> Path:
+    """``path`` itself; verified first when it is a registered version's folder in a model registry."""
+    root, resolved = registry_holding(path), path.resolve()
+    if root is not None and resolved.parent == root and is_version_id(resolved.name):
+        registry = Registry(root.parent)
+        if resolved.name in {v.id for v in registry.versions()}:
+            registry.checked_path(resolved.name)
+    return path
 
 
 def resolve_shadow(ref: str, home: Path) -> tuple[Path, str]:
     """The shadow candidate's bundle and the name it is shown and stored under."""
     from inspector.errors import InspectorError
-    from inspector.registry import is_version_id
 
     if is_version_id(ref):
-        return Registry(home).path_of(ref), ref
+        return Registry(home).checked_path(ref), ref
     path = resolve_model(ref, home)
     if not path.is_dir():
         raise InspectorError(f"shadow {ref}: neither a model version (v1, v2, ...) nor a bundle folder")

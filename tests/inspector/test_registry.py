@@ -110,3 +110,99 @@ def test_registered_copies_are_readable_like_any_file(tmp_path, bundle):
         os.umask(previous)
     copy = tmp_path / "home" / "models" / version.id
     assert {stat.S_IMODE(p.stat().st_mode) for p in copy.iterdir()} == {0o644}
+
+
+def _swap_in(bundle_path, spec, seed: int = 1) -> None:
+    """What ``inspector train ... --out <home>/models/v1 --force`` did: new weights, same name."""
+    import torch
+
+    torch.manual_seed(seed)
+    net = InspectionNet(spec, 2, "none")
+    save_bundle(net, meta_for(net, ["ok", "ng"]), bundle_path, overwrite=True)
+
+
+def test_a_version_records_the_checksums_of_its_files(tmp_path, bundle):
+    """The index keeps model.json's and the weights' SHA-256 of the registered copy."""
+    from models.files import sha256_file
+
+    version = Registry(tmp_path / "home").add(bundle)
+    copy = tmp_path / "home" / "models" / version.id
+    assert version.checksums == {
+        "model.json": sha256_file(copy / "model.json"),
+        "model.safetensors": sha256_file(copy / "model.safetensors"),
+    }
+    entry = json.loads((copy.parent / INDEX).read_text())["versions"][0]
+    assert entry["checksums"] == version.checksums
+
+
+def test_a_version_changed_outside_the_product_is_refused_by_run_deploy_and_rollback(
+    tmp_path, bundle, tiny_vit_spec
+):
+    """Probe (issue 27): a version overwritten in place judged parts under its old name, unaudited."""
+    from inspector.line.build import resolve_model, resolve_shadow
+
+    home = tmp_path / "home"
+    registry = Registry(home)
+    registry.deploy(str(bundle))
+    registry.deploy(str(bundle))  # v2, deployed over v1
+    _swap_in(registry.root / "v1", tiny_vit_spec)
+    index_before = (registry.root / INDEX).read_bytes()
+    message = r"model version v1 was changed outside the product \(model.json, model.safetensors"
+    for action in (
+        registry.rollback,
+        lambda: registry.deploy("v1"),
+        lambda: registry.checked_path("v1"),
+        lambda: resolve_shadow("v1", home),
+        lambda: resolve_model(str(registry.root / "v1"), home),
+    ):
+        with pytest.raises(InspectorError, match=message):
+            action()
+    assert (registry.root / INDEX).read_bytes() == index_before, "a refusal changes nothing"
+    _swap_in(registry.root / "v2", tiny_vit_spec)  # the deployed one
+    with pytest.raises(InspectorError, match="model version v2 was changed outside the product"):
+        resolve_model(None, home)
+    result = CliRunner().invoke(app, ["run", "--source", str(tmp_path), "--home", str(home), "--frames", "1"])
+    assert result.exit_code == 2 and "v2 was changed outside the product" in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_an_index_without_checksums_loads_unverified_and_is_pinned_at_deploy(tmp_path, bundle):
+    """Registries written before checksums were kept still run; the next deploy records them."""
+    from inspector.line.build import resolve_model
+
+    home = tmp_path / "home"
+    registry = Registry(home)
+    registry.deploy(str(bundle))
+    path = registry.root / INDEX
+    index = json.loads(path.read_text())
+    recorded = index["versions"][0].pop("checksums")
+    path.write_text(json.dumps(index))
+    assert resolve_model(None, home) == registry.root / "v1"
+    assert registry.versions()[0].checksums == {}
+    assert registry.deploy("v1").checksums == recorded
+    assert registry.versions()[0].checksums == recorded
+
+
+def test_train_finetune_export_and_eval_refuse_outputs_inside_the_registry(tiny_station, tmp_path, bundle):
+    """Probe (issue 27): ``train --out <home>/models/v1 --force`` replaced the deployed version."""
+    home = tmp_path / "home"
+    Registry(home).deploy(str(bundle))
+    v1 = home / "models" / "v1"
+    before = {p.name: p.read_bytes() for p in v1.iterdir()}
+    fast = ["--backbone", "vit-cpu", "--img-size", "32", "--epochs", "1"]
+    runner = CliRunner()
+    for args in (
+        ["train", str(tiny_station), "--out", str(v1), "--force", *fast],
+        ["train", str(tiny_station), "--out", str(home / "models" / "v7"), *fast],
+        ["finetune", str(bundle), str(tiny_station), "--out", str(v1), "--force", "--epochs", "1"],
+        ["finetune", str(bundle), str(tiny_station), "--out", str(v1), "--force", "--unlabelled"],
+        ["export", str(bundle), "--onnx", str(v1 / "model.onnx")],
+        ["eval", str(bundle), str(tiny_station), "--json", str(v1 / "model.json")],
+    ):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "is inside the model registry" in result.output and "models deploy" in result.output
+        assert str(home / "models") in result.output.replace("\n", "")
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert {p.name: p.read_bytes() for p in v1.iterdir()} == before
+    assert not (home / "models" / "v7").exists()
