@@ -180,5 +180,7 @@ def load_settings(home: Path) -> Settings:
 
 
 def save_settings(home: Path, settings: Settings) -> Path:
+    """Validate and write ``settings.json`` owner-only (0600, or an existing file's stricter mode):
+    output URLs and the database URL may carry a broker's or a database's password."""
     settings.validate()
-    return atomic_write_text(home / FILE, json.dumps(asdict(settings), indent=2) + "\n")
+    return atomic_write_text(home / FILE, json.dumps(asdict(settings), indent=2) + "\n", private=True)

@@ -9,7 +9,8 @@ An output only ever takes the place of a *regular* file. A symlink is written th
 is replaced, the link stays, as a shell's ``>`` would do); a folder, FIFO, socket or device node —
 directly or behind a symlink — is refused before anything is written, because renaming over it
 would silently turn a pipe or a device into a file. New files get the permissions a plain
-``open()`` would give (0666 less the umask); a replaced file keeps its own.
+``open()`` would give (0666 less the umask); a replaced file keeps its own. A file holding secrets
+(settings with a broker password) asks for ``private=True``: owner-only, see :func:`output_mode`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,20 @@ def default_mode() -> int:
     return 0o666 & ~_umask()
 
 
+PRIVATE_MODE = 0o600
+
+
+def output_mode(existing: int | None, private: bool = False) -> int:
+    """Permissions for a file written over one with mode ``existing`` (None: a new file).
+
+    A replaced file keeps its mode, a new one gets :func:`default_mode`. ``private`` caps both at
+    owner read/write (0600): a secret is never world- or group-readable, not even in a file an
+    older version created 0644, while an existing file's stricter mode (0400) is kept.
+    """
+    mode = default_mode() if existing is None else existing
+    return mode & PRIVATE_MODE if private else mode
+
+
 def output_target(path: str | Path, overwrite: bool = True) -> Path:
     """The regular file an output may replace for ``path`` (a symlink's target), else raise.
 
@@ -84,19 +99,24 @@ def output_target(path: str | Path, overwrite: bool = True) -> Path:
     return target
 
 
-def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: bool = True) -> Path:
+def atomic_write(
+    path: str | Path, write: Callable[[Path], None], overwrite: bool = True, private: bool = False
+) -> Path:
     """Call ``write(tmp)`` to produce the file, fsync it, then rename it onto ``path``.
 
     ``path`` must be new or a regular file (see :func:`output_target`); through a symlink, the
-    link's target is replaced. Returns ``path`` as given.
+    link's target is replaced. ``private``: owner-only permissions (:func:`output_mode`); the
+    temporary file is 0600 from the start, so the content is never readable by others on the way.
+    Returns ``path`` as given.
     """
     given = Path(path)
     target = output_target(given, overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        mode = stat.S_IMODE(os.stat(target).st_mode)
+        existing: int | None = stat.S_IMODE(os.stat(target).st_mode)
     except FileNotFoundError:
-        mode = default_mode()
+        existing = None
+    mode = output_mode(existing, private)
     handle, name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
     os.close(handle)
     tmp = Path(name)
@@ -112,8 +132,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None], overwrite: boo
     return given
 
 
-def atomic_write_text(path: str | Path, text: str, overwrite: bool = True) -> Path:
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite)
+def atomic_write_text(path: str | Path, text: str, overwrite: bool = True, private: bool = False) -> Path:
+    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite, private)
 
 
 MAX_JSON_DEPTH = 64

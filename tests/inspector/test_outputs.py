@@ -85,6 +85,23 @@ def test_two_servers_on_one_port_are_refused():
         check_output_urls(["modbus://127.0.0.1:5020", "opc.tcp://localhost:5020"])
 
 
+def test_settings_with_a_broker_password_are_written_owner_only(tmp_path):
+    """Probe (issue 27): settings.json holding an MQTT/OPC UA password was created world-readable."""
+    import os
+    import stat
+
+    previous = os.umask(0o022)
+    try:
+        path = save_settings(tmp_path, Settings(outputs=["mqtt://line:s3cret@127.0.0.1:1883/plant"]))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        path.chmod(0o400)  # an existing, stricter mode is kept
+        save_settings(tmp_path, Settings(outputs=["opc.tcp://admin:s3cret@0.0.0.0:4840"]))
+        assert stat.S_IMODE(path.stat().st_mode) == 0o400
+    finally:
+        os.umask(previous)
+    assert load_settings(tmp_path).outputs == ["opc.tcp://admin:s3cret@0.0.0.0:4840"]
+
+
 def test_settings_keep_outputs_and_refuse_a_bad_one(tmp_path):
     save_settings(tmp_path, Settings(outputs=["mqtt://127.0.0.1:1883/plant"]))
     assert load_settings(tmp_path).outputs == ["mqtt://127.0.0.1:1883/plant"]

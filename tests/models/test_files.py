@@ -81,6 +81,19 @@ def test_new_files_follow_the_umask_and_replaced_files_keep_their_mode(tmp_path,
     assert default_mode() == 0o600
 
 
+def test_a_private_file_is_owner_only_and_keeps_a_stricter_mode(tmp_path, umask_022):
+    """``private=True`` (settings with a password): 0600 when new, tightened from 0644, 0400 kept."""
+    fresh = atomic_write_text(tmp_path / "secret.json", "x", private=True)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    fresh.chmod(0o644)  # written by an older version
+    atomic_write_text(fresh, "y", private=True)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+    fresh.chmod(0o400)
+    atomic_write_text(fresh, "z", private=True)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o400 and fresh.read_text() == "z"
+    assert stat.S_IMODE(atomic_write_text(tmp_path / "plain.txt", "x").stat().st_mode) == 0o644
+
+
 def test_a_full_disk_mid_write_keeps_the_previous_file_and_leaves_no_temp(tmp_path):
     target = tmp_path / "results.csv"
     target.write_text("yesterday's export\n")
