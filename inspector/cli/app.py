@@ -251,14 +251,13 @@ def train(
     from inspector.registry import refuse_registry_output
     from inspector.training.defaults import defaults_for, starting_weights
     from inspector.training.loop import Recipe
-    from inspector.training.workflows import train_model
+    from inspector.training.workflows import resume_hint, train_model
 
     unset = defaults_for(backbone)
     weights = starting_weights(backbone, pretrained)
     scratch = weights is None  # pretrained runs pick their geometry from the station's image sizes
-    with user_errors(
-        interrupted="interrupted; the last finished epoch is kept: resume with the same command and --resume"
-    ):
+    # --resume is suggested only where a checkpoint was kept (none before the first epoch ends).
+    with user_errors(interrupted=lambda: f"interrupted; {resume_hint(out)}"):
         refuse_registry_output(out)
         recipe = Recipe(
             epochs=epochs or unset.epochs,

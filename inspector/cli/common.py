@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -111,15 +111,18 @@ def choice(option: str, choices: Sequence[str], text: str, *aliases: str) -> Any
 
 
 @contextmanager
-def user_errors(*extra: type[Exception], interrupted: str | None = None) -> Iterator[None]:
+def user_errors(
+    *extra: type[Exception], interrupted: str | Callable[[], str] | None = None
+) -> Iterator[None]:
     """Run a command's body: what a person can fix (``USER_ERRORS`` and ``extra``) ends it with one
     line and exit 2, Ctrl-C with ``interrupted`` and exit 130 when given; anything else is a bug and
-    keeps its traceback."""
+    keeps its traceback. ``interrupted`` may be a function, asked at the moment of the Ctrl-C, when
+    what to say depends on how far the command got (train: whether a checkpoint exists yet)."""
     try:
         yield
     except KeyboardInterrupt:
         if interrupted is None:
             raise
-        raise fail(interrupted, 130) from None
+        raise fail(interrupted() if callable(interrupted) else interrupted, 130) from None
     except (*USER_ERRORS, *extra) as exc:
         raise fail(exc) from None

@@ -92,6 +92,15 @@ def _remove_partial(partial: Path) -> None:
     shutil.rmtree(partial, ignore_errors=True)
 
 
+def resume_hint(out: Path) -> str:
+    """What to tell a person whose training run for ``out`` stopped early. ``--resume`` only where a
+    finished epoch's checkpoint is kept: a run stopped before its first epoch keeps none, and
+    ``--resume`` would then answer that there is nothing to resume."""
+    if (_partial_dir(out) / CHECKPOINT_FILE).is_file():
+        return "the last finished epoch is kept: resume with the same command and --resume"
+    return "no epoch had finished, so there is nothing to resume: run the same command again"
+
+
 def check_target(out: Path, force: bool) -> None:
     """``out`` is new, or (``--force``) an existing bundle: never any other folder. Checked first,
     before any data is read; an :class:`InspectorError` like every other refusal here."""
@@ -303,7 +312,10 @@ def train_model(
     finished = len(outcome.history) and outcome.history[-1].epoch == recipe.epochs - 1
     if not finished:
         done = outcome.history[-1].epoch + 1 if outcome.history else 0
-        raise InspectorError(f"training stopped after {done} of {recipe.epochs} epochs; resume with --resume")
+        stopped = f"training stopped after {done} of {recipe.epochs} epochs"
+        if not (partial / CHECKPOINT_FILE).is_file():
+            raise StoppedBeforeFirstEpoch(f"{stopped}; {resume_hint(out)}")
+        raise InspectorError(f"{stopped}; resume with --resume")
     net = outcome.net
     labels = np.array([classes.index(c) for c in val_set.labels])
     val_logits = predict_logits(net, prep, val_set.images)

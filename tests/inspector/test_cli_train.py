@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from tests_support import png_claiming
 from typer.testing import CliRunner
 
@@ -196,3 +197,57 @@ def test_an_image_whose_header_claims_10000_mp_is_skipped_by_train_and_eval(tiny
     judged = runner.invoke(app, ["eval", str(model), str(tiny_station), "--split", "all"])
     assert judged.exit_code == 0 and judged.exception is None, judged.output
     assert "skipped 1 unreadable file" in judged.output and "MP limit" in judged.output, judged.output
+
+
+def test_ctrl_c_suggests_resume_only_when_an_epoch_was_kept(tiny_station, tmp_path, monkeypatch):
+    """Probe (issue 27): Ctrl-C before the first epoch said "--resume", which then had nothing."""
+    import inspector.training.loop as loop
+    import inspector.training.workflows as workflows
+
+    out = tmp_path / "m"
+    args = ["train", str(tiny_station), "--out", str(out), "--backbone", "vit-cpu", "--img-size", "32"]
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(workflows, "train", stop)  # Ctrl-C during the first epoch
+        early = runner.invoke(app, [*args, "--epochs", "1"])
+    said = early.output.strip().splitlines()[-1]  # after the progress lines, the one error line
+    assert early.exit_code == 130 and said.startswith("error: interrupted; no epoch had finished"), said
+    assert "--resume" not in early.output and "nothing to resume" in said
+    assert "nothing to resume" in runner.invoke(app, [*args, "--epochs", "1", "--resume"]).output
+
+    saved = loop.save_checkpoint
+
+    def save_then_stop(*args, **kwargs):
+        saved(*args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C right after the first epoch's checkpoint
+
+    with monkeypatch.context() as patch:
+        patch.setattr(loop, "save_checkpoint", save_then_stop)
+        late = runner.invoke(app, [*args, "--epochs", "2", "--batch-size", "16"])
+    assert late.exit_code == 130 and "resume with the same command and --resume" in late.output
+    resumed = runner.invoke(app, [*args, "--epochs", "2", "--batch-size", "16", "--resume"])
+    assert resumed.exit_code == 0 and (out / "model.json").is_file(), resumed.output
+
+
+def test_a_stop_before_the_first_epoch_is_not_told_to_resume(tiny_station, tmp_path):
+    """The same through ``train_model(should_stop=...)``: nothing kept, so no --resume."""
+    from inspector.errors import StoppedBeforeFirstEpoch
+    from inspector.training.loop import Recipe
+    from inspector.training.workflows import train_model
+
+    with pytest.raises(StoppedBeforeFirstEpoch, match="after 0 of 1 epochs; no epoch had finished") as info:
+        train_model(
+            str(tiny_station),
+            tmp_path / "m",
+            img_size=32,
+            merge="none",
+            recipe=Recipe(epochs=1),
+            should_stop=lambda: True,
+            progress=False,
+            log=lambda line: None,
+        )
+    assert "--resume" not in str(info.value)
+    assert not (tmp_path / "m.partial").exists() and not (tmp_path / "m").exists()
