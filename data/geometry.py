@@ -55,7 +55,12 @@ class Geometry:
 
     size: int
     resize: str
-    reason: str
+    size_reason: str
+    resize_reason: str
+
+    @property
+    def reason(self) -> str:
+        return f"{self.size_reason}; {self.resize_reason}"
 
 
 def survey_sizes(samples: Sequence[Sample]) -> SizeSurvey | None:
@@ -77,7 +82,7 @@ def choose_geometry(
     """Native scale (the median long side, to the stem's stride) within [smallest, largest];
     letterboxed when the station's shapes are not all near square."""
     if survey is None:
-        return Geometry(smallest, "stretch", "no image header gave a size: the default input")
+        return Geometry(smallest, "stretch", "no image header gave a size", "the default input")
     native = max(stride, int(round(survey.long_side / stride)) * stride)
     size = min(largest, max(smallest, native))
     low, high = survey.aspect[1], survey.aspect[3]
@@ -94,4 +99,4 @@ def choose_geometry(
         if square
         else f"part shapes vary (aspect {low:.2f}–{high:.2f}), letterboxed to keep each part's shape"
     )
-    return Geometry(size, resize, f"{scale}; {shape}")
+    return Geometry(size, resize, scale, shape)

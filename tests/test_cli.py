@@ -95,7 +95,7 @@ def test_data_info_reports_image_sizes_and_the_geometry_train_would_pick(tiny_st
     result = runner.invoke(app, ["data", "info", str(tiny_station)], env={"COLUMNS": "240"})
     assert result.exit_code == 0, result.output
     assert "sizes: 72 images, width 40–40 px" in result.output
-    assert "input a pretrained model gets: 160 px, stretch" in result.output
+    assert "train --resize auto would use: 160 px, stretch" in result.output
 
 
 def _options() -> list[tuple[str, object]]:
@@ -132,7 +132,7 @@ def test_fixed_choices_are_listed_in_help_and_are_the_librarys_own():
     expected = {
         ("train", "--merge"): MERGE_MODES,
         ("train", "--normalize"): NORMALIZE_MODES,
-        ("train", "--resize"): RESIZE_MODES,
+        ("train", "--resize"): (*RESIZE_MODES, "auto"),
         ("train", "--ltm-start"): ("scratch", "convert"),
         ("train", "--mask"): MASKS,
         ("eval", "--split"): (*SPLITS, "all"),

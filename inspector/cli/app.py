@@ -22,7 +22,9 @@ MERGE_CHOICES = ("ltm", "tome", "none")
 NORMALIZE_CHOICES = ("dataset", "image")
 LTM_START_CHOICES = ("scratch", "convert")
 MASK_CHOICES = ("content", "pooling", "v1")
-RESIZE_CHOICES = ("stretch", "letterbox", "center_crop")  # models.preprocess.RESIZE_MODES (no torch)
+AUTO_RESIZE = "auto"
+# models.preprocess.RESIZE_MODES (spelled here so that --help imports no torch), then auto.
+RESIZE_CHOICES = ("stretch", "letterbox", "center_crop", AUTO_RESIZE)
 SPLIT_CHOICES = ("train", "val", "test", "all")
 
 app = typer.Typer(
@@ -169,8 +171,7 @@ def train(
     gmacs_ratio: Annotated[
         float | None,
         typer.Option(
-            help="Target compute relative to the unmerged model [default: 0.8 pretrained, 0.6 from scratch; "
-            "a pretrained hybrid above 160 px gets --tokens instead]."
+            help="Target compute relative to the unmerged model [default: 0.8 pretrained, 0.6 from scratch]."
         ),
     ] = None,
     tokens: Annotated[
@@ -188,19 +189,19 @@ def train(
         int | None,
         typer.Option(
             min=32,
-            help="Square input size in pixels [default: pretrained, the station's median long side "
-            "within 160..320 px (data info shows it); from scratch, 112].",
+            help="Square input size in pixels [default: 160 pretrained, 112 from scratch; with --resize auto "
+            "and a pretrained backbone, the station's median long side within 160..320 px].",
         ),
     ] = None,
     resize: Annotated[
-        str | None,
+        str,
         choice(
             "--resize",
             RESIZE_CHOICES,
-            "How a part becomes a square: stretch, letterbox (aspect kept, padded) or center_crop "
-            "[default: pretrained, letterbox when the station's shapes vary; from scratch, stretch].",
+            "How a part becomes a square: stretch, letterbox (aspect kept, padded), center_crop, or auto "
+            "(letterbox when the station's shapes vary, else stretch; inspector data info shows the pick).",
         ),
-    ] = None,
+    ] = "stretch",
     normalize: Annotated[
         str,
         choice(
@@ -255,7 +256,9 @@ def train(
 
     unset = defaults_for(backbone)
     weights = starting_weights(backbone, pretrained)
-    scratch = weights is None  # pretrained runs pick their geometry from the station's image sizes
+    # --resize auto: the station's image sizes pick the resize mode and, for a pretrained backbone
+    # (whose stem has stride 16) without --img-size, the size too.
+    auto = resize == AUTO_RESIZE
     # --resume is suggested only where a checkpoint was kept (none before the first epoch ends).
     with user_errors(interrupted=lambda: f"interrupted; {resume_hint(out)}"):
         refuse_registry_output(out)
@@ -273,10 +276,10 @@ def train(
             out,
             backbone=backbone,
             merge=merge,
-            gmacs_ratio=gmacs_ratio if gmacs_ratio is not None or merge == "ltm" else unset.gmacs_ratio,
+            gmacs_ratio=unset.gmacs_ratio if gmacs_ratio is None else gmacs_ratio,
             tokens=tokens,
-            img_size=img_size or (unset.img_size if scratch else None),
-            resize=resize or ("stretch" if scratch else None),
+            img_size=img_size or (None if auto and weights is not None else unset.img_size),
+            resize=None if auto else resize,
             normalize=normalize,
             recipe=recipe,
             ltm_start=ltm_start,
@@ -502,7 +505,7 @@ def data_info(
         console.print(f"sizes: {survey.describe()}", highlight=False)
         geometry = choose_geometry(survey)
         console.print(
-            f"input a pretrained model gets: {geometry.size} px, {geometry.resize} ({geometry.reason})",
+            f"train --resize auto would use: {geometry.size} px, {geometry.resize} ({geometry.reason})",
             highlight=False,
         )
     console.print(f"fingerprint {station.fingerprint()}")

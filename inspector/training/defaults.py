@@ -35,20 +35,6 @@ PRETRAINED_DEFAULTS = TrainDefaults(img_size=160, gmacs_ratio=0.8, epochs=8, pre
 SCRATCH_DEFAULTS = TrainDefaults(img_size=112, gmacs_ratio=0.6, epochs=30, pretrained=None)
 
 
-# Above this many stride-16 tokens (the 10x10 grid of the 160 px default) a pretrained hybrid's LTM
-# merges to this budget after its first block instead of to a GMACs ratio: the stem sees every pixel
-# of the larger input, the transformer costs what it did at 160 px (issue 24, BENCHMARKS.md).
-TOKEN_BUDGET = 100
-
-
-def merge_budget(backbone: str, pretrained: bool, grid_tokens: int) -> tuple[float | None, int | None]:
-    """(gmacs_ratio, tokens) for LTM when neither is given: the token budget for a pretrained
-    backbone whose grid exceeds it, else the family's GMACs ratio."""
-    if pretrained and backbone in LITE0_BACKBONES and grid_tokens > TOKEN_BUDGET:
-        return None, TOKEN_BUDGET
-    return defaults_for(backbone).gmacs_ratio, None
-
-
 def defaults_for(backbone: str) -> TrainDefaults:
     """The recipe a backbone gets for every option left unset."""
     return PRETRAINED_DEFAULTS if backbone in LITE0_BACKBONES else SCRATCH_DEFAULTS

@@ -33,7 +33,6 @@ from inspector.training.defaults import (
     AUTO_TRAINABLE,
     default_trainable,
     defaults_for,
-    merge_budget,
     pretrained_base,
 )
 from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
@@ -207,8 +206,8 @@ def train_model(
     """``inspector train``: a new bundle at ``out`` from a station dataset.
 
     ``img_size`` / ``resize`` None: picked from the station's image sizes (:mod:`data.geometry`),
-    and said why. LTM with neither ``gmacs_ratio`` nor ``tokens``: the backbone's default budget
-    (:func:`merge_budget`).
+    and said why. ``tokens``: LTM's token budget instead of ``gmacs_ratio`` (None: the backbone
+    family's default ratio).
 
     ``pretrained``: ``imagenet-lite0``, ``hub`` or a weights file; the network then takes RGB
     input (gray is replicated) normalised as the weights expect, and the bundle records the source
@@ -236,11 +235,10 @@ def train_model(
         log(f"note: {issue}")
     if img_size is None or resize is None:
         geometry = choose_geometry(survey_sizes(station.split("train")))
-        picked = " and ".join(
-            what for what, unset in (("size", img_size is None), ("resize", resize is None)) if unset
-        )
+        why = [geometry.size_reason] if img_size is None else []
+        why += [geometry.resize_reason] if resize is None else []
         img_size, resize = img_size or geometry.size, resize or geometry.resize
-        log(f"input {img_size} px, {resize} (--img-size/--resize picked {picked}: {geometry.reason})")
+        log(f"input {img_size} px, {resize}, picked from the station's image sizes: {'; '.join(why)}")
     channels = 3 if pretrained else guess_channels(station.split("train"))
     spec = resolve_backbone(backbone, img_size, channels)
     classes = station.classes
@@ -250,9 +248,6 @@ def train_model(
     torch.manual_seed(recipe.seed)  # the initial weights are part of the recipe's seed
     net = InspectionNet(spec, len(classes), "none" if convert_later else merge, mask=mask)
     check_input_size(net, backbone)
-    if merge == "ltm" and not convert_later and gmacs_ratio is None and tokens is None:
-        grid_tokens = math.prod(net.block_grids[0]) if net.block_grids else 0
-        gmacs_ratio, tokens = merge_budget(backbone, pretrained is not None, grid_tokens)
     gmacs_ratio = gmacs_ratio if gmacs_ratio is not None else defaults_for(backbone).gmacs_ratio
     if tokens is not None:
         fit = fit_token_budget(net, tokens)

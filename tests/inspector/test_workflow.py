@@ -256,9 +256,10 @@ def test_the_default_fine_tune_trains_what_recovered_most_for_the_bases_kind(tra
     assert "trains merge+head (the default for a from-scratch base)" in lines
 
 
-def test_a_pretrained_run_picks_its_geometry_and_token_budget_from_the_station(tmp_path):
-    """Wide parts larger than the default input: letterboxed at native scale, and LTM's token
-    budget in place of the GMACs ratio; eval and the line's engine feed the model the same way."""
+def test_a_pretrained_run_picks_its_geometry_from_the_station_and_keeps_a_token_budget(tmp_path):
+    """Wide parts larger than the default input: letterboxed at native scale when asked to pick
+    (``--resize auto``), with LTM's token budget in place of the GMACs ratio; eval and the line's
+    engine feed the model the same way."""
     import cv2
 
     rng = np.random.default_rng(0)
@@ -278,6 +279,7 @@ def test_a_pretrained_run_picks_its_geometry_and_token_budget_from_the_station(t
         img_size=None,
         resize=None,
         gmacs_ratio=None,
+        tokens=100,
         pretrained="imagenet-lite0",
         home=tmp_path / "home",
         recipe=Recipe(epochs=1, batch_size=8),
@@ -287,7 +289,7 @@ def test_a_pretrained_run_picks_its_geometry_and_token_budget_from_the_station(t
     meta = load_bundle(summary.bundle).meta
     assert (meta.preprocessing.size, meta.preprocessing.resize) == (304, "letterbox")
     assert meta.tokens == 100 and meta.schedule[0] == [10, 10]
-    assert any("picked size and resize" in line and "letterboxed" in line for line in said), said
+    assert any("picked from the station" in line and "letterboxed" in line for line in said), said
     assert any(line.startswith("token budget 100: block 0: LTM -> 10x10") for line in said), said
     report = evaluate_model(summary.bundle, str(tmp_path / "wide"), split="all", latency_runs=2, **QUIET)
     assert report["n"] == 20
