@@ -34,7 +34,7 @@ from models.schedule import fit_schedule, fit_token_budget
 
 RESULTS = Path(__file__).parent / "results" / "accuracy_vs_latency.json"
 FIGURE = Path(__file__).parents[1] / "docs" / "accuracy_vs_latency.png"
-DEFAULT = "hybrid-ltm-t100-320lb"  # what `inspector train` picks for magnetic_tile (data info says so)
+DEFAULT = "hybrid-ltm@0.8"  # what `inspector train DATA` uses (160 px, stretched, LTM @ 0.8)
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,7 @@ def plot(acc: dict, speed: dict, path: Path) -> None:
         0.01,
         0.01,
         "grey squares: fine-tuned Lite0 (the CNN a plant engineer would pick); blue: our hybrids; "
-        "red star: inspector train's default for this station. (Ns) = seeds.",
+        "red star: inspector train's default. (Ns) = seeds; lb = letterboxed.",
         fontsize=8,
     )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
