@@ -93,12 +93,12 @@ def accuracy() -> dict[str, dict[str, dict]]:
     return out
 
 
-def latency(threads: int, rounds: int, runs: int) -> dict[str, dict]:
-    """ORT batch-1 p50/p95 per candidate, all interleaved in one process; GMACs beside them."""
-    nets = {c.method: c.build() for c in CANDIDATES}
+def latency(methods: set[str], threads: int, rounds: int, runs: int) -> dict[str, dict]:
+    """ORT batch-1 p50/p95 of the candidates that have cells, interleaved in one process; GMACs beside."""
+    chosen = [c for c in CANDIDATES if c.method in methods]
+    nets = {c.method: c.build() for c in chosen}
     rows = {
-        c.method: {"size": c.size, "gmacs": round(count_gmacs(nets[c.method], c.size, 3), 4)}
-        for c in CANDIDATES
+        c.method: {"size": c.size, "gmacs": round(count_gmacs(nets[c.method], c.size, 3), 4)} for c in chosen
     }
     with tempfile.TemporaryDirectory() as tmp:
         paths = {
@@ -107,7 +107,7 @@ def latency(threads: int, rounds: int, runs: int) -> dict[str, dict]:
         samples: dict[str, list[float]] = {}
         # One interleaved run per input size (ORT takes one feed per call), sizes in turn per round.
         for _ in range(rounds):
-            for size in sorted({c.size for c in CANDIDATES}):
+            for size in sorted({c.size for c in chosen}):
                 group = {k: v for k, v in paths.items() if rows[k]["size"] == size}
                 feed = {"images": torch.randn(1, 3, size, size).numpy()}
                 for name, values in ort_rounds(group, feed, threads, 1, runs).items():
@@ -191,7 +191,9 @@ def main() -> None:
     if args.plot_only:
         speed = json.loads(RESULTS.read_text(encoding="utf-8"))["latency"]
     else:
-        speed = latency(args.threads, args.rounds, args.runs)
+        speed = latency(
+            {m for methods in acc.values() for m in methods}, args.threads, args.rounds, args.runs
+        )
     RESULTS.write_text(
         json.dumps(
             {

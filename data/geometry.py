@@ -16,9 +16,9 @@ import numpy as np
 from data.images import header_size
 from data.station import Sample
 
-# The hybrid's stem has stride 16 and the largest input the default recipe trains in reasonable
-# time on 2 cores is 320 px (a 20x20 token grid, capped by LTM's token budget); below 160 px the
-# ImageNet features lose too much (BENCHMARKS.md, "Pretrained features").
+# The pretrained stems have stride 16; 320 px (a 20x20 token grid) is the most a pretrained cell
+# trains in under an hour on 2 cores, and 160 px is the measured default (BENCHMARKS.md,
+# "Resolution that LTM pays for?").
 STRIDE = 16
 SMALLEST = 160
 LARGEST = 320
@@ -46,6 +46,7 @@ class SizeSurvey:
         return (
             f"{self.images} images, width {w[0]}–{w[-1]} px (median {w[2]}), height {h[0]}–{h[-1]} px "
             f"(median {h[2]}), aspect w/h {a[0]:.2f}–{a[-1]:.2f} (10–90 %: {a[1]:.2f}–{a[3]:.2f})"
+            + (f"; {self.unreadable} file(s) give no size in their header" if self.unreadable else "")
         )
 
 

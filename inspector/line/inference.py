@@ -152,6 +152,6 @@ def _importance_maps(merge_maps: list, images: Sequence[np.ndarray], resize: str
         return None
     array = merge_maps[0].importance().float().numpy()
     return [
-        map_on_image(array[i], image.shape[0], image.shape[1], resize)
-        for i, image in zip(range(len(array)), images, strict=False)
+        map_on_image(grid, image.shape[0], image.shape[1], resize)
+        for grid, image in zip(array, images, strict=True)  # one map per image of the batch
     ]

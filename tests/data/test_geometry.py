@@ -26,6 +26,7 @@ def test_varied_shapes_are_letterboxed_at_native_scale(tmp_path):
     (tmp_path / "broken.png").write_bytes(b"not a png")
     survey = survey_sizes([*samples, Sample(tmp_path / "broken.png", "ok")])
     assert survey.images == 5 and survey.unreadable == 1
+    assert "1 file(s) give no size" in survey.describe()
     assert survey.width[0] == 100 and survey.width[-1] == 600 and survey.height[2] == 250
     geometry = choose_geometry(survey)
     assert geometry.resize == "letterbox" and geometry.size == 256

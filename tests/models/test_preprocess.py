@@ -94,5 +94,4 @@ def test_a_centre_crops_map_leaves_what_the_network_never_saw_unmapped():
     assert out.shape == (8, 16)
     assert np.isnan(out[:, :4]).all() and np.isnan(out[:, -4:]).all()
     assert np.isfinite(out[:, 4:12]).all()
-    assert map_on_image(grid, 50, 100, "stretch") is not None
     np.testing.assert_array_equal(map_on_image(grid, 50, 100, "stretch"), grid)
