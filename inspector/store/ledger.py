@@ -20,7 +20,7 @@ from sqlalchemy import Select, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from inspector.store import database, shadow_tables
+from inspector.store import audit_chain, database, shadow_tables
 from inspector.store.errors import LedgerError
 from inspector.store.export import write_csv
 from inspector.store.records import (
@@ -31,6 +31,7 @@ from inspector.store.records import (
     ShadowUpdate,
 )
 from inspector.store.schema import (
+    AuditEntry,
     Event,
     ModelVersion,
     Result,
@@ -462,6 +463,53 @@ class Ledger:
                     at=_now(), level=level, kind=kind, message=message, run_id=run_id, station_id=station_id
                 )
             )
+
+    # -- the audit trail ------------------------------------------------------------------------
+
+    @_guarded
+    def append_audit(
+        self,
+        kind: str,
+        actor: str,
+        subject: str,
+        reason: str = "",
+        *,
+        signed: bool = False,
+        meaning: str | None = None,
+        detail: dict | None = None,
+    ) -> int:
+        """Add a row to the hash-chained trail in its own transaction; returns its id.
+
+        Records that live in their own table (a review) append inside their own transaction via
+        ``audit_chain.append`` instead, so the record and its audit row commit together.
+        """
+        with self._writing() as session:
+            entry = audit_chain.append(
+                session,
+                kind=kind,
+                actor=actor,
+                subject=subject,
+                reason=reason,
+                signed=signed,
+                meaning=meaning,
+                detail=detail,
+            )
+            return entry.id
+
+    @_guarded
+    def audit_rows(self, limit: int = 100, kinds: Sequence[str] = ()) -> list[dict]:
+        """Recent audit rows, newest first (of these ``kinds`` only, when given)."""
+        stmt = select(*AuditEntry.__table__.c).order_by(AuditEntry.id.desc()).limit(limit)
+        if kinds:
+            stmt = stmt.where(AuditEntry.kind.in_(kinds))
+        with self._reading() as session:
+            return [dict(row._mapping) for row in session.execute(stmt)]
+
+    @_guarded
+    def verify_audit(self) -> audit_chain.ChainCheck:
+        """Walk the whole trail; names the first row whose hash or link does not match."""
+        with self._reading() as session:
+            return audit_chain.verify(session)
 
     @_guarded
     def events(self, limit: int = 100, run_id: int | None = None, kinds: Sequence[str] = ()) -> list[dict]:

@@ -8,6 +8,8 @@ from datetime import datetime
 VERDICTS = ("OK", "NG", "UNSURE", "ERROR")
 RUN_STATUSES = ("running", "finished", "interrupted", "failed")
 EVENT_LEVELS = ("info", "warning", "alarm")
+# Who may do what (inspector/access.py): the three kinds of people who use the product.
+ROLES = ("operator", "qa", "engineer")
 
 
 @dataclass

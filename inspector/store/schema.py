@@ -26,7 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from inspector.store.records import EVENT_LEVELS, RUN_STATUSES, VERDICTS
+from inspector.store.records import EVENT_LEVELS, ROLES, RUN_STATUSES, VERDICTS
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -221,3 +221,48 @@ class ShadowResult(Base):
     label: Mapped[str | None] = mapped_column(Text)
     confidence: Mapped[float | None] = mapped_column(Float)
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class User(Base):
+    """An account: a name, a role and an argon2id hash (never the password).
+
+    Kept in the ledger so that stations sharing a PostgreSQL ledger share their accounts.
+    ``failed_logins`` and ``locked_until`` carry the lock-out after repeated wrong passwords.
+    """
+
+    __tablename__ = "users"
+    __table_args__ = (CheckConstraint(_one_of("role", ROLES), name="role"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(Text, unique=True)
+    role: Mapped[str] = mapped_column(Text)
+    password_hash: Mapped[str] = mapped_column(Text)
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    locked_until: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    password_changed_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class AuditEntry(Base):
+    """One row of the tamper-evident trail: who did what, signed or not, chained by sha256.
+
+    ``hash`` covers every other column and the previous row's ``hash`` (``prev_hash``), so an edit,
+    a deletion or an insertion in the middle breaks the chain at that row (``inspector audit verify``).
+    Append-only: nothing in the product updates or deletes these rows.
+    """
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "at"), Index(None, "kind"))
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kind: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(Text)
+    signed: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    meaning: Mapped[str | None] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    detail: Mapped[dict | None] = mapped_column(JsonType)
+    prev_hash: Mapped[str] = mapped_column(Text)
+    hash: Mapped[str] = mapped_column(Text, unique=True)

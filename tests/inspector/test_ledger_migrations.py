@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 from inspector.store import Ledger, LedgerError, ResultFilter, default_url, upgrade
 from inspector.store import database as store_database
 
-HEAD = "0002"
+HEAD = "0003"
 
 
 @pytest.fixture(params=BACKENDS)
