@@ -400,10 +400,20 @@ class Ledger:
     # -- reviews ------------------------------------------------------------------------------
 
     @_guarded
-    def review(self, result_id: int, new_label: str, reviewer: str, reason: str = "") -> None:
-        """QA confirms or overrides a result; the audit trail gets a row, never loses one.
+    def review(
+        self,
+        result_id: int,
+        new_label: str,
+        reviewer: str,
+        reason: str = "",
+        *,
+        signed: bool = False,
+        meaning: str | None = None,
+    ) -> None:
+        """QA confirms or overrides a result; the review and its hash-chained audit row commit together.
 
-        Overriding the predicted label needs a reason; confirming it does not.
+        Overriding the predicted label needs a reason; confirming it does not. ``signed`` says the
+        reviewer re-entered their password for this record (a class change, once accounts exist).
         """
         if not reviewer or not reviewer.strip():
             raise LedgerError("a review needs the reviewer's name")
@@ -428,6 +438,16 @@ class Ledger:
                 )
             )
             result.reviewed, result.reviewed_label = True, new_label
+            audit_chain.append(
+                session,
+                kind="review",
+                actor=reviewer,
+                subject=f"result {result_id}",
+                reason=reason.strip(),
+                signed=signed,
+                meaning=meaning or ("confirmed" if new_label == old else "class changed"),
+                detail={"old_label": old, "new_label": new_label},
+            )
 
     @_guarded
     def history(self, result_id: int) -> list[dict]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import threading
 
 import pytest
-from ledger_support import BACKENDS, database_url
+from ledger_support import BACKENDS, T0, database_url
 from sqlalchemy import create_engine, text
 
-from inspector.store import Ledger
+from inspector.store import Ledger, LedgerError, ResultFilter, ResultRecord
 
 
 @pytest.fixture(params=BACKENDS)
@@ -19,8 +19,12 @@ def url(request, tmp_path):
 
 def _three_rows(ledger: Ledger) -> list[int]:
     return [
-        ledger.append_audit("deploy", "ada", "model v2", "lamp swapped", signed=True, meaning="approved for deploy"),
-        ledger.append_audit("review", "qa1", "result 7", "scratch, not dirt", detail={"old": "ok", "new": "scratch"}),
+        ledger.append_audit(
+            "deploy", "ada", "model v2", "lamp swapped", signed=True, meaning="approved for deploy"
+        ),
+        ledger.append_audit(
+            "review", "qa1", "result 7", "scratch, not dirt", detail={"old": "ok", "new": "scratch"}
+        ),
         ledger.append_audit("rollback", "ada", "model v1", "false rejects"),
     ]
 
@@ -78,3 +82,25 @@ def test_appends_from_several_threads_form_one_chain(url):
             thread.join()
         check = ledger.verify_audit()
     assert check.ok and check.rows == 20, check.text()
+
+
+def test_a_review_and_its_audit_row_commit_together(url):
+    with Ledger(url) as ledger:
+        station = ledger.ensure_station("s1")
+        model = ledger.ensure_model_version("ab" * 32, "m", {"classes": ["ok", "scratch"]}, {})
+        run = ledger.start_run(station, model, source="test")
+        ledger.add_results([ResultRecord(run, 0, T0, "NG", "scratch", 0.9, None, None, None, None, None)])
+        (row,) = ledger.query_results(ResultFilter())
+        with pytest.raises(LedgerError, match="needs a reason"):
+            ledger.review(row["id"], "ok", "qa1")
+        assert ledger.audit_rows() == []  # refused review: no audit row either
+        ledger.review(row["id"], "ok", "qa1", "dust on the lens", signed=True, meaning="class changed")
+        (audit,) = ledger.audit_rows()
+        assert ledger.verify_audit().ok
+    assert (audit["kind"], audit["actor"], audit["signed"], audit["subject"]) == (
+        "review",
+        "qa1",
+        True,
+        f"result {row['id']}",
+    )
+    assert audit["detail"] == {"old_label": "scratch", "new_label": "ok"}
