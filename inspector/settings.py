@@ -67,13 +67,16 @@ class Settings:
     drift_input_k: float = 0.5
     drift_ood_rate: float = 0.1
     drift_confidence_drop: float = 0.1
+    # With accounts (issue 27): the app covers itself with the login after this many minutes
+    # without input (0: never); the line keeps running underneath.
+    idle_lock_minutes: int = 15
 
     def validate(self) -> Settings:
         """Types first (a hand-edited file may say ``"db_url": 5`` or ``NaN``), then ranges."""
         for name in ("db_url", "station", "operator", "source", "gate_data", "shadow", "golden_dir"):
             if not isinstance(getattr(self, name), str):
                 raise InspectorError(f"{name} must be a text, got {getattr(self, name)!r}")
-        for name in ("archive_ok_every", "drift_window", "drift_reference_frames"):
+        for name in ("archive_ok_every", "drift_window", "drift_reference_frames", "idle_lock_minutes"):
             if not _is_int(getattr(self, name)):
                 raise InspectorError(f"{name} must be a whole number, got {getattr(self, name)!r}")
         for name in (
@@ -94,6 +97,8 @@ class Settings:
                 raise InspectorError(f"{name} must be a finite number, got {value!r}")
         if self.archive_ok_every < 0:
             raise InspectorError("archive_ok_every must be 0 (no OK images) or more")
+        if not 0 <= self.idle_lock_minutes <= 24 * 60:
+            raise InspectorError("idle_lock_minutes must be between 0 (never) and 1440")
         if self.archive_cap_gib <= 0:
             raise InspectorError("archive_cap_gib must be positive")
         if self.unsure_below is not None and not 0.0 <= self.unsure_below <= 1.0:
