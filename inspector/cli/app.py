@@ -520,6 +520,7 @@ def _register_line_commands() -> None:
     app.command("gui")(cli_line.gui)
     app.add_typer(cli_line.results_app, name="results")
     app.add_typer(cli_line.db_app, name="db")
+    from inspector.cli.audit import audit_app
     from inspector.cli.golden import golden_app
     from inspector.cli.report import report
     from inspector.cli.rollout import (
@@ -532,6 +533,7 @@ def _register_line_commands() -> None:
     )
 
     app.command("report")(report)
+    app.add_typer(audit_app, name="audit")
     app.add_typer(golden_app, name="golden")
     models_app.command("deploy")(models_deploy)
     models_app.command("rollback")(models_rollback)
