@@ -98,6 +98,7 @@ LABELS = {
     "drift_confidence_drop": "Confidence alarm at a drop of",
     "shift_starts": "Shifts start at",
     "gate_latency_ratio": "Block: latency over",
+    "idle_lock_minutes": "Lock when idle after",
 }
 OUTPUTS_HINT = (
     "One URL per line; used by lines started after saving. "
@@ -150,6 +151,10 @@ class SettingsView(QWidget):
         self.operator.setPlaceholderText("empty: asked on the Live screen")
         self.cycle_ms = QLineEdit()
         self.cycle_ms.setPlaceholderText("empty: no cycle budget")
+        self.idle_lock = QSpinBox()
+        self.idle_lock.setRange(0, 24 * 60)
+        self.idle_lock.setSuffix(" min")
+        self.idle_lock.setSpecialValueText("never")
         self.shadow = QLineEdit()
         self.shadow.setPlaceholderText("empty: none (a model version, e.g. v3)")
         self.outputs = QPlainTextEdit()
@@ -257,6 +262,14 @@ class SettingsView(QWidget):
         form.addRow(
             "Cycle budget (ms)",
             _with_hint(self.cycle_ms, "Slower parts are counted as overruns on the Live screen."),
+        )
+        form.addRow(
+            "Lock when idle after",
+            _with_hint(
+                self.idle_lock,
+                "With user accounts: no key or mouse input for this long covers the app with the "
+                "login; the line keeps running.",
+            ),
         )
         form.addRow(
             "Shadow candidate",
@@ -370,6 +383,7 @@ class SettingsView(QWidget):
         self.operator.setText(s.operator)
         self.cycle_ms.setText("" if s.cycle_budget_ms is None else f"{s.cycle_budget_ms:g}")
         self.shadow.setText(s.shadow)
+        self.idle_lock.setValue(s.idle_lock_minutes)
         self.outputs.setPlainText("\n".join(s.outputs))
         self.golden_dir.setText(s.golden_dir)
         self.golden_every.setValue(s.golden_every_min)
@@ -401,6 +415,7 @@ class SettingsView(QWidget):
             operator=self.operator.text().strip(),
             cycle_budget_ms=_optional_float(self.cycle_ms.text(), "cycle budget"),
             shadow=self.shadow.text().strip(),
+            idle_lock_minutes=self.idle_lock.value(),
             outputs=[line.strip() for line in self.outputs.toPlainText().splitlines() if line.strip()],
             golden_dir=self.golden_dir.text().strip(),
             golden_every_min=self.golden_every.value(),
