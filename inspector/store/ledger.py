@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from inspector.store import audit_chain, database, shadow_tables
+from inspector.store.accounts_table import AccountsTable
 from inspector.store.errors import LedgerError
 from inspector.store.export import write_csv
 from inspector.store.records import (
@@ -75,10 +76,11 @@ def _guarded(method: Callable[P, T]) -> Callable[P, T]:
     return wrapper
 
 
-class Ledger:
+class Ledger(AccountsTable):
     """Open (and by default migrate) the ledger at ``url``; see ``database.default_url``.
 
     ``create=False`` is for commands that only read: a new SQLite file is refused, not made.
+    Account methods (``account``, ``create_account``, ...) come from ``AccountsTable``.
     """
 
     def __init__(self, url: str, migrate: bool = True, create: bool = True) -> None:
