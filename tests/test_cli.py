@@ -75,6 +75,42 @@ def test_export_refuses_to_write_over_its_own_bundle(tmp_path, tiny_vit_spec):
     assert {p.name: p.read_bytes() for p in path.iterdir()} == before
 
 
+def test_eval_json_never_replaces_a_file_it_did_not_write_nor_writes_into_the_station(
+    tmp_path, tiny_vit_spec, tiny_station
+):
+    """Probe (issue 27): ``eval --json station/ok/x.png`` replaced a dataset image with the report."""
+    import json
+
+    net = InspectionNet(tiny_vit_spec, 3, "none")
+    path = save_bundle(net, meta_for(net, ["ok", "scratch", "spot"]), tmp_path / "m")
+    image = sorted((tiny_station / "ok").iterdir())[0]
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}')
+    (tmp_path / "link.json").symlink_to(image)
+    (tmp_path / "r.confusion.png").write_bytes(b"someone's picture")
+    before = {p: p.read_bytes() for p in [*tiny_station.rglob("*"), *tmp_path.glob("*.*")] if p.is_file()}
+    for target, says in (
+        (image, "folder being judged"),
+        (tiny_station / "ok" / "report.json", "folder being judged"),
+        (path / "model.json", "not a report that 'inspector eval' wrote"),
+        (notes, "not a report that 'inspector eval' wrote"),
+        (tmp_path / "link.json", "folder being judged"),
+        (tmp_path / "r.json", "does not belong to a report"),
+    ):
+        result = runner.invoke(app, ["eval", str(path), str(tiny_station), "--json", str(target)])
+        assert result.exit_code == 2 and says in result.output.replace("\n", ""), (target, result.output)
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert {p: p.read_bytes() for p in before} == before
+    assert sorted(p for p in tiny_station.rglob("*") if p.is_file()) == sorted(
+        p for p in before if tiny_station in p.parents
+    )
+    ours = tmp_path / "ours.json"
+    for _ in range(2):  # a new file, then the report it wrote: both fine
+        result = runner.invoke(app, ["eval", str(path), str(tiny_station), "--json", str(ours)])
+        assert result.exit_code == 0, result.output
+    assert json.loads(ours.read_text())["n"] > 0
+
+
 def test_data_info_counts_only_images_that_decode_and_refuses_two_labels(tiny_station):
     """A text file named .png was counted as an image; a file under two labels went unnoticed."""
     from tests_support import write_manifest

@@ -47,15 +47,17 @@ def golden_check(
 ) -> None:
     """Judge every golden part; alarm (exit 1) when one changed against the version's baseline."""
     from inspector.home import app_home
-    from inspector.line.golden import check_model
+    from inspector.line.golden import check_model, default_golden_dir
+    from inspector.report_files import check_report_output
     from inspector.settings import load_settings
-    from models.files import atomic_write_text, output_target
+    from models.files import atomic_write_text
 
     home_dir = app_home(home)
     with user_errors():
-        if json_path is not None:
-            output_target(json_path)  # a FIFO or a folder is refused before the parts are judged
         settings = load_settings(home_dir)
+        if json_path is not None:  # refused before the parts are judged: never over a file not ours
+            judged = golden or default_golden_dir(home_dir, settings.golden_dir)
+            check_report_output(json_path, "golden", judged=judged)
         progress("judging the golden parts …")
         report = check_model(home_dir, settings, model, golden)
     table = Table(show_header=True, box=None, pad_edge=False)

@@ -27,6 +27,7 @@ from data.loading import LoadedImages, guess_channels, load_pixels
 from data.station import Station, load_station
 from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.home import app_home
+from inspector.report_files import check_report_output
 from inspector.training.calibration import calibrate
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
 from inspector.training.defaults import (
@@ -402,6 +403,8 @@ def evaluate_model(
 
     bundle = load_bundle(model)
     station = open_station(data, split_seed(bundle))
+    if json_path is not None:  # before any work: never over an image, a bundle's file, or into the station
+        check_report_output(json_path, "eval", judged=station.root, companions=(confusion_png(json_path),))
     check_classes(bundle, station)
     images = load_split(station, split, bundle.meta.preprocessing.channels, None, strict, log, progress)
     metrics = evaluate_loaded(bundle, images)
@@ -452,9 +455,12 @@ def write_report(report: EvalReport, json_path: Path) -> Path:
     atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
     name = Path(report["model"]).name
     title = f"{name} on {report['split']} (n={report['n']}, macro-F1 {report['macro_f1']:.3f})"
-    return plot_confusion(
-        report["confusion"], report["classes"], json_path.with_suffix(".confusion.png"), title
-    )
+    return plot_confusion(report["confusion"], report["classes"], confusion_png(json_path), title)
+
+
+def confusion_png(json_path: Path) -> Path:
+    """The confusion-matrix PNG written beside an eval report."""
+    return json_path.with_suffix(".confusion.png")
 
 
 @dataclass

@@ -215,10 +215,35 @@ def test_golden_check_json_refuses_a_fifo_before_judging_and_writes_atomically(t
     assert stat.S_ISFIFO(os.stat(fifo).st_mode)
     assert not home.exists() or not any(home.rglob("*")), "refused before any part was judged"
     target = tmp_path / "g.json"
-    target.write_text("older report\n")
+    older = {"model": "v0", "sha256": "0" * 64, "alarm": False, "parts": 1, "changed": [], "message": "ok"}
+    target.write_text(json.dumps(older))  # a report an earlier check wrote is replaced
     CliRunner().invoke(app, [*args, "--json", str(target), "--no-ledger"])
     assert json.loads(target.read_text())["parts"] == 6
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".g.json.")] == []
+
+
+def test_golden_check_json_never_replaces_a_file_it_did_not_write_nor_writes_into_the_golden_set(
+    tmp_path, golden, ok_model
+):
+    """Probe (issue 27): ``golden check --json`` pointed at an image replaced it with JSON."""
+    home = tmp_path / "home"
+    args = ["golden", "check", "--model", str(ok_model), "--golden", str(golden), "--home", str(home)]
+    image = golden / "ok" / "ok_000.png"
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}')
+    (tmp_path / "link.json").symlink_to(image)
+    before = {p: p.read_bytes() for p in [*golden.rglob("*.png"), notes]}
+    for target in (image, notes, tmp_path / "link.json", golden / "ok" / "new.json"):
+        refused = CliRunner().invoke(app, [*args, "--json", str(target), "--no-ledger"])
+        assert refused.exit_code == 2, (target, refused.output)
+        assert len(refused.output.strip().splitlines()) == 1, refused.output
+        assert (
+            "not a report that 'inspector golden check' wrote" in refused.output
+            or "folder being judged" in (refused.output.replace("\n", ""))
+        )
+    assert {p: p.read_bytes() for p in before} == before
+    assert not (golden / "ok" / "new.json").exists()
+    assert not home.exists() or not any(home.rglob("*")), "refused before any part was judged"
 
 
 # -- on a real line ---------------------------------------------------------------------------------
