@@ -35,6 +35,8 @@ def gather(request: ReportRequest, say: Callable[[str], None] = lambda _: None) 
     with Ledger(request.ledger_url, create=False) as ledger:  # a report reads: no new database
         summary = ledger.summary(filt)
         shown_url = ledger.where
+        say("verifying the audit trail…")
+        audit = ledger.verify_audit().text()
     cost = part_cost(summary, window.since, window.until)
     versions = summary.versions()
     if not request.twin:
@@ -49,7 +51,7 @@ def gather(request: ReportRequest, say: Callable[[str], None] = lambda _: None) 
         else:
             say(f"timing {bundle.name} against its unmerged twin…")
             cost.twin = time_twin(bundle, request.backend)
-    return ReportInput(window, summary, cost, shown_url, datetime.now(timezone.utc))
+    return ReportInput(window, summary, cost, shown_url, datetime.now(timezone.utc), audit)
 
 
 def make_report(request: ReportRequest, say: Callable[[str], None] = lambda _: None) -> ReportInput:

@@ -37,6 +37,7 @@ class ReportInput:
     cost: PartCost
     ledger: str  # where the numbers come from (no password)
     generated: datetime
+    audit: str = "audit trail not checked"  # whether the hash chain verified (ChainCheck.text())
 
 
 def _pct(part: float, whole: float) -> str:
@@ -77,6 +78,15 @@ def _header(fig: Figure, data: ReportInput, page: int) -> None:
         f"generated {data.generated.astimezone():%Y-%m-%d %H:%M %Z} from {data.ledger}",
         fontsize=7,
         color=MUTED,
+    )
+    broken = "BROKEN" in data.audit
+    fig.text(
+        0.06,
+        0.918,
+        data.audit,
+        fontsize=7,
+        color="#b00020" if broken else MUTED,
+        weight="bold" if broken else None,
     )
     fig.text(0.94, 0.02, f"page {page} of 2", fontsize=7, color=MUTED, ha="right")
 

@@ -217,6 +217,26 @@ def test_report_times_the_unmerged_twin(tmp_path):
     assert len(data.cost.rows()) == 2
 
 
+def test_report_states_whether_the_audit_trail_verified(tmp_path):
+    import sqlite3
+
+    from inspector.reports.build import ReportRequest, gather
+
+    _demo_ledger(tmp_path)
+    window = resolve(shift=None, lot="demo", since=None, until=None, station=None, shift_starts=SHIFTS)
+    db = tmp_path / "home" / "inspector.db"
+    url = f"sqlite:///{db}"
+    with Ledger(url) as ledger:
+        result_id = ledger.query_results(ResultFilter())[0]["id"]
+        ledger.review(result_id, "defective", "qa1", "crack")
+        ledger.review(result_id, "functional", "qa1", "it was dust")
+    request = ReportRequest(url, window, tmp_path / "r.pdf", tmp_path / "home", twin=False)
+    assert "2 rows, chain intact" in gather(request).audit
+    with sqlite3.connect(db) as connection:
+        connection.execute("UPDATE audit_log SET actor = 'nobody' WHERE reason = 'crack'")
+    assert "BROKEN at row" in gather(request).audit
+
+
 @pytest.mark.parametrize(
     ("extra", "message"),
     [
