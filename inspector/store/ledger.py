@@ -519,11 +519,16 @@ class Ledger(AccountsTable):
             return entry.id
 
     @_guarded
-    def audit_rows(self, limit: int = 100, kinds: Sequence[str] = ()) -> list[dict]:
-        """Recent audit rows, newest first (of these ``kinds`` only, when given)."""
+    def audit_rows(
+        self, limit: int = 100, kinds: Sequence[str] = (), subject: str | None = None
+    ) -> list[dict]:
+        """Recent audit rows, newest first (of these ``kinds`` only, when given; about ``subject``
+        only, e.g. ``"result 42"``, when given: the Review screen's signers of one part)."""
         stmt = select(*AuditEntry.__table__.c).order_by(AuditEntry.id.desc()).limit(limit)
         if kinds:
             stmt = stmt.where(AuditEntry.kind.in_(kinds))
+        if subject is not None:
+            stmt = stmt.where(AuditEntry.subject == subject)
         with self._reading() as session:
             return [dict(row._mapping) for row in session.execute(stmt)]
 
