@@ -138,10 +138,7 @@ def require(actor: Actor, action: str) -> None:
         return
     allowed = ACTIONS[action]
     if actor.role not in allowed:
-        plural = "s" if len(allowed) > 1 else ""
-        raise AccessDenied(
-            f"{DOING[action]} needs the {_roles(allowed)} role{plural} ({actor.name} is {actor.role})"
-        )
+        raise AccessDenied(f"{DOING[action]} needs the {_roles(allowed)} role ({actor.name} is {actor.role})")
     if action in SIGNED_ACTIONS and not actor.signed:
         raise AccessDenied(f"{DOING[action]} needs {actor.name}'s signature: re-enter the password")
 
