@@ -122,6 +122,12 @@ def local_actor(name: str | None = None) -> Actor:
     return Actor(name.strip() if name and name.strip() else local_user(), None)
 
 
+def as_actor(who: Actor | str | None) -> Actor:
+    """An :class:`Actor` as it is, or a bare name (what callers passed before accounts) as the local
+    user; :func:`authorise` still refuses the latter once the ledger has accounts."""
+    return who if isinstance(who, Actor) else local_actor(who)
+
+
 def _roles(roles: tuple[str, ...]) -> str:
     return roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} or {roles[-1]}"
 

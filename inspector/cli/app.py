@@ -531,10 +531,12 @@ def _register_line_commands() -> None:
         models_shadow_promote,
         models_shadow_summary,
     )
+    from inspector.cli.users import users_app
 
     app.command("report")(report)
     app.add_typer(audit_app, name="audit")
     app.add_typer(golden_app, name="golden")
+    app.add_typer(users_app, name="users")
     models_app.command("deploy")(models_deploy)
     models_app.command("rollback")(models_rollback)
     models_app.command("audit")(models_audit)
