@@ -61,6 +61,20 @@ class MergeMap:
         return score.reshape(-1, *self.grid)
 
 
+def image_importance(maps: list[MergeMap], batch: int) -> torch.Tensor | None:
+    """(B, h, w) per image: the first (finest) transformer's :meth:`MergeMap.importance`.
+
+    What the app overlays on a part. The live engine's PyTorch path and the ONNX graph's
+    ``merge_map`` output both come from here, so the two runtimes show the same map. A MobileViT
+    transformer merges each of its ``patch_area`` pixel positions as a sequence of its own: its
+    map has B × patch_area rows, averaged back to one per image.
+    """
+    if not maps:
+        return None
+    score = maps[0].importance()
+    return score.reshape(batch, -1, *score.shape[-2:]).mean(1)
+
+
 @dataclass
 class NetOutput:
     logits: torch.Tensor

@@ -2,9 +2,13 @@
 
 Unmerged and LTM networks export with static shapes (batch 1, the bundle's image size): LTM is
 dense matmuls and a softmax, so the graph is plain. The exported graph outputs class probabilities
-(``probabilities``) and the logits they come from (``logits``, for the energy score).
+(``probabilities``), the logits they come from (``logits``, for the energy score) and, for a
+transformer, the merge map the app overlays on the part (``merge_map``, (1, h, w), the same
+:func:`models.network.image_importance` PyTorch gives): the operator's screen then runs on ONNX
+Runtime like ``inspector run`` instead of staying on PyTorch for the map.
 Every export is checked against PyTorch on a fixed, seeded set of inputs; an export whose
-probabilities differ by more than 1e-4 is deleted and reported as an :class:`ExportError`.
+probabilities or merge map differ by more than 1e-4 is deleted and reported as an
+:class:`ExportError`.
 """
 
 from __future__ import annotations
@@ -23,23 +27,39 @@ from torch import nn
 from models.attention import unfused_attention
 from models.errors import ExportError
 from models.files import atomic_write, output_target
-from models.network import InspectionNet
+from models.network import InspectionNet, image_importance
 from models.preprocess import Preprocessing, preprocess
 
 OPSET = 18
 PARITY_TOLERANCE = 1e-4
+MAP_OUTPUT = "merge_map"
+# What a graph written by this module holds; a cache keys its files on it, so a file written before
+# the merge map became an output (format 1) is exported again rather than leaving the app mapless.
+EXPORT_FORMAT = 2
 
 
-class _Probabilities(nn.Module):
-    """Probabilities for the line, logits beside them for the out-of-distribution energy score."""
+def exports_map(net: InspectionNet) -> bool:
+    """Whether the net has tokens, hence a merge map (an unmerged transformer's is all ones)."""
+    return net.family != "cnn"
 
-    def __init__(self, net: InspectionNet) -> None:
+
+class _LineOutputs(nn.Module):
+    """Probabilities for the line, logits beside them for the out-of-distribution energy score,
+    and the merge map for the operator's overlay."""
+
+    def __init__(self, net: InspectionNet, with_map: bool) -> None:
         super().__init__()
         self.net = net
+        self.with_map = with_map
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.net(images)
-        return torch.softmax(logits, dim=-1), logits
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        if not self.with_map:
+            logits = self.net(images)
+            return torch.softmax(logits, dim=-1), logits
+        out = self.net.run(images, track_maps=True)
+        importance = image_importance(out.merge_maps, images.shape[0])
+        assert importance is not None  # exports_map: every token family tracks a map
+        return torch.softmax(out.logits, dim=-1), out.logits, importance
 
 
 @dataclass(frozen=True)
@@ -58,9 +78,12 @@ def parity_inputs(net: InspectionNet, samples: int = 8, seed: int = 0) -> torch.
 
 
 def export_onnx(
-    net: InspectionNet, path: str | Path, samples: int = 8, overwrite: bool = False
+    net: InspectionNet, path: str | Path, samples: int = 8, overwrite: bool = False, merge_map: bool = True
 ) -> ExportReport:
     """Export ``net`` to ``path`` (written atomically) and check it against PyTorch.
+
+    ``merge_map=False`` leaves the map out (a graph for timing the classifier alone); a CNN has
+    none either way.
 
     Like every output it goes through :func:`models.files.atomic_write`: it takes the place of a
     regular file only, and of an existing one only with ``overwrite`` (the CLI's ``--force``),
@@ -71,7 +94,8 @@ def export_onnx(
     target = Path(path)
     output_target(target, overwrite)
     net.eval()
-    wrapper = _Probabilities(net).eval()
+    with_map = merge_map and exports_map(net)
+    wrapper = _LineOutputs(net, with_map).eval()
     example = torch.zeros(1, net.spec.in_chans, net.spec.img_size, net.spec.img_size)
     diff = float("nan")
 
@@ -87,23 +111,28 @@ def export_onnx(
                 dynamo=True,
                 opset_version=OPSET,
                 input_names=["images"],
-                output_names=["probabilities", "logits"],
+                output_names=["probabilities", "logits"] + ([MAP_OUTPUT] if with_map else []),
                 optimize=True,
                 verbose=False,
             )
             program.save(str(staging))
         inputs = parity_inputs(net, samples)
         with torch.no_grad():
-            expected = torch.softmax(net(inputs), dim=-1).numpy()
+            expected = [t.numpy() for t in wrapper(inputs)]
         session = _session(staging)
-        got = np.concatenate(
-            [session.run(None, {"images": inputs[i : i + 1].numpy()})[0] for i in range(samples)]
-        )
-        diff = float(np.abs(got - expected).max())
+        runs = [session.run(None, {"images": inputs[i : i + 1].numpy()}) for i in range(samples)]
+        got = np.concatenate([run[0] for run in runs])
+        diff = float(np.abs(got - expected[0]).max())
         if not diff <= PARITY_TOLERANCE:
             raise ExportError(
                 f"{target}: ONNX output differs from PyTorch by {diff:.2e} (> {PARITY_TOLERANCE})"
             )
+        if with_map:
+            map_diff = float(np.abs(np.concatenate([run[2] for run in runs]) - expected[2]).max())
+            if not map_diff <= PARITY_TOLERANCE:
+                raise ExportError(
+                    f"{target}: ONNX merge map differs from PyTorch by {map_diff:.2e} (> {PARITY_TOLERANCE})"
+                )
 
     try:
         atomic_write(target, write, overwrite)
@@ -134,6 +163,8 @@ class OnnxPredictor:
             raise ExportError(f"{path}: not a loadable ONNX model ({str(exc).splitlines()[0]})") from exc
         self.preprocessing = preprocessing
         self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [output.name for output in self.session.get_outputs()]
+        self.has_map = MAP_OUTPUT in self.output_names  # files from ``inspector export`` before it: no
 
     def run_outputs(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
         """Probabilities and logits (None for older files) from ONE run per image.
@@ -141,13 +172,24 @@ class OnnxPredictor:
         The live pipeline needs both (verdict and OOD energy); asking for them in two calls ran
         the network twice per frame.
         """
-        names = [output.name for output in self.session.get_outputs()]
+        probabilities, logits, _ = self.run_with_map(batch, want_map=False)
+        return probabilities, logits
+
+    def run_with_map(
+        self, batch: np.ndarray, want_map: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Probabilities, logits and (B, h, w) merge maps, from one run per image; ``None`` for an
+        output the file does not have (or a map not wanted)."""
+        names = self.output_names
         has_logits = "logits" in names
-        wanted = [names[0], "logits"] if has_logits else [names[0]]
+        wanted = [names[0]] + (["logits"] if has_logits else [])
+        with_map = want_map and self.has_map
+        wanted += [MAP_OUTPUT] if with_map else []
         runs = [self.session.run(wanted, {self.input_name: batch[i : i + 1]}) for i in range(len(batch))]
         probabilities = np.concatenate([run[0] for run in runs])
         logits = np.concatenate([run[1] for run in runs]) if has_logits else None
-        return probabilities, logits
+        maps = np.concatenate([run[-1] for run in runs]) if with_map else None
+        return probabilities, logits, maps
 
     def predict(self, images: Sequence[np.ndarray]) -> np.ndarray:
         return self.run_outputs(preprocess(images, self.preprocessing).numpy())[0]

@@ -97,8 +97,8 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
     from models.bundle import load_bundle
 
     bundle = load_bundle(path)
-    # ONNX Runtime returns no merge maps: a screen that overlays them keeps ``auto`` on PyTorch.
-    backend = "torch" if request.backend == "auto" and request.track_maps else request.backend
+    # The same choice as ``inspector run``, overlay or not: the ONNX graph gives the merge map too.
+    backend = request.backend
     engine = InferenceEngine(
         bundle, backend, request.home / "cache" / "onnx", settings.thresholds(bundle.meta.thresholds)
     )

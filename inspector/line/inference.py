@@ -19,6 +19,7 @@ from inspector.line.verdicts import VerdictRules
 from inspector.training.predict import energy, softmax
 from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
+from models.network import image_importance
 from models.preprocess import map_on_image, preprocess
 
 # ``auto``: ONNX Runtime when the bundle exports with parity (LTM's saving shows there: 0.68x of
@@ -81,11 +82,13 @@ class InferenceEngine:
         will not load is exported again, instead of breaking every ``--backend onnx`` run until
         someone deletes it by hand.
         """
-        from models.onnx_export import OnnxPredictor
+        from models.onnx_export import EXPORT_FORMAT, OnnxPredictor
 
         if cache is None:
             raise InspectorError("the ONNX backend needs a cache folder for the exported model")
-        target = cache / f"{self.sha256[:16]}.onnx"
+        # The export format is in the key: a file cached before the graph gave the merge map
+        # (``<sha>.onnx``) is not reused, so the Live screen's overlay works on ONNX too.
+        target = cache / f"{self.sha256[:16]}.f{EXPORT_FORMAT}.onnx"
         if _cache_verified(target):
             try:
                 return OnnxPredictor(target, self.meta.preprocessing)
@@ -117,17 +120,22 @@ class InferenceEngine:
     def infer(self, images: Sequence[np.ndarray], track_maps: bool = False) -> BatchOutput:
         batch = preprocess(images, self.meta.preprocessing)
         maps = None
+        resize = self.meta.preprocessing.resize
         if self.onnx is not None:
-            probabilities, logits = self.onnx.run_outputs(batch.numpy())
+            probabilities, logits, grids = self.onnx.run_with_map(batch.numpy(), want_map=track_maps)
             energies = energy(logits) if logits is not None else None
             return BatchOutput(
-                logits if logits is not None else np.log(probabilities + 1e-12), probabilities, energies, None
+                logits if logits is not None else np.log(probabilities + 1e-12),
+                probabilities,
+                energies,
+                None if grids is None else _on_images(grids, images, resize),
             )
         with torch.inference_mode():
             out = self.bundle.net.run(batch, track_maps=track_maps)
         logits = out.logits.float().numpy()
         if track_maps:
-            maps = _importance_maps(out.merge_maps, images, self.meta.preprocessing.resize)
+            grids = image_importance(out.merge_maps, len(images))
+            maps = None if grids is None else _on_images(grids.float().numpy(), images, resize)
         return BatchOutput(logits, softmax(logits), energy(logits), maps)
 
 
@@ -145,13 +153,11 @@ def _cache_verified(onnx: Path) -> bool:
         return False
 
 
-def _importance_maps(merge_maps: list, images: Sequence[np.ndarray], resize: str) -> list[np.ndarray] | None:
-    """Per-image importance from the first merged transformer (the finest grid), in each image's
-    own frame (a letterboxed part's padding dropped), so an overlay lines up with the part."""
-    if not merge_maps:
-        return None
-    array = merge_maps[0].importance().float().numpy()
+def _on_images(grids: np.ndarray, images: Sequence[np.ndarray], resize: str) -> list[np.ndarray]:
+    """Per-image importance over the token grid (:func:`models.network.image_importance`, from
+    PyTorch or the ONNX graph) in each image's own frame (a letterboxed part's padding dropped),
+    so an overlay lines up with the part."""
     return [
         map_on_image(grid, image.shape[0], image.shape[1], resize)
-        for grid, image in zip(array, images, strict=True)  # one map per image of the batch
+        for grid, image in zip(grids, images, strict=True)  # one map per image of the batch
     ]

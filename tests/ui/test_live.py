@@ -39,6 +39,22 @@ def test_a_run_moves_the_counters_and_is_all_in_the_ledger(qtbot, live, tiny_sta
     assert live.start_button.text() == "Start"
 
 
+def test_the_overlay_shows_the_merge_map_with_the_line_on_onnx(qtbot, live, tiny_station):
+    """The Live screen used to stay on PyTorch for the map; it now runs what ``inspector run``
+    runs (``--backend auto``) and the map comes out of the ONNX graph (issue 25)."""
+    import numpy as np
+
+    live.overlay.setChecked(True)
+    live.start(source=f"{tiny_station}?fps=40&loop=1", model="demo")
+    qtbot.waitUntil(lambda: live.controller.running, timeout=90_000)
+    assert live.controller.pipeline.engine.backend == "onnx"
+    qtbot.waitUntil(lambda: live.last_outcome is not None, timeout=60_000)
+    outcome = live.last_outcome
+    assert outcome.merge_map is not None and np.isfinite(outcome.merge_map).all()
+    assert outcome.merge_map.ndim == 2 and (outcome.merge_map > 0).all()
+    assert not live.frame.pixmap().isNull()
+
+
 def test_new_shift_resets_the_counters_not_the_ledger(qtbot, live, tiny_station):
     live.start(source=f"{tiny_station}?fps=40&loop=1", model="demo")
     qtbot.waitUntil(lambda: int(live.counter_labels["total"].text() or 0) >= 5, timeout=60_000)
