@@ -14,6 +14,7 @@ from inspector.errors import InspectorError
 from inspector.line.build import DEMO_STATION
 from ui.context import AppContext
 from ui.main_window import MainWindow
+from ui.session import sign_in_at_start
 
 _KEEP: list[tuple[object, ...]] = []
 
@@ -28,6 +29,10 @@ def _application() -> QApplication:
 def open_window(home: Path, demo: bool = False) -> MainWindow:
     try:
         context = AppContext(home)
+        # Once accounts exist, nobody gets the window without a login; without them, nothing is asked.
+        if sign_in_at_start(context) is None:
+            context.close()
+            raise SystemExit(0)
     except InspectorError as exc:
         QMessageBox.critical(None, "LTM Inspector", str(exc))
         raise SystemExit(2) from None

@@ -1,4 +1,4 @@
-"""What every screen shares: the home folder, the settings, the ledger and the model registry."""
+"""What every screen shares: the home folder, the settings, the ledger, the model registry and who acts."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from inspector.access import Actor, local_actor
 from inspector.registry import Registry
 from inspector.settings import Settings, load_settings, save_settings
 from inspector.store import Ledger, default_url
@@ -22,6 +23,10 @@ class AppContext:
         self._lock = threading.Lock()
         # The line the Live screen runs (set by its controller): background jobs yield to it.
         self.pipeline: Pipeline | None = None
+        # Who acts (issue 27). Without accounts: the local user of old, allowed everything; with
+        # accounts the login replaces it (``ui.session``), and screens pass it down with each change.
+        self.accounts = False
+        self.actor: Actor = local_actor(self.settings.operator or None)
 
     @property
     def db_url(self) -> str:
