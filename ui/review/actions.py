@@ -14,6 +14,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QKeyEvent
 from PySide6.QtWidgets import QFileDialog
 
+from inspector.access import Actor, local_actor
 from inspector.errors import InspectorError
 from inspector.reports.window import ReportWindow
 from inspector.reports.window import resolve as resolve_window
@@ -21,6 +22,8 @@ from inspector.store import ResultFilter
 from ui.review import jobs
 from ui.review.jobs import Reply
 from ui.review.widgets import ReasonDialog, restyle
+from ui.session import may
+from ui.signature_dialog import with_signature
 from ui.workers import run_job, run_task
 
 
@@ -56,6 +59,14 @@ class ReviewActions:
             return None
         return name
 
+    def _acting(self) -> Actor | None:
+        """Who reviews: the signed-in person once accounts exist, else the local user named in the
+        Reviewer field (as before accounts); None, with the field marked, when it is empty."""
+        if self.context.actor.role is not None:
+            return self.context.actor
+        name = self._reviewer()
+        return None if name is None else local_actor(name)
+
     def confirm(self) -> bool:
         """Confirm the model's class for the selected part."""
         row = self.selected_row()
@@ -79,7 +90,7 @@ class ReviewActions:
         if label == row.get("label"):
             return self._submit(row, label, reason or "")
         if reason is None:
-            if self._reviewer() is None:
+            if self._acting() is None:
                 return False
             self.reason_dialog = ReasonDialog(row, label, self.recent_reasons, self)
             self.reason_dialog.accepted.connect(self._reason_given)
@@ -90,7 +101,7 @@ class ReviewActions:
                 f"Changing {row.get('label') or 'no class'} to {label} needs a reason: not saved.", error=True
             )
             return False
-        return self._submit(row, label, reason.strip())
+        return self._change(row, label, reason.strip())
 
     def _reason_given(self) -> None:
         dialog = self.reason_dialog
@@ -100,14 +111,39 @@ class ReviewActions:
         if reason and reason not in self.recent_reasons:
             self.recent_reasons.insert(0, reason)
             del self.recent_reasons[20:]
-        current = self.selected_row()
-        moved_on = current is None or current["id"] != dialog.row["id"]
-        self._submit(dialog.row, dialog.label, reason, advance=not moved_on)
+        self._change(dialog.row, dialog.label, reason)
         self.table.setFocus()
 
-    def _submit(self, row: dict, label: str, reason: str, advance: bool = True) -> bool:
-        reviewer = self._reviewer()
-        if reviewer is None:
+    def _change(self, row: dict, label: str, reason: str) -> bool:
+        """A class change is signed once accounts exist: the password is asked with the meaning
+        shown, then the signed actor writes it (without accounts it is written at once, as before).
+        The selection moves on only if QA is still on the part that was changed."""
+        actor = self._acting()
+        if actor is None:
+            return False
+        was = (row.get("reviewed_label") if row.get("reviewed") else row.get("label")) or "no class"
+
+        def signed(by: Actor) -> None:
+            current = self.selected_row()
+            moved_on = current is None or current["id"] != row["id"]
+            self._submit(row, label, reason, advance=not moved_on, actor=by)
+            self.table.setFocus()
+
+        self.signature_dialog = with_signature(
+            self,
+            self.context.db_url,
+            actor,
+            "change_class",
+            f"Result #{row['id']}: {was} → {label}. Reason: “{reason}”",
+            signed,
+        )
+        return self.signature_dialog is None
+
+    def _submit(
+        self, row: dict, label: str, reason: str, advance: bool = True, actor: Actor | None = None
+    ) -> bool:
+        actor = actor or self._acting()
+        if actor is None:
             return False
         self.model.pending.add(row["id"])
         self.model.changed(row["id"])
@@ -118,7 +154,7 @@ class ReviewActions:
             self.context,
             row["id"],
             label,
-            reviewer,
+            actor,
             reason,
             on_done=self._on_reviewed,
         )
@@ -132,18 +168,19 @@ class ReviewActions:
         if reply.error:
             self.say(f"Review of #{reply.key} not saved: {reply.error}", error=True)
             return
-        result, history = reply.value
+        result, history, audit = reply.value
         self.model.update_row(result)
         last = history[-1] if history else {}
+        signed = " (signed)" if audit and audit[0].get("signed") else ""
         if last.get("old_label") == last.get("new_label"):
-            self.say(f"#{reply.key}: {last.get('new_label')} confirmed by {last.get('reviewer')}.")
+            self.say(f"#{reply.key}: {last.get('new_label')} confirmed by {last.get('reviewer')}{signed}.")
         else:
             old, new = last.get("old_label") or "–", last.get("new_label")
-            self.say(f"#{reply.key}: {old} → {new} ({last.get('reason')}).")
+            self.say(f"#{reply.key}: {old} → {new} ({last.get('reason')}){signed}.")
         current = self.selected_row()
         if current is not None and current["id"] == reply.key:
             self._show_facts(self.model.row_at(self.model.index_of[reply.key]) or current)
-            self._fill_history(history)
+            self._fill_history(history, audit)
 
     # -- export ------------------------------------------------------------------------------
 
@@ -156,7 +193,7 @@ class ReviewActions:
     def _exporting(self, busy: bool) -> None:
         self._busy_exports += 1 if busy else -1
         for button in (self.csv_button, self.station_button):
-            button.setEnabled(self._busy_exports == 0)
+            button.setEnabled(self._busy_exports == 0 and may(self.context.actor, "export"))
 
     def export_csv(self, path: Path | None = None) -> None:
         """The results matching the filters (as shown) to a CSV file, written atomically by a worker."""
@@ -261,11 +298,11 @@ class ReviewActions:
         )
 
     def _on_report(self, message: str) -> None:
-        self.report_button.setEnabled(True)
+        self.report_button.setEnabled(may(self.context.actor, "report"))
         self.say(message)
 
     def _on_report_failed(self, message: str) -> None:
-        self.report_button.setEnabled(True)
+        self.report_button.setEnabled(may(self.context.actor, "report"))
         self.say(f"Report failed: {message}", error=True)
 
     def _on_station_progress(self, value: tuple[int, int]) -> None:

@@ -17,12 +17,15 @@ from typing import Any
 from PySide6.QtGui import QImage
 
 from data.images import fit_within, read_image
+from inspector.access import SIGNED_ACTIONS, Actor, authorise
 from inspector.line.overlay import overlay_importance
 from inspector.store import ResultFilter
 from ui.context import AppContext
 from ui.qt_images import to_qimage
 from ui.review.constants import IMAGE_SIDE, PAGE
 from ui.workers import JOB_ERRORS, Latest
+
+AUDIT_ROWS = 50  # a part's audit rows shown at most (a part is reviewed a handful of times)
 
 
 @dataclass
@@ -78,28 +81,46 @@ def archive_path(home: Path, image_ref: str | None) -> tuple[Path | None, str]:
     return path, ""
 
 
+def trail(context: AppContext, result_id: int) -> tuple[list, list]:
+    """The part's reviews (oldest first) and its audit rows with their signers (newest first)."""
+    ledger = context.ledger()
+    return ledger.history(result_id), ledger.audit_rows(limit=AUDIT_ROWS, subject=f"result {result_id}")
+
+
 def load_detail(
     context: AppContext, result_id: int, image_ref: str | None
-) -> tuple[QImage | None, str, list]:
+) -> tuple[QImage | None, str, list, list]:
     path, note = archive_path(context.home, image_ref)
     image = None
     if path is not None:
         image = to_qimage(fit_within(read_image(path), IMAGE_SIDE))  # QImage is fine off the UI thread
-    return image, note, context.ledger().history(result_id)
+    return image, note, *trail(context, result_id)
+
+
+def review_action(result: dict, label: str) -> str:
+    """A label other than the model's is a class change (a reason, and a signature once accounts
+    exist); the model's own label is a plain review."""
+    return "review" if label == result.get("label") else "change_class"
 
 
 def write_review(
-    context: AppContext, result_id: int, label: str, reviewer: str, reason: str
-) -> tuple[dict, list]:
+    context: AppContext, result_id: int, label: str, actor: Actor, reason: str
+) -> tuple[dict, list, list]:
+    """Write one review as ``actor``, allowed by :func:`inspector.access.authorise` (the refusal,
+    if any, is the backend's one line), signed with its meaning when ``actor`` signed it."""
     ledger = context.ledger()
-    ledger.review(result_id, label, reviewer, reason)
-    return ledger.get_result(result_id), ledger.history(result_id)
+    action = review_action(ledger.get_result(result_id), label)
+    authorise(ledger, actor, action)
+    meaning = SIGNED_ACTIONS.get(action) if actor.signed else None
+    ledger.review(result_id, label, actor.name, reason, signed=actor.signed, meaning=meaning)
+    return ledger.get_result(result_id), *trail(context, result_id)
 
 
 def export_csv(context: AppContext, filt: ResultFilter, path: Path) -> int:
     from models.files import atomic_write
 
     ledger = context.ledger()
+    authorise(ledger, context.actor, "export")
     count = 0
 
     def write(tmp: Path) -> None:
@@ -117,8 +138,10 @@ def export_station(
     from inspector.store.station_export import export_station_dataset
 
     progress = (lambda done, total: task.report((done, total))) if task is not None else None
+    ledger = context.ledger()
+    authorise(ledger, context.actor, "export")
     count, warnings = export_station_dataset(
-        context.ledger(), filt, context.home / "archive", out_dir, progress=progress
+        ledger, filt, context.home / "archive", out_dir, progress=progress
     )
     return count, warnings, out_dir
 

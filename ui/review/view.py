@@ -25,8 +25,9 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt, QTimer
 from PySide6.QtGui import QKeyEvent, QShowEvent
-from PySide6.QtWidgets import QApplication, QDateTimeEdit, QLineEdit, QWidget
+from PySide6.QtWidgets import QApplication, QDateTimeEdit, QLineEdit, QListWidgetItem, QWidget
 
+from inspector.access import Actor
 from inspector.store import ResultFilter
 from ui.context import AppContext
 from ui.review import jobs
@@ -44,6 +45,8 @@ from ui.review.jobs import MergeMapper, Reply
 from ui.review.layout import ReviewLayout
 from ui.review.table import ResultsModel, local_time, percent
 from ui.review.widgets import ReasonDialog, restyle
+from ui.session import may
+from ui.signature_dialog import SignatureDialog
 from ui.style import verdict_style
 from ui.workers import Latest, run_task
 
@@ -68,6 +71,7 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
         self.options_loaded = False
         self.recent_reasons: list[str] = []
         self.reason_dialog: ReasonDialog | None = None
+        self.signature_dialog: SignatureDialog | None = None  # open while a class change is signed
         self.last_message = ""
         self._reselect: int | None = None
         self._advance_to: int | None = None
@@ -383,7 +387,8 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
         return names[:MAX_CLASS_KEYS]
 
     def _fill_probabilities(self, row: dict | None) -> None:
-        self.confirm_button.setEnabled(bool(row and row.get("label")))
+        self.confirm_button.setEnabled(bool(row and row.get("label")) and may(self.context.actor, "review"))
+        change = may(self.context.actor, "change_class")
         names = self.classes_for(row) if row is not None else []
         keys = f"press 1–{len(names)} to change the class" if len(names) > 1 else ""
         self.probabilities_title.setText("Class probabilities" + (f" · {keys}" if keys else ""))
@@ -397,6 +402,7 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
                 continue
             name = names[number]
             key.setToolTip(f"Change the class to {name} (key {number + 1})")
+            key.setEnabled(change)
             marks = ("  ◀ model" if name == predicted else "") + ("  ✓ QA" if name == reviewed else "")
             caption.setText(f"{name}{marks}")
             caption.setStyleSheet("font-weight: 700;" if name == predicted else "")
@@ -448,10 +454,10 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
         if reply.error:
             self.image.show_image(None, reply.error)
             return
-        image, note, history = reply.value
+        image, note, history, audit = reply.value
         if not (self.overlay.isChecked() and self.image.image is not None):
             self.image.show_image(image, note)  # an overlay that arrived first stays
-        self._fill_history(history)
+        self._fill_history(history, audit)
 
     def _on_overlay(self, reply: Reply) -> None:
         if not self.details.is_current(reply.key) or not self.overlay.isChecked():
@@ -483,21 +489,58 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
                 on_done=self._on_detail,
             )
 
-    def _fill_history(self, history: list[dict]) -> None:
+    def _fill_history(self, history: list[dict], audit: list[dict]) -> None:
+        """The part's audit rows, newest on top, each with its signer: who, signed or not, the
+        signature's meaning and when. Reviews written before the audit trail existed (ledgers older
+        than issue 27) have no row there: they follow, from the reviews table, marked as such."""
         self.history.clear()
-        if not history:
+        if not history and not audit:
             self.history.addItem("No reviews yet")
             return
-        for entry in reversed(history):  # newest on top
+        for row in audit:
+            detail = row.get("detail") or {}
+            old, new = detail.get("old_label"), detail.get("new_label")
+            change = f"confirmed {new}" if old == new else f"{old or '–'} → {new}"
+            signer = (
+                f"✍ signed “{row['meaning']}”"
+                if row.get("signed")
+                else f"not signed ({row.get('meaning') or row['kind']})"
+            )
+            text = f"{local_time(row['at'])}  {row['actor']}: {change}  · {signer}"
+            if row.get("reason"):
+                text += f" — “{row['reason']}”"
+            item = QListWidgetItem(text)
+            item.setToolTip(f"audit row {row['id']} · sha256 {row['hash'][:16]}…")
+            self.history.addItem(item)
+        reviews_in_trail = sum(1 for row in audit if row.get("kind") == "review")
+        for entry in reversed(history[: max(0, len(history) - reviews_in_trail)]):
             change = (
                 f"confirmed {entry['new_label']}"
                 if entry["old_label"] == entry["new_label"]
                 else f"{entry['old_label'] or '–'} → {entry['new_label']}"
             )
-            text = f"{local_time(entry['reviewed_at'])}  {entry['reviewer']}: {change}"
+            text = (
+                f"{local_time(entry['reviewed_at'])}  {entry['reviewer']}: {change}  · before the audit trail"
+            )
             if entry.get("reason"):
                 text += f" — “{entry['reason']}”"
             self.history.addItem(text)
+
+    def set_actor(self, actor: Actor) -> None:
+        """Who reviews now: with accounts the signed-in person (the Reviewer field shows them and
+        cannot be edited), else whoever types their name, as before. Keys and buttons the role
+        may not use are disabled; the ledger-side check refuses them anyway."""
+        if actor.role is not None:
+            self.reviewer.setText(actor.name)
+            self.reviewer.setToolTip(f"Reviews are signed in as {actor.name} ({actor.role})")
+        self.reviewer.setReadOnly(actor.role is not None)
+        for button, action in (
+            (self.csv_button, "export"),
+            (self.station_button, "export"),
+            (self.report_button, "report"),
+        ):
+            button.setEnabled(may(actor, action) and (action == "report" or self._busy_exports == 0))
+        self._fill_probabilities(self.selected_row())
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # Qt's name
         if watched is self.table and event.type() == QEvent.Type.KeyPress:
