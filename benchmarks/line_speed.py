@@ -33,6 +33,13 @@ frame→verdict percentiles over every frame from the ledger, overruns against `
 the shadow's judged / shed counts.
 
     python -m benchmarks.line_speed --shadow [--frames 300] [--fps 25] [--budget-ms 50] [--rounds 2]
+
+``--live`` measures the line as the app's Live screen runs it, the merge-map overlay on (a map for
+every frame): the demo model on PyTorch (what the screen ran before the ONNX graph gave the map)
+against the same model under ``--backend auto`` (what it runs now, as ``inspector run`` does),
+interleaved over rounds, sustained and paced as above; ``line_speed_live.json``.
+
+    python -m benchmarks.line_speed --live [--frames 600] [--fps 25] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -63,6 +70,7 @@ from models.flops import count_gmacs
 RESULTS = Path(__file__).resolve().parent / "results" / "line_speed.json"
 FINETUNE_RESULTS = RESULTS.with_name("line_speed_finetune.json")
 SHADOW_RESULTS = RESULTS.with_name("line_speed_shadow.json")
+LIVE_RESULTS = RESULTS.with_name("line_speed_live.json")
 BUDGET_MS = 50.0  # --finetune: the cycle budget of the station in issue 17 (Settings → cycle budget)
 
 
@@ -79,7 +87,9 @@ def engines(model: Path | None = None) -> dict[str, InferenceEngine]:
     }
 
 
-def measure(engine: InferenceEngine, station, work: Path, frames: int, fps: float | None) -> dict:
+def measure(
+    engine: InferenceEngine, station, work: Path, frames: int, fps: float | None, track_maps: bool = False
+) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
         pipeline = Pipeline(
@@ -87,7 +97,9 @@ def measure(engine: InferenceEngine, station, work: Path, frames: int, fps: floa
             engine,
             ledger,
             ImageArchive(work / "archive", ArchivePolicy(ok_every=50)),
-            PipelineConfig(drop_policy="block" if fps is None else "oldest", max_frames=frames),
+            PipelineConfig(
+                drop_policy="block" if fps is None else "oldest", max_frames=frames, track_maps=track_maps
+            ),
             RunInfo("bench"),
         )
         started = time.perf_counter()
@@ -416,6 +428,66 @@ def shadow_main(args: argparse.Namespace) -> None:
     print(f"wrote {SHADOW_RESULTS}")
 
 
+def live_main(args: argparse.Namespace) -> None:
+    """The Live screen's line (overlay on) on PyTorch, as before, and on ``auto``, as now."""
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {
+            "Live on torch (before)": InferenceEngine(load_bundle(demo_model_path()), "torch"),
+            "Live on auto (now)": InferenceEngine(load_bundle(demo_model_path()), "auto", Path(tmp) / "onnx"),
+        }
+        backends = {name: engine.backend for name, engine in models.items()}
+        station = load_elpv(0)
+        runs: dict[str, dict[str, list[dict]]] = {name: {"sustained": [], "paced": []} for name in models}
+        load_before = os.getloadavg()
+        for round_index in range(args.rounds):
+            for name, engine in models.items():
+                for mode, fps in (("sustained", None), ("paced", args.fps)):
+                    work = Path(tmp) / f"{round_index}-{mode}-{backends[name]}"
+                    result = measure(engine, station, work, args.frames, fps, track_maps=True)
+                    runs[name][mode].append(result)
+                    print(
+                        f"round {round_index + 1} {name:22s} {mode:9s} fps {result['fps']:6.1f}  "
+                        f"p95 {result['p95_ms']:6.1f} ms  drops {result['dropped']}",
+                        flush=True,
+                    )
+    summary = {}
+    for name, modes in runs.items():
+        best = max(modes["sustained"], key=lambda r: r["fps"])
+        paced = sorted(modes["paced"], key=lambda r: r["p95_ms"])[len(modes["paced"]) // 2]
+        summary[name] = {"backend": backends[name], "sustained": best, "paced": paced}
+    before, now = summary.values()
+    ratios = {
+        "sustained_fps": round(now["sustained"]["fps"] / before["sustained"]["fps"], 3),
+        "paced_p95": round(now["paced"]["p95_ms"] / before["paced"]["p95_ms"], 3),
+        "sustained_fps_per_round": [
+            round(n["fps"] / b["fps"], 3)
+            for b, n in zip(*(modes["sustained"] for modes in runs.values()), strict=True)
+        ],
+    }
+    report = {
+        "command": f"python -m benchmarks.line_speed --live --frames {args.frames} --fps {args.fps:g} "
+        f"--rounds {args.rounds}",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+        },
+        "inference_threads": default_inference_threads(),
+        "summary": summary,
+        "ratios_now_over_before": ratios,
+        "runs": runs,
+    }
+    LIVE_RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    LIVE_RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{'Live line, overlay on':24s} {'backend':>7s} {'sust. fps':>9s} {'paced p50':>9s} {'p95':>7s}")
+    for name, item in summary.items():
+        s, p = item["sustained"], item["paced"]
+        print(f"{name:24s} {item['backend']:>7s} {s['fps']:9.1f} {p['p50_ms']:9.1f} {p['p95_ms']:7.1f}")
+    print(f"now / before: sustained fps x{ratios['sustained_fps']}, paced p95 x{ratios['paced_p95']}")
+    print(f"wrote {LIVE_RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600)
@@ -424,6 +496,9 @@ def main() -> None:
     parser.add_argument("--finetune", action="store_true", help="The line beside a wizard fine-tune.")
     parser.add_argument(
         "--shadow", action="store_true", help="The line with and without a shadow candidate (issue 16)."
+    )
+    parser.add_argument(
+        "--live", action="store_true", help="The Live screen's line (overlay on): PyTorch before, auto now."
     )
     parser.add_argument("--epochs", type=int, default=2, help="--finetune: epochs of the fine-tune.")
     parser.add_argument(
@@ -440,6 +515,9 @@ def main() -> None:
         return
     if args.shadow:
         shadow_main(args)
+        return
+    if args.live:
+        live_main(args)
         return
     if (args.model is None) != (args.data is None):
         parser.error("--model and --data go together")
