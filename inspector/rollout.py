@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import getpass
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from inspector.class_sets import ClassSetCheck, class_set_check
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
 from inspector.settings import Settings
@@ -90,7 +91,7 @@ class GateResult:
     candidate: ModelScore
     deployed: ModelScore | None
     data: str
-    checks: list[GateCheck] = field(default_factory=list)
+    checks: list[GateCheck | ClassSetCheck] = field(default_factory=list)
     note: str = ""
 
     @property
@@ -101,15 +102,22 @@ class GateResult:
         if self.deployed is None:
             return f"gate: nothing to compare with ({self.note})"
         verdict = "passed" if self.passed else "FAILED"
-        return f"gate {verdict} on {self.candidate.n} held-out images of {self.data}"
+        note = f" ({self.note})" if self.note else ""
+        return f"gate {verdict} on {self.candidate.n} held-out images of {self.data}{note}"
 
 
 def score_models(
-    paths: dict[str, Path], data: str, seed_from: Path, log: Log = print
+    paths: dict[str, Path],
+    data: str,
+    seed_from: Path,
+    log: Log = print,
+    classes: Sequence[str] | None = None,
 ) -> tuple[dict[str, ModelScore], dict[str, str]]:
     """Score each bundle on the same held-out split (the one ``seed_from`` did not train on).
 
-    Returns the scores and, for bundles that cannot be scored on this station (other classes), why.
+    ``classes``: only the images of these classes (two models with different class sets are
+    compared on the classes they share). Returns the scores and, for bundles that cannot be scored
+    on this station (other classes), why.
     """
     from inspector.line.verdicts import Verdict, VerdictRules
     from inspector.training.metrics import classification_report
@@ -120,6 +128,12 @@ def score_models(
 
     bundles = {name: load_bundle(path) for name, path in paths.items()}
     station = open_station(data, split_seed(bundles[_name_of(paths, seed_from)]))
+    if classes is not None:
+        station = station.where(label=classes)
+        if not station.split("test"):
+            raise InspectorError(
+                f"{data} has no held-out images of the classes both models know ({', '.join(classes)})"
+            )
     scores: dict[str, ModelScore] = {}
     skipped: dict[str, str] = {}
     usable = {}
@@ -196,6 +210,7 @@ def compare(candidate: ModelScore, deployed: ModelScore, margins: GateMargins) -
 def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = print) -> GateResult:
     """Score the candidate ``ref`` (a registry version) against what the line runs now."""
     from inspector.line.build import resolve_model
+    from models.bundle import read_meta
 
     registry = Registry(home)
     candidate_path = registry.checked_path(ref)  # a version changed outside the product is not scored
@@ -204,9 +219,15 @@ def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = p
     live_name = live.id if live else "demo model"
     if live and live.id == ref:
         raise InspectorError(f"{ref} is already deployed")
+    # A changed class set is never waved through: both are scored on the classes they share and
+    # the change is a check that fails, so deploying needs --override-gate and a --reason.
+    classes = class_set_check(read_meta(live_path)[0].classes, read_meta(candidate_path)[0].classes)
+    if not classes.shared:
+        raise InspectorError(f"{ref} shares no class with {live_name}: {classes.text()}")
     log(f"offline gate: scoring {ref} and {live_name} on the held-out images of {data}…")
     paths = {ref: candidate_path, live_name: live_path}
-    scores, skipped = score_models(paths, data, candidate_path, log)
+    shared = None if classes.passed else classes.shared
+    scores, skipped = score_models(paths, data, candidate_path, log, shared)
     if ref in skipped:
         raise InspectorError(f"{ref} cannot be judged on {data}: {skipped[ref]}")
     result = GateResult(scores[ref], scores.get(live_name), data)
@@ -214,6 +235,9 @@ def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = p
         result.note = f"{live_name} cannot be scored on this station: {skipped.get(live_name, '')}"
     else:
         result.checks = compare(result.candidate, result.deployed, margins)
+    if not classes.passed:
+        result.checks.insert(0, classes)
+        result.note = f"class set changed: {classes.change()}"
     return result
 
 

@@ -89,6 +89,37 @@ def test_no_deploy_when_the_audit_cannot_be_written(home, tmp_path):
     assert Registry(home).deployed().id == "v1"
 
 
+def test_a_changed_class_set_is_a_failed_check_that_needs_an_override_and_a_reason(
+    home, tmp_path, tiny_vit_spec
+):
+    """Probe (issue 27): a candidate with one extra class was deployed with no check and no reason
+    ("nothing to compare with": the deployed model could not score the station's new class)."""
+    from conftest import make_station
+
+    station = make_station(tmp_path / "four", classes=(*CLASSES, "dent"), per_class=12, size=32)
+    Registry(home).add(always_bundle(tmp_path / "d", tiny_vit_spec, [*CLASSES, "dent"], "ok"))  # v4
+    arguments = dict(who="ann", data=str(station), margins=LOOSE_LATENCY)
+    with pytest.raises(GateBlocked, match="class set changed: adds dent") as blocked:
+        deploy(home, _url(home), "v4", reason="", **arguments)
+    result = blocked.value.result
+    assert [check.what for check in result.checks if not check.passed] == ["class set"]
+    assert set(result.candidate.recall) == set(result.deployed.recall) == set(CLASSES), "shared classes"
+    assert result.deployed.recall["ok"] == result.candidate.recall["ok"] == 1.0
+    assert Registry(home).deployed().id == "v1"
+    with pytest.raises(InspectorError, match="needs a --reason"):
+        deploy(home, _url(home), "v4", reason="", override=True, **arguments)
+    version, _ = deploy(
+        home, _url(home), "v4", reason="dent is a new defect type", override=True, **arguments
+    )
+    assert version.id == "v4"
+    newest = audit_trail(_url(home))[0]
+    assert newest["level"] == "warning" and "class set changed: adds dent" in newest["message"]
+    assert "overridden" in newest["message"] and "dent is a new defect type" in newest["message"]
+    # and back: the three-class model drops dent, gated on the shared classes the same way
+    with pytest.raises(GateBlocked, match="class set changed: drops dent"):
+        deploy(home, _url(home), "v1", reason="", **arguments)
+
+
 def test_compare_checks_recall_unsure_and_latency():
     deployed = ModelScore(
         "v1", {"ok": 0.9, "ng": 0.8}, unsure_rate=0.10, latency_ms=10.0, macro_f1=0.85, n=50
