@@ -261,6 +261,9 @@ def train(
     auto = resize == AUTO_RESIZE
     # --resume is suggested only where a checkpoint was kept (none before the first epoch ends).
     with user_errors(interrupted=lambda: f"interrupted; {resume_hint(out)}"):
+        from inspector.cli.login import actor_at
+
+        actor_at(home, None, "train")  # with accounts in the home's ledger: an engineer's job
         refuse_registry_output(out)
         recipe = Recipe(
             epochs=epochs or unset.epochs,
@@ -398,6 +401,9 @@ def finetune(
     from inspector.training.workflows import FINETUNE_RECIPE, finetune_model, recalibrate_model
 
     with user_errors():
+        from inspector.cli.login import actor_at
+
+        actor_at(None, None, "finetune")  # with accounts in the home's ledger: an engineer's job
         refuse_registry_output(out)
     if unlabelled:
         with user_errors():

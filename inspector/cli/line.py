@@ -226,10 +226,18 @@ def run(
     output: OutputOption = None,
     home: HomeOption = None,
 ) -> None:
-    """Inspect a line headless: one verdict per frame into the results ledger, live status on stderr."""
+    """Inspect a line headless: one verdict per frame into the results ledger, live status on stderr.
+
+    With accounts, an operator (or QA, or an engineer) logs in; the run's operator is then the
+    logged-in person unless --operator names another.
+    """
+    from inspector.cli.login import actor_at
     from inspector.home import app_home
 
     with user_errors(ValueError):
+        actor = actor_at(home, db, "run_line")
+        if actor.role is not None and not operator:
+            operator = actor.name
         pipeline, url = _build_pipeline(
             source=source,
             model=model,
@@ -278,7 +286,10 @@ def demo(
     limit = frames or None
     switch_at = drift_after if drift_after is not None else (limit // 2 if limit else 300)
     with user_errors(ValueError):
+        from inspector.cli.login import actor_at
         from inspector.line.sources.spec import check_rate
+
+        actor_at(home_dir, db, "run_line")  # the app asks at its own login screen
 
         check_rate(fps)  # "sim?fps=nan" would otherwise name a source option the user never typed
         pipeline, url = _build_pipeline(
@@ -409,6 +420,9 @@ def results_export(
         raise fail(f"unknown verdict {unknown[0]!r} (OK, NG, UNSURE, ERROR)")
     existing_folder(out)
     with user_errors():
+        from inspector.cli.login import actor_at
+
+        actor_at(home, db, "export")
         start, end = _window(since, until)
         filt = ResultFilter(since=start, until=end, verdicts=verdicts, lot=lot, reviewed=reviewed)
         ledger = Ledger(db_url(db, app_home(home)), create=False)  # export reads: no new database

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -26,6 +27,14 @@ def ask(label: str) -> str:
 def actor_for(ledger_url: str, action: str, by: str | None = None) -> Actor:
     """The person doing ``action``, allowed to (a signed action signed by the password given)."""
     return acting(ledger_url, action, by=by, prompt=ask)
+
+
+def actor_at(home: Path | None, db: str | None, action: str, by: str | None = None) -> Actor:
+    """:func:`actor_for` on the ledger a command with ``--home`` and ``--db`` uses."""
+    from inspector.cli.line import db_url
+    from inspector.home import app_home
+
+    return actor_for(db_url(db, app_home(home)), action, by)
 
 
 def new_password(whose: str) -> str:

@@ -50,6 +50,7 @@ def report(
 ) -> None:
     """Write the shift / lot report: yield trend, defect Pareto, UNSURE and override rates, drops,
     model versions, per-stage latency and cost per part against the unmerged twin."""
+    from inspector.cli.login import actor_at
     from inspector.home import app_home
     from inspector.reports.build import ReportRequest, make_report
     from inspector.reports.window import resolve
@@ -57,6 +58,7 @@ def report(
 
     with user_errors():
         root = app_home(home)
+        actor_at(root, db, "report")
         settings = load_settings(root)
         window = resolve(
             shift=shift.value if shift else None,
