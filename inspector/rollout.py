@@ -4,12 +4,13 @@ Before a version is deployed it is scored beside the model the line runs now, on
 images of the station: per-class recall, the UNSURE rate each model's own thresholds give, and
 batch-1 latency (interleaved). A regression beyond the margins blocks the deploy unless someone
 overrides it with a reason. Every deploy and rollback, gated or not, is an event in the results
-ledger with who, why and the gate's numbers, so a plant sees who changed the line and when.
+ledger with who, why and the gate's numbers, so a plant sees who changed the line and when, and a
+row in the hash-chained audit trail (the gate's verdict too, kind ``gate``), signed where accounts
+exist: who may deploy, roll back or override is decided by :mod:`inspector.access`.
 """
 
 from __future__ import annotations
 
-import getpass
 import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from inspector.access import SIGNED_ACTIONS, Actor, as_actor, authorise, local_user
 from inspector.class_sets import ClassSetCheck, class_set_check
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
@@ -242,10 +244,30 @@ def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = p
 
 
 def who_default() -> str:
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return "unknown"
+    """The login name (kept for callers from before accounts: see ``inspector.access.local_user``)."""
+    return local_user()
+
+
+def acting_as(who: Actor | str) -> Actor:
+    """``who`` as an :class:`Actor`: a bare name is today's free text, the local user of a ledger
+    without accounts (refused by :func:`inspector.access.authorise` once accounts exist)."""
+    return who if isinstance(who, Actor) else Actor(who, None)
+
+
+def gate_detail(result: GateResult | None, note: str) -> dict:
+    """What the audit trail keeps of a gate: its summary and each check as text."""
+    if result is None:
+        return {"gate": note}
+    return {
+        "gate": result.summary(),
+        "data": result.data,
+        "checks": [("ok " if c.passed else "FAIL ") + c.text() for c in result.checks],
+    }
+
+
+def _audit_gate(ledger: Ledger, actor: Actor, ref: str, result: GateResult) -> None:
+    verdict = "gate passed" if result.passed else "gate failed"
+    ledger.append_audit("gate", actor.name, f"model {ref}", meaning=verdict, detail=gate_detail(result, ""))
 
 
 def deploy(
@@ -253,7 +275,7 @@ def deploy(
     ledger_url: str,
     ref: str,
     *,
-    who: str,
+    who: Actor | str,
     reason: str,
     data: str | None,
     margins: GateMargins = GateMargins(),
@@ -264,9 +286,13 @@ def deploy(
     """Gate, deploy and audit. Without held-out data the gate cannot run: say why it is skipped.
 
     ``gate_note`` names the check a caller already made instead (the wizard's before/after).
+    ``who`` must be allowed to deploy (and to override, with ``override``): once accounts exist,
+    a signed :class:`~inspector.access.Actor` (:func:`inspector.access.sign`); without them a name.
     """
     registry = Registry(home)
     registry.check_ref(ref)  # an unknown version or a missing folder is the first thing to say
+    actor = acting_as(who)
+    who = actor.name
     if not who.strip():
         raise InspectorError("say who deploys (--by NAME)")
     if (override or data is None) and not reason.strip():
@@ -274,6 +300,9 @@ def deploy(
             "deploying without the offline gate (no --data) or over it (--override-gate) needs a --reason"
         )
     with Ledger(ledger_url) as ledger:  # no deploy that cannot be audited: the ledger is checked first
+        authorise(ledger, actor, "deploy")
+        if override:
+            authorise(ledger, actor, "override_gate")
         if not is_version_id(ref):
             ref = registry.add(Path(ref)).id  # a bundle folder: registered, then gated like any version
         result = None
@@ -282,6 +311,7 @@ def deploy(
             log(result.summary())
             for check in result.checks:
                 log(("  ok   " if check.passed else "  FAIL ") + check.text())
+            _audit_gate(ledger, actor, ref, result)
             if not result.passed and not override:
                 ledger.add_event("deploy", f"{ref} blocked by the offline gate (asked by {who})", "warning")
                 raise GateBlocked(result)
@@ -295,29 +325,54 @@ def deploy(
             f"{ref} deployed by {who} (was {previous.id if previous else 'the demo model'}); "
             f"{gate_text}; reason: {reason or '–'}"
         )
-        # The audit row goes first: a deploy that cannot be audited does not happen.
+        # The audit rows go first: a deploy that cannot be audited does not happen.
         unchecked = result is None and not gate_note
         ledger.add_event("deploy", message, "warning" if overridden or unchecked else "info")
+        detail = {"from": previous.id if previous else None, **gate_detail(result, gate_text)}
+        if overridden:
+            signed, meaning = actor.signed, SIGNED_ACTIONS["override_gate"]
+            ledger.append_audit("gate", who, f"model {ref}", reason, signed=signed, meaning=meaning)
+        meaning = SIGNED_ACTIONS["deploy"]
+        subject = f"model {ref}"
+        ledger.append_audit(
+            "deploy", who, subject, reason, signed=actor.signed, meaning=meaning, detail=detail
+        )
         try:
             version = registry.deploy(ref)
         except BaseException as exc:
             ledger.add_event("deploy", f"{ref} NOT deployed after all: {exc}", "warning")
+            ledger.append_audit("deploy", who, subject, str(exc), meaning="not deployed after all")
             raise
     return version, result
 
 
-def rollback(home: Path, ledger_url: str, *, who: str, reason: str) -> Version:
-    """Undo the last deployment (one action, no gate: the earlier model was live before) and audit it."""
+def rollback(home: Path, ledger_url: str, *, who: Actor | str, reason: str) -> Version:
+    """Undo the last deployment (one action, no gate: the earlier model was live before) and audit it.
+
+    ``who`` must be allowed to roll back (as for :func:`deploy`: signed, once accounts exist).
+    """
+    actor = acting_as(who)
+    who = actor.name
     if not who.strip():
         raise InspectorError("say who rolls back (--by NAME)")
     registry = Registry(home)
     with Ledger(ledger_url) as ledger:
+        authorise(ledger, actor, "rollback")
         before = registry.deployed()
         version = registry.rollback()  # refuses (changes nothing) when there is nothing to go back to
         was = before.id if before else "?"
         message = f"rolled back from {was} to {version.id} by {who}; reason: {reason or '–'}"
         try:
             ledger.add_event("rollback", message, "warning")
+            ledger.append_audit(
+                "rollback",
+                who,
+                f"model {version.id}",
+                reason,
+                signed=actor.signed,
+                meaning=SIGNED_ACTIONS["rollback"],
+                detail={"from": was, "to": version.id},
+            )
         except BaseException:
             if before is not None:  # unaudited: put the line back as it was
                 registry.deploy(before.id)
@@ -335,7 +390,7 @@ def deploy_job(
     home: Path,
     ledger_url: str,
     ref: str,
-    who: str | None,
+    who: Actor | str | None,
     reason: str,
     data: str | None,
     margins: GateMargins,
@@ -346,7 +401,9 @@ def deploy_job(
 ) -> dict[str, Any]:
     """The Models screen's *Deploy* and *Promote* (a background job: the gate scores two models).
 
-    ``from_shadow`` promotes a shadow candidate (its record goes into the audit, shadowing ends).
+    ``who``: the signed-in (and, with accounts, signed) person; a bare name or None (the login
+    name) is the local user of a ledger without accounts. ``from_shadow`` promotes a shadow
+    candidate (its record goes into the audit, shadowing ends).
     A blocked gate is an answer, not a failure: the screen shows the checks and may ask to override.
     """
     from inspector.shadow import promote
@@ -357,7 +414,7 @@ def deploy_job(
             home,
             ledger_url,
             ref,
-            who=who or who_default(),
+            who=as_actor(who),
             reason=reason,
             data=data,
             margins=margins,
@@ -374,9 +431,9 @@ def deploy_job(
     }
 
 
-def rollback_job(home: Path, ledger_url: str, who: str | None, reason: str, *, task: Any) -> str:
-    """The Models screen's *Roll back*: the version now deployed."""
-    return rollback(home, ledger_url, who=who or who_default(), reason=reason).id
+def rollback_job(home: Path, ledger_url: str, who: Actor | str | None, reason: str, *, task: Any) -> str:
+    """The Models screen's *Roll back*: the version now deployed (``who`` as for ``deploy_job``)."""
+    return rollback(home, ledger_url, who=as_actor(who), reason=reason).id
 
 
 def _check_lines(result: GateResult) -> list[str]:

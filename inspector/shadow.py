@@ -5,7 +5,9 @@ summary an engineer decides on — agreement over every part both models judged,
 confusion between the deployed model's class and the candidate's, disagreements kept, frames shed
 — and the decision is taken in one action: **promote** (a deploy through the audited roll-out
 gate, :func:`inspector.rollout.deploy`, the summary in its reason) or **discard** (an audited
-``shadow`` event). Either way the candidate stops shadowing in the app's settings.
+``shadow`` event). Either way the candidate stops shadowing in the app's settings, and the
+decision is a row in the hash-chained audit trail (kind ``shadow``), taken by someone whose role
+may (:mod:`inspector.access`: engineers).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from inspector.access import Actor, authorise
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
 from inspector.store import Ledger
@@ -167,7 +170,7 @@ def promote(
     ledger_url: str,
     ref: str,
     *,
-    who: str,
+    who: Actor | str,
     reason: str,
     data: str | None,
     margins: GateMargins | None = None,
@@ -177,16 +180,20 @@ def promote(
     """Deploy the candidate through the audited gate, its shadow record in the audit's reason.
 
     Returns the deployed version, the gate's result (None: no held-out data, no gate) and the
-    shadow record it was promoted on.
+    shadow record it was promoted on. ``who`` as for :func:`inspector.rollout.deploy` (signed, once
+    accounts exist: promoting is deploying).
     """
-    from inspector.rollout import GateMargins, deploy
+    from inspector.rollout import GateMargins, acting_as, deploy
 
+    actor = acting_as(who)
     if not is_version_id(ref):
         raise InspectorError(f"{ref}: promote a registry version (v1, v2, ...)")
     if (override or data is None) and not reason.strip():  # the shadow record is evidence, not a reason
         raise InspectorError(
             "promoting without the offline gate (no --data) or over it (--override-gate) needs a --reason"
         )
+    with Ledger(ledger_url) as ledger:
+        authorise(ledger, actor, "shadow_promote")
     summary = shadow_summary(home, ledger_url, ref)
     if not summary.has_data:
         raise InspectorError(f"{ref} has not run in shadow on this ledger: nothing to promote on")
@@ -195,7 +202,7 @@ def promote(
         home,
         ledger_url,
         ref,
-        who=who,
+        who=actor,
         reason=f"{why}promoted from shadow ({summary.line()})",
         data=data,
         margins=margins or GateMargins(),
@@ -203,17 +210,35 @@ def promote(
         log=log,
     )
     with Ledger(ledger_url) as ledger:
-        ledger.add_event(EVENT_KIND, f"{ref} promoted from shadow by {who} ({summary.line()})")
+        ledger.add_event(EVENT_KIND, f"{ref} promoted from shadow by {actor.name} ({summary.line()})")
+        ledger.append_audit(
+            EVENT_KIND,
+            actor.name,
+            f"model {ref}",
+            reason.strip(),
+            signed=actor.signed,
+            meaning="promoted from shadow",
+            detail=_record(summary),
+        )
     _stop_shadowing(home, ref)
     return version, result, summary
 
 
-def discard(home: Path, ledger_url: str, ref: str, *, who: str, reason: str) -> ShadowSummary:
-    """Give up on the candidate (audited); its shadow record stays in the ledger."""
+def discard(home: Path, ledger_url: str, ref: str, *, who: Actor | str, reason: str) -> ShadowSummary:
+    """Give up on the candidate (audited); its shadow record stays in the ledger.
+
+    ``who``: an engineer once accounts exist (a bare name: the local user of a ledger without them).
+    """
+    from inspector.rollout import acting_as
+
+    actor = acting_as(who)
+    who = actor.name
     if not who.strip():
         raise InspectorError("say who discards (--by NAME)")
     if not reason.strip():
         raise InspectorError("discarding a shadow candidate needs a --reason (kept in the audit trail)")
+    with Ledger(ledger_url) as ledger:
+        authorise(ledger, actor, "shadow_discard")
     summary = shadow_summary(home, ledger_url, ref)
     with Ledger(ledger_url) as ledger:
         ledger.add_event(
@@ -221,8 +246,27 @@ def discard(home: Path, ledger_url: str, ref: str, *, who: str, reason: str) -> 
             f"{ref} discarded as shadow candidate by {who} ({summary.line()}); reason: {reason.strip()}",
             "info",
         )
+        ledger.append_audit(
+            EVENT_KIND,
+            who,
+            f"model {ref}",
+            reason.strip(),
+            signed=actor.signed,
+            meaning="discarded as shadow candidate",
+            detail=_record(summary),
+        )
     _stop_shadowing(home, ref)
     return summary
+
+
+def _record(summary: ShadowSummary) -> dict:
+    """What the audit trail keeps of the shadow record a decision was taken on."""
+    return {
+        "shadow": summary.line(),
+        "judged": summary.judged,
+        "agreed": summary.agreed,
+        "runs": summary.runs,
+    }
 
 
 def confusion_text(summary: ShadowSummary) -> list[str]:

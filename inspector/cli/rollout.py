@@ -5,24 +5,37 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from inspector.cli.common import HomeOption, console, progress, user_errors, visible
 from inspector.cli.line import DbOption, db_url
 
+if TYPE_CHECKING:
+    from inspector.access import Actor
+
 ByOption = Annotated[
     str | None,
-    typer.Option("--by", help="Who makes the change (default: the settings' operator, else your login)."),
+    typer.Option(
+        "--by",
+        help="Who makes the change (default: the settings' operator, else your login). With accounts: "
+        "the logged-in user (INSPECTOR_USER), whose password signs the change.",
+    ),
 ]
 ReasonOption = Annotated[str, typer.Option("--reason", help="Why (kept in the audit trail).")]
 
 
-def _who(by: str | None, home: Path) -> str:
+def _who(by: str | None, home: Path, url: str, action: str) -> Actor | str:
+    """Without accounts, today's free text; with them, the logged-in person, allowed to do ``action``
+    and (for a deploy or rollback) signed by the password just given."""
+    from inspector.access import accounts_exist
+    from inspector.cli.login import actor_for
     from inspector.rollout import who_default
     from inspector.settings import load_settings
 
+    if accounts_exist(url):
+        return actor_for(url, action, by)
     return by or load_settings(home).operator or who_default()
 
 
@@ -43,11 +56,12 @@ def _through_gate(
 
     root = app_home(home)
     settings = load_settings(root)
+    url = db_url(db, root)
     return action(
         root,
-        db_url(db, root),
+        url,
         ref,
-        who=_who(by, root),
+        who=_who(by, root, url, "deploy"),  # promoting deploys too: signed alike
         reason=reason,
         data=str(data) if data else (settings.gate_data or None),
         margins=GateMargins.of(settings),
@@ -97,7 +111,8 @@ def models_rollback(
 
     with user_errors():
         root = app_home(home)
-        version = rollback(root, db_url(db, root), who=_who(by, root), reason=reason)
+        url = db_url(db, root)
+        version = rollback(root, url, who=_who(by, root, url, "rollback"), reason=reason)
     console.print(f"rolled back: {version.id} is deployed again")
 
 
@@ -183,7 +198,8 @@ def models_shadow_discard(
 
     with user_errors():
         root = app_home(home)
-        summary = discard(root, db_url(db, root), ref, who=_who(by, root), reason=reason)
+        url = db_url(db, root)
+        summary = discard(root, url, ref, who=_who(by, root, url, "shadow_discard"), reason=reason)
     console.print(f"discarded {ref} ({summary.line()})", highlight=False)
 
 
