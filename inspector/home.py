@@ -14,13 +14,18 @@ from platformdirs import user_data_dir
 ENV = "INSPECTOR_HOME"
 
 
-def app_home(home: str | Path | None = None) -> Path:
-    chosen = (
+def home_path(home: str | Path | None = None) -> Path:
+    """The home folder ``app_home`` would use, without making it (for commands that only look)."""
+    return (
         Path(home)
         if home
         else Path(os.environ[ENV])
         if os.environ.get(ENV)
         else Path(user_data_dir("ltm-inspector"))
     )
+
+
+def app_home(home: str | Path | None = None) -> Path:
+    chosen = home_path(home)
     chosen.mkdir(parents=True, exist_ok=True)
     return chosen

@@ -30,11 +30,14 @@ def actor_for(ledger_url: str, action: str, by: str | None = None) -> Actor:
 
 
 def actor_at(home: Path | None, db: str | None, action: str, by: str | None = None) -> Actor:
-    """:func:`actor_for` on the ledger a command with ``--home`` and ``--db`` uses."""
-    from inspector.cli.line import db_url
-    from inspector.home import app_home
+    """:func:`actor_for` on the ledger a command with ``--home`` and ``--db`` uses.
 
-    return actor_for(db_url(db, app_home(home)), action, by)
+    Asking makes neither the home folder nor a database (train and finetune write no ledger).
+    """
+    from inspector.cli.line import db_url
+    from inspector.home import home_path
+
+    return actor_for(db_url(db, home_path(home)), action, by)
 
 
 def new_password(whose: str) -> str:

@@ -90,3 +90,13 @@ def test_without_accounts_nobody_logs_in(home, built):
     result = invoke(home, RUN)
     assert "line not started in this test" in result.output
     assert built[0]["operator"] == ""
+
+
+def test_asking_makes_no_home_and_no_ledger(tmp_path, monkeypatch):
+    fresh = tmp_path / "not-yet"
+    monkeypatch.setenv("INSPECTOR_HOME", str(fresh))
+    for name in ("INSPECTOR_USER", "INSPECTOR_PASSWORD", "INSPECTOR_DB"):
+        monkeypatch.delenv(name, raising=False)
+    result = runner.invoke(app, ["finetune", str(tmp_path / "no-model"), "d", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    assert not fresh.exists()
