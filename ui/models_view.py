@@ -34,10 +34,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.access import Actor
 from inspector.registry import Version
 from inspector.rollout import GateMargins
 from inspector.shadow import ShadowSummary, shadow_summaries
 from ui.context import AppContext
+from ui.session import may
+from ui.signature_dialog import SignatureDialog, with_signature
 from ui.version_text import created_text, key_metrics, merge_text, movement_rows, read_registry, source_text
 from ui.workers import run_job, run_task
 
@@ -59,6 +62,15 @@ DEPLOYED_BACKGROUND = "#e3f3e8"
 TITLE_STYLE = "font-size: 20px; font-weight: 700;"
 
 
+def acting_for(context: AppContext, actor: Actor | None = None) -> Actor | str | None:
+    """Who a change is made by, as the roll-out functions take it: the (signed) signed-in person
+    once accounts exist; without them the settings' operator name as before (None: the login name).
+    An Actor crosses into a background job as three plain values (name, role, signed), never a
+    password."""
+    actor = actor or context.actor
+    return actor if actor.role is not None else (context.settings.operator or None)
+
+
 def shadow_discard(context: AppContext, version_id: str, reason: str) -> ShadowSummary:
     """Stop shadowing (audited; a ledger event only, so a worker thread, not a background job)."""
     from inspector.rollout import who_default
@@ -68,7 +80,7 @@ def shadow_discard(context: AppContext, version_id: str, reason: str) -> ShadowS
         context.home,
         context.db_url,
         version_id,
-        who=context.settings.operator or who_default(),
+        who=acting_for(context) or who_default(),
         reason=reason,
     )
 
@@ -145,13 +157,17 @@ class ModelsView(QWidget):
         layout.addWidget(self.details)
         layout.addWidget(self.shadow_box)
         layout.addLayout(buttons)
-        self._buttons = (
-            self.deploy_button,
-            self.rollback_button,
-            self.add_button,
-            self.promote_button,
-            self.discard_button,
-        )
+        # Each change button and the action the role needs for it (the backend decides; this only
+        # greys out what the signed-in role could never do).
+        self._buttons = {
+            self.deploy_button: "deploy",
+            self.rollback_button: "rollback",
+            self.add_button: "deploy",
+            self.promote_button: "shadow_promote",
+            self.discard_button: "shadow_discard",
+        }
+        self.signature_dialog: SignatureDialog | None = None
+        self.set_actor(context.actor)
         self.reload()
 
     def _build_shadow(self) -> QGroupBox:
@@ -340,8 +356,8 @@ class ModelsView(QWidget):
         self.shadow_note.setText(note)
         deployed = summary.candidate == self.deployed_id
         self.promote_button.setText(f"Promote {summary.candidate}…")
-        self.promote_button.setEnabled(not self.busy and not deployed)
-        self.discard_button.setEnabled(not self.busy)
+        self.promote_button.setEnabled(self._may_now("shadow_promote") and not deployed)
+        self.discard_button.setEnabled(self._may_now("shadow_discard"))
         self.shadow_box.show()
 
     # -- changes -------------------------------------------------------------------------------
@@ -368,7 +384,13 @@ class ModelsView(QWidget):
         if not gated and not reason:
             self._say("Promoting without the offline gate needs a reason.", error=True)
             return
-        self._deploy(summary.candidate, reason, override=False, from_shadow=True)
+        self._signed(
+            "deploy",
+            f"Promote {summary.candidate} from shadow and deploy it. Reason: “{reason or '–'}”",
+            lambda actor: self._deploy(
+                summary.candidate, reason, override=False, from_shadow=True, actor=actor
+            ),
+        )
 
     def discard_shadow(self) -> None:
         summary = self.shadows.get(self.selected_id() or "")
@@ -416,15 +438,28 @@ class ModelsView(QWidget):
             f"Deploy {version_id}? Lines started from now on judge parts with it instead of {current}. "
             f"{gate} Roll back returns to the current one.\n\nWhy (kept in the audit trail):",
         )
-        if reason is not None:
-            self._deploy(version_id, reason, override=False)
+        if reason is None:
+            return
+        self._signed(
+            "deploy",
+            f"Deploy {version_id} in place of {current}. Reason: “{reason or '–'}”",
+            lambda actor: self._deploy(version_id, reason, override=False, actor=actor),
+        )
 
     def ask_reason(self, title: str, text: str) -> str | None:
         """The reason for an audited change; None when the person cancels."""
         reason, accepted = QInputDialog.getText(self, title, text)
         return reason.strip() if accepted else None
 
-    def _deploy(self, version_id: str, reason: str, override: bool, from_shadow: bool = False) -> None:
+    def _deploy(
+        self,
+        version_id: str,
+        reason: str,
+        override: bool,
+        from_shadow: bool = False,
+        actor: Actor | None = None,
+    ) -> None:
+        """Start the deploy job as ``actor`` (signed for this deploy once accounts exist)."""
         settings = self.context.settings
         verb = "Promoting" if from_shadow else "Deploying"
         self._start(
@@ -432,7 +467,7 @@ class ModelsView(QWidget):
             self.context.home,
             self.context.db_url,
             version_id,
-            settings.operator or None,
+            acting_for(self.context, actor),
             reason,
             settings.gate_data or None,
             GateMargins.of(settings),
@@ -453,7 +488,13 @@ class ModelsView(QWidget):
                 "Deploy anyway? Say why (required, audited):",
             )
             if again:
-                self._deploy(version_id, again, override=True, from_shadow=from_shadow)
+                self._signed(
+                    "override_gate",
+                    f"Deploy {version_id} although the offline gate blocked it. Reason: “{again}”",
+                    lambda actor: self._deploy(
+                        version_id, again, override=True, from_shadow=from_shadow, actor=actor
+                    ),
+                )
             return
         what = "promoted from shadow and deployed" if from_shadow else "deployed"
         done = f"{version_id} {what}; {answer['gate']}."
@@ -475,14 +516,22 @@ class ModelsView(QWidget):
             self.deployed_changed.emit()
             self.reload()
 
-        self._start(
-            "inspector.rollout:rollback_job",
-            self.context.home,
-            self.context.db_url,
-            self.context.settings.operator or None,
-            reason,
-            started="Rolling back …",
-            on_done=done,
+        def start(actor: Actor) -> None:
+            self._start(
+                "inspector.rollout:rollback_job",
+                self.context.home,
+                self.context.db_url,
+                acting_for(self.context, actor),
+                reason,
+                started="Rolling back …",
+                on_done=done,
+            )
+
+        self._signed(
+            "rollback",
+            f"Roll back from {self.deployed_id or 'the deployed version'} to the version before it. "
+            f"Reason: “{reason or '–'}”",
+            start,
         )
 
     def _start(
@@ -548,8 +597,28 @@ class ModelsView(QWidget):
 
     def _idle(self) -> None:
         self.busy = False
-        for button in self._buttons:
-            button.setEnabled(True)
+        self._enable_buttons()
+
+    def _may_now(self, action: str) -> bool:
+        return not self.busy and may(self.context.actor, action)
+
+    def _enable_buttons(self) -> None:
+        for button, action in self._buttons.items():
+            button.setEnabled(self._may_now(action))
+        self._show_shadow()  # Promote stays off for the version already deployed
+
+    def set_actor(self, actor: Actor) -> None:
+        """The signed-in role changed: offer only the changes it may make (deploy, roll back, …
+        are an engineer's); the backend refuses the rest in any case."""
+        self._enable_buttons()
+        if actor.role is not None and not may(actor, "deploy"):
+            self._say(f"{actor.name} ({actor.role}) may look; deploying and rolling back are an engineer's.")
+
+    def _signed(self, action: str, what: str, then: Callable[[Actor], None]) -> None:
+        """Ask for the signature of ``action`` (once accounts exist), then go on with the signed actor."""
+        self.signature_dialog = with_signature(
+            self, self.context.db_url, self.context.actor, action, what, then
+        )
 
     def _confirm(self, title: str, text: str) -> bool:
         answer = QMessageBox.question(
