@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 
 from inspector.errors import InspectorError
 from inspector.settings import FILE, Settings
+from inspector.settings_change import change_settings
 from inspector.store import Ledger, default_url
 from ui.context import AppContext
 from ui.workers import run_task
@@ -434,7 +435,12 @@ class SettingsView(QWidget):
     def save(self) -> bool:
         try:
             settings = self.form_settings()
-            self.context.save(settings)
+            if self.context.accounts:
+                # Who may change which field is decided below the screen, and audited there.
+                change_settings(self.context.home, self.context.db_url, self.context.actor, settings)
+                self.context.settings = settings
+            else:
+                self.context.save(settings)  # no accounts: as before (a wrong db_url can still be fixed)
         except InspectorError as exc:
             self._say(_readable(str(exc)), error=True)
             return False
