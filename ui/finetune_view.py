@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.access import AccessDenied, Actor, require
 from inspector.registry import Version
 from ui.context import AppContext
 from ui.finetune import FinetuneWizard
+from ui.session import may
 from ui.version_text import created_text, key_metrics, merge_text, read_registry
 from ui.workers import run_job, run_task
 
@@ -157,8 +159,34 @@ class FinetuneView(QWidget):
         self.deployed.setText(f"Model registry: {message}")
         self.deployed.setStyleSheet("color: #c62828;")
 
-    def open_wizard(self) -> FinetuneWizard:
+    def set_actor(self, actor: Actor) -> None:
+        """Fine-tuning and re-calibrating are an engineer's: offered only to a role that may."""
+        allowed = may(actor, "finetune")
+        for button in (self.start_button, self.recalibrate_button):
+            button.setEnabled(allowed)
+        if not allowed:
+            self._refused(f"{actor.name} ({actor.role}) may look; fine-tuning is an engineer's.")
+        elif self.message.styleSheet():  # a refusal shown to the person before
+            self.message.setText("")
+            self.message.setStyleSheet("")
+
+    def _allowed(self) -> bool:
+        """access.require decides (the job processes below get no password to check with)."""
+        try:
+            require(self.context.actor, "finetune")
+        except AccessDenied as exc:
+            self._refused(str(exc))
+            return False
+        return True
+
+    def _refused(self, text: str) -> None:
+        self.message.setText(text)
+        self.message.setStyleSheet("color: #c62828;")
+
+    def open_wizard(self) -> FinetuneWizard | None:
         """Open the wizard window-modal; it reports a saved version through ``model_added``."""
+        if not self._allowed():
+            return None
         wizard = FinetuneWizard(self.context, self)
         wizard.model_added.connect(self._added)
         wizard.finished.connect(lambda _result: self._closed(wizard))
@@ -180,6 +208,8 @@ class FinetuneView(QWidget):
 
     def recalibrate(self, frames: Path | None = None) -> None:
         """One click (and a folder): the deployed model re-calibrated to the station's new lamp."""
+        if not self._allowed():
+            return
         if frames is None:
             chosen = QFileDialog.getExistingDirectory(
                 self, "A folder of frames from the line under the new lamp (no labels needed)"

@@ -13,6 +13,7 @@ from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
+from inspector.access import Actor, authorise
 from inspector.line.build import LineRequest, build_pipeline
 from inspector.line.live_stats import StatsSnapshot
 from inspector.line.pipeline import Event, Outcome, Pipeline
@@ -49,13 +50,16 @@ class LineController(QObject):
         self._start_task = run_task(
             self._build_and_start,
             request,
+            self.context.actor,
             on_done=self._on_started,
             on_failed=self._on_failed,
             long_running=True,
         )
 
-    def _build_and_start(self, request: LineRequest) -> Pipeline:
-        pipeline = build_pipeline(request, self.context.ledger())
+    def _build_and_start(self, request: LineRequest, actor: Actor) -> Pipeline:
+        ledger = self.context.ledger()
+        authorise(ledger, actor, "run_line")  # with accounts: a signed-in role that may run the line
+        pipeline = build_pipeline(request, ledger)
         pipeline.on_outcome.append(self._park)
         pipeline.on_event.append(self._park_event)
         pipeline.start()

@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from inspector.access import Actor
 from inspector.line.build import LineRequest
 from inspector.line.golden import GoldenReport, check_model, log_report
 from inspector.line.live_stats import STAGES, StatsSnapshot
@@ -275,6 +276,12 @@ class LiveView(QWidget):
         self.start_button.setText("Starting…")
         self.detail.setText(f"Opening {request.source} …")
         self.controller.start(request)
+
+    def set_actor(self, actor: Actor) -> None:
+        """With accounts the run is recorded as the signed-in person's (the field may still name
+        another operator, as ``inspector run --operator`` may); without accounts nothing changes."""
+        if actor.role is not None and not self.controller.running:
+            self.operator.setText(actor.name)
 
     def _on_started(self, name: str) -> None:
         self.base = None
