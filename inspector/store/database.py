@@ -24,6 +24,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
+from inspector.redact import redact_url
 from inspector.store.errors import LedgerError
 from inspector.store.schema import Base
 
@@ -52,10 +53,21 @@ def describe(url: URL) -> str:
 
 
 def parse_url(url: str) -> URL:
+    """``url`` read by SQLAlchemy; a refusal names it by :func:`redact_url`, never with its password.
+
+    SQLAlchemy ends the password at its *first* ``@``: ``user:p@ss@host`` reads as password ``p`` on
+    host ``ss@host``, and the rest of the password would then show in every message naming the host.
+    A host never holds an ``@``, so such a URL is refused with the way to write it.
+    """
     try:
-        return make_url(url)
+        parsed = make_url(url)
     except (ArgumentError, ValueError, TypeError) as exc:
-        raise LedgerError(f"{url!r}: not a database URL ({EXAMPLES})") from exc
+        raise LedgerError(f"{redact_url(str(url))!r}: not a database URL ({EXAMPLES})") from exc
+    if "@" in (parsed.host or ""):
+        raise LedgerError(
+            f"{redact_url(str(url))!r}: an '@' in a database user name or password must be written %40"
+        )
+    return parsed
 
 
 def sqlite_path(url: URL) -> Path | None:

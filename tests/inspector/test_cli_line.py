@@ -256,6 +256,21 @@ def test_a_bad_output_url_is_one_line_before_anything_opens(tmp_path):
     assert not (tmp_path / "inspector.db").exists()  # refused before the ledger was opened
 
 
+def test_a_password_holding_an_at_sign_stays_out_of_the_error_line(tmp_path):
+    """The output mask stopped at the first '@' (the parser splits at the last); SQLAlchemy read
+    'top' as the password of host 'secret@127.0.0.1', which every message then named."""
+    for option, url in (
+        ("--output", "mqtt://ana:top@secret@broker?keepalive=1"),
+        ("--output", "opc.tcp://ana:top@secret@127.0.0.1:4840?x=1"),
+        ("--db", "postgresql+psycopg://ana:top@secret@127.0.0.1:1/ledger"),
+    ):
+        result = runner.invoke(
+            app, ["run", "--source", "sim", option, url, "--home", str(tmp_path), "--frames", "1"]
+        )
+        assert result.exit_code != 0 and "Traceback" not in result.output, result.output
+        assert "ana:***@" in result.output and "secret" not in result.output, result.output
+
+
 def test_demo_headless_with_an_output(tmp_path):
     from ledger_support import free_port
 

@@ -182,6 +182,20 @@ def test_an_unreachable_postgresql_server():
 
 
 @pytest.mark.parametrize(
+    "template",
+    [
+        "postgresql+psycopg://inspector:top@secret@127.0.0.1:{port}/ledger",  # SQLAlchemy: host 'secret@…'
+        "postgresql+psycopg://inspector:topsecret@127.0.0.1:{port}x/ledger",  # not readable at all
+    ],
+)
+def test_a_refused_database_url_never_shows_its_password(template):
+    with pytest.raises(LedgerError) as exc:
+        Ledger(template.format(port=free_port()))
+    message = _one_line(exc)
+    assert "secret" not in message and "inspector:***@" in message, message
+
+
+@pytest.mark.parametrize(
     ("url", "match"),
     [
         ("not a url", "not a database URL"),

@@ -80,6 +80,58 @@ def test_a_password_never_shows_in_the_error():
     assert "topsecret" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("mqtt://ana:top@secret@broker:1883/line3", "mqtt://ana:***@broker:1883/line3"),
+        ("mqtts://ana:top@secret@broker/line3?ca=ca.pem", "mqtts://ana:***@broker/line3?ca=ca.pem"),
+        ("opc.tcp://ana:top@secret@127.0.0.1:4840", "opc.tcp://ana:***@127.0.0.1:4840"),
+        ("mqtt://ana@plant:topsecret@broker", "mqtt://ana@plant:***@broker"),  # an @ in the user name
+        ("mqtt://ana:top:secret@broker", "mqtt://ana:***@broker"),  # the password is after the first ':'
+    ],
+)
+def test_a_password_holding_an_at_sign_is_masked_where_the_parser_ends_it(url, shown):
+    """The mask used to stop at the first '@' while the URL parser splits at the last: 'secret' leaked."""
+    spec = parse_output_url(url)
+    assert "secret" in spec.password and spec.redacted() == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("mqtt://ana:top@secret@broker?keepalive=1", "keepalive='1'"),
+        ("mqtt://ana:top@secret@broker?qos=2", "unknown option 'qos'"),
+        ("opc.tcp://ana:top@secret@127.0.0.1:4840?x=1", "unknown option 'x'"),
+        ("mqtt://ana@plant:topsecret@broker:99999", "port"),
+        ("mqtt://ana:top/secret@broker", "bad port"),  # a '/' ends the address early: never readable
+        ("mqtt://ana:top?secret@broker", "bad port"),
+    ],
+)
+def test_the_refusal_of_a_url_with_an_odd_password_never_shows_it(url, problem):
+    with pytest.raises(OutputError) as caught:
+        check_output_urls([url])
+    message = str(caught.value)
+    assert problem in message and "secret" not in message and ":***@" in message, message
+
+
+def test_an_output_with_an_at_sign_in_its_password_reports_health_without_it():
+    class Failing(Output):
+        scheme = "mqtt"
+
+        def submit(self, part: PartReport) -> None:
+            raise RuntimeError("boom")
+
+    events: list[tuple[str, str, str]] = []
+    output = Failing(parse_output_url("mqtt://ana:top@secret@broker/line3"))
+    outputs = OutputSet([output])
+    outputs.start(LineInfo("s1", 1, "m", "abc"), lambda *e: events.append(e))
+    outputs.recorded(_part(1))
+    output._update(state=FAILING, detail="broker away")
+    outputs.close(0.1)
+    assert events and all("secret" not in text for _, _, text in events), events
+    assert any("ana:***@broker/line3" in text for _, _, text in events), events
+
+
 def test_two_servers_on_one_port_are_refused():
     with pytest.raises(OutputError, match="both listen on 127.0.0.1:5020"):
         check_output_urls(["modbus://127.0.0.1:5020", "opc.tcp://localhost:5020"])

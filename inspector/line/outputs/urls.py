@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from inspector.errors import InspectorError
+from inspector.redact import redact_url
 
 LOOPBACK = "127.0.0.1"
 _LABEL = re.compile(r"^(?!-)[A-Za-z0-9-]{1,63}(?<!-)$")
@@ -52,16 +53,13 @@ class OutputSpec:
     def redacted(self) -> str:
         """The URL as shown in the UI, the log and the ledger: never with its password."""
         if self.password is None:
-            return self.url
-        return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", self.url, count=1)
+            return self.url  # as read: no password (an ``@`` further on is part of the topic)
+        return redact_url(self.url)
 
 
 def _fail(url: str, message: str) -> OutputError:
-    return OutputError(f"output {_redact_raw(url)}: {message}")
-
-
-def _redact_raw(url: str) -> str:
-    return re.sub(r"(//[^:/@]*):[^@/]*@", r"\1:***@", url, count=1)
+    """A refusal naming the URL by :func:`redact_url`'s rule, the one its parsing follows."""
+    return OutputError(f"output {redact_url(url)}: {message}")
 
 
 def check_host(host: str) -> str:
