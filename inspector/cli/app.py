@@ -549,6 +549,9 @@ def _register_line_commands() -> None:
     models_app.command("shadow-summary")(models_shadow_summary)
     models_app.command("shadow-promote")(models_shadow_promote)
     models_app.command("shadow-discard")(models_shadow_discard)
+    from inspector.cli.bench import models_bench
+
+    models_app.command("bench")(models_bench)
 
 
 _register_line_commands()

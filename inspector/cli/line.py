@@ -135,10 +135,7 @@ def run_line(pipeline, url: str, on_tick=None) -> None:
     """Run until the source ends, ``--frames`` is reached, Ctrl-C or SIGTERM; status on stderr."""
     previous = signal.signal(signal.SIGTERM, lambda *_: pipeline.stop())
     engine = pipeline.engine
-    progress(
-        f"inference: {'ONNX Runtime' if engine.backend == 'onnx' else 'PyTorch'}"
-        + (f" (auto: ONNX export unavailable: {engine.fallback})" if engine.fallback else "")
-    )
+    progress(engine.backend_line())
     pipeline.start()
     try:
         if err.is_terminal:
@@ -197,8 +194,10 @@ def run(
         str,
         choice(
             "--backend",
-            ("auto", "torch", "onnx"),  # inspector.line.inference.BACKENDS, without importing torch
-            "auto (ONNX Runtime when the model exports with parity, else torch), torch or onnx.",
+            # inspector.line.inference.BACKENDS, without importing torch
+            ("auto", "torch", "onnx", "int8", "openvino", "openvino-int8"),
+            "auto (the fastest backend gated on this PC; torch when the model does not export), torch, "
+            "onnx, int8 (ONNX Runtime int8 behind an accuracy gate, else onnx), openvino, openvino-int8.",
         ),
     ] = "auto",
     fps: Annotated[

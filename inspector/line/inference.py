@@ -22,9 +22,19 @@ from models.errors import ModelError
 from models.network import image_importance
 from models.preprocess import map_on_image, preprocess
 
-# ``auto``: ONNX Runtime when the bundle exports with parity (LTM's saving shows there: 0.68x of
-# the unmerged model against 0.87x in PyTorch eager, BENCHMARKS.md), else PyTorch.
-BACKENDS = ("auto", "torch", "onnx")
+# ``auto``: the fastest backend that is ready and gated on this PC (inspector/line/backends.py), ONNX
+# Runtime fp32 at least when the bundle exports with parity (LTM's saving shows there: 0.68x of the
+# unmerged model against 0.87x in PyTorch eager, BENCHMARKS.md), else PyTorch. The int8 backends run
+# only behind their accuracy gate (inspector/line/int8.py); OpenVINO only where installed.
+BACKENDS = ("auto", "torch", "onnx", "int8", "openvino", "openvino-int8")
+# What the run summary calls each backend.
+BACKEND_NAMES = {
+    "torch": "PyTorch",
+    "onnx": "ONNX Runtime",
+    "int8": "ONNX Runtime int8",
+    "openvino": "OpenVINO",
+    "openvino-int8": "OpenVINO int8",
+}
 
 
 @dataclass
@@ -42,6 +52,8 @@ class InferenceEngine:
         backend: str = "torch",
         onnx_cache: Path | None = None,
         thresholds: dict | None = None,
+        data=None,  # str | data.station.Station: where an int8 backend calibrates and is gated
+        log=None,  # progress lines while an int8 graph is built and judged
     ) -> None:
         if backend not in BACKENDS:
             raise InspectorError(f"unknown backend {backend!r} (choose from {', '.join(BACKENDS)})")
@@ -51,16 +63,22 @@ class InferenceEngine:
         # ``thresholds``: the station's overrides merged over the bundle's calibration (Settings).
         self.thresholds = thresholds if thresholds is not None else dict(self.meta.thresholds)
         self.rules = VerdictRules.from_bundle(self.meta.classes, self.meta.normal_class, self.thresholds)
-        self.onnx = None
-        self.fallback: str | None = None  # why ``auto`` stayed on PyTorch
-        if backend == "onnx":
-            self.onnx = self._onnx_predictor(onnx_cache)
-        elif backend == "auto":
+        self.onnx = None  # any predictor with run_with_map/run_outputs: ORT or OpenVINO, fp32 or int8
+        self.onnx_path: Path | None = None  # the cached fp32 export
+        self.fallback: str | None = None  # why the line does not run what was asked (one line)
+        self.gate = None  # inspector.line.int8.GateResult of the int8 graph, where one was judged
+        if backend != "torch":
+            from inspector.line.backends import open_backend
+
             try:
-                self.onnx = self._onnx_predictor(onnx_cache)
-                self.backend = "onnx"
+                opened = open_backend(self, backend, onnx_cache, data, log or (lambda _line: None))
             except InspectorError as exc:
-                self.backend, self.fallback = "torch", str(exc)
+                if backend != "auto":
+                    raise
+                self.backend, self.fallback = "torch", f"auto: ONNX export unavailable: {exc}"
+            else:
+                self.onnx, self.backend, self.fallback = opened.predictor, opened.backend, opened.fallback
+                self.gate = opened.gate
 
     @classmethod
     def load(
@@ -89,6 +107,7 @@ class InferenceEngine:
         # The export format is in the key: a file cached before the graph gave the merge map
         # (``<sha>.onnx``) is not reused, so the Live screen's overlay works on ONNX too.
         target = cache / f"{self.sha256[:16]}.f{EXPORT_FORMAT}.onnx"
+        self.onnx_path = target
         if _cache_verified(target):
             try:
                 return OnnxPredictor(target, self.meta.preprocessing)
@@ -111,6 +130,19 @@ class InferenceEngine:
             raise InspectorError(str(exc)) from None
         except OSError as exc:  # an unwritable cache, say: one line (and ``auto`` falls back)
             raise InspectorError(f"ONNX cache {exc.filename or target}: {exc.strerror or exc}") from None
+
+    def backend_line(self) -> str:
+        """The run's first status line: which runtime judges, and why not the one asked for."""
+        return f"inference: {BACKEND_NAMES[self.backend]}" + (f" ({self.fallback})" if self.fallback else "")
+
+    def backend_record(self) -> dict:
+        """What ran and why, for the run's ledger row (``runs.stats["backend"]``)."""
+        record: dict = {"backend": self.backend}
+        if self.fallback:
+            record["fallback"] = self.fallback
+        if self.gate is not None:
+            record["gate"] = self.gate.to_json()
+        return record
 
     def warm_up(self) -> None:
         """One throw-away batch so the first real part is not slowed by lazy initialisation."""
