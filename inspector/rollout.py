@@ -11,7 +11,6 @@ exist: who may deploy, roll back or override is decided by :mod:`inspector.acces
 
 from __future__ import annotations
 
-import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -121,12 +120,12 @@ def score_models(
     compared on the classes they share). Returns the scores and, for bundles that cannot be scored
     on this station (other classes), why.
     """
+    from inspector.line.line_timing import backend_name, line_engines, time_per_part
     from inspector.line.verdicts import Verdict, VerdictRules
     from inspector.training.metrics import classification_report
     from inspector.training.predict import energy, predict_logits, softmax
     from inspector.training.workflows import check_classes, load_split, open_station, split_seed
     from models.bundle import load_bundle
-    from models.latency import torch_latency
 
     bundles = {name: load_bundle(path) for name, path in paths.items()}
     station = open_station(data, split_seed(bundles[_name_of(paths, seed_from)]))
@@ -146,10 +145,14 @@ def score_models(
             skipped[name] = str(exc)
             continue
         usable[name] = bundle
-    latencies: dict[str, list[float]] = {name: [] for name in usable}
-    for _ in range(LATENCY_ROUNDS):  # interleaved: both models see the same machine load
-        for name, bundle in usable.items():
-            latencies[name].append(torch_latency(bundle.net, runs=10, warmup=3).p50_ms)
+    # Timed on the backend the line would run each on (ONNX Runtime where it exports), not PyTorch
+    # eager: the margin is about the line's speed. Interleaved: both see the same machine load.
+    with line_engines(usable) as engines:
+        latencies = time_per_part(engines, rounds=LATENCY_ROUNDS, runs=10, warmup=3)
+        log(
+            "latency timed on the line's backend: "
+            + ", ".join(f"{n} {backend_name(e)}" for n, e in engines.items())
+        )
     for name, bundle in usable.items():
         meta = bundle.meta
         images = load_split(station, "test", meta.preprocessing.channels, None, False, log, False)
@@ -167,7 +170,7 @@ def score_models(
             name=name,
             recall={c: float(v["recall"]) for c, v in report["per_class"].items() if c in present},
             unsure_rate=unsure / len(images.images),
-            latency_ms=statistics.median(latencies[name]),
+            latency_ms=latencies[name].p50_ms,
             macro_f1=float(report["macro_f1"]),
             n=len(images.images),
         )

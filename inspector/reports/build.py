@@ -50,7 +50,7 @@ def gather(request: ReportRequest, say: Callable[[str], None] = lambda _: None) 
             cost.twin_note = f"model {main['name']} ({main['sha256'][:12]}) is not in this PC's registry"
         else:
             say(f"timing {bundle.name} against its unmerged twin…")
-            cost.twin = time_twin(bundle, request.backend)
+            cost.twin = time_twin(bundle, request.backend, home=request.home)
     return ReportInput(window, summary, cost, shown_url, datetime.now(timezone.utc), audit)
 
 

@@ -131,9 +131,17 @@ def time_twin(
     backend: str = "auto",
     rounds: int = TWIN_ROUNDS,
     tick: Callable[[], None] | None = None,
+    home: Path | None = None,
 ) -> TwinTiming:
-    """Batch-1 CPU and wall time per part of a bundle and of its unmerged twin, interleaved."""
+    """Batch-1 CPU and wall time per part of a bundle and of its unmerged twin, interleaved.
+
+    The bundle runs as the line runs it: ``auto`` from the line's own ONNX cache (``home``'s, or a
+    registered version's home: the export and backend pick the line uses), so the cost per part is priced
+    on the runtime that judges the parts, not on PyTorch. The twin runs on the same backend where
+    it can (an int8 graph needs its own gate: the twin then runs ``auto``, and the label says so).
+    """
     from inspector.line.inference import InferenceEngine
+    from inspector.line.line_timing import backend_name, line_cache
     from models.bundle import Bundle, load_bundle
     from models.latency import interleaved_rounds
 
@@ -142,10 +150,15 @@ def time_twin(
     twin.net.set_schedule([None] * len(twin.net.schedule()))
     twin_meta = dataclasses.replace(twin.meta, schedule=twin.net.schedule())
     with tempfile.TemporaryDirectory(prefix="inspector-twin-") as cache:
-        engines = {
-            "merged": InferenceEngine(merged, backend, Path(cache) / "merged"),
-            "twin": InferenceEngine(Bundle(twin.net, twin_meta, None), backend, Path(cache) / "twin"),
-        }
+        merged_engine = InferenceEngine(
+            merged, backend, line_cache(bundle_path, home) or Path(cache) / "merged"
+        )
+        twin_bundle = Bundle(twin.net, twin_meta, None)
+        try:
+            twin_engine = InferenceEngine(twin_bundle, merged_engine.backend, Path(cache) / "twin")
+        except InspectorError:
+            twin_engine = InferenceEngine(twin_bundle, "auto", Path(cache) / "twin")
+        engines = {"merged": merged_engine, "twin": twin_engine}
         size = merged.meta.preprocessing.size
         rng = np.random.default_rng(0)
         frames = [rng.integers(0, 256, (size, size), dtype=np.uint8) for _ in range(FRAMES_PER_ROUND)]
@@ -169,11 +182,13 @@ def time_twin(
             runs=FRAMES_PER_ROUND,
             on_round=(lambda _index: tick()) if tick else None,
         )
-        backend_used = engines["merged"].backend
+        label = backend_name(merged_engine)
+        if twin_engine.backend != merged_engine.backend:
+            label += f"; twin on {backend_name(twin_engine)}"
     per_part = 1000.0 / (rounds * FRAMES_PER_ROUND)
     return TwinTiming(
         model=bundle_path.name,
-        backend="ONNX Runtime" if backend_used == "onnx" else "PyTorch",
+        backend=label,
         rounds=rounds,
         cpu_ms=cpu["merged"] * per_part,
         wall_ms=float(np.mean(wall["merged"])),

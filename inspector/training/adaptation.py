@@ -266,38 +266,31 @@ def run_finetune(
 
 def measure_speed(
     base: Path, bundle: Path, runs: int = LATENCY_RUNS, *, task: Any
-) -> dict[str, dict[str, float]]:
-    """GMACs, parameters and batch-1 latency of the base and the new model, in one process.
+) -> dict[str, dict[str, Any]]:
+    """GMACs, parameters and batch-1 latency of the base and the new model, in one process, each
+    on the backend the line would run it on (``backend``: ONNX Runtime where it exports), so the
+    wizard's speed is the line's, not PyTorch eager's.
 
     The two models are timed in alternating rounds, so a busy moment of the machine (the line,
     another job) falls on both alike and the ratio stays honest (DESIGN §6).
     """
-    import torch
-
+    from inspector.line.line_timing import backend_name, line_engines, time_per_part
     from models.bundle import load_bundle
     from models.flops import count_gmacs, count_params
-    from models.latency import interleaved_rounds, sample_calls, summarise
 
     rounds = 3
-    nets = {"before": load_bundle(base).net, "after": load_bundle(bundle).net}
-    figures: dict[str, dict[str, float]] = {}
-    calls = {}
-    for key, net in nets.items():
-        net.eval()
-        spec = net.spec
-        sample = torch.randn(1, spec.in_chans, spec.img_size, spec.img_size)
-
-        def call(net: Any = net, sample: torch.Tensor = sample) -> None:
-            with torch.inference_mode():
-                net(sample)
-
-        calls[key] = call
-        figures[key] = {"gmacs": count_gmacs(net, spec.img_size, spec.in_chans), "params": count_params(net)}
-        sample_calls(call, runs=0, warmup=5)
-    samples = interleaved_rounds(calls, rounds, max(1, runs // rounds), warmup=1)
-    for key, values in samples.items():
-        stats = summarise(values)
-        figures[key].update(p50=stats.p50_ms, p95=stats.p95_ms)
+    bundles = {"before": load_bundle(base), "after": load_bundle(bundle)}
+    figures: dict[str, dict[str, Any]] = {}
+    for key, loaded in bundles.items():
+        spec = loaded.net.spec
+        figures[key] = {
+            "gmacs": count_gmacs(loaded.net, spec.img_size, spec.in_chans),
+            "params": count_params(loaded.net),
+        }
+    with line_engines(bundles) as engines:
+        timed = time_per_part(engines, rounds, max(1, runs // rounds), warmup=1)
+        for key, engine in engines.items():
+            figures[key].update(p50=timed[key].p50_ms, p95=timed[key].p95_ms, backend=backend_name(engine))
     return figures
 
 

@@ -96,6 +96,8 @@ def test_wizard_end_to_end_adds_a_version(qtbot, home, tiny_station):
     assert compare.table.rowCount() >= 2 + 3
     qtbot.waitUntil(lambda: compare.speed is not None, timeout=WAIT_MS)
     assert compare.speed and compare.speed["after"]["gmacs"] > 0
+    assert compare.speed["after"]["backend"] != "PyTorch"  # timed as the line runs it (issue 25)
+    assert "as the line runs it" in compare.speed_label.text()
     wizard.next()
 
     # 6 · save and deploy

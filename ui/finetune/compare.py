@@ -146,7 +146,7 @@ class ComparePage(QWizardPage):
         draw_confusion(conf_after, after["confusion"], classes, "After (fine-tuned)")
         self.canvas.draw_idle()
 
-    def _speed_done(self, request: int, figures: dict[str, dict[str, float]]) -> None:
+    def _speed_done(self, request: int, figures: dict[str, dict[str, Any]]) -> None:
         if not self._requests.is_current(request):
             return
         self.speed = figures
@@ -155,8 +155,9 @@ class ComparePage(QWizardPage):
         where = "this computer"
         if self.wiz.context.line_overruns() is not None:
             where = "this computer, below the running line: slower than on a quiet PC"
+        backends = dict.fromkeys((old.get("backend", "PyTorch"), new.get("backend", "PyTorch")))
         self.speed_label.setText(
-            f"<b>Speed</b> (batch 1, PyTorch, {where})<br>"
+            f"<b>Speed</b> (batch 1, {' → '.join(backends)} as the line runs it, {where})<br>"
             f"Compute: {old['gmacs']:.3f} → {new['gmacs']:.3f} GMACs<br>"
             f"Latency p50: {old['p50']:.1f} → {new['p50']:.1f} ms (×{ratio:.2f}), "
             f"p95 {new['p95']:.1f} ms<br>Parameters: {new['params'] / 1e6:.2f} M"
