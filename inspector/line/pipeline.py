@@ -34,6 +34,7 @@ from inspector.line.shadow import ShadowRunner
 from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, check_image
 from inspector.line.verdicts import Decision, Verdict
 from inspector.store import Ledger, ResultRecord
+from inspector.store.station_lock import StationLock
 
 log = logging.getLogger(__name__)
 
@@ -140,6 +141,7 @@ class Pipeline:
         self._to_writer: queue.Queue[Any] = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._finished = False
+        self._station_lock: StationLock | None = None
         self._threads_before = torch.get_num_threads()
         self.error: str | None = None
         self.outputs = outputs or OutputSet([])
@@ -162,6 +164,7 @@ class Pipeline:
         except BaseException:
             self.source.close()
             self.outputs.discard()
+            self._release_station()
             raise
         self.outputs.start(self._line_info(), self.event, self.config.outputs_ready_s)
         self.watch.attach(self.event)
@@ -214,6 +217,9 @@ class Pipeline:
         if self.ledger is None:
             return
         meta = self.engine.meta
+        # One line per station and ledger (released in _finish, or with the process if it dies):
+        # a second line's start would mark this line's live run as interrupted.
+        self._station_lock = StationLock(self.ledger.url, self.run_info.station).acquire()
         self.station_id = self.ledger.ensure_station(self.run_info.station)
         for run_id in self.ledger.mark_interrupted_runs(self.station_id):
             self.event("warning", "interrupted", f"run {run_id} had not finished (crash or power loss)")
@@ -274,9 +280,20 @@ class Pipeline:
         if self.ledger is not None and self.run_id is not None:
             status = "failed" if self.error else "finished"
             stats = snapshot.to_json()
+            # Which runtime judged (and the int8 gate's figures, or why it was not used).
+            stats["backend"] = self.engine.backend_record()
             if self.shadow is not None:
                 stats["shadow"] = self.shadow.snapshot().to_json()
-            self.ledger.finish_run(self.run_id, stats, status)
+            try:
+                self.ledger.finish_run(self.run_id, stats, status)
+            finally:
+                self._release_station()
+        self._release_station()  # no run was registered: nothing to finish, the station is free
+
+    def _release_station(self) -> None:
+        if self._station_lock is not None:
+            self._station_lock.release()
+            self._station_lock = None
 
     # -- events ------------------------------------------------------------------------------
 
