@@ -21,6 +21,7 @@ from PySide6.QtCore import QCoreApplication, QEventLoop
 from PySide6.QtWidgets import QWidget
 
 SIZES = ((1920, 1080), (1366, 768))
+SHOT_PASSWORD = "screenshot-only-1"  # an account in a throw-away ledger, deleted with it
 
 
 def pump(seconds: float, until: Callable[[], bool] | None = None) -> None:
@@ -103,9 +104,62 @@ def render(out: Path) -> list[Path]:
             for size in SIZES:
                 written.append(save(window, out, name, size))
         written += render_wizard(window, out)
+        written += render_sign_in(window, out)
         window.close()
         context.close()
     return written
+
+
+def render_sign_in(window, out: Path) -> list[Path]:  # window: ui.main_window.MainWindow
+    """Once accounts exist: the login, the signed-in status bar (Models, as an engineer) and the
+    signature a deploy asks for. Adds accounts to the window's throw-away ledger, so it comes last."""
+    from inspector.access import Actor
+    from inspector.accounts import add_user
+    from ui.login_dialog import LoginDialog
+    from ui.session import where
+    from ui.signature_dialog import SignatureDialog
+
+    context = window.context
+    add_user(context.db_url, None, "ana", "engineer", SHOT_PASSWORD)
+    context.accounts, context.actor = True, Actor("ana", "engineer")
+    window.session.badge.show_actor(context.actor)
+    window.apply_actor(context.actor)
+    written = []
+    login = LoginDialog(context.db_url, where(context.db_url), name="ana")
+    login.password.setText("••••••••")
+    login.say("wrong user name or password")
+    login.show()
+    pump(0.5)
+    written.append(_grab(login, out, "login"))
+    login.close()
+    window.tabs.setCurrentWidget(window.models)
+    pump(5.0, lambda: window.models.reloads > 0)
+    for size in SIZES:
+        written.append(save(window, out, "signed-in", size))
+    signature = SignatureDialog(
+        context.db_url,
+        context.actor,
+        "deploy",
+        "Deploy v2 in place of v1. Reason: “new lamp on line 2, gate passed”",
+        window,
+    )
+    signature.show()
+    pump(0.5)
+    written.append(_grab(signature, out, "signature"))
+    signature.close()
+    window.session.lock()
+    pump(0.5)
+    written.append(save(window, out, "locked", SIZES[1]))
+    written.append(_grab(window.session.dialog, out, "locked-login"))
+    window.session.close()
+    return written
+
+
+def _grab(widget: QWidget, out: Path, name: str) -> Path:
+    path = out / f"{name}.png"
+    widget.grab().save(str(path))
+    print(f"wrote {path}")
+    return path
 
 
 def elpv_station(root: Path, per_class: int = 150) -> Path:
@@ -184,6 +238,29 @@ def render_wizard_on(base: Path, station: Path, out: Path, epochs: int, prefix: 
     return written
 
 
+def render_sign_in_only(out: Path) -> list[Path]:
+    """The sign-in pictures alone, in a throw-away home with the demo model deployed."""
+    from inspector.line.demo import demo_model_path
+    from inspector.registry import Registry
+    from ui.app import _application
+    from ui.context import AppContext
+    from ui.main_window import MainWindow
+
+    app = _application()  # noqa: F841 - the QApplication must exist first
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="inspector-shots-") as tmp:
+        home = Path(tmp) / "home"
+        registry = Registry(home)
+        registry.deploy(registry.add(demo_model_path(), note="bundled demo model (ELPV)").id)
+        context = AppContext(home)
+        window = MainWindow(context)
+        window.show()
+        written = render_sign_in(window, out)
+        window.close()
+        context.close()
+    return written
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("docs/screenshots"))
@@ -196,8 +273,13 @@ def main() -> None:
     )
     parser.add_argument("--epochs", type=int, default=3, help="The wizard's training epochs.")
     parser.add_argument("--prefix", default="wizard", help="File name prefix of the wizard's pages.")
+    parser.add_argument(
+        "--sign-in", action="store_true", help="Only the login, the signed-in header and the signature."
+    )
     args = parser.parse_args()
-    if args.wizard:
+    if args.sign_in:
+        render_sign_in_only(args.out)
+    elif args.wizard:
         render_wizard_on(*args.wizard, args.out, args.epochs, args.prefix)
     else:
         render(args.out)
