@@ -6,15 +6,20 @@ schedule), to feed it (preprocessing), to judge its outputs (classes, normal cla
 to trust it (provenance, a checksum of the weights). Loading validates all of it and reports one
 :class:`BundleError` naming the file and the problem. Saving writes a complete bundle beside the
 target and renames it into place, so a crash or a full disk never leaves a half-written model.
+The hidden folders it works in are named after their writer (host and PID), so the next save to
+the same folder removes those a killed writer left (:func:`sweep_leftovers`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
+import re
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,6 +38,12 @@ from models.preprocess import Preprocessing
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
+BUNDLE_FILES = (WEIGHTS_FILE, META_FILE)
+# The hidden folders save_bundle works in, beside the target: the new bundle, and the one it replaces.
+STAGING, RETIRED = "staging", "old"
+_LEFTOVER = re.compile(
+    rf"\.(?P<name>.+)\.(?P<kind>{STAGING}|{RETIRED})-(?P<host>[0-9a-f]{{8}})-(?P<pid>\d+)-\w+"
+)
 
 
 @dataclass
@@ -156,7 +167,8 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
     if net.schedule() != meta.schedule:
         raise BundleError(f"{target}: the merge schedule in model.json does not match the network")
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    sweep_leftovers(target.parent)
+    staging = Path(tempfile.mkdtemp(prefix=_work_prefix(target, STAGING), dir=target.parent))
     retired: Path | None = None
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -169,7 +181,8 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
         os.chmod(staging, default_mode() | ((default_mode() & 0o444) >> 2))  # r -> x: a listable folder
         bundle_target(target, overwrite)  # still new, or still a bundle, after the minutes of writing
         if os.path.lexists(target):
-            retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old.", dir=target.parent)) / target.name
+            retired_in = tempfile.mkdtemp(prefix=_work_prefix(target, RETIRED), dir=target.parent)
+            retired = Path(retired_in) / target.name
             os.replace(target, retired)
         os.replace(staging, target)
     except BaseException as exc:
@@ -186,6 +199,88 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
     if retired is not None:
         shutil.rmtree(retired.parent, ignore_errors=True)
     return target
+
+
+def _host_tag() -> str:
+    """This host in a work folder's name: a PID says something only on its own host, and a models
+    folder on a network share is written from several PCs."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _work_prefix(target: Path, kind: str) -> str:
+    """The start of a hidden work folder's name beside ``target``: what it is for and whose it is."""
+    return f".{target.name}.{kind}-{_host_tag()}-{os.getpid()}-"
+
+
+def _process_gone(pid: int) -> bool:
+    """True only when no process ``pid`` runs on this host. Unknowable counts as running: another
+    account's process (EPERM), this process, and Windows, where ``os.kill(pid, 0)`` would signal it."""
+    if os.name != "posix" or pid <= 0 or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+def _holds_only_bundle_files(folder: Path) -> bool:
+    """``folder`` holds nothing but regular files save_bundle writes (no links, no subfolders)."""
+    try:
+        with os.scandir(folder) as entries:
+            return all(e.name in BUNDLE_FILES and e.is_file(follow_symlinks=False) for e in entries)
+    except OSError:
+        return False
+
+
+def _leftover_is_ours(folder: Path, kind: str, target: Path) -> bool:
+    """What a killed save leaves: a staging folder of bundle files, or a retired folder holding the
+    replaced bundle; that one only once the new bundle is in place (before, it is the only copy)."""
+    if kind == STAGING:
+        return _holds_only_bundle_files(folder)
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return False
+    if not names:
+        return True
+    inner = folder / target.name
+    return (
+        names == [target.name]
+        and inner.is_dir()
+        and not inner.is_symlink()
+        and _holds_only_bundle_files(inner)
+        and is_bundle(target)
+    )
+
+
+def sweep_leftovers(parent: Path) -> list[Path]:
+    """Remove the hidden work folders in ``parent`` that a save killed mid-way (``kill -9``, power
+    loss) left behind, for any bundle there; returns those removed.
+
+    Only a folder named by :func:`save_bundle` on this host, whose writer's process is gone, and that
+    holds only what save_bundle puts there, is removed: never a live writer's folder, never a link
+    (nor anything through one), never a folder with anything else in it. Folders named before the
+    writer was part of the name cannot be told from a live save's and are left alone.
+    """
+    removed: list[Path] = []
+    host = _host_tag()
+    try:
+        with os.scandir(parent) as entries:
+            candidates = [(e.name, e.is_dir(follow_symlinks=False)) for e in entries]
+    except OSError:
+        return removed
+    for name, is_dir in candidates:
+        match = _LEFTOVER.fullmatch(name)
+        if match is None or not is_dir or match["host"] != host or not _process_gone(int(match["pid"])):
+            continue
+        folder = parent / name
+        if _leftover_is_ours(folder, match["kind"], parent / match["name"]):
+            shutil.rmtree(folder, ignore_errors=True)  # rmtree never follows links; there are none here
+            removed.append(folder)
+    return removed
 
 
 def _require(data: dict[str, Any], key: str, kind: type | tuple[type, ...], where: str) -> Any:

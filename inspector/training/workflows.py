@@ -12,13 +12,15 @@ import math
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from filelock import FileLock, Timeout
 
 from data.geometry import choose_geometry, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
@@ -90,6 +92,47 @@ def _check_partial(partial: Path) -> None:
 def _remove_partial(partial: Path) -> None:
     _check_partial(partial)
     shutil.rmtree(partial, ignore_errors=True)
+
+
+@contextmanager
+def one_writer(out: Path, log: Log) -> Iterator[None]:
+    """Held while a run writes ``out`` (its ``.partial`` checkpoint, then the bundle): a second run
+    for the same ``--out`` is refused in one line before it touches anything.
+
+    Without it, the second run emptied the first one's ``.partial`` (its checkpoint gone mid-run)
+    and trained beside it, to be refused only at the end with its own ``.partial`` left behind.
+    An OS lock (``filelock``: flock / LockFileEx) dies with its process, so a ``kill -9`` never
+    blocks the next run, and the ``.partial`` it leaves stays for ``--resume``. The hidden lock file
+    is removed on release: ``filelock`` takes no lock on a file unlinked before it got it.
+    """
+    target = absolute_path(out)
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InspectorError(f"--out {out}: cannot create its folder ({exc.strerror or exc})") from None
+    path = target.with_name(f".{target.name}.lock")
+    lock, held = FileLock(path, timeout=0, thread_local=False, fallback_to_soft=False), True
+    try:
+        lock.acquire()
+    except Timeout:
+        raise InspectorError(
+            f"--out {out}: another training run is writing this bundle now; "
+            "wait for it to finish or choose another --out"
+        ) from None
+    except OSError as exc:  # a file system without locks (some network shares): go on, as before
+        log(f"note: cannot lock {path} ({exc.strerror or exc}); do not start a second run for this --out")
+        held = False
+    try:
+        yield
+    finally:
+        if held:
+            with suppress(OSError):
+                path.unlink()
+            lock.release()
+        for folder in made:  # the folders made for --out, if nothing was written into them
+            with suppress(OSError):
+                folder.rmdir()
 
 
 def resume_hint(out: Path) -> str:
@@ -216,152 +259,159 @@ def train_model(
     """
     recipe = recipe or Recipe()
     check_target(out, force)
-    partial = _partial_dir(out)
-    _check_partial(partial)
-    if resume and not partial.is_dir():
-        raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
-    if merge not in MERGE_MODES:
-        raise InspectorError(f"--merge must be one of {', '.join(MERGE_MODES)}, got {merge!r}")
-    if normalize not in NORMALIZE_MODES:
-        raise InspectorError(f"--normalize must be one of {', '.join(NORMALIZE_MODES)}, got {normalize!r}")
-    if ltm_start not in ("convert", "scratch"):
-        raise InspectorError(f"--ltm-start must be convert or scratch, got {ltm_start!r}")
-    if resize is not None and resize not in RESIZE_MODES:
-        raise InspectorError(f"--resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
-    if tokens is not None and (merge != "ltm" or ltm_start != "scratch"):
-        raise InspectorError("--tokens caps learnable merging from the first epoch: use it with --merge ltm")
-    station = open_station(data, recipe.seed)
-    check_out(out, station.root)
-    for issue in station.issues:
-        log(f"note: {issue}")
-    if img_size is None or resize is None:
-        geometry = choose_geometry(survey_sizes(station.split("train")))
-        why = [geometry.size_reason] if img_size is None else []
-        why += [geometry.resize_reason] if resize is None else []
-        img_size, resize = img_size or geometry.size, resize or geometry.resize
-        log(f"input {img_size} px, {resize}, picked from the station's image sizes: {'; '.join(why)}")
-    channels = 3 if pretrained else guess_channels(station.split("train"))
-    spec = resolve_backbone(backbone, img_size, channels)
-    classes = station.classes
-    convert_later = merge != "none" and ltm_start == "convert"
-    # Build the network and fit its schedule before loading any pixels: a wrong backbone or an
-    # unreachable ratio fails in seconds, not after loading, and not at the conversion epoch.
-    torch.manual_seed(recipe.seed)  # the initial weights are part of the recipe's seed
-    net = InspectionNet(spec, len(classes), "none" if convert_later else merge, mask=mask)
-    check_input_size(net, backbone)
-    gmacs_ratio = gmacs_ratio if gmacs_ratio is not None else defaults_for(backbone).gmacs_ratio
-    if tokens is not None:
-        fit = fit_token_budget(net, tokens)
-        where = describe_schedule(net).replace("\n", "; ")
-        log(f"token budget {tokens}: {where} ({fit.ratio:.2f} of the unmerged model's GMACs)")
-        gmacs_ratio = round(fit.ratio, 3)
-    elif merge != "none":
-        fit_schedule(
-            net if not convert_later else InspectionNet(spec, len(classes), merge, mask=mask), gmacs_ratio
+    with one_writer(out, log):
+        partial = _partial_dir(out)
+        _check_partial(partial)
+        if resume and not partial.is_dir():
+            raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
+        if merge not in MERGE_MODES:
+            raise InspectorError(f"--merge must be one of {', '.join(MERGE_MODES)}, got {merge!r}")
+        if normalize not in NORMALIZE_MODES:
+            raise InspectorError(
+                f"--normalize must be one of {', '.join(NORMALIZE_MODES)}, got {normalize!r}"
+            )
+        if ltm_start not in ("convert", "scratch"):
+            raise InspectorError(f"--ltm-start must be convert or scratch, got {ltm_start!r}")
+        if resize is not None and resize not in RESIZE_MODES:
+            raise InspectorError(f"--resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
+        if tokens is not None and (merge != "ltm" or ltm_start != "scratch"):
+            raise InspectorError(
+                "--tokens caps learnable merging from the first epoch: use it with --merge ltm"
+            )
+        station = open_station(data, recipe.seed)
+        check_out(out, station.root)
+        for issue in station.issues:
+            log(f"note: {issue}")
+        if img_size is None or resize is None:
+            geometry = choose_geometry(survey_sizes(station.split("train")))
+            why = [geometry.size_reason] if img_size is None else []
+            why += [geometry.resize_reason] if resize is None else []
+            img_size, resize = img_size or geometry.size, resize or geometry.resize
+            log(f"input {img_size} px, {resize}, picked from the station's image sizes: {'; '.join(why)}")
+        channels = 3 if pretrained else guess_channels(station.split("train"))
+        spec = resolve_backbone(backbone, img_size, channels)
+        classes = station.classes
+        convert_later = merge != "none" and ltm_start == "convert"
+        # Build the network and fit its schedule before loading any pixels: a wrong backbone or an
+        # unreachable ratio fails in seconds, not after loading, and not at the conversion epoch.
+        torch.manual_seed(recipe.seed)  # the initial weights are part of the recipe's seed
+        net = InspectionNet(spec, len(classes), "none" if convert_later else merge, mask=mask)
+        check_input_size(net, backbone)
+        gmacs_ratio = gmacs_ratio if gmacs_ratio is not None else defaults_for(backbone).gmacs_ratio
+        if tokens is not None:
+            fit = fit_token_budget(net, tokens)
+            where = describe_schedule(net).replace("\n", "; ")
+            log(f"token budget {tokens}: {where} ({fit.ratio:.2f} of the unmerged model's GMACs)")
+            gmacs_ratio = round(fit.ratio, 3)
+        elif merge != "none":
+            fit_schedule(
+                net if not convert_later else InspectionNet(spec, len(classes), merge, mask=mask), gmacs_ratio
+            )
+        weights = None
+        if pretrained:
+            weights = apply_pretrained(net, pretrained, app_home(home) / "weights")
+            log(f"starting from {weights.source} weights (sha256 {str(weights.sha256)[:12]}…)")
+        train_set = load_split(
+            station, "train", channels, math.ceil(img_size * TRAIN_MARGIN), strict, log, progress
         )
-    weights = None
-    if pretrained:
-        weights = apply_pretrained(net, pretrained, app_home(home) / "weights")
-        log(f"starting from {weights.source} weights (sha256 {str(weights.sha256)[:12]}…)")
-    train_set = load_split(
-        station, "train", channels, math.ceil(img_size * TRAIN_MARGIN), strict, log, progress
-    )
-    val_set = load_split(station, "val", channels, None, strict, log, progress)
-    # What the drift watch holds the line's frames against (inspector.line.drift).
-    input_reference = reference_statistics(train_set.images, min(STATS_SIDE, img_size))
-    if weights is not None and normalize == "dataset":
-        mean, std = list(weights.mean), list(weights.std)  # what the pretrained features expect
-    else:
-        mean, std = normalisation(train_set.images, channels)
-    prep = Preprocessing(
-        size=img_size, channels=channels, mean=mean, std=std, resize=resize, normalize=normalize
-    )
-    recipe = replace(
-        recipe,
-        gmacs_ratio=gmacs_ratio if merge != "none" else None,
-        convert_at=CONVERT_AT if convert_later else None,
-        convert_to=merge,
-    )
-    if not resume:
-        _remove_partial(partial)
-    log(
-        f"training {backbone} ({spec.name}) {img_size}px {resize} {channels}ch, merge {merge}"
-        f"{f' @ {gmacs_ratio}' if merge != 'none' else ''}, {len(classes)} classes, "
-        f"{len(train_set)} train / {len(val_set)} val images, {recipe.epochs} epochs"
-    )
-    outcome = train(
-        net,
-        prep,
-        train_set,
-        val_set,
-        classes,
-        recipe,
-        partial,
-        resume=resume,
-        progress=progress,
-        should_stop=should_stop,
-        on_epoch=lambda r: log(
-            f"epoch {r.epoch + 1}/{recipe.epochs}: loss {r.loss:.3f}, val macro-F1 {r.val_macro_f1:.3f}, "
-            f"acc {r.val_accuracy:.3f} ({r.seconds:.0f}s, {r.merge_mode})"
-        ),
-    )
-    finished = len(outcome.history) and outcome.history[-1].epoch == recipe.epochs - 1
-    if not finished:
-        done = outcome.history[-1].epoch + 1 if outcome.history else 0
-        stopped = f"training stopped after {done} of {recipe.epochs} epochs"
-        if not (partial / CHECKPOINT_FILE).is_file():
-            raise StoppedBeforeFirstEpoch(f"{stopped}; {resume_hint(out)}")
-        raise InspectorError(f"{stopped}; resume with --resume")
-    net = outcome.net
-    labels = np.array([classes.index(c) for c in val_set.labels])
-    val_logits = predict_logits(net, prep, val_set.images)
-    if collapsed(val_logits.argmax(1), len(classes)):
+        val_set = load_split(station, "val", channels, None, strict, log, progress)
+        # What the drift watch holds the line's frames against (inspector.line.drift).
+        input_reference = reference_statistics(train_set.images, min(STATS_SIDE, img_size))
+        if weights is not None and normalize == "dataset":
+            mean, std = list(weights.mean), list(weights.std)  # what the pretrained features expect
+        else:
+            mean, std = normalisation(train_set.images, channels)
+        prep = Preprocessing(
+            size=img_size, channels=channels, mean=mean, std=std, resize=resize, normalize=normalize
+        )
+        recipe = replace(
+            recipe,
+            gmacs_ratio=gmacs_ratio if merge != "none" else None,
+            convert_at=CONVERT_AT if convert_later else None,
+            convert_to=merge,
+        )
+        if not resume:
+            _remove_partial(partial)
         log(
-            f"warning: the model predicts one class for nearly every validation image (val macro-F1 "
-            f"{outcome.best_val['macro_f1']:.3f}, the majority-class level): it has not learned this "
-            "station; try --pretrained imagenet-lite0, more epochs or more images per defect class"
+            f"training {backbone} ({spec.name}) {img_size}px {resize} {channels}ch, merge {merge}"
+            f"{f' @ {gmacs_ratio}' if merge != 'none' else ''}, {len(classes)} classes, "
+            f"{len(train_set)} train / {len(val_set)} val images, {recipe.epochs} epochs"
         )
-    thresholds = calibrate(val_logits, labels)
-    sample = val_set.images[:64]
-    movement = merge_movement(net, (preprocess(sample[i : i + 32], prep) for i in range(0, len(sample), 32)))
-    if movement:
-        log(f"merges vs pooling on validation images: {describe_movement(movement)}")
-    normal = next((c for c in classes if c in ("ok", "free", "good", "normal")), None)
-    meta = meta_for(
-        net,
-        classes,
-        preprocessing=prep,
-        gmacs_ratio=gmacs_ratio if merge != "none" else None,
-        tokens=tokens,
-        normal_class=normal,
-        thresholds=thresholds,
-        provenance={
-            "data": str(data if not isinstance(data, Station) else station.root),
-            "data_fingerprint": station.fingerprint(),
-            "label_note": station.label_note,
-            "backbone_preset": backbone,
-            "epochs": recipe.epochs,
-            "best_epoch": outcome.best_epoch,
-            "seed": recipe.seed,
-            "split_seed": recipe.seed,
-            "recipe": asdict(recipe),
-            "ltm_start": ltm_start if merge != "none" else None,
-            "weights": weights.to_json() if weights is not None else {"source": "scratch"},
-            "merge_movement": movement,
-            "input_reference": input_reference.to_json(),
-            "val": outcome.best_val,
-            "train_images": len(train_set),
-            "val_images": len(val_set),
-            "skipped_files": len(train_set.skipped) + len(val_set.skipped),
-            "train_seconds": round(outcome.seconds, 1),
-            "history": [asdict(h) for h in outcome.history],
-            "command": " ".join(sys.argv) if sys.argv else "",
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        },
-    )
-    save_bundle(net, meta, out, overwrite=force)
-    shutil.rmtree(partial, ignore_errors=True)
-    return TrainSummary(out, outcome, station, len(train_set.skipped) + len(val_set.skipped), thresholds)
+        outcome = train(
+            net,
+            prep,
+            train_set,
+            val_set,
+            classes,
+            recipe,
+            partial,
+            resume=resume,
+            progress=progress,
+            should_stop=should_stop,
+            on_epoch=lambda r: log(
+                f"epoch {r.epoch + 1}/{recipe.epochs}: loss {r.loss:.3f}, val macro-F1 {r.val_macro_f1:.3f}, "
+                f"acc {r.val_accuracy:.3f} ({r.seconds:.0f}s, {r.merge_mode})"
+            ),
+        )
+        finished = len(outcome.history) and outcome.history[-1].epoch == recipe.epochs - 1
+        if not finished:
+            done = outcome.history[-1].epoch + 1 if outcome.history else 0
+            stopped = f"training stopped after {done} of {recipe.epochs} epochs"
+            if not (partial / CHECKPOINT_FILE).is_file():
+                raise StoppedBeforeFirstEpoch(f"{stopped}; {resume_hint(out)}")
+            raise InspectorError(f"{stopped}; resume with --resume")
+        net = outcome.net
+        labels = np.array([classes.index(c) for c in val_set.labels])
+        val_logits = predict_logits(net, prep, val_set.images)
+        if collapsed(val_logits.argmax(1), len(classes)):
+            log(
+                f"warning: the model predicts one class for nearly every validation image (val macro-F1 "
+                f"{outcome.best_val['macro_f1']:.3f}, the majority-class level): it has not learned this "
+                "station; try --pretrained imagenet-lite0, more epochs or more images per defect class"
+            )
+        thresholds = calibrate(val_logits, labels)
+        sample = val_set.images[:64]
+        movement = merge_movement(
+            net, (preprocess(sample[i : i + 32], prep) for i in range(0, len(sample), 32))
+        )
+        if movement:
+            log(f"merges vs pooling on validation images: {describe_movement(movement)}")
+        normal = next((c for c in classes if c in ("ok", "free", "good", "normal")), None)
+        meta = meta_for(
+            net,
+            classes,
+            preprocessing=prep,
+            gmacs_ratio=gmacs_ratio if merge != "none" else None,
+            tokens=tokens,
+            normal_class=normal,
+            thresholds=thresholds,
+            provenance={
+                "data": str(data if not isinstance(data, Station) else station.root),
+                "data_fingerprint": station.fingerprint(),
+                "label_note": station.label_note,
+                "backbone_preset": backbone,
+                "epochs": recipe.epochs,
+                "best_epoch": outcome.best_epoch,
+                "seed": recipe.seed,
+                "split_seed": recipe.seed,
+                "recipe": asdict(recipe),
+                "ltm_start": ltm_start if merge != "none" else None,
+                "weights": weights.to_json() if weights is not None else {"source": "scratch"},
+                "merge_movement": movement,
+                "input_reference": input_reference.to_json(),
+                "val": outcome.best_val,
+                "train_images": len(train_set),
+                "val_images": len(val_set),
+                "skipped_files": len(train_set.skipped) + len(val_set.skipped),
+                "train_seconds": round(outcome.seconds, 1),
+                "history": [asdict(h) for h in outcome.history],
+                "command": " ".join(sys.argv) if sys.argv else "",
+                "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            },
+        )
+        save_bundle(net, meta, out, overwrite=force)
+        shutil.rmtree(partial, ignore_errors=True)
+        return TrainSummary(out, outcome, station, len(train_set.skipped) + len(val_set.skipped), thresholds)
 
 
 def check_classes(bundle: Bundle, station: Station) -> None:
@@ -532,98 +582,106 @@ def finetune_model(
 
     recipe = replace(recipe or FINETUNE_RECIPE, augment=check_presets(list(augment)))
     check_target(out, force)
-    partial = _partial_dir(out)
-    _check_partial(partial)
-    bundle = load_bundle(model)
-    station = open_station(data, recipe.seed)
-    check_out(out, station.root, model)
-    check_classes(bundle, station)
-    # What trains is said only once the inputs are known to be good (a refusal stays one line).
-    if recipe.trainable == AUTO_TRAINABLE:
-        pretrained = pretrained_base(bundle.meta.provenance)
-        recipe = replace(recipe, trainable=default_trainable(pretrained))
-        kind = "pretrained" if pretrained else "from-scratch"
-        log(f"trains {recipe.trainable} (the default for a {kind} base)")
-    if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in ("merge", "merge+norm"):
-        log(f"note: {model} has no merge modules; training the head and norms instead")
-        recipe = replace(recipe, trainable="merge+head")
-    prep, classes = bundle.meta.preprocessing, bundle.meta.classes
-    train_set = load_split(
-        station, "train", prep.channels, math.ceil(prep.size * TRAIN_MARGIN), strict, log, progress
-    )
-    val_set = load_split(station, "val", prep.channels, None, strict, log, progress)
-    test_set = load_split(station, "test", prep.channels, None, strict, log, progress)
-    before = evaluate_loaded(bundle, test_set)
-    log(
-        f"before: test macro-F1 {before['macro_f1']:.3f}, accuracy {before['accuracy']:.3f} (n={before['n']})"
-    )
-    tic = time.perf_counter()
-    _remove_partial(partial)
-    norms = None
-    if recipe.recalibrate_norms:
-        norms = recalibrate_start(bundle.net, prep, train_set, val_set, classes)
-        if norms is not None:
-            verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
-            log(
-                f"BatchNorm statistics re-estimated on {norms['images']} training images: val macro-F1 "
-                f"{norms['val_macro_f1_before']:.3f} -> {norms['val_macro_f1_after']:.3f} ({verdict})"
-            )
-
-    def epoch_done(record: EpochRecord) -> None:
+    with one_writer(out, log):
+        partial = _partial_dir(out)
+        _check_partial(partial)
+        bundle = load_bundle(model)
+        station = open_station(data, recipe.seed)
+        check_out(out, station.root, model)
+        check_classes(bundle, station)
+        # What trains is said only once the inputs are known to be good (a refusal stays one line).
+        if recipe.trainable == AUTO_TRAINABLE:
+            pretrained = pretrained_base(bundle.meta.provenance)
+            recipe = replace(recipe, trainable=default_trainable(pretrained))
+            kind = "pretrained" if pretrained else "from-scratch"
+            log(f"trains {recipe.trainable} (the default for a {kind} base)")
+        if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in (
+            "merge",
+            "merge+norm",
+        ):
+            log(f"note: {model} has no merge modules; training the head and norms instead")
+            recipe = replace(recipe, trainable="merge+head")
+        prep, classes = bundle.meta.preprocessing, bundle.meta.classes
+        train_set = load_split(
+            station, "train", prep.channels, math.ceil(prep.size * TRAIN_MARGIN), strict, log, progress
+        )
+        val_set = load_split(station, "val", prep.channels, None, strict, log, progress)
+        test_set = load_split(station, "test", prep.channels, None, strict, log, progress)
+        before = evaluate_loaded(bundle, test_set)
         log(
-            f"epoch {record.epoch + 1}/{recipe.epochs}: loss {record.loss:.3f}, "
-            f"val macro-F1 {record.val_macro_f1:.3f}"
+            f"before: test macro-F1 {before['macro_f1']:.3f}, "
+            f"accuracy {before['accuracy']:.3f} (n={before['n']})"
         )
-        if on_epoch is not None:
-            on_epoch(record)
+        tic = time.perf_counter()
+        _remove_partial(partial)
+        norms = None
+        if recipe.recalibrate_norms:
+            norms = recalibrate_start(bundle.net, prep, train_set, val_set, classes)
+            if norms is not None:
+                verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
+                log(
+                    f"BatchNorm statistics re-estimated on {norms['images']} training images: val macro-F1 "
+                    f"{norms['val_macro_f1_before']:.3f} -> {norms['val_macro_f1_after']:.3f} ({verdict})"
+                )
 
-    outcome = train(
-        bundle.net,
-        prep,
-        train_set,
-        val_set,
-        classes,
-        recipe,
-        partial,
-        progress=progress,
-        should_stop=should_stop,
-        start_as_candidate=True,
-        on_epoch=epoch_done,
-    )
-    if not outcome.history:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise StoppedBeforeFirstEpoch(
-            "fine-tuning was cancelled before the first epoch finished; nothing was written"
+        def epoch_done(record: EpochRecord) -> None:
+            log(
+                f"epoch {record.epoch + 1}/{recipe.epochs}: loss {record.loss:.3f}, "
+                f"val macro-F1 {record.val_macro_f1:.3f}"
+            )
+            if on_epoch is not None:
+                on_epoch(record)
+
+        outcome = train(
+            bundle.net,
+            prep,
+            train_set,
+            val_set,
+            classes,
+            recipe,
+            partial,
+            progress=progress,
+            should_stop=should_stop,
+            start_as_candidate=True,
+            on_epoch=epoch_done,
         )
-    seconds = time.perf_counter() - tic
-    adapted = Bundle(outcome.net, bundle.meta, out)
-    after = evaluate_loaded(adapted, test_set)
-    log(f"after:  test macro-F1 {after['macro_f1']:.3f}, accuracy {after['accuracy']:.3f} ({seconds:.0f}s)")
-    labels = np.array([classes.index(c) for c in val_set.labels])
-    provenance = dict(bundle.meta.provenance)
-    provenance.update(
-        finetuned_from=str(model),
-        split_seed=recipe.seed,
-        station_data=str(station.root),
-        station_fingerprint=station.fingerprint(),
-        finetune_recipe=asdict(recipe),
-        finetune_seconds=round(seconds, 1),
-        finetune_norm_statistics=norms,
-        input_reference=reference_statistics(train_set.images, min(STATS_SIDE, prep.size)).to_json(),
-        before={k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
-        after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join(sys.argv) if sys.argv else "",
-    )
-    meta = replace(
-        bundle.meta,
-        thresholds=calibrate(predict_logits(outcome.net, prep, val_set.images), labels),
-        provenance=provenance,
-        schedule=outcome.net.schedule(),
-    )
-    save_bundle(outcome.net, meta, out, overwrite=force)
-    shutil.rmtree(partial, ignore_errors=True)
-    return FinetuneSummary(out, before, after, seconds, outcome)
+        if not outcome.history:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise StoppedBeforeFirstEpoch(
+                "fine-tuning was cancelled before the first epoch finished; nothing was written"
+            )
+        seconds = time.perf_counter() - tic
+        adapted = Bundle(outcome.net, bundle.meta, out)
+        after = evaluate_loaded(adapted, test_set)
+        log(
+            f"after:  test macro-F1 {after['macro_f1']:.3f}, "
+            f"accuracy {after['accuracy']:.3f} ({seconds:.0f}s)"
+        )
+        labels = np.array([classes.index(c) for c in val_set.labels])
+        provenance = dict(bundle.meta.provenance)
+        provenance.update(
+            finetuned_from=str(model),
+            split_seed=recipe.seed,
+            station_data=str(station.root),
+            station_fingerprint=station.fingerprint(),
+            finetune_recipe=asdict(recipe),
+            finetune_seconds=round(seconds, 1),
+            finetune_norm_statistics=norms,
+            input_reference=reference_statistics(train_set.images, min(STATS_SIDE, prep.size)).to_json(),
+            before={k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
+            after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            command=" ".join(sys.argv) if sys.argv else "",
+        )
+        meta = replace(
+            bundle.meta,
+            thresholds=calibrate(predict_logits(outcome.net, prep, val_set.images), labels),
+            provenance=provenance,
+            schedule=outcome.net.schedule(),
+        )
+        save_bundle(outcome.net, meta, out, overwrite=force)
+        shutil.rmtree(partial, ignore_errors=True)
+        return FinetuneSummary(out, before, after, seconds, outcome)
 
 
 UNLABELLED_LIMIT = 500  # a few hundred frames pin the statistics; more only costs time
@@ -649,36 +707,37 @@ def recalibrate_model(
     from models.norm_stats import recalibrate_norms
 
     check_target(out, force)
-    folder = Path(images)
-    if not folder.is_dir():
-        raise InspectorError(f"{folder}: not a folder of images")
-    files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise InspectorError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-    check_out(out, folder, model)
-    bundle = load_bundle(model)
-    prep = bundle.meta.preprocessing
-    step = max(1, len(files) // limit)
-    chosen = [Sample(p, "") for p in files[::step][:limit]]
-    loaded = load_pixels(chosen, prep.channels, None, desc="loading frames", progress=progress)
-    if loaded.skipped:
-        log(f"skipped {len(loaded.skipped)} unreadable file(s); first: {loaded.skipped[0]}")
-    batches = (preprocess(loaded.images[i : i + 32], prep) for i in range(0, len(loaded.images), 32))
-    try:
-        moved = recalibrate_norms(bundle.net, batches)
-    except ModelError as exc:
-        raise InspectorError(f"{model}: {exc}") from None
-    log(
-        f"re-estimated {moved['layers']} BatchNorm layers on {moved['images']} images "
-        f"(running means moved {moved['mean_shift']:.2f} of their spread on average)"
-    )
-    provenance = dict(bundle.meta.provenance)
-    provenance.update(
-        recalibrated_from=str(model),
-        recalibration={**moved, "images_folder": str(folder)},
-        # The new lamp's frames are what the line will look like now: the drift watch's reference.
-        input_reference=reference_statistics(loaded.images, min(STATS_SIDE, prep.size)).to_json(),
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-    )
-    save_bundle(bundle.net, replace(bundle.meta, provenance=provenance), out, overwrite=force)
-    return moved
+    with one_writer(out, log):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise InspectorError(f"{folder}: not a folder of images")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise InspectorError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        check_out(out, folder, model)
+        bundle = load_bundle(model)
+        prep = bundle.meta.preprocessing
+        step = max(1, len(files) // limit)
+        chosen = [Sample(p, "") for p in files[::step][:limit]]
+        loaded = load_pixels(chosen, prep.channels, None, desc="loading frames", progress=progress)
+        if loaded.skipped:
+            log(f"skipped {len(loaded.skipped)} unreadable file(s); first: {loaded.skipped[0]}")
+        batches = (preprocess(loaded.images[i : i + 32], prep) for i in range(0, len(loaded.images), 32))
+        try:
+            moved = recalibrate_norms(bundle.net, batches)
+        except ModelError as exc:
+            raise InspectorError(f"{model}: {exc}") from None
+        log(
+            f"re-estimated {moved['layers']} BatchNorm layers on {moved['images']} images "
+            f"(running means moved {moved['mean_shift']:.2f} of their spread on average)"
+        )
+        provenance = dict(bundle.meta.provenance)
+        provenance.update(
+            recalibrated_from=str(model),
+            recalibration={**moved, "images_folder": str(folder)},
+            # The new lamp's frames are what the line will look like now: the drift watch's reference.
+            input_reference=reference_statistics(loaded.images, min(STATS_SIDE, prep.size)).to_json(),
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        save_bundle(bundle.net, replace(bundle.meta, provenance=provenance), out, overwrite=force)
+        return moved

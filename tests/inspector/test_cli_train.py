@@ -251,3 +251,51 @@ def test_a_stop_before_the_first_epoch_is_not_told_to_resume(tiny_station, tmp_p
         )
     assert "--resume" not in str(info.value)
     assert not (tmp_path / "m.partial").exists() and not (tmp_path / "m").exists()
+
+
+def test_a_second_run_for_the_same_out_is_refused_and_keeps_the_first_ones_checkpoint(tiny_station, tmp_path):
+    """Probe (issue 27): two ``train --out X`` at once: the second emptied the first one's ``.partial``
+    mid-run and trained beside it, to be refused only at the end with its own ``.partial`` left."""
+    import threading
+
+    from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
+    from inspector.training.loop import Recipe
+    from inspector.training.workflows import train_model
+
+    out, partial = tmp_path / "m", tmp_path / "m.partial"
+    first_epoch_kept, go_on, ended = threading.Event(), threading.Event(), {}
+
+    def should_stop() -> bool:
+        if (partial / CHECKPOINT_FILE).is_file():  # the first run is in its second epoch
+            first_epoch_kept.set()
+            go_on.wait(120)
+        return False
+
+    def first_run() -> None:
+        try:
+            recipe = Recipe(epochs=2, batch_size=16)
+            ended["summary"] = train_model(
+                str(tiny_station), out, img_size=32, merge="none", recipe=recipe, should_stop=should_stop,
+                progress=False, log=lambda line: None,
+            )  # fmt: skip
+        except BaseException as exc:  # reported by the assertion below
+            ended["error"] = exc
+
+    thread = threading.Thread(target=first_run)
+    thread.start()
+    try:
+        assert first_epoch_kept.wait(120), ended
+        checkpoint = (partial / CHECKPOINT_FILE).read_bytes()
+        before = _tree(tmp_path)
+        second = runner.invoke(
+            app,
+            ["train", str(tiny_station), "--out", str(out), "--epochs", "1", "--img-size", "32"]
+            + ["--backbone", "vit-cpu", "--pretrained", "none", "--merge", "none"],
+        )
+        _one_line_error(second, "another training run is writing this bundle")
+        assert _tree(tmp_path) == before and (partial / CHECKPOINT_FILE).read_bytes() == checkpoint
+    finally:
+        go_on.set()
+        thread.join(300)
+    assert "error" not in ended, ended
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "station"]  # no .partial, no lock left

@@ -6,12 +6,18 @@ import errno
 import json
 import os
 import re
+import shutil
+import signal
 import stat
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 import torch
 
+import models.bundle as bundle_module
 from models.bundle import META_FILE, WEIGHTS_FILE, load_bundle, meta_for, save_bundle
 from models.errors import BundleError
 from models.network import InspectionNet
@@ -113,6 +119,85 @@ def test_dot_as_target_resolves_and_leaves_no_hidden_folders(saved, monkeypatch)
     save_bundle(net, meta_for(net, ["a", "b", "c"]), ".", overwrite=True)
     assert load_bundle(path).meta.classes == ["a", "b", "c"]
     assert sorted(p.name for p in path.parent.iterdir()) == ["model"]
+
+
+def _dead_pid() -> int:
+    """The PID of a process that has ended (and been reaped): what a kill -9'd writer leaves."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+def test_a_save_killed_mid_write_leaves_a_folder_the_next_save_sweeps(saved, tmp_path):
+    """kill -9 while the weights are written: the hidden staging folder stayed forever."""
+    path, _ = saved
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        import models.bundle as b
+        from models.bundle import load_bundle, save_bundle
+
+        def killed(tensors, filename, metadata=None):
+            open(filename, "wb").write(b"half a tensor")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        b.save_file = killed
+        bundle = load_bundle({str(path)!r})
+        save_bundle(bundle.net, bundle.meta, {str(path)!r}, overwrite=True)
+        """
+    )
+    killed = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], timeout=120)
+    assert killed.returncode == -signal.SIGKILL
+    left = [p.name for p in tmp_path.iterdir() if p.name != "model"]
+    assert len(left) == 1 and left[0].startswith(".model."), left
+    bundle = load_bundle(path)
+    save_bundle(bundle.net, bundle.meta, tmp_path / "next")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model", "next"]
+
+
+def test_only_a_dead_writers_folders_of_bundle_files_are_swept(saved, tmp_path):
+    path, net = saved
+    host, dead = bundle_module._host_tag(), _dead_pid()
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / META_FILE).write_text("{}")
+
+    def leftover(name: str, files: dict[str, bytes], pid: int = dead, owner: str = host) -> Path:
+        folder = tmp_path / f".{name}-{owner}-{pid}-x1y2z3"
+        folder.mkdir()
+        for file, data in files.items():
+            (folder / file).write_bytes(data)
+        return folder
+
+    bundle_files = {WEIGHTS_FILE: b"half", META_FILE: b"{}"}
+    try:
+        swept = [
+            leftover("model.staging", bundle_files),
+            leftover("v2.staging", {}),  # killed right after the folder was made
+            tmp_path / f".model.old-{host}-{dead}-x1y2z3",  # the replaced bundle, the new one in place
+        ]
+        shutil.copytree(path, swept[-1] / "model")
+        kept = [
+            leftover("model.staging", bundle_files, pid=alive.pid),  # a live writer
+            leftover("model.staging", bundle_files, owner="0badc0de"),  # another PC on a shared folder
+            leftover("v3.staging", {**bundle_files, "notes.txt": b"mine"}),  # something else inside
+            tmp_path / f".v4.old-{host}-{dead}-x1y2z3",  # v4 itself is gone: this is its only copy
+            leftover("v5.staging", {}),
+            tmp_path / f".v6.staging-{host}-{dead}-x1y2z3",  # a link to a folder elsewhere
+        ]
+        shutil.copytree(path, kept[3] / "v4")
+        (kept[4] / META_FILE).symlink_to(outside / META_FILE)  # a link inside
+        kept[5].symlink_to(outside, target_is_directory=True)
+        save_bundle(net, meta_for(net, ["a", "b", "c"]), tmp_path / "v7")
+    finally:
+        alive.kill()
+        alive.wait()
+    assert not any(os.path.lexists(folder) for folder in swept)
+    assert all(os.path.lexists(folder) for folder in kept)
+    assert (kept[2] / "notes.txt").read_bytes() == b"mine" and load_bundle(kept[3] / "v4")
+    assert (outside / META_FILE).read_text() == "{}"
+    assert load_bundle(path).meta.classes == ["ok", "crack", "stain"]
 
 
 def test_bundle_files_get_the_permissions_of_a_plain_file(tmp_path, tiny_vit_spec):
