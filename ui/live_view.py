@@ -287,7 +287,8 @@ class LiveView(QWidget):
         self.base = None
         self.start_button.setEnabled(True)
         self.start_button.setText("Stop")
-        self.detail.setText(f"Inspecting: {name}")
+        # Which runtime judges, and why not a faster one (an int8 graph its gate refused, say).
+        self.detail.setText(f"Inspecting: {name} · {self.controller.pipeline.engine.backend_line()}")
         for widget in (self.source, self.model, self.lot, self.operator):
             widget.setEnabled(False)
         simulated = hasattr(self.controller.pipeline.source, "set_profile")

@@ -56,6 +56,15 @@ COLUMNS = [
     "Key metrics",
     "Note",
 ]
+# The Speed table: the rows of ``inspector models bench`` (spelled here: ui imports no torch).
+SPEED_COLUMNS = ["Runtime", "p50 ms", "p95 ms", "vs ONNX Runtime"]
+SPEED_NAMES = {
+    "torch": "PyTorch",
+    "onnx": "ONNX Runtime",
+    "int8": "ONNX Runtime int8",
+    "openvino": "OpenVINO",
+    "openvino-int8": "OpenVINO int8",
+}
 ERROR_STYLE = "color: #c62828;"
 DEPLOYED_MARK = "● deployed"
 DEPLOYED_BACKGROUND = "#e3f3e8"
@@ -139,6 +148,23 @@ class ModelsView(QWidget):
         self.add_button.clicked.connect(self.add_bundle)
         refresh = QPushButton("Refresh")
         refresh.clicked.connect(self.reload)
+        self.speed_button = QPushButton("Speed on this PC")
+        self.speed_button.setToolTip(
+            "Time the selected version on each runtime this PC has (batch 1, taking turns): PyTorch, "
+            "ONNX Runtime fp32 and int8 (with its accuracy gate's verdict), OpenVINO where installed"
+        )
+        self.speed_button.clicked.connect(self.bench_selected)
+        self.bench: dict | None = None  # the last table shown, for tests and nothing else
+        self.speed_table = QTableWidget(0, len(SPEED_COLUMNS))
+        self.speed_table.setHorizontalHeaderLabels(SPEED_COLUMNS)
+        self.speed_table.verticalHeader().hide()
+        self.speed_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.speed_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.speed_table.setMaximumHeight(170)
+        self.speed_table.hide()
+        self.speed_note = QLabel("")
+        self.speed_note.setObjectName("hint")
+        self.speed_note.setWordWrap(True)
         self.message = QLabel("")
         self.message.setWordWrap(False)
 
@@ -149,12 +175,15 @@ class ModelsView(QWidget):
         buttons.addWidget(self.rollback_button)
         buttons.addWidget(self.add_button)
         buttons.addWidget(refresh)
+        buttons.addWidget(self.speed_button)
         buttons.addWidget(self.message, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(title)
         layout.addWidget(self.deployed_label)
         layout.addWidget(self.table, 1)
         layout.addWidget(self.details)
+        layout.addWidget(self.speed_table)
+        layout.addWidget(self.speed_note)
         layout.addWidget(self.shadow_box)
         layout.addLayout(buttons)
         # Each change button and the action the role needs for it (the backend decides; this only
@@ -573,6 +602,47 @@ class ModelsView(QWidget):
             on_failed=failed,
             on_progress=lambda text: self._say(str(text)),
         )
+
+    def bench_selected(self) -> None:
+        """``inspector models bench`` for the selected version, as a background job."""
+        version_id = self.selected_id()
+        if version_id is None:
+            self._say("Select a version to time first.", error=True)
+            return
+        self._start(
+            "inspector.line.bench:bench_version",
+            self.context.home,
+            version_id,
+            started=f"Timing {version_id} on each runtime of this PC (int8: calibrating and gating first) …",
+            on_done=self._benched,
+            pause_for_line=False,  # never paused inside a timed call
+        )
+
+    def _benched(self, result: dict) -> None:
+        self.bench = result
+        rows = result["rows"]
+        onnx = next((row["p50_ms"] for row in rows if row["backend"] == "onnx"), None)
+        self.speed_table.setRowCount(len(rows))
+        for index, row in enumerate(rows):
+            ratio = f"{row['p50_ms'] / onnx:.2f}×" if onnx else "–"
+            cells = (SPEED_NAMES.get(row["backend"], row["backend"]), f"{row['p50_ms']:.2f}",
+                     f"{row['p95_ms']:.2f}", ratio)  # fmt: skip
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if column:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.speed_table.setItem(index, column, item)
+        self.speed_table.show()
+        name = SPEED_NAMES.get
+        notes = [f"{name(backend, backend)}: {why}" for backend, why in result["gates"].items()]
+        notes += [f"{name(backend, backend)} not timed: {why}" for backend, why in result["skipped"].items()]
+        if self.context.line_overruns() is not None:
+            notes.append("Timed while the line runs: slower than on a quiet PC.")
+        self.speed_note.setText(
+            f"{result['model']} on this PC, batch 1, {result['threads']} thread(s); compare rows of one "
+            "run only.<br>" + "<br>".join(notes)
+        )
+        self._say(f"Timed {result['model']}.")
 
     def add_bundle(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Model bundle folder (model.json + model.safetensors)")

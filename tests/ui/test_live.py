@@ -48,6 +48,7 @@ def test_the_overlay_shows_the_merge_map_with_the_line_on_onnx(qtbot, live, tiny
     live.start(source=f"{tiny_station}?fps=40&loop=1", model="demo")
     qtbot.waitUntil(lambda: live.controller.running, timeout=90_000)
     assert live.controller.pipeline.engine.backend == "onnx"
+    assert "inference: ONNX Runtime" in live.detail.text()  # the operator sees which runtime judges
     qtbot.waitUntil(lambda: live.last_outcome is not None, timeout=60_000)
     outcome = live.last_outcome
     assert outcome.merge_map is not None and np.isfinite(outcome.merge_map).all()

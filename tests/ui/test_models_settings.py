@@ -220,3 +220,21 @@ def test_settings_test_connection(qtbot, tmp_path):
     view.test_connection()
     qtbot.waitUntil(lambda: not view.testing, timeout=WAIT_MS)
     assert "Connected" not in view.db_message.text() and view.db_message.text()
+
+
+def test_speed_on_this_pc_shows_each_runtime_of_the_selected_version(qtbot, home):
+    """The Models screen's table is ``inspector models bench``'s (issue 25 item 4); the int8 row
+    needs the station the version was trained on, and says so when it cannot be read."""
+    view = ModelsView(AppContext(home))
+    qtbot.addWidget(view)
+    _loaded(qtbot, view, 0)
+    view.speed_button.click()
+    assert "Select a version" in view.message.text() and view.bench is None
+    view.table.selectRow(1)  # v1: its bundle names no station
+    view.speed_button.click()
+    qtbot.waitUntil(lambda: view.bench is not None, timeout=WAIT_MS)
+    shown = [view.speed_table.item(row, 0).text() for row in range(view.speed_table.rowCount())]
+    assert shown[:2] == ["PyTorch", "ONNX Runtime"] and view.speed_table.isVisibleTo(view)
+    assert view.speed_table.item(1, 3).text() == "1.00×"
+    note = view.speed_note.text()
+    assert "ONNX Runtime int8 not timed: int8 not used: int8 needs the station's images" in note
