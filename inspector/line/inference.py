@@ -92,6 +92,28 @@ class InferenceEngine:
 
         return read_meta(self.bundle.path)[1] if self.bundle.path else "in-memory"
 
+    @property
+    def graph_key(self) -> str:
+        """What the exported graph depends on: the weights and the fields of ``model.json`` that
+        shape the network (backbone, merge schedule, classes, preprocessing). The weights alone
+        are not enough: a bundle with the same weights and another schedule (an unmerged twin, a
+        re-budgeted export) would be handed the other's cached graph, and its int8 gate."""
+        import hashlib
+        import json
+
+        if self.bundle.path:
+            weights = self.sha256
+        else:
+            digest = hashlib.sha256()
+            for name, tensor in sorted(self.bundle.net.state_dict().items()):
+                digest.update(name.encode())
+                digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+            weights = digest.hexdigest()
+        record = self.meta.to_json(weights)
+        shape = {key: record.get(key) for key in ("backbone", "merge", "classes", "preprocessing")}
+        text = json.dumps({"weights": weights, **shape}, sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
     def _onnx_predictor(self, cache: Path | None):  # models.onnx_export.OnnxPredictor
         """The bundle's ONNX export from the cache, verified by hash; rebuilt when missing or corrupt.
 
@@ -106,7 +128,7 @@ class InferenceEngine:
             raise InspectorError("the ONNX backend needs a cache folder for the exported model")
         # The export format is in the key: a file cached before the graph gave the merge map
         # (``<sha>.onnx``) is not reused, so the Live screen's overlay works on ONNX too.
-        target = cache / f"{self.sha256[:16]}.f{EXPORT_FORMAT}.onnx"
+        target = cache / f"{self.graph_key[:16]}.f{EXPORT_FORMAT}.onnx"
         self.onnx_path = target
         if _cache_verified(target):
             try:

@@ -29,3 +29,26 @@ def test_auto_falls_back_to_torch_and_says_why(tmp_path, tiny_vit_spec):
     assert engine.backend == "torch" and engine.onnx is None
     assert "ToMe" in engine.fallback
     assert engine.infer([np.zeros((64, 64), np.uint8)]).probabilities.shape == (1, 2)
+
+
+def test_bundles_with_the_same_weights_and_another_schedule_get_their_own_graph(tmp_path, tiny_vit_spec):
+    """The cache used to be keyed by the weights' hash alone: an unmerged twin saved from the same
+    weights was handed the merged model's graph (and its int8 gate), and timed as the same model."""
+    import dataclasses
+
+    from models.bundle import load_bundle, save_bundle
+
+    net = InspectionNet(tiny_vit_spec, 2, "ltm").eval()
+    net.set_schedule([None, [3, 3], None, [2, 2]])
+    meta = meta_for(net, ["ok", "ng"])
+    merged = load_bundle(save_bundle(net, meta, tmp_path / "merged"))
+    net.set_schedule([None] * 4)
+    twin_meta = dataclasses.replace(meta, schedule=net.schedule())
+    twin = load_bundle(save_bundle(net, twin_meta, tmp_path / "twin"))
+    engines = [InferenceEngine(b, "onnx", tmp_path / "onnx") for b in (merged, twin)]
+    assert engines[0].sha256 == engines[1].sha256  # the same weights file...
+    assert engines[0].onnx_path != engines[1].onnx_path  # ...two graphs
+    frame = [np.random.default_rng(0).integers(0, 256, (64, 64), dtype=np.uint8)]
+    for engine, bundle in zip(engines, (merged, twin), strict=True):
+        expected = InferenceEngine(bundle, "torch").infer(frame).probabilities
+        np.testing.assert_allclose(engine.infer(frame).probabilities, expected, atol=1e-4)
