@@ -27,7 +27,15 @@ from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectorError
-from models.bundle import META_FILE, WEIGHTS_FILE, load_bundle, read_meta
+from models.bundle import (
+    META_FILE,
+    STAGING,
+    WEIGHTS_FILE,
+    load_bundle,
+    read_meta,
+    sweep_leftovers,
+    work_prefix,
+)
 from models.errors import ModelError
 from models.files import atomic_write_text, default_mode, read_json, sha256_file
 from models.flops import count_gmacs, count_params
@@ -207,7 +215,8 @@ class Registry:
         taken = [int(v["id"][1:]) for v in index["versions"]]
         taken += [int(p.name[1:]) for p in self.root.glob("v*") if p.name[1:].isdigit()]
         version_id = f"v{1 + max(taken, default=0)}"
-        staging = Path(tempfile.mkdtemp(prefix=f".{version_id}.", dir=self.root))
+        sweep_leftovers(self.root)  # an add killed mid-copy (kill -9, power loss) left a hidden folder
+        staging = Path(tempfile.mkdtemp(prefix=work_prefix(self.root / version_id, STAGING), dir=self.root))
         try:
             shutil.copytree(bundle_path, staging, dirs_exist_ok=True)
             for copied in staging.rglob("*"):  # older bundles kept their weights 0600

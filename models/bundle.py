@@ -168,7 +168,7 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
         raise BundleError(f"{target}: the merge schedule in model.json does not match the network")
     target.parent.mkdir(parents=True, exist_ok=True)
     sweep_leftovers(target.parent)
-    staging = Path(tempfile.mkdtemp(prefix=_work_prefix(target, STAGING), dir=target.parent))
+    staging = Path(tempfile.mkdtemp(prefix=work_prefix(target, STAGING), dir=target.parent))
     retired: Path | None = None
     try:
         weights = {k: v.detach().cpu().contiguous() for k, v in net.state_dict().items()}
@@ -181,7 +181,7 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
         os.chmod(staging, default_mode() | ((default_mode() & 0o444) >> 2))  # r -> x: a listable folder
         bundle_target(target, overwrite)  # still new, or still a bundle, after the minutes of writing
         if os.path.lexists(target):
-            retired_in = tempfile.mkdtemp(prefix=_work_prefix(target, RETIRED), dir=target.parent)
+            retired_in = tempfile.mkdtemp(prefix=work_prefix(target, RETIRED), dir=target.parent)
             retired = Path(retired_in) / target.name
             os.replace(target, retired)
         os.replace(staging, target)
@@ -207,7 +207,7 @@ def _host_tag() -> str:
     return hashlib.sha256(socket.gethostname().encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
-def _work_prefix(target: Path, kind: str) -> str:
+def work_prefix(target: Path, kind: str) -> str:
     """The start of a hidden work folder's name beside ``target``: what it is for and whose it is."""
     return f".{target.name}.{kind}-{_host_tag()}-{os.getpid()}-"
 

@@ -206,3 +206,35 @@ def test_train_finetune_export_and_eval_refuse_outputs_inside_the_registry(tiny_
         assert len(result.output.strip().splitlines()) == 1, result.output
     assert {p.name: p.read_bytes() for p in v1.iterdir()} == before
     assert not (home / "models" / "v7").exists()
+
+
+def test_an_add_killed_mid_copy_leaves_a_folder_the_next_add_sweeps(tmp_path, bundle):
+    """kill -9 while a bundle is copied into the registry: its hidden staging folder stayed forever."""
+    import signal
+    import subprocess
+    import sys
+    import textwrap
+    from pathlib import Path
+
+    home = tmp_path / "home"
+    Registry(home).add(bundle)
+    script = textwrap.dedent(
+        f"""
+        import os, shutil, signal
+        from pathlib import Path
+        from inspector.registry import Registry
+
+        def killed(source, target, **kwargs):
+            Path(target, "model.json").write_text("half")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        shutil.copytree = killed
+        Registry(Path({str(home)!r})).add(Path({str(bundle)!r}))
+        """
+    )
+    run = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], timeout=120)
+    assert run.returncode == -signal.SIGKILL
+    models = home / "models"
+    assert [p.name for p in models.iterdir() if p.name.startswith(".v2.")], "the killed copy's folder"
+    assert Registry(home).add(bundle).id == "v2"
+    assert sorted(p.name for p in models.iterdir() if p.is_dir()) == ["v1", "v2"]
