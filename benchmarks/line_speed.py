@@ -40,6 +40,11 @@ against the same model under ``--backend auto`` (what it runs now, as ``inspecto
 interleaved over rounds, sustained and paced as above; ``line_speed_live.json``.
 
     python -m benchmarks.line_speed --live [--frames 600] [--fps 25] [--rounds 3]
+
+``--backends`` runs the demo line (overlay off) under each runtime named, int8 ones behind their
+accuracy gate on ELPV (refused: the line runs fp32, and the row says so); ``line_speed_backends.json``.
+
+    python -m benchmarks.line_speed --backends onnx int8 openvino openvino-int8 [--rounds 3]
 """
 
 from __future__ import annotations
@@ -71,6 +76,7 @@ RESULTS = Path(__file__).resolve().parent / "results" / "line_speed.json"
 FINETUNE_RESULTS = RESULTS.with_name("line_speed_finetune.json")
 SHADOW_RESULTS = RESULTS.with_name("line_speed_shadow.json")
 LIVE_RESULTS = RESULTS.with_name("line_speed_live.json")
+BACKENDS_RESULTS = RESULTS.with_name("line_speed_backends.json")
 BUDGET_MS = 50.0  # --finetune: the cycle budget of the station in issue 17 (Settings → cycle budget)
 
 
@@ -488,6 +494,70 @@ def live_main(args: argparse.Namespace) -> None:
     print(f"wrote {LIVE_RESULTS}")
 
 
+def backends_main(args: argparse.Namespace) -> None:
+    """The demo line (overlay off) under each asked-for backend; int8 ones only where gated."""
+    with tempfile.TemporaryDirectory() as tmp:
+        models = {}
+        for backend in args.backends:
+            engine = InferenceEngine(
+                load_bundle(demo_model_path()), backend, Path(tmp) / "onnx", data="elpv", log=print
+            )
+            models[backend if engine.backend == backend else f"{backend} (ran {engine.backend})"] = engine
+            if engine.fallback:
+                print(f"{backend}: {engine.fallback}", flush=True)
+        station = load_elpv(0)
+        runs: dict[str, dict[str, list[dict]]] = {name: {"sustained": [], "paced": []} for name in models}
+        load_before = os.getloadavg()
+        for round_index in range(args.rounds):
+            for name, engine in models.items():
+                for mode, fps in (("sustained", None), ("paced", args.fps)):
+                    work = Path(tmp) / f"{round_index}-{mode}-{engine.backend}-{len(runs[name][mode])}"
+                    result = measure(engine, station, work, args.frames, fps)
+                    runs[name][mode].append(result)
+                    print(
+                        f"round {round_index + 1} {name:22s} {mode:9s} fps {result['fps']:6.1f}  "
+                        f"p95 {result['p95_ms']:6.1f} ms  drops {result['dropped']}",
+                        flush=True,
+                    )
+    summary = {}
+    for name, modes in runs.items():
+        best = max(modes["sustained"], key=lambda r: r["fps"])
+        paced = sorted(modes["paced"], key=lambda r: r["p95_ms"])[len(modes["paced"]) // 2]
+        summary[name] = {"backend": models[name].backend, "sustained": best, "paced": paced}
+    first = next(iter(summary.values()))
+    ratios = {
+        name: {
+            "sustained_fps": round(item["sustained"]["fps"] / first["sustained"]["fps"], 3),
+            "paced_p95": round(item["paced"]["p95_ms"] / first["paced"]["p95_ms"], 3),
+        }
+        for name, item in summary.items()
+    }
+    report = {
+        "command": f"python -m benchmarks.line_speed --backends {' '.join(args.backends)} "
+        f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}",
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+        },
+        "inference_threads": default_inference_threads(),
+        "gates": {name: e.gate.to_json() for name, e in models.items() if e.gate is not None},
+        "summary": summary,
+        "ratios_to_first": ratios,
+        "runs": runs,
+    }
+    BACKENDS_RESULTS.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{'demo line, overlay off':28s} {'sust. fps':>9s} {'paced p50':>9s} {'p95':>7s} {'x fps':>6s}")
+    for name, item in summary.items():
+        s, p = item["sustained"], item["paced"]
+        print(
+            f"{name:28s} {s['fps']:9.1f} {p['p50_ms']:9.1f} {p['p95_ms']:7.1f} "
+            f"{ratios[name]['sustained_fps']:6.2f}"
+        )
+    print(f"wrote {BACKENDS_RESULTS}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=600)
@@ -499,6 +569,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--live", action="store_true", help="The Live screen's line (overlay on): PyTorch before, auto now."
+    )
+    parser.add_argument(
+        "--backends",
+        nargs="+",
+        help="The demo line under each backend (torch onnx int8 openvino openvino-int8), int8 gated.",
     )
     parser.add_argument("--epochs", type=int, default=2, help="--finetune: epochs of the fine-tune.")
     parser.add_argument(
@@ -518,6 +593,9 @@ def main() -> None:
         return
     if args.live:
         live_main(args)
+        return
+    if args.backends:
+        backends_main(args)
         return
     if (args.model is None) != (args.data is None):
         parser.error("--model and --data go together")

@@ -16,15 +16,18 @@ import io
 import logging
 import os
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from models.errors import ExportError
 from models.files import output_target, sha256_file
-from models.quantize import QuantizeError, check_calibration
+from models.quantize import EARLY_STEM, QuantizeError, check_calibration
 
 MAP_OUTPUT = "merge_map"
+# What NNCF leaves in float beyond its own choice: the early stem (BENCHMARKS.md "int8 on the line").
+KEEP_FP32: tuple[str, ...] = (EARLY_STEM,)
 
 
 def unavailable() -> str | None:
@@ -93,8 +96,30 @@ def ir_stamp(xml: Path) -> str:
     return f"{sha256_file(xml)}:{sha256_file(xml.with_suffix('.bin'))}"
 
 
-def quantize_openvino(fp32: str | Path, xml: str | Path, calibration: np.ndarray) -> Path:
+def _ignored_names(fp32: str | Path, keep_fp32: Sequence[str]) -> list[str]:
+    """The ONNX nodes of ``keep_fp32`` groups by node and output name (OpenVINO's importer names an
+    operation after one or the other), for NNCF's ignored scope."""
+    import onnx
+
+    from models.quantize import nodes_in
+
+    model = onnx.load(str(fp32), load_external_data=False)
+    wanted = set(nodes_in(model, keep_fp32))
+    names: list[str] = []
+    for node in model.graph.node:
+        if node.name in wanted:
+            # OpenVINO splits a Conv with bias into "<name>/WithoutBiases" and an Add.
+            names += [node.name, f"{node.name}/WithoutBiases", *node.output]
+    return names
+
+
+def quantize_openvino(
+    fp32: str | Path, xml: str | Path, calibration: np.ndarray, keep_fp32: Sequence[str] = KEEP_FP32
+) -> Path:
     """NNCF int8 of the ONNX graph ``fp32``, written as IR to ``xml`` (and its ``.bin``).
+
+    ``keep_fp32``: groups as in :func:`models.quantize.nodes_in` that NNCF leaves in float (it
+    keeps softmax and normalisation itself); the early stem by default, as for ONNX Runtime.
 
     Both files are written in a scratch folder beside the target and renamed into place, weights
     first, so a crash leaves either the old pair or a pair whose stamp no longer matches (rebuilt).
@@ -119,7 +144,11 @@ def quantize_openvino(fp32: str | Path, xml: str | Path, calibration: np.ndarray
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             quantized = nncf.quantize(
-                model, dataset, subset_size=len(array), model_type=nncf.ModelType.TRANSFORMER
+                model,
+                dataset,
+                subset_size=len(array),
+                model_type=nncf.ModelType.TRANSFORMER,
+                ignored_scope=nncf.IgnoredScope(names=_ignored_names(fp32, keep_fp32), validate=False),
             )
     except Exception as exc:
         raise QuantizeError(
