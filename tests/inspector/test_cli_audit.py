@@ -54,6 +54,8 @@ def test_verify_passes_on_a_real_run_and_names_the_row_edited_behind_its_back(ho
     listed = runner.invoke(app, ["audit", "list", "--home", str(home)])
     assert listed.exit_code == 0 and "crack hidden under the busbar" in listed.output
     assert "by qa1" in listed.output
+    deploys = runner.invoke(app, ["audit", "list", "--kind", "deploy", "--home", str(home)])
+    assert deploys.exit_code == 0 and "first model" in deploys.output  # the deploy is a chain row too
 
     with sqlite3.connect(home / "inspector.db") as connection:
         (row_id,) = connection.execute("SELECT id FROM audit_log WHERE reason LIKE 'crack%'").fetchone()
