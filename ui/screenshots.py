@@ -238,6 +238,35 @@ def render_wizard_on(base: Path, station: Path, out: Path, epochs: int, prefix: 
     return written
 
 
+def render_speed(out: Path) -> list[Path]:
+    """The Models screen's *Speed on this PC* for the demo model (int8 gated on ELPV: a minute)."""
+    from inspector.line.demo import demo_model_path
+    from inspector.registry import Registry
+    from ui.app import _application
+    from ui.context import AppContext
+    from ui.main_window import MainWindow
+
+    app = _application()  # noqa: F841 - the QApplication must exist first
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="inspector-shots-") as tmp:
+        home = Path(tmp) / "home"
+        registry = Registry(home)
+        registry.deploy(registry.add(demo_model_path(), note="bundled demo model (ELPV)").id)
+        context = AppContext(home)
+        window = MainWindow(context)
+        window.show()
+        models = window.models
+        window.tabs.setCurrentWidget(models)
+        pump(5.0, lambda: models.reloads > 0)
+        models.table.selectRow(0)
+        models.bench_selected()
+        pump(600.0, lambda: models.bench is not None)
+        written = [save(window, out, "models-speed", size) for size in SIZES]
+        window.close()
+        context.close()
+    return written
+
+
 def render_sign_in_only(out: Path) -> list[Path]:
     """The sign-in pictures alone, in a throw-away home with the demo model deployed."""
     from inspector.line.demo import demo_model_path
@@ -276,8 +305,11 @@ def main() -> None:
     parser.add_argument(
         "--sign-in", action="store_true", help="Only the login, the signed-in header and the signature."
     )
+    parser.add_argument("--speed", action="store_true", help="Only the Models screen's Speed on this PC.")
     args = parser.parse_args()
-    if args.sign_in:
+    if args.speed:
+        render_speed(args.out)
+    elif args.sign_in:
         render_sign_in_only(args.out)
     elif args.wizard:
         render_wizard_on(*args.wizard, args.out, args.epochs, args.prefix)
