@@ -44,6 +44,7 @@ class MainWindow(QMainWindow):
         # Who is signed in (once accounts exist), Lock / Sign out, and the cover while locked.
         self.session = Session(context, self._cover, self)
         self.session.actor_changed.connect(self.apply_actor)
+        self.settings.saved.connect(self.session.idle.arm)  # a changed idle_lock_minutes, at once
         self.stack = QStackedWidget()
         self.stack.addWidget(self.tabs)
         self.stack.addWidget(self.session.cover_page)

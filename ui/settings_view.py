@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
@@ -118,6 +118,8 @@ def _readable(message: str) -> str:
 
 class SettingsView(QWidget):
     """Home, database, archive policy, threshold overrides and station defaults; Save validates."""
+
+    saved = Signal()  # settings were written (the idle lock re-reads its minutes)
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -450,6 +452,7 @@ class SettingsView(QWidget):
         self._say(
             f"Saved to {self.context.home / FILE}. Lines started from now on use these settings.", good=True
         )
+        self.saved.emit()
         return True
 
     def test_connection(self) -> None:

@@ -123,6 +123,16 @@ def _long_pool() -> QThreadPool:
     return _LONG[0]
 
 
+def wait_for_tasks(timeout_ms: int = 60_000) -> bool:
+    """Wait until every queued worker-thread task has ended (True) or the time is up (False).
+
+    For a controlled end (the tests between two screens): garbage collected while a worker still
+    runs can delete a Qt object in the middle of its use.
+    """
+    pools = [QThreadPool.globalInstance(), *_LONG]
+    return all(pool.waitForDone(timeout_ms) for pool in pools)
+
+
 class JobTask(QObject):
     """A :class:`BackgroundJob` seen like a :class:`Task`: ``signals``, ``cancel``, ``finished``;
     plus ``stop`` (end early, keep the result) and ``state`` (its place behind the line)."""

@@ -7,6 +7,7 @@ PostgreSQL (psycopg 3) for plants where several stations share one ledger.
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -247,12 +248,23 @@ def backup_sqlite(path: Path) -> Path:
     return target
 
 
+_MIGRATING = threading.Lock()
+
+
 def migrate(engine: Engine, url: str) -> Path | None:
     """Bring the schema to head; returns the backup made first, if any.
 
     An existing SQLite file with content that is behind head is backed up before anything changes.
     A database with ledger tables but no migration history is refused rather than guessed at.
+    Alembic runs an upgrade through module-level state (its ``context`` proxy), so two threads of
+    one process migrating at once (the app's screens opening a new ledger together) break each
+    other ("KeyError: 'config'"): upgrades in one process take turns.
     """
+    with _MIGRATING:
+        return _migrate(engine, url)
+
+
+def _migrate(engine: Engine, url: str) -> Path | None:
     current, heads, tables = schema_state(engine)
     if current == heads:
         return None

@@ -297,3 +297,27 @@ def test_a_0001_ledger_with_results_upgrades_to_shadow_tables_and_keeps_its_rows
         assert totals["deployed"] == {1: "v1"}
         assert ledger.count_results(ResultFilter(shadow_model_version_id=1)) == 0
         assert [c["name"] for c in ledger.shadow_candidates()] == ["v2"]
+
+
+def test_threads_opening_new_ledgers_at_once_all_migrate(tmp_path):
+    """Alembic keeps an upgrade's state in module globals: the app's screens opening new ledgers
+    from worker threads at once broke each other's migration ("KeyError: 'config'")."""
+    import threading
+
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_new(index: int) -> None:
+        try:
+            start.wait()
+            for round_index in range(3):
+                Ledger(f"sqlite:///{tmp_path / f'{index}-{round_index}.db'}").close()
+        except BaseException as exc:  # collected for the assertion below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_new, args=(i,)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []

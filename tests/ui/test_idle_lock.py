@@ -44,15 +44,19 @@ def test_zero_minutes_never_locks_and_a_pause_ignores_input(qtbot):
     watch = IdleWatch(lambda: minutes[0])
     edit = QLineEdit()
     qtbot.addWidget(edit)
-    _key(edit)
-    assert watch.inputs == 1 and not watch.timer.isActive()
+    _key(edit)  # 0 minutes (no accounts): no input passes through the watch at all
+    assert watch.inputs == 0 and not watch.timer.isActive() and not watch.watching
     minutes[0] = 15
+    watch.arm()  # Settings saved
+    _key(edit)
+    assert watch.inputs == 1 and watch.watching and watch.timer.isActive()
     watch.pause()
     _key(edit)  # the login's own typing while locked
-    assert watch.inputs == 1 and not watch.timer.isActive()
+    assert watch.inputs == 1 and not watch.timer.isActive() and not watch.watching
     watch.resume()
     assert watch.timer.isActive() and watch.timer.interval() == 15 * 60_000
     watch.stop()
+    assert not watch.watching
 
 
 def test_settings_screen_edits_the_idle_lock(qtbot, tmp_path):
