@@ -44,3 +44,24 @@ def shared_dataset(name: str) -> Path:
     if not (path / "manifest.csv").is_file():
         pytest.skip(f"../shared/datasets/{name} is not present")
     return path
+
+
+@pytest.fixture(autouse=True)
+def _settle_between_screen_tests(request):
+    """After a screen test (tests/ui): its worker threads end and the garbage it left is collected
+    here, at a quiet moment. Left to chance, the collector ran inside a later test's event dispatch
+    and deleted a Qt object there (a segfault, or a hang with a worker waiting for the GIL)."""
+    yield
+    if "ui" not in request.node.path.parent.parts[-1:]:
+        return
+    import gc
+
+    from PySide6.QtWidgets import QApplication
+
+    from ui.workers import wait_for_tasks
+
+    wait_for_tasks(60_000)
+    app = QApplication.instance()
+    if app is not None:
+        app.processEvents()
+    gc.collect()
