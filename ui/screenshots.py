@@ -12,13 +12,18 @@ import argparse
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QCoreApplication, QEventLoop
 from PySide6.QtWidgets import QWidget
+
+if TYPE_CHECKING:
+    from ui.main_window import MainWindow
 
 SIZES = ((1920, 1080), (1366, 768))
 SHOT_PASSWORD = "screenshot-only-1"  # an account in a throw-away ledger, deleted with it
@@ -238,8 +243,9 @@ def render_wizard_on(base: Path, station: Path, out: Path, epochs: int, prefix: 
     return written
 
 
-def render_speed(out: Path) -> list[Path]:
-    """The Models screen's *Speed on this PC* for the demo model (int8 gated on ELPV: a minute)."""
+@contextmanager
+def demo_window(out: Path) -> Iterator[MainWindow]:
+    """The app's main window over a throw-away home with the demo model deployed (no run)."""
     from inspector.line.demo import demo_model_path
     from inspector.registry import Registry
     from ui.app import _application
@@ -255,39 +261,29 @@ def render_speed(out: Path) -> list[Path]:
         context = AppContext(home)
         window = MainWindow(context)
         window.show()
+        try:
+            yield window
+        finally:
+            window.close()
+            context.close()
+
+
+def render_speed(out: Path) -> list[Path]:
+    """The Models screen's *Speed on this PC* for the demo model (int8 gated on ELPV: a minute)."""
+    with demo_window(out) as window:
         models = window.models
         window.tabs.setCurrentWidget(models)
         pump(5.0, lambda: models.reloads > 0)
         models.table.selectRow(0)
         models.bench_selected()
         pump(600.0, lambda: models.bench is not None)
-        written = [save(window, out, "models-speed", size) for size in SIZES]
-        window.close()
-        context.close()
-    return written
+        return [save(window, out, "models-speed", size) for size in SIZES]
 
 
 def render_sign_in_only(out: Path) -> list[Path]:
     """The sign-in pictures alone, in a throw-away home with the demo model deployed."""
-    from inspector.line.demo import demo_model_path
-    from inspector.registry import Registry
-    from ui.app import _application
-    from ui.context import AppContext
-    from ui.main_window import MainWindow
-
-    app = _application()  # noqa: F841 - the QApplication must exist first
-    out.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="inspector-shots-") as tmp:
-        home = Path(tmp) / "home"
-        registry = Registry(home)
-        registry.deploy(registry.add(demo_model_path(), note="bundled demo model (ELPV)").id)
-        context = AppContext(home)
-        window = MainWindow(context)
-        window.show()
-        written = render_sign_in(window, out)
-        window.close()
-        context.close()
-    return written
+    with demo_window(out) as window:
+        return render_sign_in(window, out)
 
 
 def main() -> None:
