@@ -434,6 +434,35 @@ def shadow_main(args: argparse.Namespace) -> None:
     print(f"wrote {SHADOW_RESULTS}")
 
 
+def interleaved_lines(
+    models: dict[str, InferenceEngine], station, args: argparse.Namespace, tmp: Path, track_maps: bool = False
+) -> dict[str, dict[str, list[dict]]]:
+    """Each model's line, sustained then paced, the models taking turns round by round."""
+    runs: dict[str, dict[str, list[dict]]] = {name: {"sustained": [], "paced": []} for name in models}
+    for round_index in range(args.rounds):
+        for index, (name, engine) in enumerate(models.items()):
+            for mode, fps in (("sustained", None), ("paced", args.fps)):
+                work = tmp / f"{round_index}-{mode}-{index}"
+                result = measure(engine, station, work, args.frames, fps, track_maps=track_maps)
+                runs[name][mode].append(result)
+                print(
+                    f"round {round_index + 1} {name:22s} {mode:9s} fps {result['fps']:6.1f}  "
+                    f"p95 {result['p95_ms']:6.1f} ms  drops {result['dropped']}",
+                    flush=True,
+                )
+    return runs
+
+
+def line_summary(models: dict[str, InferenceEngine], runs: dict[str, dict[str, list[dict]]]) -> dict:
+    """Per model: its backend, the best sustained round and the median paced round (by p95)."""
+    summary = {}
+    for name, modes in runs.items():
+        best = max(modes["sustained"], key=lambda r: r["fps"])
+        paced = sorted(modes["paced"], key=lambda r: r["p95_ms"])[len(modes["paced"]) // 2]
+        summary[name] = {"backend": models[name].backend, "sustained": best, "paced": paced}
+    return summary
+
+
 def live_main(args: argparse.Namespace) -> None:
     """The Live screen's line (overlay on) on PyTorch, as before, and on ``auto``, as now."""
     with tempfile.TemporaryDirectory() as tmp:
@@ -441,26 +470,9 @@ def live_main(args: argparse.Namespace) -> None:
             "Live on torch (before)": InferenceEngine(load_bundle(demo_model_path()), "torch"),
             "Live on auto (now)": InferenceEngine(load_bundle(demo_model_path()), "auto", Path(tmp) / "onnx"),
         }
-        backends = {name: engine.backend for name, engine in models.items()}
-        station = load_elpv(0)
-        runs: dict[str, dict[str, list[dict]]] = {name: {"sustained": [], "paced": []} for name in models}
         load_before = os.getloadavg()
-        for round_index in range(args.rounds):
-            for name, engine in models.items():
-                for mode, fps in (("sustained", None), ("paced", args.fps)):
-                    work = Path(tmp) / f"{round_index}-{mode}-{backends[name]}"
-                    result = measure(engine, station, work, args.frames, fps, track_maps=True)
-                    runs[name][mode].append(result)
-                    print(
-                        f"round {round_index + 1} {name:22s} {mode:9s} fps {result['fps']:6.1f}  "
-                        f"p95 {result['p95_ms']:6.1f} ms  drops {result['dropped']}",
-                        flush=True,
-                    )
-    summary = {}
-    for name, modes in runs.items():
-        best = max(modes["sustained"], key=lambda r: r["fps"])
-        paced = sorted(modes["paced"], key=lambda r: r["p95_ms"])[len(modes["paced"]) // 2]
-        summary[name] = {"backend": backends[name], "sustained": best, "paced": paced}
+        runs = interleaved_lines(models, load_elpv(0), args, Path(tmp), track_maps=True)
+    summary = line_summary(models, runs)
     before, now = summary.values()
     ratios = {
         "sustained_fps": round(now["sustained"]["fps"] / before["sustained"]["fps"], 3),
@@ -505,25 +517,9 @@ def backends_main(args: argparse.Namespace) -> None:
             models[backend if engine.backend == backend else f"{backend} (ran {engine.backend})"] = engine
             if engine.fallback:
                 print(f"{backend}: {engine.fallback}", flush=True)
-        station = load_elpv(0)
-        runs: dict[str, dict[str, list[dict]]] = {name: {"sustained": [], "paced": []} for name in models}
         load_before = os.getloadavg()
-        for round_index in range(args.rounds):
-            for name, engine in models.items():
-                for mode, fps in (("sustained", None), ("paced", args.fps)):
-                    work = Path(tmp) / f"{round_index}-{mode}-{engine.backend}-{len(runs[name][mode])}"
-                    result = measure(engine, station, work, args.frames, fps)
-                    runs[name][mode].append(result)
-                    print(
-                        f"round {round_index + 1} {name:22s} {mode:9s} fps {result['fps']:6.1f}  "
-                        f"p95 {result['p95_ms']:6.1f} ms  drops {result['dropped']}",
-                        flush=True,
-                    )
-    summary = {}
-    for name, modes in runs.items():
-        best = max(modes["sustained"], key=lambda r: r["fps"])
-        paced = sorted(modes["paced"], key=lambda r: r["p95_ms"])[len(modes["paced"]) // 2]
-        summary[name] = {"backend": models[name].backend, "sustained": best, "paced": paced}
+        runs = interleaved_lines(models, load_elpv(0), args, Path(tmp))
+    summary = line_summary(models, runs)
     first = next(iter(summary.values()))
     ratios = {
         name: {
