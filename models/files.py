@@ -136,6 +136,25 @@ def atomic_write_text(path: str | Path, text: str, overwrite: bool = True, priva
     return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"), overwrite, private)
 
 
+def stamp_path(path: Path) -> Path:
+    """Where a cached file's stamp lives: ``<name>.sha256`` beside it."""
+    return path.with_name(path.name + ".sha256")
+
+
+def write_stamp(path: Path, digest: Callable[[Path], str] = sha256_file) -> None:
+    """Record ``path``'s digest once it is complete: a later reader trusts only matching bytes."""
+    atomic_write_text(stamp_path(path), digest(path) + "\n")
+
+
+def stamp_matches(path: Path, digest: Callable[[Path], str] = sha256_file) -> bool:
+    """The cached file exists and its bytes are the ones recorded when it was written (a truncated,
+    edited or half-copied file is not, and is rebuilt by its owner)."""
+    try:
+        return path.is_file() and stamp_path(path).read_text().strip() == digest(path)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
 MAX_JSON_DEPTH = 64
 
 

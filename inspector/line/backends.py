@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from inspector.errors import InspectorError
-from inspector.line.int8 import GateResult, build_and_gate, open_station_for, read_gate, stamped
+from inspector.line.int8 import GateResult, build_and_gate, open_station_for, read_gate
 from models.errors import ModelError
-from models.files import atomic_write_text, read_json
+from models.files import atomic_write_text, read_json, stamp_matches, write_stamp
 
 INT8 = {"int8": "onnx", "openvino-int8": "openvino"}  # each int8 backend and its fp32 fallback
 Log = Callable[[str], None]
@@ -105,17 +105,14 @@ def _openvino(path: Path):
 def _ov_stamped(xml: Path) -> bool:
     from models.openvino_backend import ir_stamp
 
-    try:
-        return xml.is_file() and xml.with_name(xml.name + ".sha256").read_text().strip() == ir_stamp(xml)
-    except (OSError, UnicodeDecodeError):
-        return False
+    return stamp_matches(xml, ir_stamp)
 
 
 def _quantize_ov(src: Path, dst: Path, calibration: np.ndarray) -> None:
     from models.openvino_backend import ir_stamp, quantize_openvino
 
     quantize_openvino(src, dst, calibration)
-    atomic_write_text(dst.with_name(dst.name + ".sha256"), ir_stamp(dst) + "\n")
+    write_stamp(dst, ir_stamp)
 
 
 def gated_int8(
@@ -133,7 +130,7 @@ def gated_int8(
     corrupt, never judged) is quantized and judged again when ``build``, which needs the station.
     """
     if backend == "int8":
-        path, ok, make = int8_path(fp32_path), stamped, lambda p: _ort(p, engine.meta.preprocessing)
+        path, ok, make = int8_path(fp32_path), stamp_matches, lambda p: _ort(p, engine.meta.preprocessing)
         quantize = None
     else:
         path, ok, make, quantize = openvino_int8_path(fp32_path), _ov_stamped, _openvino, _quantize_ov

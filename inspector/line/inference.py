@@ -19,6 +19,7 @@ from inspector.line.verdicts import VerdictRules
 from inspector.training.predict import energy, softmax
 from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
+from models.files import stamp_matches, write_stamp
 from models.network import image_importance
 from models.preprocess import map_on_image, preprocess
 
@@ -130,7 +131,7 @@ class InferenceEngine:
         # (``<sha>.onnx``) is not reused, so the Live screen's overlay works on ONNX too.
         target = cache / f"{self.graph_key[:16]}.f{EXPORT_FORMAT}.onnx"
         self.onnx_path = target
-        if _cache_verified(target):
+        if stamp_matches(target):
             try:
                 return OnnxPredictor(target, self.meta.preprocessing)
             except ModelError:
@@ -142,12 +143,11 @@ class InferenceEngine:
             raise InspectorError(str(exc)) from None
 
     def _export_to_cache(self, target: Path) -> None:
-        from models.files import atomic_write_text, sha256_file
         from models.onnx_export import export_onnx
 
         try:
             export_onnx(self.bundle.net, target, overwrite=True)
-            atomic_write_text(_hash_file(target), sha256_file(target) + "\n")
+            write_stamp(target)
         except ModelError as exc:
             raise InspectorError(str(exc)) from None
         except OSError as exc:  # an unwritable cache, say: one line (and ``auto`` falls back)
@@ -193,18 +193,6 @@ class InferenceEngine:
         return BatchOutput(logits, softmax(logits), energy(logits), maps)
 
 
-def _hash_file(onnx: Path) -> Path:
-    return onnx.with_name(onnx.name + ".sha256")
-
-
-def _cache_verified(onnx: Path) -> bool:
-    """The cached export exists and its bytes are the ones recorded when it was written."""
-    from models.files import sha256_file
-
-    try:
-        return onnx.is_file() and _hash_file(onnx).read_text().strip() == sha256_file(onnx)
-    except (OSError, UnicodeDecodeError):
-        return False
 
 
 def _on_images(grids: np.ndarray, images: Sequence[np.ndarray], resize: str) -> list[np.ndarray]:

@@ -31,7 +31,7 @@ from inspector.training.metrics import classification_report
 from inspector.training.predict import energy
 from models.bundle import Bundle
 from models.errors import ModelError
-from models.files import atomic_write_text, read_json, sha256_file
+from models.files import atomic_write_text, read_json, sha256_file, write_stamp
 from models.preprocess import preprocess
 
 MAX_F1_DROP = 0.005  # 0.5 point of macro-F1
@@ -188,7 +188,7 @@ def build_and_gate(
     calibration = _inputs(bundle, stratified(station.split("train"), CALIBRATION_IMAGES), log)[0]
     try:
         (quantize or (lambda src, dst, cal: quantize_onnx(src, dst, cal)))(fp32_path, int8_path, calibration)
-        atomic_write_text(_stamp(int8_path), sha256_file(int8_path) + "\n")
+        write_stamp(int8_path)
         int8_predictor = make_predictor(int8_path)
     except ModelError as exc:
         raise InspectorError(str(exc)) from None
@@ -230,15 +230,3 @@ def _fingerprint(station: Station) -> str:
         return station.fingerprint()
     except OSError:
         return ""
-
-
-def _stamp(path: Path) -> Path:
-    return path.with_name(path.name + ".sha256")
-
-
-def stamped(path: Path) -> bool:
-    """The cached file exists and its bytes are the ones recorded when it was written."""
-    try:
-        return path.is_file() and _stamp(path).read_text().strip() == sha256_file(path)
-    except (OSError, UnicodeDecodeError):
-        return False

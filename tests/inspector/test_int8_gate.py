@@ -14,10 +14,11 @@ from typer.testing import CliRunner
 from inspector.cli import app
 from inspector.line.backends import int8_path
 from inspector.line.inference import InferenceEngine
-from inspector.line.int8 import MAX_F1_DROP, build_and_gate, judge, open_station_for, read_gate, stamped
+from inspector.line.int8 import MAX_F1_DROP, build_and_gate, judge, open_station_for, read_gate
 from inspector.line.verdicts import VerdictRules
 from inspector.store import Ledger
 from models.bundle import Bundle, load_bundle, meta_for, save_bundle
+from models.files import stamp_matches as stamped
 from models.network import InspectionNet
 from models.onnx_export import OnnxPredictor, export_onnx
 
