@@ -22,11 +22,12 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from inspector.errors import InspectorError
+from inspector.stations import StationScore, parse_entries, validated_stations
 from models.bundle import (
     META_FILE,
     STAGING,
@@ -70,6 +71,14 @@ class Version:
     # File name -> SHA-256 of the registered copy; empty for a version registered before the
     # registry kept checksums (it loads unverified and is pinned at its next deploy or rollback).
     checksums: dict[str, str] = field(default_factory=dict)
+    # Every station the version was validated on (inspector.stations.StationScore as JSON), read
+    # from its bundle when it was added; None for a version registered before the registry kept
+    # them (Registry.station_scores then reads its model.json).
+    stations: list[dict[str, Any]] | None = None
+
+    def station_scores(self) -> list[StationScore]:
+        """The recorded stations, validated (the index is a file anyone could edit)."""
+        return parse_entries(self.stations)
 
 
 def _check_checksums(entry: dict[str, Any]) -> None:
@@ -165,6 +174,21 @@ class Registry:
         index = self._read()
         return next((Version(**v) for v in index["versions"] if v["id"] == index["deployed"]), None)
 
+    def station_scores(self, version: Version) -> list[StationScore]:
+        """The stations ``version`` was validated on: as recorded in the index, or, for a version
+        added before the index kept them, as its registered ``model.json`` says (unreadable: none)."""
+        if version.stations is not None:
+            return version.station_scores()
+        try:
+            meta = read_json(self.root / version.id / META_FILE)  # ids are checked by _read
+        except (OSError, ValueError):
+            return []
+        return validated_stations(meta.get("provenance") if isinstance(meta, dict) else None)
+
+    def with_stations(self, versions: list[Version]) -> list[Version]:
+        """``versions`` with every one's stations filled in (what the listings show)."""
+        return [replace(v, stations=[s.to_json() for s in self.station_scores(v)]) for v in versions]
+
     def path_of(self, version_id: str) -> Path:
         """Where a version's files are; not verified (see :meth:`checked_path` before loading it)."""
         if not is_version_id(version_id) or version_id not in {v.id for v in self.versions()}:
@@ -250,6 +274,7 @@ class Registry:
             },
             note=note,
             checksums=checksums,
+            stations=[score.to_json() for score in validated_stations(provenance)],
         )
         index["versions"].append(asdict(version))
         self._write(index)

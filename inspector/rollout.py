@@ -12,9 +12,9 @@ exist: who may deploy, roll back or override is decided by :mod:`inspector.acces
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -23,11 +23,18 @@ from inspector.class_sets import ClassSetCheck, class_set_check
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
 from inspector.settings import Settings
+from inspector.stations import NAMED_DATASETS, StationScore, station_name, validated_stations
 from inspector.store import Ledger
+
+if TYPE_CHECKING:
+    from data.station import Station
 
 Log = Callable[[str], None]
 LATENCY_ROUNDS = 3
 AUDIT_KINDS = ("deploy", "rollback", "shadow")  # shadow: a candidate promoted or discarded
+# Other stations the deployed model serves that the gate scores as well (each costs a load, a
+# fingerprint and two models' predictions on its held-out split); the rest are named, unchecked.
+MAX_OTHER_STATIONS = 3
 
 
 class GateBlocked(InspectorError):
@@ -88,12 +95,28 @@ class GateCheck:
 
 
 @dataclass
+class OtherStation:
+    """A station the deployed model also serves, as the gate saw it: scored on ``n`` held-out
+    images (its checks are in the result, named after it), or not checked and why."""
+
+    name: str
+    n: int = 0
+    why_not: str = ""
+
+    def text(self) -> str:
+        return (
+            f"{self.n} of {self.name}" if not self.why_not else f"not checked on {self.name}: {self.why_not}"
+        )
+
+
+@dataclass
 class GateResult:
     candidate: ModelScore
     deployed: ModelScore | None
     data: str
     checks: list[GateCheck | ClassSetCheck] = field(default_factory=list)
     note: str = ""
+    others: list[OtherStation] = field(default_factory=list)
 
     @property
     def passed(self) -> bool:
@@ -103,22 +126,27 @@ class GateResult:
         if self.deployed is None:
             return f"gate: nothing to compare with ({self.note})"
         verdict = "passed" if self.passed else "FAILED"
-        note = f" ({self.note})" if self.note else ""
-        return f"gate {verdict} on {self.candidate.n} held-out images of {self.data}{note}"
+        also = "".join(f", {o.text()}" for o in self.others if not o.why_not)
+        notes = [o.text() for o in self.others if o.why_not] + ([self.note] if self.note else [])
+        note = f" ({'; '.join(notes)})" if notes else ""
+        return f"gate {verdict} on {self.candidate.n} held-out images of {self.data}{also}{note}"
 
 
 def score_models(
     paths: dict[str, Path],
-    data: str,
+    data: str | Station,
     seed_from: Path,
     log: Log = print,
     classes: Sequence[str] | None = None,
+    latency: bool = True,
 ) -> tuple[dict[str, ModelScore], dict[str, str]]:
     """Score each bundle on the same held-out split (the one ``seed_from`` did not train on).
 
+    ``data``: a station to open (split as ``seed_from`` was), or one already opened and split.
     ``classes``: only the images of these classes (two models with different class sets are
-    compared on the classes they share). Returns the scores and, for bundles that cannot be scored
-    on this station (other classes), why.
+    compared on the classes they share). ``latency``: time each model (False for a second station
+    of the same gate: speed does not depend on the station; ``latency_ms`` is then 0). Returns the
+    scores and, for bundles that cannot be scored on this station (other classes), why.
     """
     from inspector.line.line_timing import backend_name, line_engines, time_per_part
     from inspector.line.verdicts import Verdict, VerdictRules
@@ -129,11 +157,12 @@ def score_models(
 
     bundles = {name: load_bundle(path) for name, path in paths.items()}
     station = open_station(data, split_seed(bundles[_name_of(paths, seed_from)]))
+    where = data if isinstance(data, str) else station_name(str(station.root))
     if classes is not None:
         station = station.where(label=classes)
         if not station.split("test"):
             raise InspectorError(
-                f"{data} has no held-out images of the classes both models know ({', '.join(classes)})"
+                f"{where} has no held-out images of the classes both models know ({', '.join(classes)})"
             )
     scores: dict[str, ModelScore] = {}
     skipped: dict[str, str] = {}
@@ -147,12 +176,15 @@ def score_models(
         usable[name] = bundle
     # Timed on the backend the line would run each on (ONNX Runtime where it exports), not PyTorch
     # eager: the margin is about the line's speed. Interleaved: both see the same machine load.
-    with line_engines(usable) as engines:
-        latencies = time_per_part(engines, rounds=LATENCY_ROUNDS, runs=10, warmup=3)
-        log(
-            "latency timed on the line's backend: "
-            + ", ".join(f"{n} {backend_name(e)}" for n, e in engines.items())
-        )
+    latencies: dict[str, float] = dict.fromkeys(usable, 0.0)
+    if latency:
+        with line_engines(usable) as engines:
+            timed = time_per_part(engines, rounds=LATENCY_ROUNDS, runs=10, warmup=3)
+            log(
+                "latency timed on the line's backend: "
+                + ", ".join(f"{n} {backend_name(e)}" for n, e in engines.items())
+            )
+        latencies = {name: timed[name].p50_ms for name in usable}
     for name, bundle in usable.items():
         meta = bundle.meta
         images = load_split(station, "test", meta.preprocessing.channels, None, False, log, False)
@@ -170,7 +202,7 @@ def score_models(
             name=name,
             recall={c: float(v["recall"]) for c, v in report["per_class"].items() if c in present},
             unsure_rate=unsure / len(images.images),
-            latency_ms=latencies[name].p50_ms,
+            latency_ms=latencies[name],
             macro_f1=float(report["macro_f1"]),
             n=len(images.images),
         )
@@ -181,8 +213,11 @@ def _name_of(paths: dict[str, Path], path: Path) -> str:
     return next(name for name, p in paths.items() if p == path)
 
 
-def compare(candidate: ModelScore, deployed: ModelScore, margins: GateMargins) -> list[GateCheck]:
-    """The gate's checks: recall of every class both models know, UNSURE rate, latency."""
+def compare(
+    candidate: ModelScore, deployed: ModelScore, margins: GateMargins, latency: bool = True
+) -> list[GateCheck]:
+    """The gate's checks: recall of every class both models know, UNSURE rate, latency (not on a
+    second station: speed is the model's, checked once)."""
     checks = [
         GateCheck(
             f"recall {name}", deployed.recall[name], recall, deployed.recall[name] - margins.recall_drop, True
@@ -199,6 +234,8 @@ def compare(candidate: ModelScore, deployed: ModelScore, margins: GateMargins) -
             False,
         )
     )
+    if not latency:
+        return checks
     checks.append(
         GateCheck(
             "latency p50",
@@ -240,10 +277,109 @@ def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = p
         result.note = f"{live_name} cannot be scored on this station: {skipped.get(live_name, '')}"
     else:
         result.checks = compare(result.candidate, result.deployed, margins)
+        live_meta, candidate_meta = read_meta(live_path)[0], read_meta(candidate_path)[0]
+        seeds = _split_seeds(live_meta.provenance, candidate_meta.provenance)
+        for station in other_stations(live_meta.provenance, data):
+            result.others.append(
+                _gate_other(result, station, paths, ref, live_name, seeds, shared, margins, log)
+            )
     if not classes.passed:
         result.checks.insert(0, classes)
         result.note = f"class set changed: {classes.change()}"
     return result
+
+
+def other_stations(provenance: Any, data: str) -> list[StationScore]:
+    """The stations a bundle was validated on other than ``data``, each once (by data and
+    fingerprint): the ones a candidate replacing it must not regress on either."""
+    main, seen, found = _data_key(data), set(), []
+    for station in validated_stations(provenance):
+        key = (_data_key(station.data), station.fingerprint)
+        if key[0] != main and key not in seen:
+            seen.add(key)
+            found.append(station)
+    return found
+
+
+def _data_key(data: str) -> str:
+    """What a station was opened from, spelled one way (a folder holding manifest.csv is that
+    manifest; a relative path is resolved): the same station typed two ways is one station."""
+    if data in NAMED_DATASETS:
+        return data
+    try:
+        path = Path(data).expanduser().resolve()
+        if path.is_dir() and (path / "manifest.csv").is_file():
+            path = path / "manifest.csv"
+    except (OSError, RuntimeError, ValueError):
+        return data
+    return str(path)
+
+
+def _split_seeds(*provenances: dict[str, Any]) -> list[int]:
+    """The seeds a recorded station may have been split (and so fingerprinted) with: the deployed
+    bundle's training and split seeds, then the candidate's split seed."""
+    seeds = [p.get(key) for p in provenances for key in ("split_seed", "seed")]
+    return list(dict.fromkeys(s for s in seeds if isinstance(s, int) and not isinstance(s, bool))) or [0]
+
+
+def open_recorded(station: StationScore, seeds: Sequence[int]) -> tuple[Station | None, str]:
+    """The station as it was when the model was scored on it, or why not: the gate must never
+    judge on different images under the same name (a folder since re-filled reads "fingerprint
+    changed")."""
+    from data.errors import DataError
+    from data.station import load_station
+
+    if station.data not in NAMED_DATASETS:
+        try:
+            found = Path(station.data).expanduser().exists()
+        except (OSError, ValueError):
+            found = False
+        if not found:
+            return None, "manifest not found" if station.data.lower().endswith(".csv") else "folder not found"
+    if not station.fingerprint:
+        return None, "no fingerprint recorded"
+    for seed in seeds:
+        try:
+            opened = load_station(station.data, seed)
+            if opened.fingerprint() == station.fingerprint:
+                return opened, ""
+        except (DataError, InspectorError, OSError, ValueError) as exc:
+            return None, f"cannot be opened ({exc})"
+    return None, "fingerprint changed"
+
+
+def _gate_other(
+    result: GateResult,
+    station: StationScore,
+    paths: dict[str, Path],
+    ref: str,
+    live_name: str,
+    seeds: Sequence[int],
+    shared: Sequence[str] | None,
+    margins: GateMargins,
+    log: Log,
+) -> OtherStation:
+    """Score both models on one more station the deployed model serves and add its checks to
+    ``result``, each named after the station (the operator must see which station regressed).
+    A station that cannot be checked is a note, not a block: the main station was checked."""
+    if len(result.others) >= MAX_OTHER_STATIONS:
+        return OtherStation(
+            station.name, why_not=f"the gate checks at most {MAX_OTHER_STATIONS} other stations"
+        )
+    opened, why_not = open_recorded(station, seeds)
+    if opened is None:
+        log(f"offline gate: not checked on {station.name}: {why_not}")
+        return OtherStation(station.name, why_not=why_not)
+    log(f"offline gate: also scoring on {station.name}, a station {live_name} serves…")
+    try:
+        scores, skipped = score_models(paths, opened, paths[ref], log, shared, latency=False)
+    except InspectorError as exc:
+        return OtherStation(station.name, why_not=str(exc))
+    if ref not in scores or live_name not in scores:
+        return OtherStation(station.name, why_not=skipped.get(ref) or skipped.get(live_name, "not scored"))
+    checks = compare(scores[ref], scores[live_name], margins, latency=False)
+    result.checks += [replace(check, what=f"{station.name}: {check.what}") for check in checks]
+    return OtherStation(station.name, n=scores[ref].n)
 
 
 def who_default() -> str:
@@ -261,11 +397,14 @@ def gate_detail(result: GateResult | None, note: str) -> dict:
     """What the audit trail keeps of a gate: its summary and each check as text."""
     if result is None:
         return {"gate": note}
-    return {
+    detail = {
         "gate": result.summary(),
         "data": result.data,
         "checks": [("ok " if c.passed else "FAIL ") + c.text() for c in result.checks],
     }
+    if result.others:
+        detail["stations"] = [{"name": o.name, "n": o.n, "not_checked": o.why_not} for o in result.others]
+    return detail
 
 
 def _audit_gate(ledger: Ledger, actor: Actor, ref: str, result: GateResult) -> None:

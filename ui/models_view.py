@@ -41,7 +41,16 @@ from inspector.shadow import ShadowSummary, shadow_summaries
 from ui.context import AppContext
 from ui.session import may
 from ui.signature_dialog import SignatureDialog, with_signature
-from ui.version_text import created_text, key_metrics, merge_text, movement_rows, read_registry, source_text
+from ui.version_text import (
+    created_text,
+    key_metrics,
+    merge_text,
+    movement_rows,
+    read_registry,
+    source_text,
+    station_line,
+    stations_cell,
+)
 from ui.workers import run_job, run_task
 
 COLUMNS = [
@@ -54,6 +63,7 @@ COLUMNS = [
     "GMACs",
     "Latency ms",
     "Key metrics",
+    "Stations (macro-F1)",
     "Note",
 ]
 # The Speed table: the rows of ``inspector models bench`` (spelled here: ui imports no torch).
@@ -125,6 +135,10 @@ class ModelsView(QWidget):
         self.table.horizontalHeaderItem(COLUMNS.index("Merge")).setToolTip(
             "How the version merges tokens; “% moved” is the share of token mass its learned merges "
             "send elsewhere than plain local pooling would, on validation images (0%: it is pooling)"
+        )
+        self.table.horizontalHeaderItem(COLUMNS.index("Stations (macro-F1)")).setToolTip(
+            "Every station the version was validated on, with its macro-F1 and the split it was "
+            "scored on; the roll-out gate checks a candidate on each station the deployed one serves"
         )
         header.setHighlightSections(False)
         self.table.itemSelectionChanged.connect(self._selection_changed)
@@ -280,16 +294,19 @@ class ModelsView(QWidget):
                 f"{version.gmacs:.3f}",
                 f"{version.latency_ms:.1f}",
                 key_metrics(version),
+                stations_cell(version),
                 version.note,
             ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, version.id)
-                if column in (6, 7):
+                if column in (COLUMNS.index("GMACs"), COLUMNS.index("Latency ms")):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if column == 3:
+                if column == COLUMNS.index("Source"):
                     item.setToolTip(version.source)
-                if column == 9:
+                if column == COLUMNS.index("Stations (macro-F1)"):
+                    item.setToolTip("\n".join(station_line(s) for s in version.station_scores()))
+                if column == COLUMNS.index("Note"):
                     item.setToolTip(version.note)
                 if deployed:
                     item.setFont(bold)
@@ -302,6 +319,8 @@ class ModelsView(QWidget):
             figures = [merge_text(current), f"{current.gmacs:.3f} GMACs", f"{current.latency_ms:.1f} ms"]
             if key_metrics(current) != "–":
                 figures.append(key_metrics(current))
+            if current.station_scores():
+                figures.append(f"serves {stations_cell(current)}")
             self.deployed_label.setText(f"Deployed: <b>{current.id}</b> — {', '.join(figures)}")
         elif self.versions:
             self.deployed_label.setText("Nothing deployed: lines run the bundled demo model.")
@@ -339,10 +358,12 @@ class ModelsView(QWidget):
             for r in movement_rows(version)
         )
         recalibrated = version.metrics.get("recalibration")
+        stations = "; ".join(station_line(s) for s in version.station_scores())
         self.details.setText(
             f"{version.id}: {len(version.classes)} classes ({', '.join(version.classes)}) · "
             f"{version.params / 1e6:.2f} M parameters · added {created_text(version.created)} from "
             f"{version.source}"
+            + (f" · validated on {stations}" if stations else "")
             + (f" · merges moved from local pooling: {merges}" if merges else "")
             + (
                 f" · re-calibrated (no labels) on {recalibrated.get('images', '?')} images"

@@ -7,6 +7,14 @@ import datetime as dt
 from pathlib import Path
 
 from inspector.registry import Registry, Version
+from inspector.stations import StationScore, stations_text
+
+ROLE_TEXT = {
+    "trained": "trained on it",
+    "adapted": "fine-tuned for it",
+    "kept": "re-scored after a fine-tune",
+    "carried": "from its base, not re-scored",
+}
 
 
 def created_text(stamp: str) -> str:
@@ -52,6 +60,21 @@ def key_metrics(version: Version) -> str:
     return "–"
 
 
+def stations_cell(version: Version) -> str:
+    """``elpv 0.884 (val), lamp2 0.818 (test)``: macro-F1 on every station the version serves."""
+    return stations_text(version.station_scores())
+
+
+def station_line(station: StationScore) -> str:
+    """One station in full, for a tooltip or the details line: what, how, on how many images."""
+    fingerprint = f", fingerprint {station.fingerprint[:8]}" if station.fingerprint else ""
+    return (
+        f"{station.name}: macro-F1 {station.macro_f1:.3f}, accuracy {station.accuracy:.3f} on "
+        f"{station.n} {station.split} images ({ROLE_TEXT.get(station.role, station.role)}; "
+        f"from {station.data}{fingerprint})"
+    )
+
+
 def source_text(version: Version, home: Path) -> str:
     """Where the bundle came from; the wizard's staging folder is gone by now, so name the wizard."""
     source = Path(version.source)
@@ -61,6 +84,8 @@ def source_text(version: Version, home: Path) -> str:
 
 
 def read_registry(home: Path) -> tuple[list[Version], str | None]:
+    """The versions (stations filled in: an old index entry's are read from its bundle, so this
+    runs in a worker) and the deployed one's id."""
     registry = Registry(home)
     deployed = registry.deployed()
-    return registry.versions(), deployed.id if deployed else None
+    return registry.with_stations(registry.versions()), deployed.id if deployed else None

@@ -6,6 +6,7 @@ Headless commands never import Qt.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -445,11 +446,22 @@ def _registry(home: Path | None):  # imported lazily to keep `--help` fast
 
 
 @models_app.command("list")
-def models_list(home: HomeOption = None) -> None:
-    """Registered model versions, with metrics, GMACs and latency; * marks the deployed one."""
+def models_list(
+    home: HomeOption = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the versions as one JSON list (stations included).")
+    ] = False,
+) -> None:
+    """Registered model versions, with metrics, GMACs, latency and the score on every station each
+    was validated on; * marks the deployed one."""
+    from inspector.stations import stations_text
+
     with user_errors():
         registry = _registry(home)
-        versions, deployed = registry.versions(), registry.deployed()
+        versions, deployed = registry.with_stations(registry.versions()), registry.deployed()
+    if as_json:
+        print(json.dumps([_version_json(v, deployed) for v in versions], indent=2))
+        return
     if not versions:
         console.print(f"no models registered in {registry.root}; add one with: inspector models deploy MODEL")
         return
@@ -462,6 +474,7 @@ def models_list(home: HomeOption = None) -> None:
         "GMACs",
         "latency ms",
         "val macro-F1",
+        "stations",
         "classes",
         "source",
     ):
@@ -476,10 +489,22 @@ def models_list(home: HomeOption = None) -> None:
             f"{v.gmacs:.3f}",
             f"{v.latency_ms:.1f}",
             f"{f1:.3f}" if f1 is not None else "–",
+            stations_text(v.station_scores()),
             ", ".join(v.classes),
             v.source,
         )
     console.print(table)
+
+
+def _version_json(version, deployed) -> dict:
+    """One version for ``models list --json``: the index's figures, its stations validated."""
+    from dataclasses import asdict
+
+    return {
+        **asdict(version),
+        "deployed": deployed is not None and version.id == deployed.id,
+        "stations": [s.to_json() for s in version.station_scores()],
+    }
 
 
 @data_app.command("info")

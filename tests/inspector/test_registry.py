@@ -238,3 +238,64 @@ def test_an_add_killed_mid_copy_leaves_a_folder_the_next_add_sweeps(tmp_path, bu
     assert [p.name for p in models.iterdir() if p.name.startswith(".v2.")], "the killed copy's folder"
     assert Registry(home).add(bundle).id == "v2"
     assert sorted(p.name for p in models.iterdir() if p.is_dir()) == ["v1", "v2"]
+
+
+LAMP2 = {
+    "name": "lamp2",
+    "data": "/plant/lamp2",
+    "fingerprint": "2222",
+    "split": "test",
+    "n": 30,
+    "macro_f1": 0.818,
+    "accuracy": 0.83,
+    "role": "adapted",
+}
+ELPV = {**LAMP2, "name": "elpv", "data": "elpv", "split": "val", "macro_f1": 0.884, "role": "trained"}
+
+
+def _provenance(folder, **provenance):
+    """Give a bundle's model.json this provenance (before it is added: the registry checksums it)."""
+    meta = json.loads((folder / "model.json").read_text())
+    meta["provenance"] = provenance
+    (folder / "model.json").write_text(json.dumps(meta))
+    return folder
+
+
+def test_a_version_records_the_stations_it_was_validated_on_and_models_list_shows_them(tmp_path, bundle):
+    """Issue 26: a fine-tuned version serves two stations; the registry and the listing named none."""
+    registry = Registry(tmp_path / "home")
+    registry.deploy(str(_provenance(bundle, stations=[ELPV, LAMP2, {"name": 5}])))
+    (version,) = registry.versions()
+    assert [s.name for s in version.station_scores()] == ["elpv", "lamp2"], "the malformed one is skipped"
+    assert version.stations[1] == LAMP2
+
+    home = ["--home", str(tmp_path / "home")]
+    listing = CliRunner().invoke(app, ["models", "list", *home], env={"COLUMNS": "400"})
+    assert listing.exit_code == 0, listing.output
+    assert "elpv 0.884 (val), lamp2 0.818 (test)" in listing.output
+    as_json = CliRunner().invoke(app, ["models", "list", "--json", *home])
+    assert as_json.exit_code == 0, as_json.output
+    (row,) = json.loads(as_json.output)
+    assert row["id"] == "v1" and row["deployed"] is True
+    assert [s["name"] for s in row["stations"]] == ["elpv", "lamp2"] and row["stations"][1] == LAMP2
+
+
+def test_an_index_from_before_stations_reads_them_from_the_registered_bundle(tmp_path, bundle):
+    """Versions added before the index kept stations still load, and show what their model.json
+    says (a legacy bundle: derived from data/data_fingerprint/val)."""
+    legacy = dict(data="/plant/lamp1", data_fingerprint="1111", val={"macro_f1": 0.9, "accuracy": 0.9})
+    registry = Registry(tmp_path / "home")
+    registry.deploy(str(_provenance(bundle, **legacy)))
+    path = registry.root / INDEX
+    index = json.loads(path.read_text())
+    assert index["versions"][0]["stations"][0]["name"] == "lamp1", "recorded at add"
+    del index["versions"][0]["stations"]
+    path.write_text(json.dumps(index))
+    (version,) = registry.versions()
+    assert version.stations is None and version.station_scores() == []
+    (filled,) = registry.with_stations([version])
+    assert [(s.name, s.role, s.macro_f1) for s in filled.station_scores()] == [("lamp1", "trained", 0.9)]
+    index["versions"][0]["stations"] = "garbage"
+    path.write_text(json.dumps(index))
+    assert registry.versions()[0].station_scores() == [], "a hand-edited index never crashes a listing"
+    assert registry.deployed().id == "v1"

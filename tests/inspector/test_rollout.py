@@ -165,3 +165,100 @@ def test_audit_shows_control_characters_and_keeps_one_event_per_line(home):
     assert len(lines) == 2, lines
     assert "\x1b" not in lines[0] and "\u202e" not in lines[0]
     assert "\\x1b[2Jmallory\\u202e" in lines[0] and "undo\\n2026-01-01" in lines[0]
+
+
+# ---------------------------------------------------------------- a model serving several stations
+def with_stations(bundle, stations: dict[str, tuple[str, str]]):
+    """``bundle`` with a ``stations`` provenance: name -> (data, role), fingerprinted as the gate
+    will open each (seed 0: these bundles record no seed). Edited before the registry adds it."""
+    import json
+
+    from data.station import load_station
+
+    def entry(name: str, data: str, role: str) -> dict:
+        fingerprint = load_station(data, 0).fingerprint()
+        split = "val" if role == "trained" else "test"
+        return dict(name=name, data=data, fingerprint=fingerprint, split=split, n=36, macro_f1=0.9,
+                    accuracy=0.9, role=role)  # fmt: skip
+
+    meta_path = bundle / "model.json"
+    meta = json.loads(meta_path.read_text())
+    meta["provenance"]["stations"] = [entry(name, *spec) for name, spec in stations.items()]
+    meta_path.write_text(json.dumps(meta))
+    return bundle
+
+
+@pytest.fixture
+def two_stations(tmp_path, tiny_vit_spec):
+    """v1 (always ok, deployed) serves lamp1 (scratch and spot only) and lamp2 (all three classes);
+    v2 (always spot) is no worse on lamp1, where nothing is ok, but loses lamp2's ok parts."""
+    from conftest import make_station
+
+    lamp1 = make_station(tmp_path / "lamp1", classes=("scratch", "spot"), per_class=12, size=32)
+    lamp2 = make_station(tmp_path / "lamp2", per_class=12, size=32, seed=1)
+    root = tmp_path / "home"
+    registry = Registry(root)
+    served = {"lamp1": (str(lamp1), "trained"), "lamp2": (str(lamp2), "adapted")}
+    registry.add(with_stations(always_bundle(tmp_path / "a", tiny_vit_spec, CLASSES, "ok"), served))
+    registry.add(always_bundle(tmp_path / "b", tiny_vit_spec, CLASSES, "spot"))
+    registry.deploy("v1")
+    return root, lamp1, lamp2
+
+
+def test_the_gate_checks_every_station_the_deployed_model_serves(two_stations):
+    """Issue 26: the gate scored only the new station; a candidate that forgot the old one passed."""
+    from inspector.rollout import gate_detail
+
+    home, lamp1, _ = two_stations
+    with pytest.raises(GateBlocked, match=r"lamp2: recall ok 0 \(deployed 1") as blocked:
+        deploy(home, _url(home), "v2", who="ann", reason="", data=str(lamp1), margins=LOOSE_LATENCY)
+    result = blocked.value.result
+    failed = [check.what for check in result.checks if not check.passed]
+    assert failed == ["lamp2: recall ok"], "lamp1 itself is no worse"
+    assert not any(check.what.startswith("lamp1:") for check in result.checks), "the main station once"
+    assert [check.what for check in result.checks if check.what.startswith("lamp2")] == [
+        "lamp2: recall ok", "lamp2: recall scratch", "lamp2: recall spot", "lamp2: UNSURE rate",
+    ]  # fmt: skip
+    (lamp2,) = result.others
+    assert lamp2.name == "lamp2" and lamp2.n > 0 and not lamp2.why_not
+    assert result.summary().endswith(f"/lamp1, {lamp2.n} of lamp2")
+    detail = gate_detail(result, "")
+    assert detail["stations"] == [{"name": "lamp2", "n": lamp2.n, "not_checked": ""}]
+    assert any(line.startswith("FAIL lamp2: recall ok") for line in detail["checks"])
+    assert Registry(home).deployed().id == "v1"
+
+
+def test_a_station_gone_or_changed_is_a_note_not_a_block(two_stations):
+    import shutil
+
+    home, lamp1, lamp2 = two_stations
+    arguments = dict(who="ann", reason="", data=str(lamp1), margins=LOOSE_LATENCY)
+    extra = next((lamp2 / "ok").iterdir())
+    shutil.copy(extra, lamp2 / "ok" / f"copy-{extra.name}")
+    version, result = deploy(home, _url(home), "v2", **arguments)
+    assert version.id == "v2" and result.passed
+    assert "not checked on lamp2: fingerprint changed" in result.summary()
+    assert "not checked on lamp2: fingerprint changed" in audit_trail(_url(home))[0]["message"]
+    rollback(home, _url(home), who="ann", reason="again")
+    shutil.rmtree(lamp2)
+    _, result = deploy(home, _url(home), "v2", **arguments)
+    assert result.passed and "not checked on lamp2: folder not found" in result.summary()
+
+
+def test_other_stations_are_deduplicated_and_skip_the_gated_one(tmp_path):
+    from inspector.rollout import other_stations
+
+    def entry(name, data, fingerprint="f"):
+        return dict(name=name, data=data, fingerprint=fingerprint, split="val", n=1, macro_f1=1.0,
+                    accuracy=1.0, role="carried")  # fmt: skip
+
+    (tmp_path / "lamp1").mkdir()
+    (tmp_path / "lamp1" / "manifest.csv").write_text("path,label\n")
+    stations = [
+        entry("lamp1", str(tmp_path / "lamp1" / "manifest.csv")),  # the one being gated, spelled otherwise
+        entry("elpv", "elpv"),
+        entry("elpv again", "elpv"),
+        entry("elpv refilled", "elpv", "g"),
+    ]
+    found = other_stations({"stations": stations}, str(tmp_path / "lamp1"))
+    assert [s.name for s in found] == ["elpv", "elpv refilled"]

@@ -238,3 +238,26 @@ def test_speed_on_this_pc_shows_each_runtime_of_the_selected_version(qtbot, home
     assert view.speed_table.item(1, 3).text() == "1.00×"
     note = view.speed_note.text()
     assert "ONNX Runtime int8 not timed: int8 not used: int8 needs the station's images" in note
+
+
+def test_models_view_shows_the_score_on_every_station_a_version_serves(qtbot, tmp_path, tiny_vit_spec):
+    """Issue 26: a version fine-tuned for lamp2 still serves elpv; the screen showed one number."""
+    from ui.models_view import COLUMNS
+
+    entry = dict(name="elpv", data="elpv", fingerprint="1557858fcc3020af", split="val", n=466,
+                 macro_f1=0.884, accuracy=0.9, role="trained")  # fmt: skip
+    lamp2 = {**entry, "name": "lamp2", "data": "/plant/lamp2", "split": "test", "n": 40, "macro_f1": 0.818,
+             "role": "adapted"}  # fmt: skip
+    net = InspectionNet(tiny_vit_spec, 2, "none")
+    meta = meta_for(net, ["ok", "ng"], provenance={"stations": [entry, lamp2]})
+    home = tmp_path / "home"
+    Registry(home).deploy(str(save_bundle(net, meta, tmp_path / "a")))
+    view = ModelsView(AppContext(home))
+    qtbot.addWidget(view)
+    _loaded(qtbot, view, 0)
+    cell = view.table.item(0, COLUMNS.index("Stations (macro-F1)"))
+    assert cell.text() == "elpv 0.884 (val), lamp2 0.818 (test)"
+    assert "lamp2: macro-F1 0.818, accuracy 0.900 on 40 test images (fine-tuned for" in cell.toolTip()
+    assert "serves elpv 0.884 (val), lamp2 0.818 (test)" in view.deployed_label.text()
+    view.table.selectRow(0)
+    assert "validated on elpv: macro-F1 0.884" in view.details.text()
