@@ -28,8 +28,9 @@ from data.augment import apply, build_augmentation
 from data.elpv import load_elpv
 from data.images import read_image
 from inspector.line.demo import demo_model_path
+from inspector.training.finetune import FINETUNE_RECIPE, finetune_model
 from inspector.training.loop import trainable_parameters
-from inspector.training.workflows import FINETUNE_RECIPE, evaluate_model, finetune_model
+from inspector.training.workflows import evaluate_model
 from models.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parent

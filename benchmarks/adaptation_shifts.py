@@ -46,22 +46,25 @@ import cv2
 from data.augment import apply, build_augmentation
 from data.images import read_image
 from data.station import load_station
+from inspector.training.finetune import FINETUNE_RECIPE, finetune_model, recalibrate_model
 from inspector.training.loop import trainable_parameters
-from inspector.training.workflows import (
-    FINETUNE_RECIPE,
-    evaluate_loaded,
-    finetune_model,
-    load_split,
-    recalibrate_model,
-    split_seed,
-)
+from inspector.training.workflows import evaluate_loaded, load_split, split_seed
 from models.bundle import load_bundle
 
 ROOT = Path(__file__).resolve().parent
 RESULTS = ROOT / "results" / "adaptation_shifts.json"
 RUNS = ROOT / "runs" / "adaptation_shifts"
-TRAINABLE = ("merge", "merge+norm", "merge+head", "all")
-VARIANTS = ("recalibrate", *TRAINABLE)
+TRAINABLE = ("merge", "merge+norm", "merge+head", "merge+norm+head", "all")
+# Ways to keep the old station (issue 26), each on top of training the whole network: replay of the
+# base's reference sample, the WiSE-FT blend picked on both stations, the L2-SP pull to the base.
+KEEPING = {
+    "all+replay": {"replay": True},
+    "all+wise": {"wise": True},
+    "all+l2sp": {"l2sp": 0.1},
+    "all+replay+wise": {"replay": True, "wise": True},
+    "all+replay+l2sp": {"replay": True, "l2sp": 0.1},
+}
+VARIANTS = ("recalibrate", *TRAINABLE, *KEEPING)
 SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 
 
@@ -191,21 +194,35 @@ def _score(bundle_path: Path, shifted, unshifted) -> tuple[float, float]:
     return evaluate_loaded(bundle, shifted)["macro_f1"], evaluate_loaded(bundle, unshifted)["macro_f1"]
 
 
-def variant_key(which: str, epochs: int, recalibrate_first: bool) -> str:
+def variant_key(which: str, epochs: int, recalibrate_first: bool, seed: int = 0) -> str:
     if which == "recalibrate":
         return which
-    return f"{'recalibrate+' if recalibrate_first else ''}{which}@{epochs}"
+    return f"{'recalibrate+' if recalibrate_first else ''}{which}@{epochs}{f'/s{seed}' if seed else ''}"
 
 
 def run_variant(
-    which: str, base: Path, stations: Path, out: Path, epochs: int, recalibrate_first: bool = True
+    which: str,
+    base: Path,
+    stations: Path,
+    out: Path,
+    epochs: int,
+    recalibrate_first: bool = True,
+    seed: int = 0,
 ) -> tuple[Path, float]:
     """Adapt ``base`` to the shifted station one way; the adapted bundle and the seconds it took."""
     tic = time.perf_counter()
     if which == "recalibrate":
         recalibrate_model(base, stations / "shifted" / "train", out, force=True, progress=False)
     else:
-        recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=which, recalibrate_norms=recalibrate_first)
+        trainable, options = ("all", KEEPING[which]) if which in KEEPING else (which, {})
+        recipe = replace(
+            FINETUNE_RECIPE,
+            epochs=epochs,
+            trainable=trainable,
+            recalibrate_norms=recalibrate_first,
+            seed=seed,
+            **options,
+        )
         finetune_model(
             base,
             str(stations / "shifted"),
@@ -216,6 +233,20 @@ def run_variant(
             log=lambda _m: None,
         )
     return out, time.perf_counter() - tic
+
+
+def _fine_tune_notes(bundle: Path) -> dict:
+    """What the fine-tune itself saw: its old-station check on the reference sample, its blend."""
+    provenance = load_bundle(bundle).meta.provenance
+    old = provenance.get("old_station") or {}
+    blend = provenance.get("finetune_blend") or {}
+    norms = provenance.get("finetune_norm_statistics") or {}
+    return {
+        "reference_before": (old.get("before") or {}).get("macro_f1"),
+        "reference_after": (old.get("after") or {}).get("macro_f1"),
+        "blend_alpha": blend.get("alpha"),
+        "statistics_kept": norms.get("kept"),
+    }
 
 
 def main() -> None:
@@ -229,13 +260,17 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=300, help="Shifted station size (60/20/20 split).")
     parser.add_argument("--epochs", type=int, default=FINETUNE_RECIPE.epochs)
     parser.add_argument("--only", nargs="*", choices=VARIANTS)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="The JSON file results go to.")
+    parser.add_argument(
+        "--seeds", nargs="+", type=int, default=[0], help="Fine-tune seeds (the station stays)."
+    )
     parser.add_argument(
         "--without-recalibration",
         action="store_true",
         help="Fine-tune from the base's own BatchNorm statistics (how the fine-tune worked before).",
     )
     args = parser.parse_args()
-    results = json.loads(RESULTS.read_text()) if RESULTS.is_file() else {}
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     case = f"{args.base.name}/{args.shift}/{args.images}"
     if args.shift == "lamp":
         if not args.base.exists():
@@ -259,27 +294,29 @@ def main() -> None:
         flush=True,
     )
     net = load_bundle(args.base).net
-    for which in args.only or VARIANTS:
+    runs = [(which, seed) for seed in args.seeds for which in args.only or VARIANTS]
+    for which, seed in runs:
         first = not args.without_recalibration
-        key = variant_key(which, args.epochs, first)
-        if key in entry["variants"]:
+        key = variant_key(which, args.epochs, first, seed)
+        if key in entry["variants"] or (which == "recalibrate" and seed):
             print(f"  {key}: cached")
             continue
-        out, seconds = run_variant(
-            which, args.base, stations, RUNS / case.replace("/", "-") / key, args.epochs, first
-        )
+        folder = RUNS / case.replace("/", "-") / key.replace("/", "-")
+        out, seconds = run_variant(which, args.base, stations, folder, args.epochs, first, seed)
         after, kept = _score(out, shifted, unshifted)
+        trainable = "all" if which in KEEPING else which
         entry["variants"][key] = {
             "trainable_params": 0
             if which == "recalibrate"
-            else sum(p.numel() for p in trainable_parameters(net, which)),
+            else sum(p.numel() for p in trainable_parameters(net, trainable)),
             "after": after,
             "kept_on_unshifted": kept,
             "recovered": None if cost <= 0 else (after - base["shifted"]) / cost,
             "seconds": round(seconds, 1),
+            **_fine_tune_notes(out),
         }
-        RESULTS.parent.mkdir(parents=True, exist_ok=True)
-        RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        args.results.write_text(json.dumps(results, indent=2) + "\n")
         row = entry["variants"][key]
         recovered = "–" if row["recovered"] is None else f"{100 * row['recovered']:.0f} %"
         print(

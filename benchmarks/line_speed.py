@@ -262,7 +262,7 @@ def line_beside(
 
 def finetune_main(args: argparse.Namespace) -> None:
     from inspector.training.background import BackgroundJob
-    from inspector.training.workflows import FINETUNE_RECIPE
+    from inspector.training.finetune import FINETUNE_RECIPE
 
     station = load_elpv(0)
     small = finetune_station(station, {"train": args.train_per_class, "val": 24, "test": 24})

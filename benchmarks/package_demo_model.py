@@ -2,6 +2,7 @@
 """Copy a trained ELPV bundle into ``inspector/demo_model`` with its model card and eval report.
 
 python -m benchmarks.package_demo_model benchmarks/runs/pretrained/elpv-hybrid-ltm-0.8-s0 elpv-hybrid.eval.json
+python -m benchmarks.package_demo_model inspector/demo_model --add-reference
 """
 
 from __future__ import annotations
@@ -104,11 +105,38 @@ no labels) or adapted with `inspector finetune` before it is trusted.
 """
 
 
+def add_reference(folder: Path) -> None:
+    """Give a bundle trained before reference samples were kept (issue 26) the one ``inspector
+    train`` would have drawn: paths and hashes into the ``elpv`` package, never its pixels (the
+    dataset's licence forbids shipping them), on the same seeded split the model was trained on."""
+    from data.station import load_station
+    from inspector.training import reference_sample
+
+    path = folder / "model.json"
+    meta = json.loads(path.read_text())
+    prov = meta["provenance"]
+    station = load_station(prov["data"], prov["split_seed"])
+    if station.fingerprint() != prov["data_fingerprint"]:
+        raise SystemExit(f"{prov['data']} is not the station {folder} was trained on (fingerprint differs)")
+    prov["reference_sample"] = reference_sample.draw(station, prov["data"], prov["seed"])
+    prov["reference_sample"]["root"] = ""  # a named dataset is found where it is installed
+    path.write_text(json.dumps(meta, indent=2) + "\n")
+    print(f"{folder}: reference sample of {len(prov['reference_sample']['images'])} images added")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("bundle", type=Path)
-    parser.add_argument("eval_json", type=Path)
+    parser.add_argument("eval_json", type=Path, nargs="?")
+    parser.add_argument(
+        "--add-reference", action="store_true", help="Only add a reference sample to BUNDLE's model.json."
+    )
     args = parser.parse_args()
+    if args.add_reference:
+        add_reference(args.bundle)
+        return
+    if args.eval_json is None:
+        parser.error("eval_json is required to package a bundle")
     load_bundle(args.bundle)
     weights = (args.bundle / "model.safetensors").stat().st_size
     if weights > MAX_WEIGHTS:
@@ -119,6 +147,8 @@ def main() -> None:
     TARGET.mkdir(parents=True)
     for name in ("model.json", "model.safetensors"):
         shutil.copyfile(args.bundle / name, TARGET / name)
+    if "reference_sample" not in meta["provenance"]:
+        add_reference(TARGET)
     (TARGET / "eval.json").write_text(json.dumps(report, indent=2) + "\n")
     (TARGET / "MODEL_CARD.md").write_text(card(meta, report, weights))
     print(f"packaged {args.bundle} into {TARGET}")

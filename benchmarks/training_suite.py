@@ -147,7 +147,7 @@ def run_lighting_shift(job: dict, epochs: int, img_size: int) -> dict:
     from dataclasses import replace as dc_replace
 
     from data.station import Station, load_station
-    from inspector.training.workflows import FINETUNE_RECIPE, finetune_model
+    from inspector.training.finetune import FINETUNE_RECIPE, finetune_model
 
     station = load_station(SHARED / "magnetic_tile")
     base_station = station.where(lighting=FIRST_LIGHTS)

@@ -38,7 +38,10 @@ from models.preprocess import Preprocessing
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.safetensors"
 META_FILE = "model.json"
-BUNDLE_FILES = (WEIGHTS_FILE, META_FILE)
+# Optional: thumbnails of the training station's reference sample, for fine-tuning once the station's
+# folder is gone (inspector.training.reference_sample). model.json records its size and SHA-256.
+REFERENCE_FILE = "reference.safetensors"
+BUNDLE_FILES = (WEIGHTS_FILE, META_FILE, REFERENCE_FILE)
 # The hidden folders save_bundle works in, beside the target: the new bundle, and the one it replaces.
 STAGING, RETIRED = "staging", "old"
 _LEFTOVER = re.compile(
@@ -157,10 +160,17 @@ def bundle_target(path: str | Path, overwrite: bool = False) -> Path:
     return target
 
 
-def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrite: bool = False) -> Path:
-    """Write ``net`` and ``meta`` as a bundle at ``path`` atomically; refuse to replace unless asked.
+def save_bundle(
+    net: InspectionNet,
+    meta: BundleMeta,
+    path: str | Path,
+    overwrite: bool = False,
+    reference: bytes | None = None,
+) -> Path:
+    """Write ``net`` and ``meta`` (and the ``reference`` file's bytes, when given) as a bundle at
+    ``path`` atomically; refuse to replace unless asked.
 
-    Only a bundle is ever replaced (see :func:`bundle_target`). Both files get the permissions a
+    Only a bundle is ever replaced (see :func:`bundle_target`). The files get the permissions a
     plain ``open()`` would give, so a bundle copied to another account is readable as a whole.
     """
     target = bundle_target(path, overwrite)
@@ -175,7 +185,11 @@ def save_bundle(net: InspectionNet, meta: BundleMeta, path: str | Path, overwrit
         save_file(weights, str(staging / WEIGHTS_FILE), metadata={"format": "pt"})
         text = json.dumps(meta.to_json(_sha256(staging / WEIGHTS_FILE)), indent=2) + "\n"
         (staging / META_FILE).write_text(text, encoding="utf-8")
-        for name in (WEIGHTS_FILE, META_FILE):
+        names = [WEIGHTS_FILE, META_FILE]
+        if reference is not None:
+            (staging / REFERENCE_FILE).write_bytes(reference)
+            names.append(REFERENCE_FILE)
+        for name in names:
             fsync_file(staging / name)
             os.chmod(staging / name, default_mode())
         os.chmod(staging, default_mode() | ((default_mode() & 0o444) >> 2))  # r -> x: a listable folder

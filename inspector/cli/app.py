@@ -384,6 +384,26 @@ def finetune(
     ] = "auto",
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up, cosine decay).")] = 5e-4,
     seed: Annotated[int, typer.Option(help="Seed of the split, sampling and augmentation.")] = 0,
+    replay: Annotated[
+        bool | None,
+        typer.Option(
+            "--replay/--no-replay",
+            help="Train on the base's reference sample of its own station too, so it is not forgotten "
+            "(default: the measured default, BENCHMARKS.md).",
+        ),
+    ] = None,
+    blend: Annotated[
+        bool | None,
+        typer.Option(
+            "--blend/--no-blend",
+            help="Blend the fine-tuned weights back toward the base's, picked on both stations' "
+            "validation images (WiSE-FT).",
+        ),
+    ] = None,
+    l2sp: Annotated[
+        float | None,
+        typer.Option(min=0.0, help="Weight of the pull toward the base's weights (L2-SP); 0: off."),
+    ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,
     unlabelled: Annotated[
@@ -399,7 +419,7 @@ def finetune(
     from dataclasses import replace
 
     from inspector.registry import refuse_registry_output
-    from inspector.training.workflows import FINETUNE_RECIPE, finetune_model, recalibrate_model
+    from inspector.training.finetune import FINETUNE_RECIPE, finetune_model, recalibrate_model
 
     with user_errors():
         from inspector.cli.login import actor_at
@@ -414,6 +434,8 @@ def finetune(
     presets = _presets(augment) or ["lighting", "angle"]
     with user_errors(interrupted="interrupted; nothing was written and the source model is untouched"):
         recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=trainable, lr=lr, seed=seed)
+        keeping = {"replay": replay, "wise": blend, "l2sp": l2sp}
+        recipe = replace(recipe, **{k: v for k, v in keeping.items() if v is not None})
         summary = finetune_model(
             model,
             data,
@@ -434,6 +456,13 @@ def finetune(
         before, after = summary.before["per_class"][name], summary.after["per_class"][name]
         if after["support"]:
             table.add_row(f"recall {name}", f"{before['recall']:.3f}", f"{after['recall']:.3f}")
+    if summary.old_before is not None and summary.old_after is not None:
+        table.add_section()
+        table.add_row(
+            f"old station {summary.old_name}: macro-F1 (n={summary.old_after['n']})",
+            f"{summary.old_before['macro_f1']:.3f}",
+            f"{summary.old_after['macro_f1']:.3f}",
+        )
     console.print(table)
     console.print(f"wrote {summary.bundle} after {summary.seconds:.0f} s of fine-tuning")
 

@@ -29,8 +29,8 @@ from data.station import SPLITS, Station, load_station
 from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.line.build import resolve_model
 from inspector.registry import Registry, Version
+from inspector.training.finetune import FINETUNE_RECIPE, FinetuneSummary, finetune_model, recalibrate_model
 from inspector.training.loop import Recipe
-from inspector.training.workflows import FINETUNE_RECIPE, FinetuneSummary, finetune_model, recalibrate_model
 from models.bundle import BundleMeta, read_meta
 
 MIN_TRAIN_PER_CLASS = 10  # below this a class's result after fine-tuning is mostly noise

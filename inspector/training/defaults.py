@@ -54,7 +54,7 @@ def starting_weights(backbone: str, pretrained: str | None) -> str | None:
 # the ELPV lamp change and all of magnetic_tile's real one, where merge+head recovered 17 % and 22 %.
 AUTO_TRAINABLE = "auto"
 # inspector.training.loop.TRAINABLE after "auto" (spelled here so --help imports no torch).
-FINETUNE_TRAINABLE = (AUTO_TRAINABLE, "merge", "merge+norm", "merge+head", "all")
+FINETUNE_TRAINABLE = (AUTO_TRAINABLE, "merge", "merge+norm", "merge+head", "merge+norm+head", "all")
 
 
 def pretrained_base(provenance: dict[str, Any]) -> bool:

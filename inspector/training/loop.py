@@ -34,7 +34,7 @@ from models.ltm import LTMMerge
 from models.network import InspectionNet
 from models.preprocess import Preprocessing, preprocess
 
-TRAINABLE = ("all", "merge", "merge+norm", "merge+head")
+TRAINABLE = ("all", "merge", "merge+norm", "merge+head", "merge+norm+head")
 
 
 @dataclass
@@ -62,6 +62,13 @@ class Recipe:
     # Fine-tuning only: re-estimate the frozen stem's BatchNorm statistics on the station's training
     # images (no labels) before training, kept only when validation does not get worse.
     recalibrate_norms: bool = False
+    # Fine-tuning only, so the old station is not forgotten (issue 26): mix the base's reference
+    # sample into the training images (``replay``); pull the trained weights toward the base's with
+    # an L2 term of this weight (``l2sp``, L2-SP); interpolate between the base and the fine-tuned
+    # weights, the blend chosen on both stations' validation images (``wise``, WiSE-FT).
+    replay: bool = False
+    l2sp: float = 0.0
+    wise: bool = False
 
 
 @dataclass
@@ -102,11 +109,11 @@ def trainable_parameters(net: InspectionNet, which: str) -> list[torch.nn.Parame
             f"this model has no merge modules to train (merge mode {net.merge_mode}); "
             "use --trainable merge+head or all"
         )
-    if which == "merge+norm":
+    if which in ("merge+norm", "merge+norm+head"):
         chosen += [
             p for m in net.backbone.modules() if isinstance(m, torch.nn.LayerNorm) for p in m.parameters()
         ]
-    if which == "merge+head":
+    if which in ("merge+head", "merge+norm+head"):
         backbone = net.backbone
         for name in ("head", "fc_norm", "norm"):
             module = getattr(backbone, name, None)
@@ -225,6 +232,7 @@ def train(
             best = {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"], "epoch": -1}
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
     steps_per_epoch = max(1, math.ceil(len(labels) / recipe.batch_size))
+    anchors = l2sp_anchors(net, recipe)
     began = time.perf_counter()
     for epoch in range(start_epoch, recipe.epochs):
         if recipe.convert_at is not None and net.merge_mode == "none" and epoch >= _convert_epoch(recipe):
@@ -232,7 +240,9 @@ def train(
             optimizer = _optimizer(net, recipe, list(ib.parameters()) if ib else [])
             best, best_state = {"macro_f1": -1.0, "epoch": -1}, None  # select among merged epochs only
         tic = time.perf_counter()
-        step_fn = _make_step(net, prep, optimizer, recipe, ib, clusters if ib else None, len(classes))
+        step_fn = _make_step(
+            net, prep, optimizer, recipe, ib, clusters if ib else None, len(classes), anchors
+        )
         losses = _run_epoch(step_fn, train_set, labels, recipe, epoch, steps_per_epoch, progress, should_stop)
         if losses is None:
             break
@@ -273,6 +283,14 @@ def train(
     return TrainOutcome(net, history, int(best["epoch"]), best, time.perf_counter() - began)
 
 
+def l2sp_anchors(net: InspectionNet, recipe: Recipe) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:
+    """L2-SP's anchors: each trained parameter with the value this run started from, which the
+    penalty pulls back to (a resumed run anchors to where it resumed: the base is not kept)."""
+    if recipe.l2sp <= 0:
+        return []
+    return [(p, p.detach().clone()) for p in net.parameters() if p.requires_grad]
+
+
 def _make_step(
     net: InspectionNet,
     prep: Preprocessing,
@@ -281,6 +299,7 @@ def _make_step(
     ib: InformationBottleneck | None,
     clusters: torch.Tensor | None,
     num_classes: int,
+    anchors: list[tuple[torch.nn.Parameter, torch.Tensor]],
 ) -> Callable[[list[np.ndarray], np.ndarray, np.ndarray, float, float], float]:
     """One optimisation step on a batch of augmented images; returns the loss."""
     frozen_norms = [
@@ -305,6 +324,8 @@ def _make_step(
         if ib is not None and clusters is not None and weight > 0:
             terms = ib(out.features, clusters[index], labels, 4 * num_classes, num_classes)
             loss = loss + weight * terms.loss
+        if anchors:
+            loss = loss + recipe.l2sp * sum(((p - start) ** 2).sum() for p, start in anchors)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 5.0)

@@ -30,20 +30,20 @@ from data.station import Station, load_station
 from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.home import app_home
 from inspector.report_files import check_report_output
+from inspector.stations import NAMED_DATASETS
+from inspector.training import reference_sample
 from inspector.training.calibration import calibrate
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
 from inspector.training.defaults import (
-    AUTO_TRAINABLE,
-    default_trainable,
     defaults_for,
-    pretrained_base,
 )
-from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
+from inspector.training.loop import Recipe, TrainOutcome, train, validate
 from inspector.training.metrics import EvalReport, Latency, Metrics, Score
 from inspector.training.predict import predict_logits
+from inspector.training.reference_sample import station_score, station_source
 from models.backbones import resolve_backbone
 from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, meta_for, save_bundle
-from models.errors import BundleError, ModelError
+from models.errors import BundleError
 from models.merge_stats import describe_movement, merge_movement
 from models.network import MERGE_MODES, InspectionNet
 from models.preprocess import NORMALIZE_MODES, RESIZE_MODES, Preprocessing, preprocess
@@ -67,13 +67,13 @@ class TrainSummary:
     thresholds: dict[str, Any]
 
 
-def _partial_dir(out: Path) -> Path:
+def partial_dir(out: Path) -> Path:
     """Where an interrupted run keeps its checkpoint: beside the bundle, named after it."""
     target = absolute_path(out)
     return target.with_name(target.name + ".partial")
 
 
-def _check_partial(partial: Path) -> None:
+def check_partial(partial: Path) -> None:
     """Refuse to use (and later delete) a ``.partial`` folder that holds anything but our checkpoint."""
     if not os.path.lexists(partial):
         return
@@ -89,8 +89,8 @@ def _check_partial(partial: Path) -> None:
         )
 
 
-def _remove_partial(partial: Path) -> None:
-    _check_partial(partial)
+def remove_partial(partial: Path) -> None:
+    check_partial(partial)
     shutil.rmtree(partial, ignore_errors=True)
 
 
@@ -139,7 +139,7 @@ def resume_hint(out: Path) -> str:
     """What to tell a person whose training run for ``out`` stopped early. ``--resume`` only where a
     finished epoch's checkpoint is kept: a run stopped before its first epoch keeps none, and
     ``--resume`` would then answer that there is nothing to resume."""
-    if (_partial_dir(out) / CHECKPOINT_FILE).is_file():
+    if (partial_dir(out) / CHECKPOINT_FILE).is_file():
         return "the last finished epoch is kept: resume with the same command and --resume"
     return "no epoch had finished, so there is nothing to resume: run the same command again"
 
@@ -260,8 +260,8 @@ def train_model(
     recipe = recipe or Recipe()
     check_target(out, force)
     with one_writer(out, log):
-        partial = _partial_dir(out)
-        _check_partial(partial)
+        partial = partial_dir(out)
+        check_partial(partial)
         if resume and not partial.is_dir():
             raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
         if merge not in MERGE_MODES:
@@ -331,7 +331,7 @@ def train_model(
             convert_to=merge,
         )
         if not resume:
-            _remove_partial(partial)
+            remove_partial(partial)
         log(
             f"training {backbone} ({spec.name}) {img_size}px {resize} {channels}ch, merge {merge}"
             f"{f' @ {gmacs_ratio}' if merge != 'none' else ''}, {len(classes)} classes, "
@@ -377,6 +377,10 @@ def train_model(
         if movement:
             log(f"merges vs pooling on validation images: {describe_movement(movement)}")
         normal = next((c for c in classes if c in ("ok", "free", "good", "normal")), None)
+        source = station_source(str(data if not isinstance(data, Station) else station.root))
+        reference, copy = _reference_sample(
+            station, source, recipe.seed, math.ceil(img_size * TRAIN_MARGIN), log
+        )
         meta = meta_for(
             net,
             classes,
@@ -386,7 +390,7 @@ def train_model(
             normal_class=normal,
             thresholds=thresholds,
             provenance={
-                "data": str(data if not isinstance(data, Station) else station.root),
+                "data": source,
                 "data_fingerprint": station.fingerprint(),
                 "label_note": station.label_note,
                 "backbone_preset": backbone,
@@ -400,6 +404,17 @@ def train_model(
                 "merge_movement": movement,
                 "input_reference": input_reference.to_json(),
                 "val": outcome.best_val,
+                # What a fine-tune replays and re-checks so this station is not forgotten (issue 26).
+                "reference_sample": reference,
+                "stations": [
+                    station_score(
+                        source,
+                        station.fingerprint(),
+                        "val",
+                        {**outcome.best_val, "n": len(val_set)},
+                        "trained",
+                    )
+                ],
                 "train_images": len(train_set),
                 "val_images": len(val_set),
                 "skipped_files": len(train_set.skipped) + len(val_set.skipped),
@@ -409,9 +424,21 @@ def train_model(
                 "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             },
         )
-        save_bundle(net, meta, out, overwrite=force)
+        save_bundle(net, meta, out, overwrite=force, reference=copy)
         shutil.rmtree(partial, ignore_errors=True)
         return TrainSummary(out, outcome, station, len(train_set.skipped) + len(val_set.skipped), thresholds)
+
+
+def _reference_sample(
+    station: Station, source: str, seed: int, side: int, log: Log
+) -> tuple[dict[str, Any], bytes | None]:
+    """The sample of this station a fine-tune will replay and re-check, and its thumbnail copy for
+    when the station's folder is gone (none for a named public dataset: its licence)."""
+    reference = reference_sample.draw(station, source, seed)
+    copy = None if source in NAMED_DATASETS else reference_sample.make_copy(reference, station.root, side)
+    size = f", and as {side} px thumbnails in the bundle ({len(copy) / 1e6:.1f} MB)" if copy else ""
+    log(f"reference sample: {len(reference['images'])} images of this station kept by path{size}")
+    return reference, copy
 
 
 def check_classes(bundle: Bundle, station: Station) -> None:
@@ -511,233 +538,3 @@ def write_report(report: EvalReport, json_path: Path) -> Path:
 def confusion_png(json_path: Path) -> Path:
     """The confusion-matrix PNG written beside an eval report."""
     return json_path.with_suffix(".confusion.png")
-
-
-@dataclass
-class FinetuneSummary:
-    bundle: Path
-    before: Metrics
-    after: Metrics
-    seconds: float
-    outcome: TrainOutcome
-
-
-# "auto" trains what recovered the most for the base's kind (inspector/training/defaults.py).
-FINETUNE_RECIPE = Recipe(
-    epochs=10, lr=5e-4, warmup_epochs=1.0, trainable=AUTO_TRAINABLE, recalibrate_norms=True
-)
-
-
-def recalibrate_start(
-    net: InspectionNet,
-    prep: Preprocessing,
-    train_set: LoadedImages,
-    val_set: LoadedImages,
-    classes: list[str],
-) -> dict[str, Any] | None:
-    """Put the station's own BatchNorm statistics into ``net`` when that does not hurt validation.
-
-    A new lamp shifts what every convolution stage sees; the frozen stem keeps normalising with the
-    old station's statistics unless they are re-estimated, and training the merges or the head on
-    top cannot undo that. Validation decides, so a station that looks like the old one keeps the
-    original statistics. None when the model has no BatchNorm (the from-scratch ViTs).
-    """
-    from models.norm_stats import batch_norms, recalibrate_norms
-
-    if not batch_norms(net):
-        return None
-    before = validate(net, prep, val_set, classes)["macro_f1"]
-    saved = {k: v.detach().clone() for k, v in net.state_dict().items()}
-    images = train_set.images
-    moved = recalibrate_norms(net, (preprocess(images[i : i + 32], prep) for i in range(0, len(images), 32)))
-    after = validate(net, prep, val_set, classes)["macro_f1"]
-    kept = after >= before
-    if not kept:
-        net.load_state_dict(saved)
-    return {**moved, "val_macro_f1_before": before, "val_macro_f1_after": after, "kept": kept}
-
-
-def finetune_model(
-    model: Path,
-    data: str | Station,
-    out: Path,
-    *,
-    augment: Sequence[str] = ("lighting", "angle"),
-    recipe: Recipe | None = None,
-    force: bool = False,
-    strict: bool = False,
-    progress: bool = True,
-    log: Log = print,
-    should_stop: Callable[[], bool] | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> FinetuneSummary:
-    """``inspector finetune``: adapt a bundle to a station; before/after on its held-out split.
-
-    The source bundle is never modified; the adapted model is a new bundle at ``out``.
-    ``on_epoch`` gets each epoch's record as well as the log line (the wizard draws curves from it).
-    """
-    import time
-
-    from data.augment import check_presets
-
-    recipe = replace(recipe or FINETUNE_RECIPE, augment=check_presets(list(augment)))
-    check_target(out, force)
-    with one_writer(out, log):
-        partial = _partial_dir(out)
-        _check_partial(partial)
-        bundle = load_bundle(model)
-        station = open_station(data, recipe.seed)
-        check_out(out, station.root, model)
-        check_classes(bundle, station)
-        # What trains is said only once the inputs are known to be good (a refusal stays one line).
-        if recipe.trainable == AUTO_TRAINABLE:
-            pretrained = pretrained_base(bundle.meta.provenance)
-            recipe = replace(recipe, trainable=default_trainable(pretrained))
-            kind = "pretrained" if pretrained else "from-scratch"
-            log(f"trains {recipe.trainable} (the default for a {kind} base)")
-        if not any(True for _ in bundle.net.mergers.parameters()) and recipe.trainable in (
-            "merge",
-            "merge+norm",
-        ):
-            log(f"note: {model} has no merge modules; training the head and norms instead")
-            recipe = replace(recipe, trainable="merge+head")
-        prep, classes = bundle.meta.preprocessing, bundle.meta.classes
-        train_set = load_split(
-            station, "train", prep.channels, math.ceil(prep.size * TRAIN_MARGIN), strict, log, progress
-        )
-        val_set = load_split(station, "val", prep.channels, None, strict, log, progress)
-        test_set = load_split(station, "test", prep.channels, None, strict, log, progress)
-        before = evaluate_loaded(bundle, test_set)
-        log(
-            f"before: test macro-F1 {before['macro_f1']:.3f}, "
-            f"accuracy {before['accuracy']:.3f} (n={before['n']})"
-        )
-        tic = time.perf_counter()
-        _remove_partial(partial)
-        norms = None
-        if recipe.recalibrate_norms:
-            norms = recalibrate_start(bundle.net, prep, train_set, val_set, classes)
-            if norms is not None:
-                verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
-                log(
-                    f"BatchNorm statistics re-estimated on {norms['images']} training images: val macro-F1 "
-                    f"{norms['val_macro_f1_before']:.3f} -> {norms['val_macro_f1_after']:.3f} ({verdict})"
-                )
-
-        def epoch_done(record: EpochRecord) -> None:
-            log(
-                f"epoch {record.epoch + 1}/{recipe.epochs}: loss {record.loss:.3f}, "
-                f"val macro-F1 {record.val_macro_f1:.3f}"
-            )
-            if on_epoch is not None:
-                on_epoch(record)
-
-        outcome = train(
-            bundle.net,
-            prep,
-            train_set,
-            val_set,
-            classes,
-            recipe,
-            partial,
-            progress=progress,
-            should_stop=should_stop,
-            start_as_candidate=True,
-            on_epoch=epoch_done,
-        )
-        if not outcome.history:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise StoppedBeforeFirstEpoch(
-                "fine-tuning was cancelled before the first epoch finished; nothing was written"
-            )
-        seconds = time.perf_counter() - tic
-        adapted = Bundle(outcome.net, bundle.meta, out)
-        after = evaluate_loaded(adapted, test_set)
-        log(
-            f"after:  test macro-F1 {after['macro_f1']:.3f}, "
-            f"accuracy {after['accuracy']:.3f} ({seconds:.0f}s)"
-        )
-        labels = np.array([classes.index(c) for c in val_set.labels])
-        provenance = dict(bundle.meta.provenance)
-        provenance.update(
-            finetuned_from=str(model),
-            split_seed=recipe.seed,
-            station_data=str(station.root),
-            station_fingerprint=station.fingerprint(),
-            finetune_recipe=asdict(recipe),
-            finetune_seconds=round(seconds, 1),
-            finetune_norm_statistics=norms,
-            input_reference=reference_statistics(train_set.images, min(STATS_SIDE, prep.size)).to_json(),
-            before={k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
-            after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            command=" ".join(sys.argv) if sys.argv else "",
-        )
-        meta = replace(
-            bundle.meta,
-            thresholds=calibrate(predict_logits(outcome.net, prep, val_set.images), labels),
-            provenance=provenance,
-            schedule=outcome.net.schedule(),
-        )
-        save_bundle(outcome.net, meta, out, overwrite=force)
-        shutil.rmtree(partial, ignore_errors=True)
-        return FinetuneSummary(out, before, after, seconds, outcome)
-
-
-UNLABELLED_LIMIT = 500  # a few hundred frames pin the statistics; more only costs time
-
-
-def recalibrate_model(
-    model: Path,
-    images: Path,
-    out: Path,
-    *,
-    limit: int = UNLABELLED_LIMIT,
-    force: bool = False,
-    progress: bool = True,
-    log: Log = print,
-) -> dict[str, Any]:
-    """``inspector finetune --unlabelled``: the bundle with its BatchNorm statistics re-estimated on
-    a folder of the station's images (any layout; labels are not needed and not read).
-
-    Re-calibrates to a new lamp or camera in seconds; weights, classes and thresholds are kept.
-    """
-    from data.images import IMAGE_SUFFIXES
-    from data.station import Sample
-    from models.norm_stats import recalibrate_norms
-
-    check_target(out, force)
-    with one_writer(out, log):
-        folder = Path(images)
-        if not folder.is_dir():
-            raise InspectorError(f"{folder}: not a folder of images")
-        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        if not files:
-            raise InspectorError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
-        check_out(out, folder, model)
-        bundle = load_bundle(model)
-        prep = bundle.meta.preprocessing
-        step = max(1, len(files) // limit)
-        chosen = [Sample(p, "") for p in files[::step][:limit]]
-        loaded = load_pixels(chosen, prep.channels, None, desc="loading frames", progress=progress)
-        if loaded.skipped:
-            log(f"skipped {len(loaded.skipped)} unreadable file(s); first: {loaded.skipped[0]}")
-        batches = (preprocess(loaded.images[i : i + 32], prep) for i in range(0, len(loaded.images), 32))
-        try:
-            moved = recalibrate_norms(bundle.net, batches)
-        except ModelError as exc:
-            raise InspectorError(f"{model}: {exc}") from None
-        log(
-            f"re-estimated {moved['layers']} BatchNorm layers on {moved['images']} images "
-            f"(running means moved {moved['mean_shift']:.2f} of their spread on average)"
-        )
-        provenance = dict(bundle.meta.provenance)
-        provenance.update(
-            recalibrated_from=str(model),
-            recalibration={**moved, "images_folder": str(folder)},
-            # The new lamp's frames are what the line will look like now: the drift watch's reference.
-            input_reference=reference_statistics(loaded.images, min(STATS_SIDE, prep.size)).to_json(),
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        )
-        save_bundle(bundle.net, replace(bundle.meta, provenance=provenance), out, overwrite=force)
-        return moved

@@ -86,21 +86,21 @@ def _loaded(n: int, seed: int):
 def test_finetune_keeps_the_stations_statistics_only_when_validation_holds(monkeypatch, scores, kept):
     """The fine-tune's first step: the station's BatchNorm statistics replace the old ones only when
     the validation score does not drop; otherwise the model is exactly as it was."""
-    from inspector.training import workflows
+    from inspector.training import finetune
 
     net = InspectionNet(resolve_backbone("vit-cpu", 32, 1), 2).eval()
     prep = meta_for(net, ["ok", "ng"]).preprocessing
     original = {k: v.clone() for k, v in net.state_dict().items()}
     answers = iter(scores)
-    monkeypatch.setattr(workflows, "validate", lambda *_a, **_k: {"macro_f1": next(answers)})
-    result = workflows.recalibrate_start(net, prep, _loaded(10, 0), _loaded(4, 1), ["ok", "ng"])
+    monkeypatch.setattr(finetune, "validate", lambda *_a, **_k: {"macro_f1": next(answers)})
+    result = finetune.recalibrate_start(net, prep, _loaded(10, 0), _loaded(4, 1), ["ok", "ng"])
     assert result is not None and result["kept"] is kept and result["images"] == 10
     changed = [k for k, v in net.state_dict().items() if not torch.equal(v, original[k])]
     assert (changed and all("running" in k or "num_batches" in k for k in changed)) if kept else not changed
 
 
 def test_finetune_skips_the_statistics_step_for_a_model_without_batchnorm(tiny_vit_spec):
-    from inspector.training.workflows import recalibrate_start
+    from inspector.training.finetune import recalibrate_start
 
     net = InspectionNet(tiny_vit_spec, 2).eval()
     prep = meta_for(net, ["ok", "ng"]).preprocessing

@@ -14,8 +14,9 @@ from inspector.errors import InspectorError
 from inspector.line.drift import DriftWatch
 from inspector.line.inference import InferenceEngine
 from inspector.registry import Registry
+from inspector.training.finetune import finetune_model
 from inspector.training.loop import Recipe
-from inspector.training.workflows import evaluate_model, finetune_model, train_model
+from inspector.training.workflows import evaluate_model, train_model
 from models.bundle import load_bundle
 
 QUIET = {"progress": False, "log": lambda line: None}
@@ -237,7 +238,7 @@ def test_the_default_fine_tune_trains_what_recovered_most_for_the_bases_kind(tra
     from dataclasses import replace
 
     from inspector.training.defaults import pretrained_base
-    from inspector.training.workflows import FINETUNE_RECIPE
+    from inspector.training.finetune import FINETUNE_RECIPE
 
     assert FINETUNE_RECIPE.trainable == "auto"
     assert pretrained_base({"weights": {"source": "imagenet-lite0", "sha256": "f2"}})

@@ -59,6 +59,22 @@ TRAINABLE_TEXT = [
         "points): the result is a new version, and the old one stays for the old station.",
     ),
 ]
+# Ways to keep the station the base was trained on (issue 26; BENCHMARKS.md, "Adaptation that keeps
+# the old station"); the keys are inspector.training.loop.Recipe fields.
+KEEP_TEXT = [
+    (
+        "replay",
+        "Replay the base model's own station",
+        "Trains on up to 120 images of the station the base model learned, beside the new ones, so "
+        "what it judged well there is not overwritten.",
+    ),
+    (
+        "wise",
+        "Blend back toward the base model",
+        "After training, tries five blends between the base's weights and the new ones and keeps the "
+        "one that scores best on both stations' validation images together.",
+    ),
+]
 RECOMMENDED = " — recommended for this model"
 
 

@@ -1,4 +1,5 @@
-"""Page 5 of the fine-tune wizard: before / after on the station's held-out images, and speed."""
+"""Page 5 of the fine-tune wizard: before / after on the station's held-out images and on the
+base's own station, and speed."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from ui.finetune.common import (
     ERROR_STYLE,
     GOOD_COLOUR,
     GOOD_STYLE,
+    WARN_STYLE,
     draw_confusion,
     new_canvas,
     set_status,
@@ -52,6 +54,9 @@ class ComparePage(QWizardPage):
         font.setBold(True)
         self.headline.setFont(font)
         self.headline.setWordWrap(True)
+        self.old_line = QLabel("")
+        self.old_line.setFont(font)
+        self.old_line.setWordWrap(True)
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["", "Before", "After", "Change"])
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -72,6 +77,7 @@ class ComparePage(QWizardPage):
         body.addWidget(self.canvas, 5)
         layout = QVBoxLayout(self)
         layout.addWidget(self.headline)
+        layout.addWidget(self.old_line)
         layout.addLayout(body, 1)
 
     def initializePage(self) -> None:  # Qt's name
@@ -81,8 +87,8 @@ class ComparePage(QWizardPage):
         delta = after["macro_f1"] - before["macro_f1"]
         verdict = "better" if delta > 0.005 else "worse" if delta < -0.005 else "about the same"
         self.headline.setText(
-            f"Macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f} ({delta:+.3f}, {verdict}) "
-            f"on {after['n']} held-out images"
+            f"New station: macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f} ({delta:+.3f}, "
+            f"{verdict}) on {after['n']} held-out images"
         )
         self.headline.setStyleSheet(GOOD_STYLE if delta > 0.005 else ERROR_STYLE if delta < -0.005 else "")
         rows = [
@@ -99,6 +105,7 @@ class ComparePage(QWizardPage):
                         after["per_class"][name]["recall"],
                     )
                 )
+        rows += self._say_old_station(summary)
         self.table.setRowCount(len(rows))
         for row, (name, old, new) in enumerate(rows):
             change = new - old
@@ -124,6 +131,33 @@ class ComparePage(QWizardPage):
             on_done=lambda figures: self._speed_done(request, figures),
             on_failed=lambda message: self._speed_failed(request, message),
         )
+
+    def _say_old_station(self, summary: Any) -> list[tuple[str, float, float]]:
+        """The station the base was trained on, before and after (its reference sample): adapting
+        must not silently cost the parts the line already judged well."""
+        old_before, old_after = summary.old_before, summary.old_after
+        if old_before is None or old_after is None:
+            set_status(
+                self.old_line,
+                "Old station: not checked — the base model keeps no sample of its own station, or "
+                "that folder is not reachable from this computer.",
+                WARN_STYLE,
+            )
+            return []
+        delta = old_after["macro_f1"] - old_before["macro_f1"]
+        kept = "kept" if delta >= -0.01 else "lost"
+        blend = f"; {summary.blend.alpha:.2f} of the new weights blended in" if summary.blend else ""
+        set_status(
+            self.old_line,
+            f"Old station ({summary.old_name}): macro-F1 {old_before['macro_f1']:.3f} → "
+            f"{old_after['macro_f1']:.3f} ({delta:+.3f}, {kept}) on {old_after['n']} of its images{blend}",
+            GOOD_STYLE if delta >= -0.01 else ERROR_STYLE,
+        )
+        name = f"Old station {summary.old_name} (n={old_after['n']})"
+        return [
+            (f"{name}: macro-F1", old_before["macro_f1"], old_after["macro_f1"]),
+            (f"{name}: accuracy", old_before["accuracy"], old_after["accuracy"]),
+        ]
 
     def _draw(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         figure = self.canvas.figure

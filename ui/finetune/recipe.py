@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QButtonGroup,
+    QCheckBox,
     QFormLayout,
     QGroupBox,
     QHBoxLayout,
@@ -17,10 +18,11 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from inspector.stations import station_name
 from inspector.training.defaults import default_trainable, pretrained_base
+from inspector.training.finetune import FINETUNE_RECIPE
 from inspector.training.loop import Recipe
-from inspector.training.workflows import FINETUNE_RECIPE
-from ui.finetune.common import RECOMMENDED, TRAINABLE_TEXT, hint_label
+from ui.finetune.common import KEEP_TEXT, RECOMMENDED, TRAINABLE_TEXT, hint_label
 
 if TYPE_CHECKING:
     from ui.finetune.wizard import FinetuneWizard
@@ -85,9 +87,26 @@ class RecipePage(QWizardPage):
         )
         self.estimate = hint_label("")
         form.addRow(self.estimate)
+        keep = QGroupBox("Keep the old station")
+        keep_layout = QVBoxLayout(keep)
+        self.keeping: dict[str, QCheckBox] = {}
+        for key, title, text in KEEP_TEXT:
+            box = QCheckBox(title)
+            box.setChecked(bool(getattr(FINETUNE_RECIPE, key)))
+            self.keeping[key] = box
+            keep_layout.addWidget(box)
+            hint = hint_label(text)
+            hint.setContentsMargins(24, 0, 0, 6)
+            keep_layout.addWidget(hint)
+        self.keep_note = hint_label("")
+        keep_layout.addWidget(self.keep_note)
+        right = QVBoxLayout()
+        right.addWidget(how)
+        right.addWidget(keep)
+        right.addStretch(1)
         layout = QHBoxLayout(self)
         layout.addWidget(which, 3)
-        layout.addWidget(how, 2)
+        layout.addLayout(right, 2)
 
     def initializePage(self) -> None:  # Qt's name
         check = self.wiz.station_page.result
@@ -110,9 +129,28 @@ class RecipePage(QWizardPage):
             self.model_note.setText(f"Base model: {check.meta.merge_mode.upper()} merging." if check else "")
         if check is not None and pretrained_base(check.meta.provenance):
             self.model_note.setText(self.model_note.text() + " " + PRETRAINED_NOTE)
+        self._say_reference(check.meta.provenance if check is not None else {})
         if check is not None:
             train = sum(check.counts["train"].values())
             self.estimate.setText(f"{train} training images, {check.meta.preprocessing.size} px input.")
+
+    def _say_reference(self, provenance: dict) -> None:
+        """Replay and the blend need the base's reference sample of its own station."""
+        reference = provenance.get("reference_sample")
+        images = reference.get("images") if isinstance(reference, dict) else None
+        for box in self.keeping.values():
+            box.setEnabled(bool(images))
+        if not images:
+            self.keep_note.setText(
+                "This base model keeps no sample of the station it was trained on (trained before "
+                "version 2026-12): the old station cannot be replayed or checked."
+            )
+            return
+        name = station_name(str(reference.get("data", "")))
+        self.keep_note.setText(
+            f"The base keeps {len(images)} images of its station ({name}) by path; they are used "
+            "where that folder is still reachable from this computer."
+        )
 
     @property
     def trainable(self) -> str:
@@ -123,4 +161,5 @@ class RecipePage(QWizardPage):
         return self.budget.value() * 60.0 or None
 
     def recipe(self) -> Recipe:
-        return replace(FINETUNE_RECIPE, epochs=self.epochs.value(), trainable=self.trainable)
+        keeping = {key: box.isChecked() and box.isEnabled() for key, box in self.keeping.items()}
+        return replace(FINETUNE_RECIPE, epochs=self.epochs.value(), trainable=self.trainable, **keeping)

@@ -19,8 +19,8 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.training.background import YieldState
+from inspector.training.finetune import FinetuneSummary
 from inspector.training.loop import EpochRecord
-from inspector.training.workflows import FinetuneSummary
 from ui.finetune.common import ERROR_STYLE, GOOD_STYLE, WARN_STYLE, new_canvas, set_status
 from ui.workers import JobTask
 

@@ -1,0 +1,410 @@
+"""``inspector finetune``: adapt a bundle to a new station without forgetting the old one.
+
+The base is never modified; the adapted model is a new bundle. Before training, the stem's BatchNorm
+statistics may be re-estimated on the station's images (labels not needed); the base's reference
+sample of its own station is replayed and scored (:mod:`inspector.training.reference_sample`), and
+the weights may be blended back toward the base (:mod:`inspector.training.weight_blend`), so the
+wizard can show what adapting did to both stations (BENCHMARKS.md, "Adaptation that keeps the old
+station").
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import shutil
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from data.augment import check_presets
+from data.image_stats import DEFAULT_SIDE as STATS_SIDE
+from data.image_stats import reference_statistics
+from data.images import IMAGE_SUFFIXES
+from data.loading import LoadedImages, load_pixels
+from data.station import Sample, Station
+from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
+from inspector.training.calibration import calibrate
+from inspector.training.defaults import AUTO_TRAINABLE, default_trainable, pretrained_base
+from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
+from inspector.training.metrics import Metrics
+from inspector.training.predict import predict_logits
+from inspector.training.reference_sample import (
+    OldStation,
+    copy_bytes,
+    joined,
+    load_old_station,
+    station_score,
+)
+from inspector.training.weight_blend import BlendChoice, choose_blend
+from inspector.training.workflows import (
+    TRAIN_MARGIN,
+    Log,
+    check_classes,
+    check_out,
+    check_partial,
+    check_target,
+    evaluate_loaded,
+    load_split,
+    one_writer,
+    open_station,
+    partial_dir,
+    remove_partial,
+)
+from models.bundle import Bundle, load_bundle, save_bundle
+from models.errors import ModelError
+from models.network import InspectionNet
+from models.norm_stats import batch_norms, recalibrate_norms
+from models.preprocess import Preprocessing, preprocess
+
+
+@dataclass
+class FinetuneSummary:
+    bundle: Path
+    before: Metrics
+    after: Metrics
+    seconds: float
+    outcome: TrainOutcome
+    # The station the base was trained on, scored on its reference sample (None: not reachable).
+    old_name: str = ""
+    old_before: Metrics | None = None
+    old_after: Metrics | None = None
+    blend: BlendChoice | None = None
+
+
+# "auto" trains what recovered the most for the base's kind (inspector/training/defaults.py).
+FINETUNE_RECIPE = Recipe(
+    epochs=10, lr=5e-4, warmup_epochs=1.0, trainable=AUTO_TRAINABLE, recalibrate_norms=True
+)
+
+
+def recalibrate_start(
+    net: InspectionNet,
+    prep: Preprocessing,
+    train_set: LoadedImages,
+    val_set: LoadedImages,
+    classes: list[str],
+) -> dict[str, Any] | None:
+    """Put the station's own BatchNorm statistics into ``net`` when that does not hurt validation.
+
+    A new lamp shifts what every convolution stage sees; the frozen stem keeps normalising with the
+    old station's statistics unless they are re-estimated, and training the merges or the head on
+    top cannot undo that. Validation decides, so a station that looks like the old one keeps the
+    original statistics. None when the model has no BatchNorm (the from-scratch ViTs).
+    """
+    if not batch_norms(net):
+        return None
+    # The statistics use no labels, so the training images' labels judge them as fairly as the
+    # validation ones: 60 validation images alone once threw away a re-estimate that recovered 109 %
+    # of a camera shift on the test images (BENCHMARKS.md, "Adaptation on the pretrained hybrid").
+    judge = joined(train_set, val_set)
+    before = validate(net, prep, judge, classes)["macro_f1"]
+    saved = {k: v.detach().clone() for k, v in net.state_dict().items()}
+    images = train_set.images
+    moved = recalibrate_norms(net, (preprocess(images[i : i + 32], prep) for i in range(0, len(images), 32)))
+    after = validate(net, prep, judge, classes)["macro_f1"]
+    kept = after >= before
+    if not kept:
+        net.load_state_dict(saved)
+    return {**moved, "val_macro_f1_before": before, "val_macro_f1_after": after, "kept": kept}
+
+
+def finetune_model(
+    model: Path,
+    data: str | Station,
+    out: Path,
+    *,
+    augment: Sequence[str] = ("lighting", "angle"),
+    recipe: Recipe | None = None,
+    force: bool = False,
+    strict: bool = False,
+    progress: bool = True,
+    log: Log = print,
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch: Callable[[EpochRecord], None] | None = None,
+) -> FinetuneSummary:
+    """``inspector finetune``: adapt a bundle to a station; before/after on its held-out split and
+    on the base's own station (its reference sample), where that is still reachable.
+
+    The source bundle is never modified; the adapted model is a new bundle at ``out``.
+    ``on_epoch`` gets each epoch's record as well as the log line (the wizard draws curves from it).
+    """
+    recipe = replace(recipe or FINETUNE_RECIPE, augment=check_presets(list(augment)))
+    check_target(out, force)
+    with one_writer(out, log):
+        partial = partial_dir(out)
+        check_partial(partial)
+        bundle = load_bundle(model)
+        station = open_station(data, recipe.seed)
+        check_out(out, station.root, model)
+        check_classes(bundle, station)
+        recipe = _resolved_recipe(recipe, bundle, model, log)
+        prep, classes = bundle.meta.preprocessing, bundle.meta.classes
+        train_side = math.ceil(prep.size * TRAIN_MARGIN)
+        train_set = load_split(station, "train", prep.channels, train_side, strict, log, progress)
+        val_set = load_split(station, "val", prep.channels, None, strict, log, progress)
+        test_set = load_split(station, "test", prep.channels, None, strict, log, progress)
+        old = load_old_station(bundle.meta.provenance, classes, prep.channels, train_side, log, Path(model))
+        base_state = {k: v.detach().clone() for k, v in bundle.net.state_dict().items()}
+        before = evaluate_loaded(bundle, test_set)
+        log(
+            f"before: test macro-F1 {before['macro_f1']:.3f}, "
+            f"accuracy {before['accuracy']:.3f} (n={before['n']})"
+        )
+        old_before = _score_old(bundle, old, "before", log)
+        tic = time.perf_counter()
+        remove_partial(partial)
+        norms = None
+        if recipe.recalibrate_norms:
+            norms = recalibrate_start(bundle.net, prep, train_set, val_set, classes)
+            if norms is not None:
+                verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
+                log(
+                    f"BatchNorm statistics re-estimated on {norms['images']} training images: "
+                    f"train+val macro-F1 {norms['val_macro_f1_before']:.3f} -> "
+                    f"{norms['val_macro_f1_after']:.3f} "
+                    f"({verdict})"
+                )
+
+        def epoch_done(record: EpochRecord) -> None:
+            log(
+                f"epoch {record.epoch + 1}/{recipe.epochs}: loss {record.loss:.3f}, "
+                f"val macro-F1 {record.val_macro_f1:.3f}"
+            )
+            if on_epoch is not None:
+                on_epoch(record)
+
+        outcome = train(
+            bundle.net,
+            prep,
+            _training_images(train_set, old, recipe, log),
+            val_set,
+            classes,
+            recipe,
+            partial,
+            progress=progress,
+            should_stop=should_stop,
+            start_as_candidate=True,
+            on_epoch=epoch_done,
+        )
+        if not outcome.history:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise StoppedBeforeFirstEpoch(
+                "fine-tuning was cancelled before the first epoch finished; nothing was written"
+            )
+        blend = _blend(outcome.net, base_state, prep, val_set, old, classes, recipe, log)
+        seconds = time.perf_counter() - tic
+        adapted = Bundle(outcome.net, bundle.meta, out)
+        after = evaluate_loaded(adapted, test_set)
+        log(
+            f"after:  test macro-F1 {after['macro_f1']:.3f}, "
+            f"accuracy {after['accuracy']:.3f} ({seconds:.0f}s)"
+        )
+        old_after = _score_old(adapted, old, "after", log)
+        labels = np.array([classes.index(c) for c in val_set.labels])
+        provenance = dict(bundle.meta.provenance)
+        scores = {k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")}
+        provenance.update(
+            finetuned_from=str(model),
+            split_seed=recipe.seed,
+            station_data=str(station.root),
+            station_fingerprint=station.fingerprint(),
+            finetune_recipe=asdict(recipe),
+            finetune_seconds=round(seconds, 1),
+            finetune_norm_statistics=norms,
+            finetune_blend=None if blend is None else {"alpha": blend.alpha, "val": _blend_rows(blend)},
+            input_reference=reference_statistics(train_set.images, min(STATS_SIDE, prep.size)).to_json(),
+            before=scores,
+            after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
+            old_station=None if old is None else _old_scores(old, old_before, old_after),
+            stations=_stations(bundle.meta.provenance, data, station, after, old, old_after),
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            command=" ".join(sys.argv) if sys.argv else "",
+        )
+        meta = replace(
+            bundle.meta,
+            thresholds=calibrate(predict_logits(outcome.net, prep, val_set.images), labels),
+            provenance=provenance,
+            schedule=outcome.net.schedule(),
+        )
+        copy = copy_bytes(Path(model), provenance.get("reference_sample"))
+        save_bundle(outcome.net, meta, out, overwrite=force, reference=copy)
+        shutil.rmtree(partial, ignore_errors=True)
+        name = old.name if old is not None else ""
+        return FinetuneSummary(out, before, after, seconds, outcome, name, old_before, old_after, blend)
+
+
+def _resolved_recipe(recipe: Recipe, bundle: Bundle, model: Path, log: Log) -> Recipe:
+    """ "auto" made concrete for this base, and a merge-only choice for a base without merges."""
+    if recipe.trainable == AUTO_TRAINABLE:
+        pretrained = pretrained_base(bundle.meta.provenance)
+        recipe = replace(recipe, trainable=default_trainable(pretrained))
+        kind = "pretrained" if pretrained else "from-scratch"
+        log(f"trains {recipe.trainable} (the default for a {kind} base)")
+    has_merges = any(True for _ in bundle.net.mergers.parameters())
+    if not has_merges and recipe.trainable in ("merge", "merge+norm", "merge+norm+head"):
+        log(f"note: {model} has no merge modules; training the head and norms instead")
+        recipe = replace(recipe, trainable="merge+head")
+    return recipe
+
+
+def _score_old(bundle: Bundle, old: OldStation | None, when: str, log: Log) -> Metrics | None:
+    """The model on the old station's reference test images (None: there are none)."""
+    images = old["test"] if old is not None else None
+    if old is None or images is None:
+        return None
+    scores = evaluate_loaded(bundle, images)
+    log(
+        f"{when}: old station {old.name} macro-F1 {scores['macro_f1']:.3f} "
+        f"(n={scores['n']}, reference sample)"
+    )
+    return scores
+
+
+def _training_images(
+    train_set: LoadedImages, old: OldStation | None, recipe: Recipe, log: Log
+) -> LoadedImages:
+    """The station's training images, with the old station's reference images when replaying."""
+    if not recipe.replay:
+        return train_set
+    replay = old["train"] if old is not None else None
+    if replay is None:
+        log("replay: the old station's reference images are not at hand; training on the new station only")
+        return train_set
+    log(f"replay: {len(replay)} reference images of the old station train beside {len(train_set)} new ones")
+    return joined(train_set, replay)
+
+
+def _blend(
+    net: InspectionNet,
+    base_state: dict[str, Any],
+    prep: Preprocessing,
+    val_set: LoadedImages,
+    old: OldStation | None,
+    classes: list[str],
+    recipe: Recipe,
+    log: Log,
+) -> BlendChoice | None:
+    """WiSE-FT: the blend of base and fine-tuned weights that scores best on both stations."""
+    old_val = old["val"] if old is not None else None
+    if not recipe.wise:
+        return None
+    if old_val is None:
+        log("blend: no old-station validation images; the fine-tuned weights are kept as they are")
+        return None
+    tuned = {k: v.detach().clone() for k, v in net.state_dict().items()}
+
+    def score(candidate: Any) -> tuple[float, float]:
+        return (
+            validate(candidate, prep, val_set, classes)["macro_f1"],
+            validate(candidate, prep, old_val, classes)["macro_f1"],
+        )
+
+    choice = choose_blend(net, base_state, tuned, score)
+    new, kept = choice.scores[choice.alpha]
+    log(
+        f"blend: {choice.alpha:.2f} of the fine-tuned weights (val macro-F1 new station {new:.3f}, "
+        f"old station {kept:.3f}; tried {', '.join(f'{a:.2f}' for a in choice.scores)})"
+    )
+    return choice
+
+
+def _blend_rows(blend: BlendChoice) -> list[dict[str, float]]:
+    return [{"alpha": a, "new": round(n, 4), "old": round(o, 4)} for a, (n, o) in blend.scores.items()]
+
+
+def _old_scores(old: OldStation, before: Metrics | None, after: Metrics | None) -> dict[str, Any]:
+    """What the provenance keeps of the old station's check."""
+    keep = ("accuracy", "macro_f1", "per_class", "n")
+    return {
+        "name": old.name,
+        "data": old.data,
+        "missing": old.missing,
+        "before": None if before is None else {k: before[k] for k in keep},
+        "after": None if after is None else {k: after[k] for k in keep},
+    }
+
+
+def _stations(
+    base: dict[str, Any],
+    data: str | Station,
+    station: Station,
+    after: Metrics,
+    old: OldStation | None,
+    old_after: Metrics | None,
+) -> list[dict[str, Any]]:
+    """Every station this model was validated on: the new one, the old one re-scored, and the
+    base's other stations carried over (not re-scored)."""
+    source = str(station.root) if isinstance(data, Station) else str(data)
+    rows = [station_score(source, station.fingerprint(), "test", after, "adapted")]
+    if old is not None and old_after is not None:
+        fingerprint = str((base.get("reference_sample") or {}).get("fingerprint", ""))
+        rows.append(station_score(old.data, fingerprint, "reference", old_after, "kept"))
+    seen = {(r["data"], r["fingerprint"]) for r in rows}
+    for entry in base.get("stations") or []:
+        if isinstance(entry, dict) and (entry.get("data"), entry.get("fingerprint")) not in seen:
+            rows.append({**entry, "role": "carried"})
+    return rows[:32]
+
+
+UNLABELLED_LIMIT = 500  # a few hundred frames pin the statistics; more only costs time
+
+
+def recalibrate_model(
+    model: Path,
+    images: Path,
+    out: Path,
+    *,
+    limit: int = UNLABELLED_LIMIT,
+    force: bool = False,
+    progress: bool = True,
+    log: Log = print,
+) -> dict[str, Any]:
+    """``inspector finetune --unlabelled``: the bundle with its BatchNorm statistics re-estimated on
+    a folder of the station's images (any layout; labels are not needed and not read).
+
+    Re-calibrates to a new lamp or camera in seconds; weights, classes and thresholds are kept.
+    """
+    check_target(out, force)
+    with one_writer(out, log):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise InspectorError(f"{folder}: not a folder of images")
+        files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        if not files:
+            raise InspectorError(f"{folder}: no images ({', '.join(IMAGE_SUFFIXES)}) found")
+        check_out(out, folder, model)
+        bundle = load_bundle(model)
+        prep = bundle.meta.preprocessing
+        step = max(1, len(files) // limit)
+        chosen = [Sample(p, "") for p in files[::step][:limit]]
+        loaded = load_pixels(chosen, prep.channels, None, desc="loading frames", progress=progress)
+        if loaded.skipped:
+            log(f"skipped {len(loaded.skipped)} unreadable file(s); first: {loaded.skipped[0]}")
+        batches = (preprocess(loaded.images[i : i + 32], prep) for i in range(0, len(loaded.images), 32))
+        try:
+            moved = recalibrate_norms(bundle.net, batches)
+        except ModelError as exc:
+            raise InspectorError(f"{model}: {exc}") from None
+        log(
+            f"re-estimated {moved['layers']} BatchNorm layers on {moved['images']} images "
+            f"(running means moved {moved['mean_shift']:.2f} of their spread on average)"
+        )
+        provenance = dict(bundle.meta.provenance)
+        provenance.update(
+            recalibrated_from=str(model),
+            recalibration={**moved, "images_folder": str(folder)},
+            # The new lamp's frames are what the line will look like now: the drift watch's reference.
+            input_reference=reference_statistics(loaded.images, min(STATS_SIDE, prep.size)).to_json(),
+            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        )
+        copy = copy_bytes(Path(model), provenance.get("reference_sample"))
+        save_bundle(
+            bundle.net, replace(bundle.meta, provenance=provenance), out, overwrite=force, reference=copy
+        )
+        return moved

@@ -1,0 +1,93 @@
+"""The wizard and the old station (issue 26): page 3 offers replay and the blend only for a base
+that keeps a reference sample of its station; page 5 shows that station before and after."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("PySide6")
+
+from data.station import load_station
+from inspector.registry import Registry
+from inspector.training import reference_sample
+from inspector.training.finetune import FinetuneSummary
+from inspector.training.weight_blend import BlendChoice
+from models.bundle import meta_for, save_bundle
+from models.network import InspectionNet
+from ui.context import AppContext
+from ui.finetune import FinetuneWizard
+
+WAIT_MS = 180_000
+CLASSES = ["ok", "scratch", "spot"]
+
+
+def _wizard(qtbot, tmp_path: Path, tiny_vit_spec, station: Path, provenance: dict) -> FinetuneWizard:
+    net = InspectionNet(tiny_vit_spec, 3, "ltm")
+    net.set_schedule([None, [3, 3], None, [2, 2]])
+    meta = meta_for(net, CLASSES, normal_class="ok", provenance=provenance)
+    home = tmp_path / "home"
+    Registry(home).deploy(str(save_bundle(net, meta, tmp_path / "base")))
+    context = AppContext(home)
+    wizard = FinetuneWizard(context)
+    qtbot.addWidget(wizard)
+    page = wizard.station_page
+    page.path.setText(str(station))
+    page.check()
+    qtbot.waitUntil(lambda: not page.busy, timeout=WAIT_MS)
+    wizard.recipe_page.initializePage()
+    return wizard
+
+
+def _metrics(macro_f1: float, n: int) -> dict:
+    per_class = {c: {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": n // 3} for c in CLASSES}
+    confusion = [[n // 3 if i == j else 0 for j in range(3)] for i in range(3)]
+    return {"accuracy": macro_f1, "macro_f1": macro_f1, "per_class": per_class, "confusion": confusion,
+            "classes": CLASSES, "n": n}  # fmt: skip
+
+
+def test_page_three_offers_replay_only_for_a_base_with_a_reference_sample(qtbot, tmp_path, tiny_vit_spec):
+    from conftest import make_station
+
+    old, new = make_station(tmp_path / "old"), make_station(tmp_path / "new", seed=3)
+    kept = reference_sample.draw(load_station(str(old)), str(old), 0)
+    with_sample = _wizard(qtbot, tmp_path / "a", tiny_vit_spec, new, {"reference_sample": kept})
+    page = with_sample.recipe_page
+    assert all(box.isEnabled() for box in page.keeping.values())
+    assert f"keeps {len(kept['images'])} images of its station (old)" in page.keep_note.text()
+    page.keeping["replay"].setChecked(True)
+    page.keeping["wise"].setChecked(False)
+    recipe = page.recipe()
+    assert recipe.replay and not recipe.wise
+
+    without = _wizard(qtbot, tmp_path / "b", tiny_vit_spec, new, {})
+    page = without.recipe_page
+    assert not any(box.isEnabled() for box in page.keeping.values())
+    assert "cannot be replayed or checked" in page.keep_note.text()
+    page.keeping["replay"].setChecked(True)
+    assert not page.recipe().replay  # a choice that cannot run is not asked for
+    for wizard in (with_sample, without):
+        wizard.reject()
+        wizard.context.close()
+
+
+def test_page_five_shows_the_old_station_beside_the_new_one(qtbot, tmp_path, tiny_vit_spec, tiny_station):
+    wizard = _wizard(qtbot, tmp_path, tiny_vit_spec, tiny_station, {})
+    page = wizard.compare_page
+    lost = FinetuneSummary(
+        Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None, "lamp1", _metrics(0.9, 60),
+        _metrics(0.85, 60), BlendChoice(0.75, {0.75: (0.8, 0.85)}),
+    )  # fmt: skip
+    rows = page._say_old_station(lost)
+    assert [r[0] for r in rows] == [
+        "Old station lamp1 (n=60): macro-F1",
+        "Old station lamp1 (n=60): accuracy",
+    ]
+    text = page.old_line.text()
+    assert "Old station (lamp1): macro-F1 0.900 → 0.850 (-0.050, lost)" in text and "0.75 of the new" in text
+    unchecked = FinetuneSummary(Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None)
+    assert page._say_old_station(unchecked) == []
+    assert "Old station: not checked" in page.old_line.text()
+    wizard.reject()
+    wizard.context.close()
