@@ -1,4 +1,4 @@
-"""Batch-1 latency percentiles after warm-up, in PyTorch eager and in ONNX Runtime (DESIGN §6).
+"""Batch-1 latency percentiles after warm-up, for any call and for PyTorch eager (DESIGN §6).
 
 Helpers only: the benchmarks decide what to compare, always in one process on one machine, and
 report ratios. Nothing here asserts a speed.
@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -86,13 +85,3 @@ def torch_latency(net: InspectionNet, runs: int = 50, warmup: int = 10) -> Laten
             net(sample)
 
     return time_calls(call, runs, warmup)
-
-
-def onnx_latency(path: str | Path, runs: int = 50, warmup: int = 10) -> LatencyStats:
-    """ONNX Runtime on the CPU, batch 1, default threading."""
-    from models.onnx_export import _session
-
-    session = _session(Path(path))
-    meta = session.get_inputs()[0]
-    sample = np.random.default_rng(0).standard_normal([int(d) for d in meta.shape]).astype(np.float32)
-    return time_calls(lambda: session.run(None, {meta.name: sample}), runs, warmup)
