@@ -41,6 +41,7 @@ from inspector.store.schema import (
     ShadowResult,
     ShadowRun,
     Station,
+    runs_with_names,
 )
 from inspector.store.summary import LedgerSummary, summarize
 
@@ -563,18 +564,7 @@ class Ledger(AccountsTable):
     @_guarded
     def runs(self, limit: int = 50) -> list[dict]:
         """Recent runs, newest first, with the station's name and the model's name and hash."""
-        stmt = (
-            select(
-                *Run.__table__.c,
-                Station.name.label("station"),
-                ModelVersion.name.label("model_name"),
-                ModelVersion.sha256.label("model_sha256"),
-            )
-            .join(Station, Station.id == Run.station_id)
-            .join(ModelVersion, ModelVersion.id == Run.model_version_id)
-            .order_by(Run.started_at.desc(), Run.id.desc())
-            .limit(limit)
-        )
+        stmt = runs_with_names().order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
         with self._reading() as session:
             return [dict(row._mapping) for row in session.execute(stmt)]
 

@@ -20,8 +20,10 @@ from sqlalchemy import (
     Index,
     Integer,
     MetaData,
+    Select,
     Text,
     false,
+    select,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
@@ -266,3 +268,21 @@ class AuditEntry(Base):
     detail: Mapped[dict | None] = mapped_column(JsonType)
     prev_hash: Mapped[str] = mapped_column(Text)
     hash: Mapped[str] = mapped_column(Text, unique=True)
+
+
+def runs_with_names() -> Select:
+    """Every run's columns with its station's name and its model's name and hash.
+
+    The ledger's run list and the shift summary both show a run as these; one select keeps their
+    columns (and labels) from drifting apart. Callers add their own filter, order and limit.
+    """
+    return (
+        select(
+            *Run.__table__.c,
+            Station.name.label("station"),
+            ModelVersion.name.label("model_name"),
+            ModelVersion.sha256.label("model_sha256"),
+        )
+        .join(Station, Station.id == Run.station_id)
+        .join(ModelVersion, ModelVersion.id == Run.model_version_id)
+    )

@@ -16,7 +16,7 @@ import numpy as np
 from sqlalchemy import Connection, Select, func, select
 
 from inspector.store.errors import LedgerError
-from inspector.store.schema import ModelVersion, Result, Run, Station
+from inspector.store.schema import Result, Run, runs_with_names
 
 PAGE = 20_000
 MAX_ROWS = 20_000_000  # a month of one station at 7 fps: beyond it, ask for a narrower window
@@ -172,16 +172,5 @@ def _with_empty_buckets(
 def _runs(connection: Connection, run_ids: set[int]) -> list[dict]:
     if not run_ids:
         return []
-    stmt = (
-        select(
-            *Run.__table__.c,
-            Station.name.label("station"),
-            ModelVersion.name.label("model_name"),
-            ModelVersion.sha256.label("model_sha256"),
-        )
-        .join(Station, Station.id == Run.station_id)
-        .join(ModelVersion, ModelVersion.id == Run.model_version_id)
-        .where(Run.id.in_(run_ids))
-        .order_by(Run.started_at, Run.id)
-    )
+    stmt = runs_with_names().where(Run.id.in_(run_ids)).order_by(Run.started_at, Run.id)
     return [dict(row._mapping) for row in connection.execute(stmt)]
