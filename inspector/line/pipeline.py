@@ -216,45 +216,40 @@ class Pipeline:
     def _register_run(self) -> None:
         if self.ledger is None:
             return
-        meta = self.engine.meta
         # One line per station and ledger (released in _finish, or with the process if it dies):
         # a second line's start would mark this line's live run as interrupted.
         self._station_lock = StationLock(self.ledger.url, self.run_info.station).acquire()
         self.station_id = self.ledger.ensure_station(self.run_info.station)
         for run_id in self.ledger.mark_interrupted_runs(self.station_id):
             self.event("warning", "interrupted", f"run {run_id} had not finished (crash or power loss)")
-        model_id = self.ledger.ensure_model_version(
-            self.engine.sha256,
-            self.engine.bundle.path.name if self.engine.bundle.path else "in-memory",
-            {
-                "backbone": meta.backbone.to_json(),
-                "merge": meta.merge_mode,
-                "gmacs_ratio": meta.gmacs_ratio,
-                "classes": meta.classes,
-                "normal_class": meta.normal_class,
-                "thresholds": meta.thresholds,
-            },
-            dict(meta.provenance.get("metrics", {})),
-        )
+        model_name = self.engine.bundle.path.name if self.engine.bundle.path else "in-memory"
+        model_id = self._ensure_model_version(self.ledger, self.engine, model_name)
         self.run_id = self.ledger.start_run(
             self.station_id, model_id, self.source.name, self.run_info.operator, self.run_info.lot
         )
         if self.shadow is not None:
-            candidate = self.shadow.engine
-            candidate_id = self.ledger.ensure_model_version(
-                candidate.sha256,
-                self.shadow.name,
-                {
-                    "backbone": candidate.meta.backbone.to_json(),
-                    "merge": candidate.meta.merge_mode,
-                    "gmacs_ratio": candidate.meta.gmacs_ratio,
-                    "classes": candidate.meta.classes,
-                    "normal_class": candidate.meta.normal_class,
-                    "thresholds": candidate.meta.thresholds,
-                },
-                dict(candidate.meta.provenance.get("metrics", {})),
-            )
+            candidate_id = self._ensure_model_version(self.ledger, self.shadow.engine, self.shadow.name)
             self.shadow_run_id = self.ledger.start_shadow(self.run_id, candidate_id)
+
+    @staticmethod
+    def _ensure_model_version(ledger: Ledger, engine: InferenceEngine, name: str) -> int:
+        """The ledger id of ``engine``'s model, registered with the config the ledger keeps.
+
+        The live model and a shadow candidate are recorded alike, so the run and shadow listings
+        compare like with like.
+        """
+        meta = engine.meta
+        config = {
+            "backbone": meta.backbone.to_json(),
+            "merge": meta.merge_mode,
+            "gmacs_ratio": meta.gmacs_ratio,
+            "classes": meta.classes,
+            "normal_class": meta.normal_class,
+            "thresholds": meta.thresholds,
+        }
+        return ledger.ensure_model_version(
+            engine.sha256, name, config, dict(meta.provenance.get("metrics", {}))
+        )
 
     def _line_info(self) -> LineInfo:
         bundle = self.engine.bundle
