@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import typing
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -20,17 +21,6 @@ FILE = "settings.json"
 DEFAULT_SHIFT_STARTS = ("06:00", "14:00", "22:00")
 SHIFT_TIME = re.compile(r"([01]\d|2[0-3]):[0-5]\d")
 MAX_SHIFTS = 6
-# Numbers that may not be left empty (None) in the file.
-REQUIRED_NUMBERS = (
-    "archive_cap_gib",
-    "gate_recall_drop",
-    "gate_unsure_rise",
-    "gate_latency_ratio",
-    "golden_every_min",
-    "drift_input_k",
-    "drift_ood_rate",
-    "drift_confidence_drop",
-)
 
 
 @dataclass
@@ -79,19 +69,7 @@ class Settings:
         for name in ("archive_ok_every", "drift_window", "drift_reference_frames", "idle_lock_minutes"):
             if not _is_int(getattr(self, name)):
                 raise InspectorError(f"{name} must be a whole number, got {getattr(self, name)!r}")
-        for name in (
-            "archive_cap_gib",
-            "unsure_below",
-            "ood_energy_above",
-            "cycle_budget_ms",
-            "gate_recall_drop",
-            "gate_unsure_rise",
-            "gate_latency_ratio",
-            "golden_every_min",
-            "drift_input_k",
-            "drift_ood_rate",
-            "drift_confidence_drop",
-        ):
+        for name in NUMBERS:
             value = getattr(self, name)
             if (value is not None or name in REQUIRED_NUMBERS) and not _is_number(value):
                 raise InspectorError(f"{name} must be a finite number, got {value!r}")
@@ -144,6 +122,13 @@ class Settings:
         if self.ood_energy_above is not None:
             merged["ood_energy_above"] = self.ood_energy_above
         return merged
+
+
+# The float settings, in field order, and those that may not be left empty (None) in the file. Read
+# off the annotations (``float`` / ``float | None``) so a new number is checked without a second list.
+_HINTS = typing.get_type_hints(Settings)
+NUMBERS = tuple(f.name for f in fields(Settings) if _HINTS[f.name] in (float, float | None))
+REQUIRED_NUMBERS = tuple(name for name in NUMBERS if _HINTS[name] is float)
 
 
 def _check_shift_starts(starts: object) -> None:
