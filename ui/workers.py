@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+import weakref
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
@@ -99,6 +100,23 @@ def run_task(
     """Queue ``fn``. ``long_running`` jobs (training, export) get their own pool, so that they can
     never take every thread from the short queries the screens wait on."""
     task = Task(fn, *args, wants_task=wants_task, **kwargs)
+    _wire(task, on_done, on_failed, on_progress)
+    _release_when_ended(task)
+    (_long_pool() if long_running else QThreadPool.globalInstance()).start(task)
+    return task
+
+
+def _wire(
+    task: Task | JobTask,
+    on_done: Callable[[Any], None] | None,
+    on_failed: Callable[[str], None] | None,
+    on_progress: Callable[[Any], None] | None,
+) -> None:
+    """Connect the caller's callbacks and keep ``task`` alive (``_running``) until it is released.
+
+    Without the reference in ``_running`` a caller that drops the task would let it be collected
+    while its worker still runs.
+    """
     if on_done:
         task.signals.done.connect(on_done)
     if on_failed:
@@ -106,10 +124,25 @@ def run_task(
     if on_progress:
         task.signals.progress.connect(on_progress)
     _running.add(task)
-    task.signals.done.connect(lambda *_: _running.discard(task))
-    task.signals.failed.connect(lambda *_: _running.discard(task))
-    (_long_pool() if long_running else QThreadPool.globalInstance()).start(task)
-    return task
+
+
+def _release_when_ended(task: Task) -> None:
+    """Drop ``_running``'s reference once ``done`` or ``failed`` has reached the UI thread.
+
+    The slot holds only a weak reference: a closure over the task itself would make a cycle
+    (task → signals → slot → task) that only the garbage collector can free, at a moment of its
+    choosing and on whatever thread it runs then. (PySide 6.11 also makes the pool the started
+    runnable's parent, which keeps every Task for the pool's life; see issue 28.)
+    """
+    ref = weakref.ref(task)
+
+    def release(*_: object) -> None:
+        ended = ref()
+        if ended is not None:
+            _running.discard(ended)
+
+    task.signals.done.connect(release)
+    task.signals.failed.connect(release)
 
 
 _LONG: list[QThreadPool] = []
@@ -207,11 +240,5 @@ def run_job(
         stack.close()
         raise
     task = JobTask(job, owner)
-    if on_done:
-        task.signals.done.connect(on_done)
-    if on_failed:
-        task.signals.failed.connect(on_failed)
-    if on_progress:
-        task.signals.progress.connect(on_progress)
-    _running.add(task)
+    _wire(task, on_done, on_failed, on_progress)
     return task
