@@ -148,12 +148,13 @@ def score_models(
     of the same gate: speed does not depend on the station; ``latency_ms`` is then 0). Returns the
     scores and, for bundles that cannot be scored on this station (other classes), why.
     """
+    from inspector.classification_report import classification_report
     from inspector.line.line_timing import backend_name, line_engines, time_per_part
     from inspector.line.verdicts import Verdict, VerdictRules
-    from inspector.training.metrics import classification_report
-    from inspector.training.predict import energy, predict_logits, softmax
+    from inspector.training.predict import predict_logits
     from inspector.training.workflows import check_classes, load_split, open_station, split_seed
     from models.bundle import load_bundle
+    from models.scoring import energy, softmax
 
     bundles = {name: load_bundle(path) for name, path in paths.items()}
     station = open_station(data, split_seed(bundles[_name_of(paths, seed_from)]))

@@ -16,12 +16,12 @@ import torch
 
 from inspector.errors import InspectorError
 from inspector.line.verdicts import VerdictRules
-from inspector.training.predict import energy, softmax
 from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
 from models.files import stamp_matches, write_stamp
 from models.network import image_importance
 from models.preprocess import map_on_image, preprocess
+from models.scoring import energy, softmax
 
 # ``auto``: the fastest backend that is ready and gated on this PC (inspector/line/backends.py), ONNX
 # Runtime fp32 at least when the bundle exports with parity (LTM's saving shows there: 0.68x of the
@@ -191,8 +191,6 @@ class InferenceEngine:
             grids = image_importance(out.merge_maps, len(images))
             maps = None if grids is None else _on_images(grids.float().numpy(), images, resize)
         return BatchOutput(logits, softmax(logits), energy(logits), maps)
-
-
 
 
 def _on_images(grids: np.ndarray, images: Sequence[np.ndarray], resize: str) -> list[np.ndarray]:

@@ -25,14 +25,14 @@ import numpy as np
 from data.errors import DataError
 from data.loading import load_pixels
 from data.station import Sample, Station, load_station
+from inspector.classification_report import classification_report
 from inspector.errors import InspectorError
 from inspector.line.verdicts import VerdictRules
-from inspector.training.metrics import classification_report
-from inspector.training.predict import energy
 from models.bundle import Bundle
 from models.errors import ModelError
 from models.files import atomic_write_text, read_json, sha256_file, write_stamp
 from models.preprocess import preprocess
+from models.scoring import energy
 
 MAX_F1_DROP = 0.005  # 0.5 point of macro-F1
 MIN_AGREEMENT = 0.99  # same verdict on 99 % of the validation images

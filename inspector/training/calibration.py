@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from inspector.training.predict import energy, softmax
+from models.scoring import energy, softmax
 
 
 def calibrate(

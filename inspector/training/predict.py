@@ -28,15 +28,3 @@ def predict_logits(
                 batch = [transform(image) for image in batch]
             chunks.append(net(preprocess(batch, prep)).float().numpy())
     return np.concatenate(chunks) if chunks else np.zeros((0, net.backbone.num_classes), np.float32)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
-
-
-def energy(logits: np.ndarray) -> np.ndarray:
-    """Free energy −logsumexp(logits): higher means less like anything seen in training."""
-    peak = logits.max(axis=1)
-    return -(peak + np.log(np.exp(logits - peak[:, None]).sum(axis=1)))
