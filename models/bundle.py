@@ -463,3 +463,9 @@ def load_bundle(path: str | Path) -> Bundle:
     net.load_state_dict(state)
     net.eval()
     return Bundle(net, meta, folder)
+
+
+def split_seed(bundle: Bundle) -> int:
+    """The seed that split the bundle's training (or fine-tuning) data: eval must split alike."""
+    value = bundle.meta.provenance.get("split_seed", bundle.meta.provenance.get("seed", 0))
+    return value if isinstance(value, int) else 0

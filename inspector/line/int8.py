@@ -153,7 +153,7 @@ def write_gate(int8: Path, result: GateResult) -> None:
 
 def open_station_for(bundle: Bundle, data: str | Station | None) -> Station:
     """The station to calibrate and gate on: ``data``, else the one the bundle was trained on."""
-    from inspector.training.workflows import split_seed
+    from models.bundle import split_seed
 
     if isinstance(data, Station):
         return data

@@ -42,7 +42,7 @@ from inspector.training.metrics import EvalReport, Latency, Metrics, Score
 from inspector.training.predict import predict_logits
 from inspector.training.reference_sample import station_score, station_source
 from models.backbones import resolve_backbone
-from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, meta_for, save_bundle
+from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, meta_for, save_bundle, split_seed
 from models.errors import BundleError
 from models.merge_stats import describe_movement, merge_movement
 from models.network import MERGE_MODES, InspectionNet
@@ -453,12 +453,6 @@ def check_classes(bundle: Bundle, station: Station) -> None:
 def evaluate_loaded(bundle: Bundle, images: LoadedImages, transform: Callable | None = None) -> Metrics:
     """Metrics of ``bundle`` on already loaded images (optionally corrupted by ``transform``)."""
     return validate(bundle.net, bundle.meta.preprocessing, images, bundle.meta.classes, transform)
-
-
-def split_seed(bundle: Bundle) -> int:
-    """The seed that split the bundle's training (or fine-tuning) data: eval must split alike."""
-    value = bundle.meta.provenance.get("split_seed", bundle.meta.provenance.get("seed", 0))
-    return value if isinstance(value, int) else 0
 
 
 def evaluate_model(
