@@ -159,9 +159,12 @@ def finetune_model(
         old_before = _score_old(bundle, old, "before", log)
         tic = time.perf_counter()
         remove_partial(partial)
+        # Replayed images take part in everything the station's own do: the statistics, so they
+        # describe both lamps, and the training.
+        train_data = _training_images(train_set, old, recipe, log)
         norms = None
         if recipe.recalibrate_norms:
-            norms = recalibrate_start(bundle.net, prep, train_set, val_set, classes)
+            norms = recalibrate_start(bundle.net, prep, train_data, val_set, classes)
             if norms is not None:
                 verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
                 log(
@@ -182,7 +185,7 @@ def finetune_model(
         outcome = train(
             bundle.net,
             prep,
-            _training_images(train_set, old, recipe, log),
+            train_data,
             val_set,
             classes,
             recipe,
