@@ -64,6 +64,7 @@ KEEPING = {
     "all+replay+wise": {"replay": True, "wise": True},
     "all+replay+l2sp": {"replay": True, "l2sp": 0.1},
 }
+PLAIN = {"replay": False, "wise": False, "l2sp": 0.0}
 VARIANTS = ("recalibrate", *TRAINABLE, *KEEPING)
 SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 
@@ -221,7 +222,7 @@ def run_variant(
             trainable=trainable,
             recalibrate_norms=recalibrate_first,
             seed=seed,
-            **options,
+            **{**PLAIN, **options},  # each variant names all it uses: the default recipe may differ
         )
         finetune_model(
             base,
