@@ -402,7 +402,9 @@ def finetune(
     ] = None,
     l2sp: Annotated[
         float | None,
-        typer.Option(min=0.0, help="Weight of the pull toward the base's weights (L2-SP); 0: off."),
+        typer.Option(
+            min=0.0, help="Pull toward the base's weights (L2-SP; default 0.1, BENCHMARKS.md); 0: off."
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,
     strict: Annotated[bool, typer.Option("--strict", help="Stop at the first unreadable image.")] = False,

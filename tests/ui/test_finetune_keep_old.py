@@ -12,7 +12,7 @@ pytest.importorskip("PySide6")
 from data.station import load_station
 from inspector.registry import Registry
 from inspector.training import reference_sample
-from inspector.training.finetune import FinetuneSummary
+from inspector.training.finetune import FINETUNE_L2SP, FinetuneSummary
 from inspector.training.weight_blend import BlendChoice
 from models.bundle import meta_for, save_bundle
 from models.network import InspectionNet
@@ -59,12 +59,14 @@ def test_page_three_offers_replay_only_for_a_base_with_a_reference_sample(qtbot,
     page.keeping["replay"].setChecked(True)
     page.keeping["wise"].setChecked(False)
     recipe = page.recipe()
-    assert recipe.replay and not recipe.wise
+    assert recipe.replay and not recipe.wise and recipe.l2sp == FINETUNE_L2SP  # the default pull
+    page.keeping["l2sp"].setChecked(False)
+    assert page.recipe().l2sp == 0.0
 
     without = _wizard(qtbot, tmp_path / "b", tiny_vit_spec, new, {})
     page = without.recipe_page
-    assert not any(box.isEnabled() for box in page.keeping.values())
-    assert "cannot be replayed or checked" in page.keep_note.text()
+    assert [key for key, box in page.keeping.items() if box.isEnabled()] == ["l2sp"]  # needs no sample
+    assert "cannot be replayed, blended toward or checked" in page.keep_note.text()
     page.keeping["replay"].setChecked(True)
     assert not page.recipe().replay  # a choice that cannot run is not asked for
     for wizard in (with_sample, without):

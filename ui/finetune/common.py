@@ -60,13 +60,22 @@ TRAINABLE_TEXT = [
     ),
 ]
 # Ways to keep the station the base was trained on (issue 26; BENCHMARKS.md, "Adaptation that keeps
-# the old station"); the keys are inspector.training.loop.Recipe fields.
+# the old station"); the keys are inspector.training.loop.Recipe fields. Replay and the blend need the
+# base's reference sample of its station; the pull toward the base does not.
 KEEP_TEXT = [
+    (
+        "l2sp",
+        "Hold the weights near the base model's",
+        "Training pays a small price for every weight it moves away from the base. In our lamp-change "
+        "benchmarks it won back as much or more of the new lamp and kept more of the old station: "
+        "the default.",
+    ),
     (
         "replay",
         "Replay the base model's own station",
-        "Trains on up to 120 images of the station the base model learned, beside the new ones, so "
-        "what it judged well there is not overwritten.",
+        "Trains on up to 120 images of the station the base model learned, beside the new ones, and "
+        "re-estimates the lighting statistics on both. Won back the most on magnetic_tile's real lamp "
+        "change, but kept less of the old lamp there.",
     ),
     (
         "wise",
@@ -75,6 +84,7 @@ KEEP_TEXT = [
         "one that scores best on both stations' validation images together.",
     ),
 ]
+NEEDS_REFERENCE = ("replay", "wise")
 RECOMMENDED = " — recommended for this model"
 
 

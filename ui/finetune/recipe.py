@@ -20,9 +20,9 @@ from PySide6.QtWidgets import (
 
 from inspector.stations import station_name
 from inspector.training.defaults import default_trainable, pretrained_base
-from inspector.training.finetune import FINETUNE_RECIPE
+from inspector.training.finetune import FINETUNE_L2SP, FINETUNE_RECIPE
 from inspector.training.loop import Recipe
-from ui.finetune.common import KEEP_TEXT, RECOMMENDED, TRAINABLE_TEXT, hint_label
+from ui.finetune.common import KEEP_TEXT, NEEDS_REFERENCE, RECOMMENDED, TRAINABLE_TEXT, hint_label
 
 if TYPE_CHECKING:
     from ui.finetune.wizard import FinetuneWizard
@@ -138,12 +138,12 @@ class RecipePage(QWizardPage):
         """Replay and the blend need the base's reference sample of its own station."""
         reference = provenance.get("reference_sample")
         images = reference.get("images") if isinstance(reference, dict) else None
-        for box in self.keeping.values():
-            box.setEnabled(bool(images))
+        for key in NEEDS_REFERENCE:
+            self.keeping[key].setEnabled(bool(images))
         if not images:
             self.keep_note.setText(
                 "This base model keeps no sample of the station it was trained on (trained before "
-                "version 2026-12): the old station cannot be replayed or checked."
+                "version 2026-12): the old station cannot be replayed, blended toward or checked."
             )
             return
         name = station_name(str(reference.get("data", "")))
@@ -161,5 +161,8 @@ class RecipePage(QWizardPage):
         return self.budget.value() * 60.0 or None
 
     def recipe(self) -> Recipe:
-        keeping = {key: box.isChecked() and box.isEnabled() for key, box in self.keeping.items()}
-        return replace(FINETUNE_RECIPE, epochs=self.epochs.value(), trainable=self.trainable, **keeping)
+        chosen = {key: box.isChecked() and box.isEnabled() for key, box in self.keeping.items()}
+        l2sp = (FINETUNE_RECIPE.l2sp or FINETUNE_L2SP) if chosen.pop("l2sp") else 0.0
+        return replace(
+            FINETUNE_RECIPE, epochs=self.epochs.value(), trainable=self.trainable, l2sp=l2sp, **chosen
+        )
