@@ -30,12 +30,19 @@ def _spread(values: list[float], scale: float = 1.0, unit: str = "") -> str:
 
 
 def cell(rows: list[dict], base: dict) -> str:
-    """Recovered share, the old station's change, minutes; "(n)" seeds when more than one."""
+    """Recovered share, the old station's change (the benchmark's own old images, and the fine-tune's
+    check on the base's reference sample), minutes; "(n seeds)" when more than one."""
     recovered = [r["recovered"] for r in rows if r.get("recovered") is not None]
     kept = [r["kept_on_unshifted"] - base["unshifted"] for r in rows]
+    sample = [
+        r["reference_after"] - r["reference_before"]
+        for r in rows
+        if r.get("reference_after") is not None and r.get("reference_before") is not None
+    ]
     minutes = statistics.fmean(r["seconds"] for r in rows) / 60
     seeds = f" ({len(rows)} seeds)" if len(rows) > 1 else ""
-    return f"{_spread(recovered, 100, ' %')}, old {_spread(kept)}, {minutes:.1f} min{seeds}"
+    reference = f", sample {_spread(sample)}" if sample else ""
+    return f"{_spread(recovered, 100, ' %')}, old {_spread(kept)}{reference}, {minutes:.1f} min{seeds}"
 
 
 def table(results: dict) -> str:

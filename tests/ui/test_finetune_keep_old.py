@@ -83,8 +83,8 @@ def test_page_five_shows_the_old_station_beside_the_new_one(qtbot, tmp_path, tin
     )  # fmt: skip
     rows = page._say_old_station(lost)
     assert [r[0] for r in rows] == [
-        "Old station lamp1 (n=60): macro-F1",
-        "Old station lamp1 (n=60): accuracy",
+        "Old station macro-F1 (n=60)",
+        "Old station accuracy",
     ]
     text = page.old_line.text()
     assert "Old station (lamp1): macro-F1 0.900 → 0.850 (-0.050, lost)" in text and "0.75 of the new" in text

@@ -43,8 +43,9 @@ class ComparePage(QWizardPage):
         self.wiz = wiz
         self.setTitle("Before and after")
         self.setSubTitle(
-            "Both models judged the station's held-out test images, which training never saw. Recall: "
-            "the share of each class's parts the model recognised."
+            "Both models judged the station's held-out test images, which training never saw, and the "
+            "base model's own station (the sample it keeps of it). Recall: the share of each class's "
+            "parts the model recognised."
         )
         self.speed: dict[str, dict[str, float]] | None = None
         self._requests = Latest()  # a later request makes earlier answers stale
@@ -153,10 +154,9 @@ class ComparePage(QWizardPage):
             f"{old_after['macro_f1']:.3f} ({delta:+.3f}, {kept}) on {old_after['n']} of its images{blend}",
             GOOD_STYLE if delta >= -0.01 else ERROR_STYLE,
         )
-        name = f"Old station {summary.old_name} (n={old_after['n']})"
         return [
-            (f"{name}: macro-F1", old_before["macro_f1"], old_after["macro_f1"]),
-            (f"{name}: accuracy", old_before["accuracy"], old_after["accuracy"]),
+            (f"Old station macro-F1 (n={old_after['n']})", old_before["macro_f1"], old_after["macro_f1"]),
+            ("Old station accuracy", old_before["accuracy"], old_after["accuracy"]),
         ]
 
     def _draw(self, before: dict[str, Any], after: dict[str, Any]) -> None:
