@@ -27,14 +27,9 @@ from benchmarks.suite.speed import measure_speed
 from benchmarks.training_suite import data_source
 from data.loading import LoadedImages, guess_channels
 from data.station import Station, load_station
+from inspector.training.finetune import FINETUNE_RECIPE, finetune_model
 from inspector.training.loop import Recipe
-from inspector.training.workflows import (
-    FINETUNE_RECIPE,
-    evaluate_loaded,
-    finetune_model,
-    load_split,
-    train_model,
-)
+from inspector.training.workflows import evaluate_loaded, load_split, train_model
 from models.backbones import resolve_backbone
 from models.bundle import load_bundle, save_bundle
 from models.convert import convert

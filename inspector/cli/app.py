@@ -403,7 +403,7 @@ def finetune(
     l2sp: Annotated[
         float | None,
         typer.Option(
-            min=0.0, help="Pull toward the base's weights (L2-SP; default 0.1, BENCHMARKS.md); 0: off."
+            min=0.0, help="Pull toward the base's weights (L2-SP, e.g. 0.1; default 0: off, BENCHMARKS.md)."
         ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing --out.")] = False,

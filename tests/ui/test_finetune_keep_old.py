@@ -59,9 +59,9 @@ def test_page_three_offers_replay_only_for_a_base_with_a_reference_sample(qtbot,
     page.keeping["replay"].setChecked(True)
     page.keeping["wise"].setChecked(False)
     recipe = page.recipe()
-    assert recipe.replay and not recipe.wise and recipe.l2sp == FINETUNE_L2SP  # the default pull
-    page.keeping["l2sp"].setChecked(False)
-    assert page.recipe().l2sp == 0.0
+    assert recipe.replay and not recipe.wise and recipe.l2sp == 0.0  # the pull is offered, not the default
+    page.keeping["l2sp"].setChecked(True)
+    assert page.recipe().l2sp == FINETUNE_L2SP
 
     without = _wizard(qtbot, tmp_path / "b", tiny_vit_spec, new, {})
     page = without.recipe_page

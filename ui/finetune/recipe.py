@@ -162,7 +162,7 @@ class RecipePage(QWizardPage):
 
     def recipe(self) -> Recipe:
         chosen = {key: box.isChecked() and box.isEnabled() for key, box in self.keeping.items()}
-        l2sp = (FINETUNE_RECIPE.l2sp or FINETUNE_L2SP) if chosen.pop("l2sp") else 0.0
+        l2sp = FINETUNE_L2SP if chosen.pop("l2sp") else 0.0
         return replace(
             FINETUNE_RECIPE, epochs=self.epochs.value(), trainable=self.trainable, l2sp=l2sp, **chosen
         )
