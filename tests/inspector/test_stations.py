@@ -4,11 +4,10 @@ bundle's provenance keys say; a hand-edited model.json never crashes the reading
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
-import inspector
+from inspector.line.demo import DEMO_MODEL_DIR
 from inspector.stations import MAX_NAME, MAX_STATIONS, StationScore, stations_text, validated_stations
 
 ENTRY = {
@@ -35,7 +34,7 @@ def test_the_recorded_list_is_read_as_it_is():
 
 
 def test_the_demo_model_is_a_legacy_bundle_trained_on_elpv():
-    meta = json.loads((Path(inspector.__file__).parent / "demo_model" / "model.json").read_text())
+    meta = json.loads((DEMO_MODEL_DIR / "model.json").read_text())
     (station,) = validated_stations(meta["provenance"])
     assert (station.name, station.data, station.role, station.split) == ("elpv", "elpv", "trained", "val")
     assert station.fingerprint == meta["provenance"]["data_fingerprint"]
