@@ -45,6 +45,7 @@ class Method:
     in_default_run: bool = True  # the design-axis probes (224 px, width/depth) run when named
     resize: str = "stretch"
     tokens: int | None = None  # LTM's token budget (issue 24) instead of the GMACs ratio
+    epochs: int = EPOCHS
 
 
 METHODS = (
@@ -84,6 +85,13 @@ METHODS = (
         f"hybrid-tome-t{TOKENS}-{LB}", HYBRID, "tome", img_size=320, resize="letterbox",
         base=f"{HYBRID}-{LB}", tokens=TOKENS, in_default_run=False,
     ),
+    # Is 8 epochs what holds magnetic_tile back (issue 24 item 5, "longer schedules")? The 224 px
+    # cells again with 4x the epochs: same recipe, warm-up and cosine stretched over 32 epochs.
+    Method("lite0-224px-e32", "lite0", img_size=224, in_default_run=False, epochs=32),
+    Method(
+        f"hybrid-ltm@{HYBRID_RATIO}-224px-e32", HYBRID, "ltm", HYBRID_RATIO, img_size=224,
+        in_default_run=False, epochs=32,
+    ),
 )
 
 
@@ -118,7 +126,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         pretrained="imagenet-lite0",
         mask=method.mask,
         home=home,
-        recipe=Recipe(epochs=EPOCHS, seed=seed),
+        recipe=Recipe(epochs=method.epochs, seed=seed),
         force=out.exists(),
         # A cell stopped mid-training (session end, Ctrl-C) goes on from its last epoch checkpoint.
         resume=out.with_name(out.name + ".partial").is_dir(),
