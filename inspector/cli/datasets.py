@@ -1,0 +1,44 @@
+"""``inspector data info``: a station's classes, splits, image sizes and problems."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from inspector.cli.common import console, err, user_errors
+
+
+def data_info(
+    data: Annotated[str, typer.Argument(help="Dataset folder, manifest CSV, or 'elpv'.")],
+    seed: Annotated[int, typer.Option(help="Seed of the split where the data gives none.")] = 0,
+) -> None:
+    """Classes and images per split, with any problems found (what the wizard's first page shows)."""
+    from data.geometry import choose_geometry, survey_sizes
+    from data.station import SPLITS, load_station, verify_images
+
+    with user_errors():
+        with err.status("reading every image..."):
+            station = verify_images(load_station(data, seed))
+    counts = station.counts()
+    table = Table(title=f"{station.root} ({station.source})", title_justify="left")
+    table.add_column("class")
+    for split in SPLITS:
+        table.add_column(split, justify="right")
+    for name in station.classes:
+        table.add_row(name, *(str(counts[split][name]) for split in SPLITS))
+    console.print(table)
+    if station.label_note:
+        console.print(f"labels: {station.label_note}")
+    for issue in station.issues:
+        err.print(f"[yellow]warning:[/] {issue}", highlight=False)
+    survey = survey_sizes(station.samples)
+    if survey is not None:
+        console.print(f"sizes: {survey.describe()}", highlight=False)
+        geometry = choose_geometry(survey)
+        console.print(
+            f"train --resize auto would use: {geometry.size} px, {geometry.resize} ({geometry.reason})",
+            highlight=False,
+        )
+    console.print(f"fingerprint {station.fingerprint()}")
