@@ -17,8 +17,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from data.dataset import Sample, Station, assign_splits, finish_station
 from data.errors import DataError
-from data.station import Sample, Station, assign_splits, finish_station
 
 LABEL_NOTE = "ok = p0, defect = p2/3 or p1, p1/3 left out (ambiguous)"
 

@@ -17,12 +17,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from data.station import NAMED_DATASETS
+
 MAX_STATIONS = 32
 MAX_NAME = 200
 MAX_TEXT = 4096  # a data path or fingerprint longer than this is not a real one
 ROLES = ("trained", "adapted", "kept", "carried")
 SPLITS = ("val", "test", "reference")
-NAMED_DATASETS = ("elpv",)
 
 
 @dataclass(frozen=True)
