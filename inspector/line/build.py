@@ -11,15 +11,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from inspector.line.archive import GIB, ArchivePolicy, ImageArchive
-from inspector.line.demo import demo_model_path
 from inspector.line.drift import DriftConfig, DriftWatch
 from inspector.line.inference import InferenceEngine
 from inspector.line.outputs import build_outputs, check_output_urls
 from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo
+from inspector.line.resolve import resolve_model, resolve_shadow
+from inspector.line.shadow import ShadowRunner
 from inspector.line.sources import open_source
-from inspector.registry import Registry, is_version_id, registry_holding
 from inspector.settings import Settings
 from inspector.store import Ledger, default_url
+from models.bundle import load_bundle
 
 DEMO_STATION = "demo-elpv"
 
@@ -45,44 +46,6 @@ class LineRequest:
     outputs: list[str] | None = None  # line output URLs; None: the settings' list
 
 
-def resolve_model(model: str | None, home: Path) -> Path:
-    """The bundle to run: a path, ``demo``, or (none given) the deployed version, else the demo model.
-
-    A registry version (the deployed one, or its folder given as a path) is checked against the
-    checksums recorded when it was registered: weights swapped in outside the product never judge
-    parts under that version's name.
-    """
-    if model in (None, ""):
-        registry = Registry(home)
-        deployed = registry.deployed()
-        return registry.checked_path(deployed.id) if deployed else demo_model_path()
-    if model == "demo":
-        return demo_model_path()
-    return _checked_if_registered(Path(model))
-
-
-def _checked_if_registered(path: Path) -> Path:
-    """``path`` itself; verified first when it is a registered version's folder in a model registry."""
-    root, resolved = registry_holding(path), path.resolve()
-    if root is not None and resolved.parent == root and is_version_id(resolved.name):
-        registry = Registry(root.parent)
-        if resolved.name in {v.id for v in registry.versions()}:
-            registry.checked_path(resolved.name)
-    return path
-
-
-def resolve_shadow(ref: str, home: Path) -> tuple[Path, str]:
-    """The shadow candidate's bundle and the name it is shown and stored under."""
-    from inspector.errors import InspectorError
-
-    if is_version_id(ref):
-        return Registry(home).checked_path(ref), ref
-    path = resolve_model(ref, home)
-    if not path.is_dir():
-        raise InspectorError(f"shadow {ref}: neither a model version (v1, v2, ...) nor a bundle folder")
-    return path, ("demo" if ref == "demo" else path.name)
-
-
 def ledger_url(db: str | None, home: Path, settings: Settings | None = None) -> str:
     return db or os.environ.get("INSPECTOR_DB") or (settings.db_url if settings else "") or default_url(home)
 
@@ -94,8 +57,6 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
     check_output_urls(output_urls)  # a bad URL is refused before anything is opened
     source = open_source(request.source, fps=request.fps)
     path = resolve_model(request.model, request.home)
-    from models.bundle import load_bundle
-
     bundle = load_bundle(path)
     # The same choice as ``inspector run``, overlay or not: the ONNX graph gives the merge map too.
     backend = request.backend
@@ -104,8 +65,6 @@ def build_pipeline(request: LineRequest, ledger: Ledger | None = None) -> Pipeli
     )
     shadow = None
     if request.shadow:
-        from inspector.line.shadow import ShadowRunner
-
         shadow_path, shadow_name = resolve_shadow(request.shadow, request.home)
         candidate = load_bundle(shadow_path)
         shadow = ShadowRunner(

@@ -31,12 +31,19 @@ import numpy as np
 from data.errors import DataError
 from data.image_stats import DEFAULT_SIDE, STATISTICS, InputReference, image_statistics
 from inspector.errors import InspectorError
-from inspector.line.golden import Baselines, GoldenCheck, GoldenPart, GoldenReport, load_golden
+from inspector.line.golden import (
+    Baselines,
+    GoldenCheck,
+    GoldenPart,
+    GoldenReport,
+    default_golden_dir,
+    load_golden,
+)
 from inspector.line.inference import InferenceEngine
 from inspector.line.live_stats import DriftMonitor
+from inspector.line.outcome import Outcome
 
 if TYPE_CHECKING:
-    from inspector.line.pipeline import Outcome
     from inspector.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -60,8 +67,6 @@ class DriftConfig:
 
     @classmethod
     def from_settings(cls, settings: Settings, home: Path) -> DriftConfig:
-        from inspector.line.golden import default_golden_dir
-
         return cls(
             window=settings.drift_window,
             reference_frames=settings.drift_reference_frames,

@@ -27,6 +27,8 @@ from data.images import read_image
 from data.station import load_station
 from inspector.errors import InspectorError
 from inspector.line.inference import InferenceEngine
+from inspector.line.resolve import resolve_model
+from models.bundle import load_bundle
 from models.files import atomic_write_text, read_json
 
 if TYPE_CHECKING:
@@ -265,9 +267,6 @@ def check_model(
 ) -> GoldenReport:
     """Load the golden set and the model (a bundle folder, ``demo``, or None: the deployed version)
     and check: ``inspector golden check`` and the Live button when no line runs."""
-    from inspector.line.build import resolve_model
-    from models.bundle import load_bundle
-
     parts = load_golden(folder or default_golden_dir(home, settings.golden_dir))
     path = resolve_model(model, home)
     bundle = load_bundle(path)

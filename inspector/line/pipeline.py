@@ -17,11 +17,10 @@ import queue
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-import numpy as np
 import torch
 
 from inspector.line.archive import ImageArchive
@@ -29,6 +28,7 @@ from inspector.line.drift import DriftWatch
 from inspector.line.frame_queue import FrameQueue
 from inspector.line.inference import InferenceEngine
 from inspector.line.live_stats import LiveStats, StatsSnapshot
+from inspector.line.outcome import Event, Outcome
 from inspector.line.outputs import LineInfo, OutputSet, PartReport
 from inspector.line.shadow import ShadowRunner
 from inspector.line.sources.base import BadFrame, Frame, FrameSource, SourceDisconnected, check_image
@@ -71,28 +71,6 @@ class RunInfo:
     station: str = "station-1"
     operator: str = ""
     lot: str = ""
-
-
-@dataclass
-class Outcome:
-    """One judged frame, as the UI and the writer see it."""
-
-    frame: Frame
-    decision: Decision
-    probabilities: dict[str, float] | None
-    merge_map: np.ndarray | None = None
-    error: str | None = None
-    image_ref: str | None = None
-    part: int = 0  # 1, 2, 3 … in the run (what the line outputs count)
-    judged_at: datetime | None = None
-
-
-@dataclass
-class Event:
-    level: str  # info | warning | alarm
-    kind: str
-    message: str
-    at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
 
 
 _END = object()

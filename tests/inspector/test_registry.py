@@ -139,7 +139,7 @@ def test_a_version_changed_outside_the_product_is_refused_by_run_deploy_and_roll
     tmp_path, bundle, tiny_vit_spec
 ):
     """Probe (issue 27): a version overwritten in place judged parts under its old name, unaudited."""
-    from inspector.line.build import resolve_model, resolve_shadow
+    from inspector.line.resolve import resolve_model, resolve_shadow
 
     home = tmp_path / "home"
     registry = Registry(home)
@@ -168,7 +168,7 @@ def test_a_version_changed_outside_the_product_is_refused_by_run_deploy_and_roll
 
 def test_an_index_without_checksums_loads_unverified_and_is_pinned_at_deploy(tmp_path, bundle):
     """Registries written before checksums were kept still run; the next deploy records them."""
-    from inspector.line.build import resolve_model
+    from inspector.line.resolve import resolve_model
 
     home = tmp_path / "home"
     registry = Registry(home)
