@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QCheckBox, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWizardPage
@@ -18,19 +16,17 @@ from ui.finetune.common import (
     hint_label,
     set_status,
 )
+from ui.finetune.state import FinetuneState
 from ui.qt_images import to_pixmap
 from ui.workers import Latest
-
-if TYPE_CHECKING:
-    from ui.finetune.wizard import FinetuneWizard
 
 
 class AugmentPage(QWizardPage):
     """2 · How to vary the images: presets with a live preview on three station images."""
 
-    def __init__(self, wiz: FinetuneWizard) -> None:
+    def __init__(self, state: FinetuneState) -> None:
         super().__init__()
-        self.wiz = wiz
+        self.state = state
         self.setTitle("Augmentation")
         self.setSubTitle(
             "Training shows the model each image changed at random, so it stops relying on this "
@@ -46,7 +42,7 @@ class AugmentPage(QWizardPage):
             title, text = PRESET_TEXT.get(name, (name.title(), ""))
             box = QCheckBox(title)
             box.setChecked(name in ("lighting", "angle"))
-            box.toggled.connect(lambda _on: self.render())
+            box.toggled.connect(lambda _on: self._choose())
             self.boxes[name] = box
             choices.addWidget(box)
             choices.addWidget(hint_label(text))
@@ -71,6 +67,7 @@ class AugmentPage(QWizardPage):
         layout = QHBoxLayout(self)
         layout.addLayout(choices, 1)
         layout.addLayout(right, 3)
+        self.state.presets = self.presets
 
     @property
     def presets(self) -> list[str]:
@@ -79,19 +76,23 @@ class AugmentPage(QWizardPage):
     def initializePage(self) -> None:  # Qt's name
         self.render()
 
+    def _choose(self) -> None:
+        self.state.presets = self.presets
+        self.render()
+
     def _redraw(self) -> None:
         self._seed += 1
         self.render()
 
     def render(self) -> None:
-        check = self.wiz.station_page.result
+        check = self.state.check
         if check is None or not check.samples:
             self.preview.setText("No readable images to preview.")
             return
         request = self._requests.next()
         self.rendered = False
         set_status(self.status, "Rendering the preview …")
-        self.wiz.run(
+        self.state.run(
             preview_grid,
             check.samples,
             self.presets,

@@ -3,7 +3,7 @@ base's own station, and speed."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from PySide6.QtCore import Qt
@@ -29,25 +29,22 @@ from ui.finetune.common import (
     new_canvas,
     set_status,
 )
+from ui.finetune.state import FinetuneState
 from ui.workers import Latest
-
-if TYPE_CHECKING:
-    from ui.finetune.wizard import FinetuneWizard
 
 
 class ComparePage(QWizardPage):
     """5 · Before / after on the station's held-out test images, and what the model costs."""
 
-    def __init__(self, wiz: FinetuneWizard) -> None:
+    def __init__(self, state: FinetuneState) -> None:
         super().__init__()
-        self.wiz = wiz
+        self.state = state
         self.setTitle("Before and after")
         self.setSubTitle(
             "Both models judged the station's held-out test images, which training never saw, and the "
             "base model's own station (the sample it keeps of it). Recall: the share of each class's "
             "parts the model recognised."
         )
-        self.speed: dict[str, dict[str, float]] | None = None
         self._requests = Latest()  # a later request makes earlier answers stale
         self.headline = QLabel("")
         font = QFont(self.headline.font())
@@ -81,9 +78,15 @@ class ComparePage(QWizardPage):
         layout.addWidget(self.old_line)
         layout.addLayout(body, 1)
 
+    @property
+    def speed(self) -> dict[str, dict[str, Any]] | None:
+        """Both models' compute and latency (``None`` while measuring, empty if that failed)."""
+        return self.state.speed
+
     def initializePage(self) -> None:  # Qt's name
-        summary = self.wiz.train_page.summary
-        assert summary is not None
+        state = self.state
+        summary, check = state.summary, state.check
+        assert summary is not None and check is not None
         before, after = summary.before, summary.after
         delta = after["macro_f1"] - before["macro_f1"]
         verdict = "better" if delta > 0.005 else "worse" if delta < -0.005 else "about the same"
@@ -118,14 +121,14 @@ class ComparePage(QWizardPage):
                     item.setForeground(QColor(GOOD_COLOUR if change > 0 else ERROR_COLOUR))
                 self.table.setItem(row, column, item)
         self._draw(before, after)
-        self.speed = None
+        state.speed = None
         self.speed_label.setText("Measuring GMACs and latency of both models …")
         request = self._requests.next()
-        staging = self.wiz.staging
+        staging = state.staging
         assert staging is not None
-        self.wiz.run_job(
+        state.run_job(
             "inspector.training.adaptation:measure_speed",
-            self.wiz.station_page.base_model,
+            check.base,
             staging.bundle,
             hold=staging.in_use(),
             pause_for_line=False,  # a pause inside a timed call would read as latency
@@ -183,11 +186,11 @@ class ComparePage(QWizardPage):
     def _speed_done(self, request: int, figures: dict[str, dict[str, Any]]) -> None:
         if not self._requests.is_current(request):
             return
-        self.speed = figures
+        self.state.speed = figures
         old, new = figures["before"], figures["after"]
         ratio = new["p50"] / old["p50"] if old["p50"] else float("nan")
         where = "this computer"
-        if self.wiz.context.line_overruns() is not None:
+        if self.state.context.line_overruns() is not None:
             where = "this computer, below the running line: slower than on a quiet PC"
         backends = dict.fromkeys((old.get("backend", "PyTorch"), new.get("backend", "PyTorch")))
         self.speed_label.setText(
@@ -199,5 +202,5 @@ class ComparePage(QWizardPage):
 
     def _speed_failed(self, request: int, message: str) -> None:
         if self._requests.is_current(request):
-            self.speed = {}
+            self.state.speed = {}
             set_status(self.speed_label, f"Speed not measured: {message}", ERROR_STYLE)

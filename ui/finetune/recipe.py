@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import (
     QButtonGroup,
@@ -23,10 +22,7 @@ from inspector.training.defaults import default_trainable, pretrained_base
 from inspector.training.finetune import FINETUNE_L2SP, FINETUNE_RECIPE
 from inspector.training.loop import Recipe
 from ui.finetune.common import KEEP_TEXT, NEEDS_REFERENCE, RECOMMENDED, TRAINABLE_TEXT, hint_label
-
-if TYPE_CHECKING:
-    from ui.finetune.wizard import FinetuneWizard
-
+from ui.finetune.state import FinetuneState
 
 # BENCHMARKS.md, "Adaptation on the pretrained hybrid": re-estimating the stem's BatchNorm
 # statistics alone won back 29 % of the ELPV lamp change and 46 % of magnetic_tile's, in seconds.
@@ -41,9 +37,9 @@ PRETRAINED_NOTE = (
 class RecipePage(QWizardPage):
     """3 · What may change in the model, and for how long."""
 
-    def __init__(self, wiz: FinetuneWizard) -> None:
+    def __init__(self, state: FinetuneState) -> None:
         super().__init__()
-        self.wiz = wiz
+        self.state = state
         self.setTitle("What trains")
         self.setSubTitle(
             "The parts not chosen stay frozen. The best epoch on the station's validation "
@@ -109,7 +105,7 @@ class RecipePage(QWizardPage):
         layout.addLayout(right, 2)
 
     def initializePage(self) -> None:  # Qt's name
-        check = self.wiz.station_page.result
+        check = self.state.check
         has_merge = check is not None and check.meta.merge_mode != "none"
         for key in ("merge", "merge+norm"):
             self.radios[key].setEnabled(has_merge)
@@ -151,6 +147,11 @@ class RecipePage(QWizardPage):
             f"The base keeps {len(images)} images of its station ({name}) by path; they are used "
             "where that folder is still reachable from this computer."
         )
+
+    def validatePage(self) -> bool:  # Qt's name: Next hands the choice on to training
+        self.state.recipe = self.recipe()
+        self.state.budget_seconds = self.budget_seconds
+        return True
 
     @property
     def trainable(self) -> str:

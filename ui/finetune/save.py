@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QCheckBox, QFormLayout, QLabel, QLineEdit, QVBoxLayout, QWizardPage
 
 from ui.finetune.common import TRAINABLE_TEXT, hint_label
-
-if TYPE_CHECKING:
-    from ui.finetune.wizard import FinetuneWizard
+from ui.finetune.state import FinetuneState
 
 
 class SavePage(QWizardPage):
     """6 · Keep it: a new registry version, deployed now or later from the Models screen."""
 
-    def __init__(self, wiz: FinetuneWizard) -> None:
+    def __init__(self, state: FinetuneState) -> None:
         super().__init__()
-        self.wiz = wiz
+        self.state = state
         self.setTitle("Save as a new model version")
         self.setSubTitle(
             "The model registry keeps every version; deploying one switches the line to it and Models › "
@@ -45,16 +42,16 @@ class SavePage(QWizardPage):
         layout.addStretch(1)
 
     def initializePage(self) -> None:  # Qt's name
-        wiz = self.wiz
-        summary, check = wiz.train_page.summary, wiz.station_page.result
+        state = self.state
+        summary, check = state.summary, state.check
         assert summary is not None and check is not None
-        base = wiz.station_page.base_model
+        base = check.base
         base_name = (
             base.name if base.parent.name == "models" else "demo model" if "demo" in base.name else str(base)
         )
         station = check.station.root.name
-        recipe = wiz.recipe_page.recipe()
-        presets = wiz.augment_page.presets
+        recipe = state.recipe
+        presets = state.presets
         outcome = summary.outcome
         self.note.setText(
             f"fine-tuned from {base_name} on {station} ({recipe.trainable}, "
@@ -85,7 +82,7 @@ class SavePage(QWizardPage):
                 f"n={summary.after['n']})",
             ),
         ]
-        speed = wiz.compare_page.speed
+        speed = state.speed
         if speed:
             rows.append(
                 (
@@ -93,7 +90,7 @@ class SavePage(QWizardPage):
                     f"{speed['after']['gmacs']:.3f} GMACs, {speed['after']['p50']:.1f} ms p50 at batch 1",
                 )
             )
-        rows.append(("Registry", html.escape(str(wiz.context.home / "models"))))
+        rows.append(("Registry", html.escape(str(state.context.home / "models"))))
         cells = "".join(
             f"<tr><td style='padding:3px 16px 3px 0; color:#5f6b7a'>{name}</td>"
             f"<td style='padding:3px 0'>{value}</td></tr>"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QColor
@@ -36,30 +35,27 @@ from ui.finetune.common import (
     WARN_STYLE,
     set_status,
 )
+from ui.finetune.state import FinetuneState
 from ui.workers import Latest
-
-if TYPE_CHECKING:
-    from ui.finetune.wizard import FinetuneWizard
 
 
 class StationPage(QWizardPage):
     """1 · Which images: checked in a worker, with counts per class and split, before Next."""
 
-    def __init__(self, wiz: FinetuneWizard) -> None:
+    def __init__(self, state: FinetuneState) -> None:
         super().__init__()
-        self.wiz = wiz
+        self.state = state
         self.setTitle("Station data")
         self.setSubTitle(
             "Point to the new station's images: a folder with one sub-folder per class, a manifest "
             "CSV (path,label[,split][,group]), or a folder exported from the Review screen "
             "(QA-confirmed parts from the results ledger — it is a station folder like any other)."
         )
-        self.result: StationCheck | None = None
         self.busy = False
         self._requests = Latest()  # a later request makes earlier answers stale
 
         self.base = QComboBox()
-        choices, problem = base_model_choices(wiz.context.home)
+        choices, problem = base_model_choices(state.context.home)
         for label, path in choices:
             self.base.addItem(label, str(path))
             self.base.setItemData(self.base.count() - 1, str(path), Qt.ItemDataRole.ToolTipRole)
@@ -137,7 +133,7 @@ class StationPage(QWizardPage):
         """Validate the current choice in a worker; a later request makes earlier answers stale."""
         self._debounce.stop()
         request, path = self._requests.next(), self.path.text().strip()
-        self.result = None
+        self.state.check = None
         self.table.setRowCount(0)
         self.notes.clear()
         if not path:
@@ -148,7 +144,7 @@ class StationPage(QWizardPage):
         self.busy = True
         set_status(self.status, f"Checking {path} …")
         self.completeChanged.emit()
-        self.wiz.run(
+        self.state.run(
             check_station,
             path,
             self.base_model,
@@ -159,7 +155,7 @@ class StationPage(QWizardPage):
     def _checked(self, request: int, result: StationCheck) -> None:
         if not self._requests.is_current(request):
             return
-        self.busy, self.result = False, result
+        self.busy, self.state.check = False, result
         counts, station = result.counts, result.station
         classes = station.classes + sorted(set(result.meta.classes) - set(station.classes))
         self.table.setRowCount(len(classes))
@@ -204,15 +200,16 @@ class StationPage(QWizardPage):
     def _check_failed(self, request: int, message: str) -> None:
         if not self._requests.is_current(request):
             return
-        self.busy, self.result = False, None
+        self.busy, self.state.check = False, None
         set_status(self.status, message, ERROR_STYLE)
         self.completeChanged.emit()
 
     def isComplete(self) -> bool:  # Qt's name
+        result = self.state.check
         return (
             not self.busy
-            and self.result is not None
-            and not self.result.errors
-            and self.result.path == self.path.text().strip()
-            and self.result.base == self.base_model
+            and result is not None
+            and not result.errors
+            and result.path == self.path.text().strip()
+            and result.base == self.base_model
         )

@@ -4,7 +4,7 @@ it says about its place behind a running line."""
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -22,25 +22,22 @@ from inspector.training.background import YieldState
 from inspector.training.finetune import FinetuneSummary
 from inspector.training.loop import EpochRecord
 from ui.finetune.common import ERROR_STYLE, GOOD_STYLE, WARN_STYLE, new_canvas, set_status
+from ui.finetune.state import FinetuneState
 from ui.workers import JobTask
-
-if TYPE_CHECKING:
-    from ui.finetune.wizard import FinetuneWizard
 
 
 class TrainPage(QWizardPage):
     """4 · Training: progress, live curves, the log; stop early (keep best) or Cancel (discard)."""
 
-    def __init__(self, wiz: FinetuneWizard) -> None:
+    def __init__(self, state: FinetuneState) -> None:
         super().__init__()
-        self.wiz = wiz
+        self.state = state
         self.setTitle("Training")
         self.setSubTitle(
             "Runs on this computer, behind the line: the line keeps running on the deployed model "
             "and comes first. Cancel discards this run; Back stops it so you can change the settings."
         )
         self.task: JobTask | None = None
-        self.summary: FinetuneSummary | None = None
         self.history: list[EpochRecord] = []
         self.failed = ""
         self._run = 0
@@ -83,6 +80,11 @@ class TrainPage(QWizardPage):
         self._draw()
 
     @property
+    def summary(self) -> FinetuneSummary | None:
+        """The current run's summary once it has finished (``None`` until then)."""
+        return self.state.summary
+
+    @property
     def running(self) -> bool:
         return (
             self.task is not None
@@ -96,30 +98,32 @@ class TrainPage(QWizardPage):
 
     def cleanupPage(self) -> None:  # Qt's name
         """Back: stop this run and throw its files away (Next starts a fresh one)."""
-        self.wiz.discard_run()
+        self.cancel()
+        self.state.discard_staging()
 
     def start(self) -> None:
-        wiz = self.wiz
-        check = wiz.station_page.result
+        state = self.state
+        check = state.check
         assert check is not None
-        recipe = wiz.recipe_page.recipe()
-        staging = wiz.new_staging()
+        recipe = state.recipe
+        self.cancel()  # a run still going stops before its folder goes
+        staging = state.new_staging()
         self._run += 1
-        self.summary, self.history, self.failed = None, [], ""
-        self._budget = wiz.recipe_page.budget_seconds
+        state.summary, self.history, self.failed = None, [], ""
+        self._budget = state.budget_seconds
         self._started = time.monotonic()
         self.log.clear()
         self.progress.setRange(0, recipe.epochs)
         self.progress.setValue(0)
         self.stop_button.setEnabled(True)
-        presets = wiz.augment_page.presets
+        presets = state.presets
         set_status(
             self.status,
             f"Loading the station's images and measuring the base model … then {recipe.epochs} epoch(s), "
             f"training {recipe.trainable}, augmentation: {', '.join(presets) or 'default only'}.",
         )
         self._draw()
-        self.task = self.wiz.run_job(
+        self.task = state.run_job(
             "inspector.training.adaptation:run_finetune",
             check.base,
             check.station,
@@ -168,7 +172,7 @@ class TrainPage(QWizardPage):
     def _done(self, summary: FinetuneSummary) -> None:
         self._timer.stop()
         self._tick()
-        self.summary = summary
+        self.state.summary = summary
         self.stop_button.setEnabled(False)
         outcome = summary.outcome
         if outcome.best_epoch < 0:

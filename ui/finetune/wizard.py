@@ -14,9 +14,6 @@ The pages live in their own modules; this one holds the flow, the workers and th
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from PySide6.QtCore import QCoreApplication, Signal
 from PySide6.QtWidgets import QWidget, QWizard
 
@@ -28,9 +25,10 @@ from ui.finetune.common import ERROR_STYLE, set_status
 from ui.finetune.compare import ComparePage
 from ui.finetune.recipe import RecipePage
 from ui.finetune.save import SavePage
+from ui.finetune.state import FinetuneState
 from ui.finetune.station import StationPage
 from ui.finetune.train import TrainPage
-from ui.workers import JobTask, Task, run_job, run_task
+from ui.workers import JobTask
 
 
 class FinetuneWizard(QWizard):
@@ -41,10 +39,9 @@ class FinetuneWizard(QWizard):
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.context = context
-        self.staging: Staging | None = None
+        self.state = FinetuneState(context)  # what the pages hand each other
         self.saving: JobTask | None = None
         self.saved: Version | None = None
-        self.tasks: list[Task | JobTask] = []
         Staging.sweep(context.home)
         app = QCoreApplication.instance()
         if app is not None:
@@ -53,12 +50,12 @@ class FinetuneWizard(QWizard):
         self.setWizardStyle(QWizard.WizardStyle.ModernStyle)
         self.setOption(QWizard.WizardOption.NoBackButtonOnLastPage, False)
         self.setButtonText(QWizard.WizardButton.FinishButton, "Save version")
-        self.station_page = StationPage(self)
-        self.augment_page = AugmentPage(self)
-        self.recipe_page = RecipePage(self)
-        self.train_page = TrainPage(self)
-        self.compare_page = ComparePage(self)
-        self.save_page = SavePage(self)
+        self.station_page = StationPage(self.state)
+        self.augment_page = AugmentPage(self.state)
+        self.recipe_page = RecipePage(self.state)
+        self.train_page = TrainPage(self.state)
+        self.compare_page = ComparePage(self.state)
+        self.save_page = SavePage(self.state)
         for page in (
             self.station_page,
             self.augment_page,
@@ -70,37 +67,20 @@ class FinetuneWizard(QWizard):
             self.addPage(page)
         self.resize(1180, 740)
 
-    # -- workers -------------------------------------------------------------------------------
+    # -- workers and the staging folder (kept in the pages' shared state) -------------------
 
-    def run(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Task:
-        """``run_task``, remembered: the wizard is only deleted once its workers have answered."""
-        task = run_task(fn, *args, **kwargs)
-        self.tasks = [t for t in self.tasks if not t.finished.is_set()] + [task]
-        return task
-
-    def run_job(self, target: str, *args: Any, **kwargs: Any) -> JobTask:
-        """Training, evaluation and registering: in a background process below the line
-        (``ui.workers.run_job``), remembered like :meth:`run`."""
-        task = run_job(target, *args, line=self.context.line_overruns, **kwargs)
-        self.tasks = [t for t in self.tasks if not t.finished.is_set()] + [task]
-        return task
+    @property
+    def staging(self) -> Staging | None:
+        return self.state.staging
 
     def idle(self) -> bool:
-        return all(task.finished.is_set() for task in self.tasks)
-
-    # -- the staging folder ------------------------------------------------------------------
-
-    def new_staging(self) -> Staging:
-        self.discard_run()
-        self.staging = Staging(self.context.home)
-        return self.staging
+        """True once every worker the pages started has answered (the wizard may then be deleted)."""
+        return self.state.idle()
 
     def discard_run(self) -> None:
         """Stop any training and throw away its files (they go as soon as no worker holds them)."""
         self.train_page.cancel()
-        if self.staging is not None:
-            self.staging.discard()
-            self.staging = None
+        self.state.discard_staging()
 
     # -- finish / cancel ---------------------------------------------------------------------
 
@@ -109,20 +89,21 @@ class FinetuneWizard(QWizard):
         if self.saved is not None:
             super().accept()
             return
-        if self.saving is not None or self.staging is None:
+        staging = self.state.staging
+        if self.saving is not None or staging is None:
             return
         page = self.save_page
         self._lock_buttons(True)
         set_status(page.status, "Saving into the model registry (copying, measuring latency) …")
-        self.saving = self.run_job(
+        self.saving = self.state.run_job(
             "inspector.training.adaptation:save_version",
             self.context.home,
-            self.staging.bundle,
+            staging.bundle,
             page.note.text().strip(),
             page.deploy.isChecked(),
             self.context.db_url,
             self.context.settings.operator or None,
-            hold=self.staging.in_use(),
+            hold=staging.in_use(),
             pause_for_line=False,  # registering measures the model's latency
             on_done=self._saved,
             on_failed=self._save_failed,
@@ -131,9 +112,7 @@ class FinetuneWizard(QWizard):
     def _saved(self, result: tuple[Version, str]) -> None:
         version, deploy_error = result
         self.saving, self.saved = None, version
-        if self.staging is not None:
-            self.staging.discard()
-            self.staging = None
+        self.state.discard_staging()
         self._lock_buttons(False)
         self.model_added.emit(version.id)
         if deploy_error:
