@@ -84,6 +84,28 @@ def _with_hint(field: QWidget | QHBoxLayout, text: str, *extra: QWidget) -> QWid
     return holder
 
 
+def _scrolling_columns(left: list[QGroupBox], right: list[QGroupBox]) -> QScrollArea:
+    """Two columns of groups, top-aligned, in a frameless scroll area."""
+    columns = QHBoxLayout()
+    for groups in (left, right):
+        column = QVBoxLayout()
+        for group in groups:
+            column.addWidget(group)
+        column.addStretch(1)
+        columns.addLayout(column, 1)
+    content = QWidget()
+    content.setMaximumWidth(1400)  # on a wide screen, fields a metre long read worse, not better
+    inner = QVBoxLayout(content)
+    inner.setContentsMargins(0, 0, 0, 0)
+    inner.addLayout(columns)
+    inner.addStretch(1)
+    scroll = QScrollArea()
+    scroll.setWidgetResizable(True)
+    scroll.setFrameShape(QFrame.Shape.NoFrame)
+    scroll.setWidget(content)
+    return scroll
+
+
 # Settings.validate speaks in field names; the form shows labels.
 LABELS = {
     "archive_ok_every": "Keep OK images",
@@ -125,96 +147,31 @@ class SettingsView(QWidget):
         super().__init__(parent)
         self.context = context
         self.testing = False
+        where, archive, verdicts = self._where_group(), self._archive_group(), self._verdicts_group()
+        station, rollout = self._station_group(), self._rollout_group()
+        outputs, drift = self._outputs_group(), self._drift_group()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(18, 14, 18, 14)
+        # The groups scroll on a 768-line screen; Save and Revert stay in view below them.
+        layout.addWidget(
+            _scrolling_columns([where, station, outputs, drift], [archive, verdicts, rollout]), 1
+        )
+        layout.addSpacing(6)
+        layout.addLayout(self._buttons())
+        self.load()
 
-        self.home = QLineEdit(str(context.home))
+    def _where_group(self) -> QGroupBox:
+        """Home folder and results database (with its connection test)."""
+        self.home = QLineEdit(str(self.context.home))
         self.home.setReadOnly(True)
         self.home.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         self.home.setStyleSheet("background: #e6e8eb; color: #333;")
         self.db_url = QLineEdit()
-        self.db_url.setPlaceholderText(f"empty: SQLite in the home folder ({default_url(context.home)})")
+        self.db_url.setPlaceholderText(f"empty: SQLite in the home folder ({default_url(self.context.home)})")
         self.test_button = QPushButton("Test connection")
         self.test_button.clicked.connect(self.test_connection)
         self.db_message = QLabel("")
         self.db_message.setWordWrap(True)
-        self.ok_every = QSpinBox()
-        self.ok_every.setRange(0, 1_000_000)
-        self.ok_every.setSpecialValueText("no OK images")
-        self.ok_every.setPrefix("1 in ")
-        self.cap_gib = QDoubleSpinBox()
-        self.cap_gib.setRange(0.0, 100_000.0)
-        self.cap_gib.setDecimals(1)
-        self.cap_gib.setSingleStep(0.5)
-        self.cap_gib.setSuffix(" GiB")
-        self.unsure_below = QLineEdit()
-        self.unsure_below.setPlaceholderText("empty: the model's calibrated value")
-        self.ood_above = QLineEdit()
-        self.ood_above.setPlaceholderText("empty: the model's calibrated value")
-        self.station = QLineEdit()
-        self.operator = QLineEdit()
-        self.operator.setPlaceholderText("empty: asked on the Live screen")
-        self.cycle_ms = QLineEdit()
-        self.cycle_ms.setPlaceholderText("empty: no cycle budget")
-        self.idle_lock = QSpinBox()
-        self.idle_lock.setRange(0, 24 * 60)
-        self.idle_lock.setSuffix(" min")
-        self.idle_lock.setSpecialValueText("never")
-        self.shadow = QLineEdit()
-        self.shadow.setPlaceholderText("empty: none (a model version, e.g. v3)")
-        self.outputs = QPlainTextEdit()
-        self.outputs.setPlaceholderText("empty: verdicts stay in the ledger")
-        self.outputs.setFixedHeight(84)
-        self.outputs.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
-        self.golden_dir = QLineEdit()
-        self.golden_dir.setPlaceholderText(f"empty: {context.home / 'golden'}")
-        self.golden_every = QDoubleSpinBox()
-        self.golden_every.setRange(0.0, 24 * 60.0)
-        self.golden_every.setDecimals(1)
-        self.golden_every.setSuffix(" min")
-        self.golden_every.setSpecialValueText("only on request")
-        self.drift_window = QSpinBox()
-        self.drift_window.setRange(10, 100_000)
-        self.drift_window.setSuffix(" parts")
-        self.reference_frames = QSpinBox()
-        self.reference_frames.setRange(10, 100_000)
-        self.reference_frames.setSuffix(" frames")
-        self.input_k = QDoubleSpinBox()
-        self.input_k.setRange(0.05, 100.0)
-        self.input_k.setDecimals(2)
-        self.input_k.setSingleStep(0.1)
-        self.input_k.setSuffix(" std")
-        self.ood_rate = QDoubleSpinBox()
-        self.ood_rate.setRange(1.0, 100.0)
-        self.ood_rate.setDecimals(0)
-        self.ood_rate.setSuffix(" %")
-        self.confidence_drop = QDoubleSpinBox()
-        self.confidence_drop.setRange(1.0, 100.0)
-        self.confidence_drop.setDecimals(0)
-        self.confidence_drop.setSuffix(" points")
-        self.gate_data = QLineEdit()
-        self.gate_data.setPlaceholderText("empty: no offline gate (a deploy then needs a reason)")
-        self.gate_recall = QDoubleSpinBox()
-        self.gate_recall.setRange(0.0, 1.0)
-        self.gate_recall.setDecimals(3)
-        self.gate_recall.setSingleStep(0.01)
-        self.gate_unsure = QDoubleSpinBox()
-        self.gate_unsure.setRange(0.0, 1.0)
-        self.gate_unsure.setDecimals(3)
-        self.gate_unsure.setSingleStep(0.01)
-        self.gate_latency = QDoubleSpinBox()
-        self.gate_latency.setRange(1.0, 100.0)
-        self.gate_latency.setDecimals(2)
-        self.gate_latency.setSingleStep(0.05)
-        self.gate_latency.setSuffix(" ×")
-        self.shift_starts = QLineEdit()
-        self.shift_starts.setPlaceholderText("06:00, 14:00, 22:00")
-        self.save_button = QPushButton("Save")
-        self.save_button.setObjectName("primary")
-        self.save_button.clicked.connect(self.save)
-        revert = QPushButton("Revert")
-        revert.setToolTip("Discard unsaved changes")
-        revert.clicked.connect(self.load)
-        self.message = QLabel("")
-
         self.db_message.hide()
         db_row = QHBoxLayout()
         db_row.addWidget(self.db_url, 1)
@@ -237,6 +194,19 @@ class SettingsView(QWidget):
                 self.db_message,
             ),
         )
+        return where
+
+    def _archive_group(self) -> QGroupBox:
+        """Which images the archive keeps, and its size cap."""
+        self.ok_every = QSpinBox()
+        self.ok_every.setRange(0, 1_000_000)
+        self.ok_every.setSpecialValueText("no OK images")
+        self.ok_every.setPrefix("1 in ")
+        self.cap_gib = QDoubleSpinBox()
+        self.cap_gib.setRange(0.0, 100_000.0)
+        self.cap_gib.setDecimals(1)
+        self.cap_gib.setSingleStep(0.5)
+        self.cap_gib.setSuffix(" GiB")
 
         archive = QGroupBox("Image archive")
         form = _form(archive)
@@ -248,6 +218,14 @@ class SettingsView(QWidget):
                 "NG, UNSURE and ERROR images are always kept; at the cap the oldest OK images go first.",
             ),
         )
+        return archive
+
+    def _verdicts_group(self) -> QGroupBox:
+        """Threshold overrides (empty: the deployed model's calibrated values)."""
+        self.unsure_below = QLineEdit()
+        self.unsure_below.setPlaceholderText("empty: the model's calibrated value")
+        self.ood_above = QLineEdit()
+        self.ood_above.setPlaceholderText("empty: the model's calibrated value")
 
         verdicts = QGroupBox("Verdict thresholds (overrides)")
         form = _form(verdicts)
@@ -257,6 +235,21 @@ class SettingsView(QWidget):
             _with_hint(self.ood_above, "Higher means a part less like the training images."),
         )
         form.addRow(_hint("Leave empty to use what the deployed model was calibrated with (recommended)."))
+        return verdicts
+
+    def _station_group(self) -> QGroupBox:
+        """Station name, operator, cycle budget, idle lock and the shadow candidate."""
+        self.station = QLineEdit()
+        self.operator = QLineEdit()
+        self.operator.setPlaceholderText("empty: asked on the Live screen")
+        self.cycle_ms = QLineEdit()
+        self.cycle_ms.setPlaceholderText("empty: no cycle budget")
+        self.idle_lock = QSpinBox()
+        self.idle_lock.setRange(0, 24 * 60)
+        self.idle_lock.setSuffix(" min")
+        self.idle_lock.setSpecialValueText("never")
+        self.shadow = QLineEdit()
+        self.shadow.setPlaceholderText("empty: none (a model version, e.g. v3)")
 
         station = QGroupBox("Station")
         form = _form(station)
@@ -282,6 +275,27 @@ class SettingsView(QWidget):
                 "when the line falls behind. Compare, promote or discard it on the Models screen.",
             ),
         )
+        return station
+
+    def _rollout_group(self) -> QGroupBox:
+        """The roll-out gate's data and limits, and the shift starts."""
+        self.gate_data = QLineEdit()
+        self.gate_data.setPlaceholderText("empty: no offline gate (a deploy then needs a reason)")
+        self.gate_recall = QDoubleSpinBox()
+        self.gate_recall.setRange(0.0, 1.0)
+        self.gate_recall.setDecimals(3)
+        self.gate_recall.setSingleStep(0.01)
+        self.gate_unsure = QDoubleSpinBox()
+        self.gate_unsure.setRange(0.0, 1.0)
+        self.gate_unsure.setDecimals(3)
+        self.gate_unsure.setSingleStep(0.01)
+        self.gate_latency = QDoubleSpinBox()
+        self.gate_latency.setRange(1.0, 100.0)
+        self.gate_latency.setDecimals(2)
+        self.gate_latency.setSingleStep(0.05)
+        self.gate_latency.setSuffix(" ×")
+        self.shift_starts = QLineEdit()
+        self.shift_starts.setPlaceholderText("06:00, 14:00, 22:00")
 
         rollout = QGroupBox("Roll-out gate and shifts")
         form = _form(rollout)
@@ -300,10 +314,48 @@ class SettingsView(QWidget):
             "Shifts start at",
             _with_hint(self.shift_starts, "Local times, comma-separated: the shift report's shifts."),
         )
+        return rollout
+
+    def _outputs_group(self) -> QGroupBox:
+        """Where verdicts go besides the ledger (PLC, MES)."""
+        self.outputs = QPlainTextEdit()
+        self.outputs.setPlaceholderText("empty: verdicts stay in the ledger")
+        self.outputs.setFixedHeight(84)
+        self.outputs.setLineWrapMode(QPlainTextEdit.LineWrapMode.NoWrap)
 
         outputs = QGroupBox("Line outputs (PLC, MES)")
         form = _form(outputs)
         form.addRow(_with_hint(self.outputs, OUTPUTS_HINT))
+        return outputs
+
+    def _drift_group(self) -> QGroupBox:
+        """Golden parts and the rolling drift alarms."""
+        self.golden_dir = QLineEdit()
+        self.golden_dir.setPlaceholderText(f"empty: {self.context.home / 'golden'}")
+        self.golden_every = QDoubleSpinBox()
+        self.golden_every.setRange(0.0, 24 * 60.0)
+        self.golden_every.setDecimals(1)
+        self.golden_every.setSuffix(" min")
+        self.golden_every.setSpecialValueText("only on request")
+        self.drift_window = QSpinBox()
+        self.drift_window.setRange(10, 100_000)
+        self.drift_window.setSuffix(" parts")
+        self.reference_frames = QSpinBox()
+        self.reference_frames.setRange(10, 100_000)
+        self.reference_frames.setSuffix(" frames")
+        self.input_k = QDoubleSpinBox()
+        self.input_k.setRange(0.05, 100.0)
+        self.input_k.setDecimals(2)
+        self.input_k.setSingleStep(0.1)
+        self.input_k.setSuffix(" std")
+        self.ood_rate = QDoubleSpinBox()
+        self.ood_rate.setRange(1.0, 100.0)
+        self.ood_rate.setDecimals(0)
+        self.ood_rate.setSuffix(" %")
+        self.confidence_drop = QDoubleSpinBox()
+        self.confidence_drop.setRange(1.0, 100.0)
+        self.confidence_drop.setDecimals(0)
+        self.confidence_drop.setSuffix(" points")
 
         drift = QGroupBox("Drift watch")
         form = _form(drift)
@@ -338,41 +390,22 @@ class SettingsView(QWidget):
                 self.confidence_drop, "Mean confidence this far below the validation (or first frames') mean."
             ),
         )
+        return drift
 
+    def _buttons(self) -> QHBoxLayout:
+        """Save, Revert and the one-line message beside them."""
+        self.save_button = QPushButton("Save")
+        self.save_button.setObjectName("primary")
+        self.save_button.clicked.connect(self.save)
+        revert = QPushButton("Revert")
+        revert.setToolTip("Discard unsaved changes")
+        revert.clicked.connect(self.load)
+        self.message = QLabel("")
         buttons = QHBoxLayout()
         buttons.addWidget(self.save_button)
         buttons.addWidget(revert)
         buttons.addWidget(self.message, 1)
-        columns = QHBoxLayout()
-        left, right = QVBoxLayout(), QVBoxLayout()
-        left.addWidget(where)
-        left.addWidget(station)
-        left.addWidget(outputs)
-        left.addWidget(drift)
-        left.addStretch(1)
-        right.addWidget(archive)
-        right.addWidget(verdicts)
-        right.addWidget(rollout)
-        right.addStretch(1)
-        columns.addLayout(left, 1)
-        columns.addLayout(right, 1)
-        content = QWidget()
-        content.setMaximumWidth(1400)  # on a wide screen, fields a metre long read worse, not better
-        inner = QVBoxLayout(content)
-        inner.setContentsMargins(0, 0, 0, 0)
-        inner.addLayout(columns)
-        inner.addStretch(1)
-        # The groups scroll on a 768-line screen; Save and Revert stay in view below them.
-        scroll = QScrollArea()
-        scroll.setWidgetResizable(True)
-        scroll.setFrameShape(QFrame.Shape.NoFrame)
-        scroll.setWidget(content)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(18, 14, 18, 14)
-        layout.addWidget(scroll, 1)
-        layout.addSpacing(6)
-        layout.addLayout(buttons)
-        self.load()
+        return buttons
 
     def load(self) -> None:
         """Fill the form from the context's current settings."""
