@@ -4,9 +4,10 @@ markdown table and a macro-F1-against-latency plot, all under ``benchmarks/resul
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -14,8 +15,18 @@ from benchmarks.suite.cache import read_json, write_json
 from benchmarks.suite.profiles import COLOURS, MARKERS, METHODS, PAPER, SPLIT_SEED, Profile, variants
 from models.files import atomic_write_text
 
-if TYPE_CHECKING:
-    from benchmarks.suite.orchestration import Suite
+
+class Suite(Protocol):
+    """What the report reads of a suite run (:class:`benchmarks.suite.orchestration.Suite`): the
+    report is built from the cache alone, so it needs the run's names and folders, not the runner."""
+
+    name: str
+    profile: Profile
+    runs: Path  # the cache: <runs>/<dataset>/<backbone>/seed<N>/<step>.json, speed/<backbone>.json
+    results: Path  # where the report is written
+    log: Callable[[str], None]
+
+    def records(self) -> list[dict[str, Any]]: ...
 
 
 def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
