@@ -28,6 +28,11 @@ HomeOption = Annotated[
     ),
 ]
 
+DbOption = Annotated[
+    str | None,
+    typer.Option("--db", help="SQLAlchemy URL of the results ledger (default: SQLite in the home folder)."),
+]
+
 console = Console()
 err = Console(stderr=True)
 
@@ -126,3 +131,16 @@ def user_errors(
         raise fail(interrupted() if callable(interrupted) else interrupted, 130) from None
     except (*USER_ERRORS, *extra) as exc:
         raise fail(exc) from None
+
+
+def db_url(db: str | None, home: Path) -> str:
+    """The ledger a command with ``--db`` and ``--home`` uses (``--db``, $INSPECTOR_DB, the settings,
+    else SQLite in the home folder). Here, not in a command module, because most command groups and
+    the login prompt need it.
+
+    Imported when called, like the commands' own work: ``inspector --help`` never loads the line.
+    """
+    from inspector.line.build import ledger_url
+    from inspector.settings import load_settings
+
+    return ledger_url(db, home, load_settings(home))

@@ -20,20 +20,17 @@ from rich.live import Live
 from rich.table import Table
 
 from inspector.cli.common import (
+    DbOption,
     HomeOption,
     choice,
     console,
+    db_url,
     err,
     existing_folder,
     fail,
     progress,
     user_errors,
 )
-
-DbOption = Annotated[
-    str | None,
-    typer.Option("--db", help="SQLAlchemy URL of the results ledger (default: SQLite in the home folder)."),
-]
 
 OutputOption = Annotated[
     list[str] | None,
@@ -49,13 +46,6 @@ OutputOption = Annotated[
 
 results_app = typer.Typer(help="Query and export the results ledger.", no_args_is_help=True)
 db_app = typer.Typer(help="Manage the results database.", no_args_is_help=True)
-
-
-def db_url(db: str | None, home: Path) -> str:
-    from inspector.line.build import ledger_url
-    from inspector.settings import load_settings
-
-    return ledger_url(db, home, load_settings(home))
 
 
 def _status_table(pipeline) -> Table:  # inspector.line.pipeline.Pipeline, imported lazily

@@ -10,6 +10,8 @@ from pathlib import Path
 import typer
 
 from inspector.access import USER_ENV, AccessDenied, Actor, acting
+from inspector.cli.common import db_url
+from inspector.home import home_path
 
 NEW_PASSWORD_ENV = "INSPECTOR_NEW_PASSWORD"
 
@@ -34,9 +36,6 @@ def actor_at(home: Path | None, db: str | None, action: str, by: str | None = No
 
     Asking makes neither the home folder nor a database (train and finetune write no ledger).
     """
-    from inspector.cli.line import db_url
-    from inspector.home import home_path
-
     return actor_for(db_url(db, home_path(home)), action, by)
 
 
