@@ -549,7 +549,7 @@ def deploy_job(
     candidate (its record goes into the audit, shadowing ends).
     A blocked gate is an answer, not a failure: the screen shows the checks and may ask to override.
     """
-    from inspector.shadow import promote
+    from inspector.shadow_review import promote
 
     action = promote if from_shadow else deploy
     try:

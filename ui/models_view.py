@@ -36,7 +36,7 @@ from PySide6.QtWidgets import (
 from inspector.access import Actor
 from inspector.registry import Version
 from inspector.rollout import GateMargins
-from inspector.shadow import ShadowSummary, shadow_summaries
+from inspector.shadow_review import ShadowSummary, shadow_summaries
 from ui.context import AppContext
 from ui.session import may
 from ui.signature_dialog import SignatureDialog, with_signature
@@ -92,7 +92,7 @@ def acting_for(context: AppContext, actor: Actor | None = None) -> Actor | str |
 def shadow_discard(context: AppContext, version_id: str, reason: str) -> ShadowSummary:
     """Stop shadowing (audited; a ledger event only, so a worker thread, not a background job)."""
     from inspector.rollout import who_default
-    from inspector.shadow import discard
+    from inspector.shadow_review import discard
 
     return discard(
         context.home,

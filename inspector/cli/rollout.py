@@ -134,7 +134,7 @@ def models_shadow_summary(
     import json
 
     from inspector.home import app_home
-    from inspector.shadow import confusion_text, shadow_summary
+    from inspector.shadow_review import confusion_text, shadow_summary
 
     with user_errors():
         root = app_home(home)
@@ -178,7 +178,7 @@ def models_shadow_promote(
     home: HomeOption = None,
 ) -> None:
     """Deploy a shadow candidate through the offline gate (audited, its shadow summary in the reason)."""
-    from inspector.shadow import promote
+    from inspector.shadow_review import promote
 
     with user_errors():
         version, _, summary = _through_gate(promote, ref, data, override_gate, by, reason, db, home)
@@ -194,7 +194,7 @@ def models_shadow_discard(
 ) -> None:
     """Give up on a shadow candidate (audited, needs --reason); its disagreements stay for Review."""
     from inspector.home import app_home
-    from inspector.shadow import discard
+    from inspector.shadow_review import discard
 
     with user_errors():
         root = app_home(home)

@@ -12,7 +12,7 @@ from inspector.access import AccessDenied, Actor, login, sign
 from inspector.cli import app
 from inspector.registry import Registry
 from inspector.rollout import GateBlocked, GateMargins, deploy, rollback
-from inspector.shadow import discard, promote
+from inspector.shadow_review import discard, promote
 from inspector.store import Ledger
 
 CLASSES = ["ok", "scratch", "spot"]

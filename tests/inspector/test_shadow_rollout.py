@@ -13,7 +13,7 @@ from inspector.cli import app
 from inspector.errors import InspectorError
 from inspector.registry import Registry
 from inspector.settings import load_settings, save_settings
-from inspector.shadow import discard, shadow_summaries, shadow_summary
+from inspector.shadow_review import discard, shadow_summaries, shadow_summary
 from inspector.store import Ledger, ResultFilter
 from models.bundle import meta_for, save_bundle
 from models.network import InspectionNet
@@ -126,7 +126,7 @@ def test_run_with_a_shadow_then_summary_review_filter_and_discard(home, tiny_sta
 def test_promote_deploys_through_the_audited_gate_with_the_shadow_record(home, tiny_station):
     url = f"sqlite:///{home / 'inspector.db'}"
     with pytest.raises(InspectorError, match="has not run in shadow"):
-        from inspector.shadow import promote
+        from inspector.shadow_review import promote
 
         promote(home, url, "v3", who="bo", reason="x", data=None)
     _run(home, tiny_station, "v3")

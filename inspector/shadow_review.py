@@ -1,4 +1,4 @@
-"""Shadow mode, after the line: what a candidate said beside the deployed model, and the decision.
+"""Shadow review, after the line: what a candidate said beside the deployed model, and the decision.
 
 The line (:mod:`inspector.line.shadow`) counts and stores; here the ledger's numbers become a
 summary an engineer decides on — agreement over every part both models judged, per-class
