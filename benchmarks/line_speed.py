@@ -18,8 +18,8 @@ a magnetic_tile model at its letterboxed 320 px) and writes ``line_speed_<bundle
 
 ``--finetune`` measures instead what a fine-tune started from the wizard costs the line on the
 same PC (the demo model at ``--fps``, logging and archiving on), with the app's own code path:
-``inspector.training.adaptation.run_finetune`` in a
-:class:`inspector.training.background.BackgroundJob` that watches the line's
+``inspector.jobs.finetune.run_finetune`` in a
+:class:`inspector.jobs.runner.BackgroundJob` that watches the line's
 overruns. Rows: the line alone; the line with that fine-tune beside it; the line with the same
 fine-tune in a thread of the line's own process (how the wizard trained before); and the training
 time alone, so the table also says how much longer training takes beside a line.
@@ -197,7 +197,8 @@ def line_beside(
     """The paced line for at least ``frames`` frames and until the training (if any) has ended."""
     import threading
 
-    from inspector.training.background import BackgroundJob
+    from inspector.jobs.finetune import run_finetune
+    from inspector.jobs.runner import BackgroundJob
 
     work.mkdir(parents=True, exist_ok=True)
     with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
@@ -215,7 +216,7 @@ def line_beside(
         job = None
         if training == "process":  # the app's way: what the wizard's Train page starts
             job = BackgroundJob(
-                "inspector.training.adaptation:run_finetune",
+                run_finetune,
                 *job_args,
                 line=lambda: pipeline.stats.overruns if pipeline.running else None,
             )
@@ -224,8 +225,6 @@ def line_beside(
             if job.error:
                 raise SystemExit(f"fine-tune failed: {job.error}")
         elif training == "thread":  # before: in a thread of the line's process
-            from inspector.training.adaptation import run_finetune
-
             failed: list[str] = []
 
             def train() -> None:
@@ -261,7 +260,8 @@ def line_beside(
 
 
 def finetune_main(args: argparse.Namespace) -> None:
-    from inspector.training.background import BackgroundJob
+    from inspector.jobs.finetune import run_finetune
+    from inspector.jobs.runner import BackgroundJob
     from inspector.training.finetune import FINETUNE_RECIPE
 
     station = load_elpv(0)
@@ -295,7 +295,7 @@ def finetune_main(args: argparse.Namespace) -> None:
         )
         started = time.perf_counter()
         # no line: full speed
-        alone = BackgroundJob("inspector.training.adaptation:run_finetune", *job_args("d"))
+        alone = BackgroundJob(run_finetune, *job_args("d"))
         alone.wait()
         if alone.error:
             raise SystemExit(f"fine-tune failed: {alone.error}")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from inspector.access import SIGNED_ACTIONS, Actor, as_actor, authorise, local_user
+from inspector.access import SIGNED_ACTIONS, Actor, authorise, local_user
 from inspector.class_sets import ClassSetCheck, class_set_check
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
@@ -527,57 +527,3 @@ def audit_trail(ledger_url: str, limit: int = 50) -> list[dict]:
     """Deploys, rollbacks and shadow decisions, newest first."""
     with Ledger(ledger_url) as ledger:
         return ledger.events(limit=limit, kinds=AUDIT_KINDS)
-
-
-def deploy_job(
-    home: Path,
-    ledger_url: str,
-    ref: str,
-    who: Actor | str | None,
-    reason: str,
-    data: str | None,
-    margins: GateMargins,
-    override: bool,
-    from_shadow: bool = False,
-    *,
-    task: Any,
-) -> dict[str, Any]:
-    """The Models screen's *Deploy* and *Promote* (a background job: the gate scores two models).
-
-    ``who``: the signed-in (and, with accounts, signed) person; a bare name or None (the login
-    name) is the local user of a ledger without accounts. ``from_shadow`` promotes a shadow
-    candidate (its record goes into the audit, shadowing ends).
-    A blocked gate is an answer, not a failure: the screen shows the checks and may ask to override.
-    """
-    from inspector.shadow_review import promote
-
-    action = promote if from_shadow else deploy
-    try:
-        version, result, *_ = action(
-            home,
-            ledger_url,
-            ref,
-            who=as_actor(who),
-            reason=reason,
-            data=data,
-            margins=margins,
-            override=override,
-            log=task.report,
-        )
-    except GateBlocked as blocked:
-        return {"blocked": True, "version": ref, "checks": _check_lines(blocked.result)}
-    return {
-        "blocked": False,
-        "version": version.id,
-        "gate": "no offline gate (no held-out data)" if result is None else result.summary(),
-        "checks": [] if result is None else _check_lines(result),
-    }
-
-
-def rollback_job(home: Path, ledger_url: str, who: Actor | str | None, reason: str, *, task: Any) -> str:
-    """The Models screen's *Roll back*: the version now deployed (``who`` as for ``deploy_job``)."""
-    return rollback(home, ledger_url, who=as_actor(who), reason=reason).id
-
-
-def _check_lines(result: GateResult) -> list[str]:
-    return [("✓ " if check.passed else "✗ ") + check.text() for check in result.checks]

@@ -8,6 +8,9 @@ gate, :func:`inspector.rollout.deploy`, the summary in its reason) or **discard*
 ``shadow`` event). Either way the candidate stops shadowing in the app's settings, and the
 decision is a row in the hash-chained audit trail (kind ``shadow``), taken by someone whose role
 may (:mod:`inspector.access`: engineers).
+
+A promote is a deploy, so this module builds on :mod:`inspector.rollout`; roll-out knows nothing
+of shadow mode (the Models screen's job that does either is :mod:`inspector.jobs.deploy`).
 """
 
 from __future__ import annotations
@@ -16,15 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from inspector.access import Actor, authorise
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
+from inspector.rollout import GateMargins, GateResult, acting_as, deploy
 from inspector.store import Ledger
-
-if TYPE_CHECKING:
-    from inspector.rollout import GateMargins, GateResult
 
 Log = Callable[[str], None]
 EVENT_KIND = "shadow"
@@ -183,8 +183,6 @@ def promote(
     shadow record it was promoted on. ``who`` as for :func:`inspector.rollout.deploy` (signed, once
     accounts exist: promoting is deploying).
     """
-    from inspector.rollout import GateMargins, acting_as, deploy
-
     actor = acting_as(who)
     if not is_version_id(ref):
         raise InspectorError(f"{ref}: promote a registry version (v1, v2, ...)")
@@ -229,8 +227,6 @@ def discard(home: Path, ledger_url: str, ref: str, *, who: Actor | str, reason: 
 
     ``who``: an engineer once accounts exist (a bare name: the local user of a ledger without them).
     """
-    from inspector.rollout import acting_as
-
     actor = acting_as(who)
     who = actor.name
     if not who.strip():

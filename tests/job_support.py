@@ -1,4 +1,5 @@
-"""Job functions for ``inspector.training.background`` tests: importable by name in the job's own process."""
+"""Toy jobs for the runner's tests (``inspector.jobs.runner``): importable by name in the job's own
+process, and let through the runner's check only by the tests' ``toy_jobs`` fixture."""
 
 from __future__ import annotations
 

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.access import AccessDenied, Actor, require
+from inspector.jobs import recalibrate as jobs_recalibrate
 from inspector.registry import Version
 from ui.context import AppContext
 from ui.finetune import FinetuneWizard
@@ -232,7 +233,7 @@ class FinetuneView(QWidget):
             self.message.setStyleSheet("color: #c62828;")
 
         run_job(
-            "inspector.training.adaptation:recalibrate_version",
+            jobs_recalibrate.recalibrate_version,
             self.context.home,
             frames,
             line=self.context.line_overruns,

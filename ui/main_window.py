@@ -6,7 +6,6 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QMainWindow, QStackedWidget, QTabWidget
 
 from inspector.access import Actor
-from inspector.training.background import terminate_all
 from ui.context import AppContext
 from ui.finetune_view import FinetuneView
 from ui.live_view import LiveView
@@ -15,6 +14,7 @@ from ui.review import ReviewView
 from ui.session import Session, where
 from ui.settings_view import SettingsView
 from ui.style import APP_STYLE
+from ui.workers import terminate_all
 
 
 class MainWindow(QMainWindow):

@@ -34,6 +34,9 @@ from PySide6.QtWidgets import (
 )
 
 from inspector.access import Actor
+from inspector.jobs import deploy as jobs_deploy
+from inspector.jobs import register as jobs_register
+from inspector.jobs import speed as jobs_speed
 from inspector.registry import Version
 from inspector.rollout import GateMargins
 from inspector.shadow_review import ShadowSummary, shadow_summaries
@@ -465,6 +468,7 @@ class ModelsView(QWidget):
             reason,
             started=f"Discarding {summary.candidate} …",
             on_done=discarded,
+            as_job=False,  # a quick ledger write
         )
 
     def deploy_selected(self) -> None:
@@ -512,7 +516,7 @@ class ModelsView(QWidget):
         settings = self.context.settings
         verb = "Promoting" if from_shadow else "Deploying"
         self._start(
-            "inspector.rollout:deploy_job",
+            jobs_deploy.deploy_job,
             self.context.home,
             self.context.db_url,
             version_id,
@@ -567,7 +571,7 @@ class ModelsView(QWidget):
 
         def start(actor: Actor) -> None:
             self._start(
-                "inspector.rollout:rollback_job",
+                jobs_deploy.rollback_job,
                 self.context.home,
                 self.context.db_url,
                 acting_for(self.context, actor),
@@ -585,15 +589,16 @@ class ModelsView(QWidget):
 
     def _start(
         self,
-        target: str | Callable[..., object],
+        fn: Callable[..., object],
         *args: object,
         started: str,
         on_done: Callable[[Any], None],
         pause_for_line: bool = True,
+        as_job: bool = True,
     ) -> None:
-        """One change at a time, buttons disabled until it ends: a ``"module:function"`` target runs
-        as a background job below the line (the gate and latency scoring load models), a callable
-        (a quick ledger write) in a worker thread."""
+        """One change at a time, buttons disabled until it ends: a job of :mod:`inspector.jobs`
+        runs in a background process below the line (the gate and latency scoring load models),
+        anything else (``as_job=False``: a quick ledger write) in a worker thread."""
         if self.busy:
             return
         self.busy = True
@@ -609,11 +614,11 @@ class ModelsView(QWidget):
             self._idle()
             self._say(message, error=True)
 
-        if callable(target):
-            run_task(target, *args, on_done=finished, on_failed=failed)
+        if not as_job:
+            run_task(fn, *args, on_done=finished, on_failed=failed)
             return
         run_job(
-            target,
+            fn,
             *args,
             line=self.context.line_overruns,
             pause_for_line=pause_for_line,
@@ -630,7 +635,7 @@ class ModelsView(QWidget):
             self._say("Select a version to time first.", error=True)
             return
         self._start(
-            "inspector.line.bench:bench_version",
+            jobs_speed.bench_version,
             self.context.home,
             version_id,
             started=f"Timing {version_id} on each runtime of this PC (int8: calibrating and gating first) …",
@@ -677,7 +682,7 @@ class ModelsView(QWidget):
             self.reload()
 
         self._start(
-            "inspector.training.adaptation:add_version",  # measures latency: a background job below the line
+            jobs_register.add_version,  # measures latency: a background job below the line
             self.context.home,
             path,
             started=f"Adding {path} (checking, copying, measuring latency) …",

@@ -5,7 +5,8 @@ error) back on the UI thread through signals. A task can report progress and see
 
 ``run_job`` is for the heavy work an engineer starts beside a running line (training, evaluation,
 latency measurement): the same signals, but the work runs in its own low-priority process that
-pauses while the line reports overruns (``inspector.training.background``).
+pauses while the line reports overruns (:mod:`inspector.jobs.runner`). It takes a job function of
+:mod:`inspector.jobs` itself; this module is the UI's only door to the runner.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ from typing import Any
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
 
-from inspector.training.background import JOB_ERRORS, BackgroundJob, YieldState, one_line
+from inspector.jobs.child import JOB_ERRORS, one_line
+from inspector.jobs.line_yield import YieldState
+from inspector.jobs.runner import BackgroundJob, terminate_all
 
-__all__ = ["JOB_ERRORS", "JobTask", "Latest", "Task", "run_job", "run_task"]
+__all__ = ["JOB_ERRORS", "JobTask", "Latest", "Task", "YieldState", "run_job", "run_task", "terminate_all"]
 
 
 class Latest:
@@ -215,7 +218,7 @@ class JobTask(QObject):
 
 
 def run_job(
-    target: str,
+    fn: Callable[..., Any],
     *args: Any,
     line: Callable[[], int | None] | None = None,
     hold: AbstractContextManager[Any] | None = None,
@@ -225,7 +228,8 @@ def run_job(
     on_progress: Callable[[Any], None] | None = None,
     **kwargs: Any,
 ) -> JobTask:
-    """Run ``target`` (``"module:function"``, called with ``task=``) in a background process.
+    """Run ``fn`` (a module-level function of :mod:`inspector.jobs`, called with ``task=``) in a
+    background process; anything else is refused with a ValueError before a process starts.
 
     ``line`` reports the running line's overrun count (None: no line); ``hold`` is entered now and
     left when the process has ended, whatever the UI is doing (the wizard's staging folder). Once
@@ -235,7 +239,7 @@ def run_job(
     if hold is not None:
         stack.enter_context(hold)
     try:
-        job = BackgroundJob(target, *args, line=line, on_finished=stack.close, **kwargs)
+        job = BackgroundJob(fn, *args, line=line, on_finished=stack.close, **kwargs)
     except BaseException:
         stack.close()
         raise

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
@@ -157,32 +156,9 @@ def bench(
     return result
 
 
-def bench_version(home: Path, version_id: str, threads: int = 1, *, task: Any) -> dict:
-    """The Models screen's *Speed on this PC*: the bench table of one registered version.
-
-    Runs as a background job (plain arguments and result). The int8 graphs are built and judged
-    on the station the version was trained on where it can be read; otherwise their rows are
-    missing and ``skipped`` says why, as on the CLI.
-    """
-    from inspector.registry import Registry
-    from models.openvino_backend import unavailable
-
-    path = Registry(home).checked_path(version_id)  # a version changed outside the product: refused
-    backends = ("torch", "onnx", "int8") + (() if unavailable() else ("openvino", "openvino-int8"))
-    result = bench(
-        path, backends, threads, home / "cache" / "onnx", rounds=3, runs=10, log=task.report
-    )
-    return {
-        **result.to_json(),
-        "model": version_id,
-        "gates": {name: gate.reason for name, gate in result.gates.items()},
-        "skipped": dict(result.skipped),
-    }
-
-
 def _forget(path: Path) -> None:
     """Drop a cached int8 graph's stamp so that it is quantized and judged again."""
     path.with_name(path.name + ".sha256").unlink(missing_ok=True)
 
 
-__all__ = ["BENCH_BACKENDS", "INT8", "BenchResult", "bench", "bench_version"]
+__all__ = ["BENCH_BACKENDS", "INT8", "BenchResult", "bench"]

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
 
 from inspector.reports.cost import find_bundle, part_cost, time_twin
 from inspector.reports.render import ReportInput, write_pdf, write_png
@@ -62,14 +61,3 @@ def make_report(request: ReportRequest, say: Callable[[str], None] = lambda _: N
     if request.png is not None:
         atomic_write(request.png, lambda tmp: write_png(data, tmp), overwrite=True)
     return data
-
-
-def report_job(ledger_url: str, window: ReportWindow, out: Path, home: Path, *, task: Any) -> str:
-    """The app's *Report…* (a background job below the line: the twin timing takes seconds of CPU).
-
-    The user chose ``out`` in a save dialog that already asked before replacing a file.
-    """
-    request = ReportRequest(ledger_url, window, Path(out), Path(home), overwrite=True)
-    data = make_report(request, task.report)
-    parts = data.summary.parts
-    return f"Report written to {out} ({parts:,} parts" + (")" if parts else "; none in this window)")

@@ -1,11 +1,8 @@
-"""The fine-tune wizard's and the Models screen's work, with no Qt in it.
+"""The fine-tune wizard's quick work, with no Qt in it: checking a station against the base
+model, the staging folder, the base-model choices. The screens run it in a worker thread.
 
-Two kinds: quick work the screens run in a worker thread (checking a station, the staging
-folder, the base-model choices), and the heavy work that runs in a background process below the
-line (``inspector.training.background``): training, before/after evaluation, latency measurement and
-registering a model (which measures its latency). Those are called as
-``fn(*args, task=JobContext)`` in the job's own process: their arguments and results are plain,
-picklable values, and a fine-tune's result leaves its network behind (the bundle is on disk).
+The wizard's heavy work (training, measuring speed, saving a version) runs in a background
+process below the line: those jobs are in :mod:`inspector.jobs`.
 """
 
 from __future__ import annotations
@@ -18,24 +15,21 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from data.images import fit_within, read_image, to_uint8
 from data.station import SPLITS, Station, load_station
-from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
+from inspector.errors import InspectorError
 from inspector.line.build import resolve_model
 from inspector.registry import Registry, Version
-from inspector.training.finetune import FINETUNE_RECIPE, FinetuneSummary, finetune_model, recalibrate_model
-from inspector.training.loop import Recipe
+from inspector.training.finetune import FINETUNE_RECIPE
 from models.bundle import BundleMeta, read_meta
 
 MIN_TRAIN_PER_CLASS = 10  # below this a class's result after fine-tuning is mostly noise
 PREVIEW_IMAGES = 3
-LATENCY_RUNS = 30
 PREFIX = "finetune-"  # the wizard's folders under <home>/staging/
 OWNER = "owner.pid"
 
@@ -207,135 +201,6 @@ def _preview_samples(station: Station) -> list[np.ndarray]:
     return images
 
 
-def run_finetune(
-    base: Path,
-    station: Station,
-    bundle: Path,
-    presets: list[str],
-    recipe: Recipe,
-    budget_s: float | None,
-    *,
-    task: Any,
-) -> FinetuneSummary:
-    """The training job (in the background process): reports ("log", line) and ("epoch",
-    EpochRecord) as it goes, writes the new bundle to ``bundle`` (inside the staging folder).
-
-    Cancel (``task.cancelled``) and "stop now" (``task.stopping``) both stop between steps; the
-    budget stops the same way when it runs out (time the line held the job does not count). In
-    every case training hands back its best epoch so far; a cancel then discards everything
-    through the staging folder.
-    """
-    started = time.monotonic()
-    ran_out = threading.Event()
-
-    def should_stop() -> bool:
-        if task.should_stop():
-            return True
-        if budget_s and time.monotonic() - started - task.paused_seconds() > budget_s:
-            ran_out.set()
-            return True
-        return False
-
-    try:
-        summary = finetune_model(
-            base,
-            station,
-            bundle,
-            augment=presets,
-            recipe=recipe,
-            progress=False,
-            log=lambda line: task.report(("log", line)),
-            should_stop=should_stop,
-            on_epoch=lambda record: task.report(("epoch", record)),
-        )
-    except StoppedBeforeFirstEpoch as exc:
-        if ran_out.is_set():
-            minutes = (budget_s or 0) / 60
-            raise InspectorError(
-                f"the time budget ({minutes:g} min) ran out before the first epoch finished; "
-                "nothing was trained — raise the budget"
-            ) from exc
-        if task.stopping.is_set():
-            raise InspectorError("stopped before the first epoch finished; nothing was trained") from exc
-        raise
-    if ran_out.is_set():
-        task.report(("log", f"time budget reached: kept the best of {len(summary.outcome.history)} epoch(s)"))
-    # The network stays behind: the bundle is on disk, and the wizard needs only the figures.
-    return replace(summary, outcome=replace(summary.outcome, net=None))
-
-
-def measure_speed(
-    base: Path, bundle: Path, runs: int = LATENCY_RUNS, *, task: Any
-) -> dict[str, dict[str, Any]]:
-    """GMACs, parameters and batch-1 latency of the base and the new model, in one process, each
-    on the backend the line would run it on (``backend``: ONNX Runtime where it exports), so the
-    wizard's speed is the line's, not PyTorch eager's.
-
-    The two models are timed in alternating rounds, so a busy moment of the machine (the line,
-    another job) falls on both alike and the ratio stays honest (DESIGN §6).
-    """
-    from inspector.line.line_timing import backend_name, line_engines, time_per_part
-    from models.bundle import load_bundle
-    from models.flops import count_gmacs, count_params
-
-    rounds = 3
-    bundles = {"before": load_bundle(base), "after": load_bundle(bundle)}
-    figures: dict[str, dict[str, Any]] = {}
-    for key, loaded in bundles.items():
-        spec = loaded.net.spec
-        figures[key] = {
-            "gmacs": count_gmacs(loaded.net, spec.img_size, spec.in_chans),
-            "params": count_params(loaded.net),
-        }
-    with line_engines(bundles) as engines:
-        timed = time_per_part(engines, rounds, max(1, runs // rounds), warmup=1)
-        for key, engine in engines.items():
-            figures[key].update(p50=timed[key].p50_ms, p95=timed[key].p95_ms, backend=backend_name(engine))
-    return figures
-
-
-def save_version(
-    home: Path,
-    bundle: Path,
-    note: str,
-    deploy: bool,
-    ledger_url: str | None = None,
-    who: str | None = None,
-    *,
-    task: Any,
-) -> tuple[Version, str]:
-    """Register the staged bundle (a copy: the staging folder may go right after), then deploy it,
-    audited like any deploy (the wizard's before/after on the station's held-out images was its gate).
-
-    Returns the version and, when deploying failed after the version was saved, why (the version
-    stays: it can be deployed from the Models screen).
-    """
-    from inspector import rollout
-    from inspector.store import default_url
-
-    registry = Registry(home)
-    version = registry.add(bundle, note)
-    if deploy:
-        try:
-            rollout.deploy(
-                home,
-                ledger_url or default_url(home),
-                version.id,
-                who=who or rollout.who_default(),
-                reason="fine-tune wizard" + (f": {note}" if note else ""),
-                data=None,
-                gate_note="the wizard's before/after on the station's held-out images",
-            )
-        except InspectorError as exc:
-            return version, str(exc)
-    return version, ""
-
-
-def add_version(home: Path, bundle: Path, *, task: Any) -> Version:
-    """The Models screen's *Add bundle*: check, copy and measure a bundle into the registry."""
-    return Registry(home).add(bundle)
-
-
 def base_model_choices(home: Path) -> tuple[list[tuple[str, Path]], str]:
     """(label, bundle) for the base-model picker, the default first; plus a problem, if any."""
     from inspector.line.demo import demo_model_path
@@ -365,22 +230,3 @@ def base_model_choices(home: Path) -> tuple[list[tuple[str, Path]], str]:
 def _version_text(version: Version) -> str:
     text = f"{version.merge.upper()}, classes {', '.join(version.classes)}"
     return f"{text} — {version.note}" if version.note else text
-
-
-def recalibrate_version(home: Path, frames: Path, *, task: Any) -> tuple[Version, dict]:
-    """The Fine-tune screen's *Re-calibrate to a new lamp*: the model the line runs now with its
-    BatchNorm statistics re-estimated on a folder of live frames (no labels), saved as a new version.
-
-    Nothing is deployed: the Models screen compares and deploys it through the gate.
-    """
-    registry = Registry(home)
-    base = resolve_model(None, home)
-    deployed = registry.deployed()
-    with tempfile.TemporaryDirectory(prefix=".recalibrate-", dir=registry.root) as work:
-        out = Path(work) / "bundle"
-        task.report(f"re-estimating the normalisation statistics on {frames} …")
-        moved = recalibrate_model(base, frames, out, progress=False, log=task.report)
-        name = deployed.id if deployed else "the demo model"
-        note = f"{name} re-calibrated to the lamp of {frames.name} ({moved['images']} frames, no labels)"
-        version = registry.add(out, note)
-    return version, moved

@@ -60,7 +60,7 @@ def test_a_model_that_does_not_export_is_timed_on_pytorch(tmp_path, tiny_vit_spe
 
 
 def test_the_wizards_speed_names_the_lines_backend(home, tmp_path, tiny_vit_spec):
-    from inspector.training.adaptation import measure_speed
+    from inspector.jobs.speed import measure_speed
 
     staged = always_bundle(tmp_path / "staged", tiny_vit_spec, CLASSES, "spot")
     figures = measure_speed(Registry(home).path_of("v1"), staged, runs=3, task=None)

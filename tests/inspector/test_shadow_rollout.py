@@ -158,7 +158,8 @@ def test_a_promotion_the_gate_blocks_is_an_answer_and_an_override_needs_a_reason
     (nothing deployed, the candidate still shadowing), and the override deploys it, audited."""
     from types import SimpleNamespace
 
-    from inspector.rollout import GateMargins, audit_trail, deploy_job
+    from inspector.jobs.deploy import deploy_job
+    from inspector.rollout import GateMargins, audit_trail
 
     url = f"sqlite:///{home / 'inspector.db'}"
     settings = load_settings(home)

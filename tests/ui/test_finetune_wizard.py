@@ -199,14 +199,14 @@ def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, 
     """The wizard trains in a low-priority process; a line that overruns pauses it, and says so."""
     from functools import partial
 
+    from inspector.jobs import runner
+    from inspector.jobs.priority import background_threads
     from inspector.line.build import LineRequest
-    from inspector.training import background
-    from inspector.training.background import background_threads
     from ui.line_controller import LineController
 
     # Every part will overrun below: after a second the page would say that the line is late even
     # while training waits (the next test covers that wording); here it says that training waits.
-    monkeypatch.setattr(background, "LineYield", partial(background.LineYield, grace_s=1e9))
+    monkeypatch.setattr(runner, "LineYield", partial(runner.LineYield, grace_s=1e9))
 
     context = AppContext(home)
     line = LineController(context)
@@ -243,7 +243,7 @@ def test_training_beside_a_running_line_yields_to_it(qtbot, home, tiny_station, 
 
 
 def test_the_training_page_says_where_training_stands_behind_the_line():
-    from inspector.training.background import YieldState
+    from inspector.jobs.line_yield import YieldState
     from ui.finetune import yield_text
 
     def state(**changes) -> YieldState:

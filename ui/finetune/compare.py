@@ -19,6 +19,7 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
+from inspector.jobs import speed as jobs_speed
 from ui.finetune.common import (
     ERROR_COLOUR,
     ERROR_STYLE,
@@ -127,7 +128,7 @@ class ComparePage(QWizardPage):
         staging = state.staging
         assert staging is not None
         state.run_job(
-            "inspector.training.adaptation:measure_speed",
+            jobs_speed.measure_speed,
             check.base,
             staging.bundle,
             hold=staging.in_use(),

@@ -18,12 +18,12 @@ from PySide6.QtWidgets import (
     QWizardPage,
 )
 
-from inspector.training.background import YieldState
+from inspector.jobs import finetune as jobs_finetune
 from inspector.training.finetune import FinetuneSummary
 from inspector.training.loop import EpochRecord
 from ui.finetune.common import ERROR_STYLE, GOOD_STYLE, WARN_STYLE, new_canvas, set_status
 from ui.finetune.state import FinetuneState
-from ui.workers import JobTask
+from ui.workers import JobTask, YieldState
 
 
 class TrainPage(QWizardPage):
@@ -124,7 +124,7 @@ class TrainPage(QWizardPage):
         )
         self._draw()
         self.task = state.run_job(
-            "inspector.training.adaptation:run_finetune",
+            jobs_finetune.run_finetune,
             check.base,
             check.station,
             staging.bundle,

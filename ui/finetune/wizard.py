@@ -17,6 +17,7 @@ from __future__ import annotations
 from PySide6.QtCore import QCoreApplication, Signal
 from PySide6.QtWidgets import QWidget, QWizard
 
+from inspector.jobs import register as jobs_register
 from inspector.registry import Version
 from inspector.training.adaptation import Staging
 from ui.context import AppContext
@@ -96,7 +97,7 @@ class FinetuneWizard(QWizard):
         self._lock_buttons(True)
         set_status(page.status, "Saving into the model registry (copying, measuring latency) …")
         self.saving = self.state.run_job(
-            "inspector.training.adaptation:save_version",
+            jobs_register.save_version,
             self.context.home,
             staging.bundle,
             page.note.text().strip(),

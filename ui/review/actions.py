@@ -16,6 +16,7 @@ from PySide6.QtWidgets import QFileDialog
 
 from inspector.access import Actor, local_actor
 from inspector.errors import InspectorError
+from inspector.jobs import report as jobs_report
 from inspector.reports.window import ReportWindow
 from inspector.reports.window import resolve as resolve_window
 from inspector.store import ResultFilter
@@ -285,7 +286,7 @@ class ReviewActions:
         self.report_button.setEnabled(False)
         self.say(f"Writing the report for {window.title} …")
         run_job(
-            "inspector.reports.build:report_job",
+            jobs_report.report_job,
             self.context.db_url,
             window,
             Path(path),

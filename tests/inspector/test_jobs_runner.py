@@ -2,20 +2,66 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 import time
 from pathlib import Path
 
+import job_support
 import pytest
 
-from inspector.training.background import BackgroundJob, LineYield, background_threads
+from inspector.jobs import runner
+from inspector.jobs.finetune import run_finetune
+from inspector.jobs.line_yield import LineYield
+from inspector.jobs.priority import background_threads
+from inspector.jobs.runner import BackgroundJob, job_target
 
 WAIT_S = 120
 
 
+@pytest.fixture(autouse=True)
+def toy_jobs(monkeypatch):
+    """Let the runner start the toy jobs of ``tests/job_support.py`` (it refuses any function
+    outside ``inspector.jobs``)."""
+    monkeypatch.setattr(runner, "JOB_PACKAGES", (*runner.JOB_PACKAGES, "job_support"))
+
+
+def test_a_job_is_named_by_its_function_and_the_runner_derives_the_name():
+    assert job_target(run_finetune) == "inspector.jobs.finetune:run_finetune"
+    assert job_target(job_support.steps) == "job_support:steps"
+
+
+def _not_a_job(*, task) -> None:
+    """A module-level function outside the jobs package."""
+
+
+@pytest.mark.parametrize(
+    "fn",
+    [
+        lambda *, task: None,  # no name the job's process could import
+        functools.partial(job_support.steps, 3),
+        _not_a_job,  # importable, but not in inspector.jobs
+        BackgroundJob.cancel,  # a method
+        "inspector.jobs.finetune:run_finetune",  # the old way: a name in a string
+    ],
+)
+def test_anything_but_a_module_level_function_of_the_jobs_package_is_refused_before_a_spawn(fn):
+    running = set(runner._jobs)
+    with pytest.raises(ValueError, match="is not a module-level function of inspector.jobs") as refused:
+        BackgroundJob(fn)
+    assert "\n" not in str(refused.value)
+    assert set(runner._jobs) == running  # no process started
+
+
+def test_the_tests_toy_jobs_are_refused_without_the_fixture(monkeypatch):
+    monkeypatch.setattr(runner, "JOB_PACKAGES", ("inspector.jobs",))
+    with pytest.raises(ValueError, match="job_support.steps"):
+        job_target(job_support.steps)
+
+
 def test_a_job_runs_in_its_own_process_below_the_line():
-    job = BackgroundJob("job_support:where_am_i", line=lambda: 0, threads=1)
+    job = BackgroundJob(job_support.where_am_i, line=lambda: 0, threads=1)
     assert job.wait(WAIT_S)
     assert job.error is None, job.error
     info = job.result
@@ -30,7 +76,7 @@ def test_a_job_runs_in_its_own_process_below_the_line():
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads thread policies from /proc")
 def test_a_job_goes_below_a_line_that_starts_while_it_runs():
     line: list[int | None] = [None]
-    job = BackgroundJob("job_support:steps", 100_000, line=lambda: line[0])
+    job = BackgroundJob(job_support.steps, 100_000, line=lambda: line[0])
     while not job.take():
         job.wait(0.05)
     assert job.priority == "normal priority" and job.threads == background_threads(False)
@@ -43,14 +89,14 @@ def test_a_job_goes_below_a_line_that_starts_while_it_runs():
 
 
 def test_a_failing_job_is_one_line():
-    job = BackgroundJob("job_support:bad_station")
+    job = BackgroundJob(job_support.bad_station)
     assert job.wait(WAIT_S)
     assert job.result is None and job.error == "station: the test split is empty"
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process state from /proc")
 def test_pause_stops_the_process_and_resume_lets_it_finish():
-    job = BackgroundJob("job_support:steps", 50)
+    job = BackgroundJob(job_support.steps, 50)
     seen: list = []
     while not seen:
         seen += job.take()
@@ -64,13 +110,13 @@ def test_pause_stops_the_process_and_resume_lets_it_finish():
 
 
 def test_stop_ends_the_job_at_its_next_step_and_cancel_at_once():
-    job = BackgroundJob("job_support:steps", 100_000)
+    job = BackgroundJob(job_support.steps, 100_000)
     while not job.take():
         job.wait(0.05)
     job.pause()
     job.stop()  # also when paused: the job resumes to notice, and keeps what it has
     assert job.wait(WAIT_S) and job.error is None and job.result < 100_000
-    job = BackgroundJob("job_support:steps", 100_000)
+    job = BackgroundJob(job_support.steps, 100_000)
     job.pause()
     job.cancel()  # paused, even before it got going: the process ends, nothing comes back
     assert job.wait(WAIT_S) and job.error == "cancelled" and job.result is None
@@ -79,7 +125,7 @@ def test_stop_ends_the_job_at_its_next_step_and_cancel_at_once():
 
 def test_a_measuring_job_goes_below_the_line_but_is_never_paused_by_it():
     counter = iter(range(1_000_000))  # a line that overruns every time it is asked
-    job = BackgroundJob("job_support:steps", 30, line=lambda: next(counter), pause_for_line=False)
+    job = BackgroundJob(job_support.steps, 30, line=lambda: next(counter), pause_for_line=False)
     assert job.wait(WAIT_S) and job.result == 30
     assert job.policy.pauses == 0 and job.paused_seconds() == 0 and job.priority != "normal priority"
 
