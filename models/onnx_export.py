@@ -40,7 +40,7 @@ EXPORT_FORMAT = 2
 
 def exports_map(net: InspectionNet) -> bool:
     """Whether the net has tokens, hence a merge map (an unmerged transformer's is all ones)."""
-    return net.family != "cnn"
+    return net.adapter.has_tokens
 
 
 class _LineOutputs(nn.Module):

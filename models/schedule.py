@@ -53,11 +53,7 @@ class _Evaluator:
 
 def ltm_merge_points(net: InspectionNet) -> list[int]:
     """Blocks whose attention is followed by an LTM merge."""
-    stages = net.stages()
-    if net.family == "vit":
-        depth = len(stages[0])
-        return sorted({min(depth - 1, max(1, round(depth * f))) for f in (0.25, 0.5, 0.75)})
-    return [stage[0] for stage in stages]
+    return net.adapter.ltm_merge_points(net.stages())
 
 
 def _ltm_schedule(net: InspectionNet, keep: float, points: set[int]) -> list[Any]:

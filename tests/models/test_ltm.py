@@ -73,10 +73,10 @@ def test_ltm_block_at_init_is_local_average_pooling():
         y = torch.cat([y[:, :1], pooled], 1)
         expected = y + block.mlp(block.norm2(y))
 
-        from models.network import TokenState
+        from models.families import TokenState, merging_block
 
         state = TokenState(grid=(14, 14))
-        got = net._block(0, x, state, prefix=1)
+        got = merging_block(block, net.mergers[0], x, state, prefix=1)
     assert got.shape == (2, 1 + 49, 64)
     torch.testing.assert_close(got, expected, atol=2e-3, rtol=1e-3)
     torch.testing.assert_close(state.sizes, torch.full((2, 49), 4.0), atol=1e-3, rtol=0)
