@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 from inspector.errors import InspectorError
+from inspector.output_urls import check_output_urls
 from models.files import atomic_write_text, read_json
 
 FILE = "settings.json"
@@ -85,8 +86,6 @@ class Settings:
             raise InspectorError("cycle_budget_ms must be positive")
         if not isinstance(self.outputs, list):
             raise InspectorError(f"outputs must be a list of URLs, got {self.outputs!r}")
-        from inspector.line.outputs import check_output_urls
-
         check_output_urls(self.outputs)
         if not (0 <= self.gate_recall_drop <= 1 and 0 <= self.gate_unsure_rise <= 1):
             raise InspectorError("gate_recall_drop and gate_unsure_rise must be between 0 and 1")

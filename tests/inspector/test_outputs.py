@@ -204,7 +204,7 @@ class Recording(Output):
     scheme = "test"
 
     def __init__(self, fail: bool = False) -> None:
-        from inspector.line.outputs.urls import OutputSpec
+        from inspector.output_urls import OutputSpec
 
         super().__init__(OutputSpec("test://x", "test", "x", 1))
         self.parts: list[PartReport] = []
@@ -309,7 +309,7 @@ def test_a_hung_plug_in_output_is_counted_and_the_line_goes_on(tmp_path, tiny_st
     from inspector.line.build import build_pipeline
     from inspector.line.outputs import registry
     from inspector.line.outputs.base import ThreadedOutput
-    from inspector.line.outputs.urls import SchemeInfo
+    from inspector.output_urls import SchemeInfo
 
     release = threading.Event()
 
@@ -371,3 +371,13 @@ def test_the_spool_keeps_only_the_oldest_in_memory_and_reads_the_rest_back(tmp_p
     spool = again
     assert drain(21) == list(range(10, 22))
     assert [json.loads(p) for _, p in again.peek(0, 5)] == []
+
+
+def test_every_allowed_scheme_has_a_class_that_serves_it():
+    """The allow-list (inspector.output_urls, read by the settings) and the classes that serve each
+    scheme (inspector.line.outputs.registry) are two tables: a scheme the settings accept must
+    never fail to build on the line."""
+    from inspector.line.outputs import registry
+    from inspector.output_urls import SCHEMES
+
+    assert set(SCHEMES) == set(registry._IMPLEMENTATIONS)

@@ -25,14 +25,8 @@ from inspector.line.outputs.base import (
     Output,
     PartReport,
 )
-from inspector.line.outputs.registry import (
-    SCHEMES,
-    build_output,
-    check_output_urls,
-    parse_output_url,
-    register_scheme,
-)
-from inspector.line.outputs.urls import OutputError, OutputSpec
+from inspector.line.outputs.registry import build_output, register_scheme
+from inspector.output_urls import SCHEMES, OutputError, OutputSpec, check_output_urls, parse_output_url
 
 log = logging.getLogger(__name__)
 

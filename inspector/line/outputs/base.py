@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any, ClassVar
 
-from inspector.line.outputs.urls import OutputSpec
+from inspector.output_urls import OutputSpec
 
 log = logging.getLogger(__name__)
 

@@ -46,7 +46,7 @@ from inspector.line.outputs.base import (
     PartReport,
 )
 from inspector.line.outputs.served import ServedOutput
-from inspector.line.outputs.urls import OutputSpec
+from inspector.output_urls import OutputSpec
 
 log = logging.getLogger(__name__)
 

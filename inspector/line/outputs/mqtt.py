@@ -38,7 +38,7 @@ from inspector.line.outputs.base import (
     utc_now,
 )
 from inspector.line.outputs.spool import DiskSpool, SpoolFull
-from inspector.line.outputs.urls import OutputError, OutputSpec, topic_level
+from inspector.output_urls import OutputError, OutputSpec, topic_level
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 
 from inspector.line.outputs.base import FAILING, PartReport, ThreadedOutput, check_port_free
-from inspector.line.outputs.urls import OutputSpec
+from inspector.output_urls import OutputSpec
 
 
 class ServedOutput(ThreadedOutput):

@@ -1,16 +1,20 @@
 """Output URLs come from settings.json and the command line: untrusted text, checked here.
 
 Every problem is an :class:`OutputError` of one line that names the URL (its password hidden).
-What is checked: the scheme against the registry's allow-list, the host (a DNS name or an IP
+What is checked: the scheme against the allow-list (:data:`SCHEMES`), the host (a DNS name or an IP
 literal; listening outputs only bind an IP literal or ``localhost``, and ``127.0.0.1`` when none is
 given), the port range, the path (MQTT topic rules), and each option against the scheme's own list.
+
+The grammar and the allow-list are configuration, so they sit beside :mod:`inspector.settings`,
+which refuses a settings file with a bad URL, rather than in the line outputs that build from them
+(:mod:`inspector.line.outputs.registry`, which pairs each scheme with the class that serves it).
 """
 
 from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -214,3 +218,81 @@ def text(max_len: int = 200) -> Callable[[str], str]:
         return value
 
     return parse
+
+
+def pulse_ms(value: str) -> int:
+    """0 (handshake: the reject coil stays on until the PLC writes 0) or 10..60000 ms."""
+    number = whole(0, 60_000)(value)
+    if 0 < number < 10:
+        raise ValueError("must be 0 (handshake) or 10..60000")
+    return number
+
+
+# The allow-list: a scheme not here is refused. Each is served by the class paired with it in
+# inspector.line.outputs.registry; a plug-in adds both with its register_scheme.
+SCHEMES: dict[str, SchemeInfo] = {
+    info.name: info
+    for info in (
+        SchemeInfo(
+            "mqtt",
+            1883,
+            listens=False,
+            options={
+                "client_id": text(64),
+                "spool_max": whole(100, 10_000_000),
+                "keepalive": whole(5, 3600),
+            },
+            path="topic",
+            credentials=True,
+            summary="mqtt://[user:password@]broker[:1883][/topic/prefix] — one JSON message per part (MES)",
+        ),
+        SchemeInfo(
+            "mqtts",
+            8883,
+            listens=False,
+            options={
+                "client_id": text(64),
+                "spool_max": whole(100, 10_000_000),
+                "keepalive": whole(5, 3600),
+                "ca": text(4096),
+            },
+            path="topic",
+            credentials=True,
+            summary="mqtts://[user:password@]broker[:8883][/prefix][?ca=CA.pem] — MQTT over TLS",
+        ),
+        SchemeInfo(
+            "modbus",
+            502,
+            listens=True,
+            options={"reject": verdict_set, "pulse_ms": pulse_ms, "unit": whole(0, 247)},
+            summary="modbus://127.0.0.1[:502][?reject=NG,UNSURE,ERROR] — Modbus TCP server for the PLC",
+        ),
+        SchemeInfo(
+            "opc.tcp",
+            4840,
+            listens=True,
+            credentials=True,
+            summary="opc.tcp://[user:password@]127.0.0.1[:4840] — OPC UA server (read-only) for PLC / SCADA",
+        ),
+    )
+}
+
+
+def parse_output_url(url: object) -> OutputSpec:
+    """Check one output URL (raises :class:`OutputError`, one line)."""
+    return parse_url(url, SCHEMES)
+
+
+def check_output_urls(urls: Iterable[object]) -> list[OutputSpec]:
+    """Check a list of URLs: each valid, and no two listening on the same address and port."""
+    specs = [parse_output_url(url) for url in urls]
+    seen: dict[tuple[str, int], str] = {}
+    for spec in specs:
+        if SCHEMES[spec.scheme].listens:
+            key = (spec.host, spec.port)
+            if key in seen:
+                raise OutputError(
+                    f"outputs {seen[key]} and {spec.redacted()} both listen on {key[0]}:{key[1]}"
+                )
+            seen[key] = spec.redacted()
+    return specs
