@@ -167,8 +167,9 @@ def build_lamp_stations(data: str, first: list[str], images: int, folder: Path, 
 def train_lamp_base(base: Path, data: str, first: list[str]) -> None:
     """The base model of a real lamp change: the pretrained suite's recipe on the first lightings."""
     from benchmarks.pretrained_suite import EPOCHS, HYBRID, HYBRID_RATIO, IMG_SIZE
+    from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
-    from inspector.training.workflows import train_model
+    from inspector.training.train_station import train_model
 
     train_model(
         load_station(data).where(lighting=first),
@@ -181,8 +182,7 @@ def train_lamp_base(base: Path, data: str, first: list[str]) -> None:
         home=base.parent / "home",
         recipe=Recipe(epochs=EPOCHS, seed=0),
         resume=base.with_name(base.name + ".partial").is_dir(),
-        progress=False,
-        log=lambda line: print(f"  base: {line}", flush=True),
+        hooks=Hooks(log=lambda line: print(f"  base: {line}", flush=True), progress=False),
     )
 
 

@@ -109,8 +109,9 @@ def cell_file(dataset: str, method: str, seed: int) -> Path:
 
 
 def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, float]:
+    from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
-    from inspector.training.workflows import train_model
+    from inspector.training.train_station import train_model
 
     out = RUNS / f"{dataset}-{method.name.replace('@', '-')}-s{seed}"
     tic = time.perf_counter()
@@ -130,8 +131,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         force=out.exists(),
         # A cell stopped mid-training (session end, Ctrl-C) goes on from its last epoch checkpoint.
         resume=out.with_name(out.name + ".partial").is_dir(),
-        progress=False,
-        log=lambda line: print(f"  {line}", flush=True),
+        hooks=Hooks(log=lambda line: print(f"  {line}", flush=True), progress=False),
     )
     return out, (time.perf_counter() - tic) / 60
 

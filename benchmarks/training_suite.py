@@ -16,8 +16,10 @@ import json
 import time
 from pathlib import Path
 
+from inspector.training.hooks import Hooks
 from inspector.training.loop import Recipe
-from inspector.training.workflows import evaluate_model, train_model
+from inspector.training.train_station import train_model
+from inspector.training.workflows import evaluate_model
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "datasets"
@@ -108,8 +110,7 @@ def run_job(job: dict, epochs: int, img_size: int) -> dict:
             recipe=job_recipe(job, epochs),
             ltm_start=job["ltm_start"],
             resume=resume,
-            progress=False,
-            log=lambda line: print(f"  [{job['name']}] {line}", flush=True),
+            hooks=Hooks(log=lambda line: print(f"  [{job['name']}] {line}", flush=True), progress=False),
         )
     report = evaluate_model(
         out,
@@ -174,8 +175,7 @@ def run_lighting_shift(job: dict, epochs: int, img_size: int) -> dict:
             **_model_options(job),
             recipe=job_recipe(job, epochs),
             resume=(RUNS / f"{job['name']}-base.partial" / "checkpoint.safetensors").is_file(),
-            progress=False,
-            log=_log(f"{job['name']}-base"),
+            hooks=Hooks(log=_log(f"{job['name']}-base"), progress=False),
         )
     before = evaluate_model(base, shifted_test, progress=False, log=lambda line: None)
     reference = RUNS / job.get("reference", "magnetic_tile-ltm")

@@ -28,8 +28,10 @@ from benchmarks.training_suite import data_source
 from data.loading import LoadedImages, guess_channels
 from data.station import Station, load_station
 from inspector.training.finetune import FINETUNE_RECIPE, finetune_model
+from inspector.training.hooks import Hooks
 from inspector.training.loop import Recipe
-from inspector.training.workflows import evaluate_loaded, load_split, train_model
+from inspector.training.train_station import train_model
+from inspector.training.workflows import evaluate_loaded, load_split
 from models.backbones import resolve_backbone
 from models.bundle import load_bundle, save_bundle
 from models.convert import convert
@@ -220,8 +222,7 @@ class Suite:
             img_size=self.profile.img_size,
             recipe=Recipe(epochs=self.profile.base_epochs, seed=seed),
             resume=(partial / "checkpoint.safetensors").is_file(),
-            progress=False,
-            log=_prefixed(self.log, f"{dataset}/{backbone}/seed{seed}/base"),
+            hooks=Hooks(log=_prefixed(self.log, f"{dataset}/{backbone}/seed{seed}/base"), progress=False),
         )
         return f"val macro-F1 {summary.outcome.best_val['macro_f1']:.3f}"
 

@@ -161,8 +161,10 @@ def train(
     from data.augment import check_presets
     from inspector.registry import refuse_registry_output
     from inspector.training.defaults import defaults_for, starting_weights
+    from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
-    from inspector.training.workflows import resume_hint, train_model
+    from inspector.training.train_station import train_model
+    from inspector.training.workflows import resume_hint
 
     unset = defaults_for(backbone)
     weights = starting_weights(backbone, pretrained)
@@ -202,7 +204,7 @@ def train(
             resume=resume,
             force=force,
             strict=strict,
-            log=_progress,
+            hooks=Hooks(log=_progress),
         )
     best = summary.outcome.best_val
     console.print(

@@ -202,7 +202,7 @@ def test_an_image_whose_header_claims_10000_mp_is_skipped_by_train_and_eval(tiny
 def test_ctrl_c_suggests_resume_only_when_an_epoch_was_kept(tiny_station, tmp_path, monkeypatch):
     """Probe (issue 27): Ctrl-C before the first epoch said "--resume", which then had nothing."""
     import inspector.training.loop as loop
-    import inspector.training.workflows as workflows
+    import inspector.training.train_station as train_station
 
     out = tmp_path / "m"
     args = ["train", str(tiny_station), "--out", str(out), "--backbone", "vit-cpu", "--img-size", "32"]
@@ -211,7 +211,7 @@ def test_ctrl_c_suggests_resume_only_when_an_epoch_was_kept(tiny_station, tmp_pa
         raise KeyboardInterrupt
 
     with monkeypatch.context() as patch:
-        patch.setattr(workflows, "train", stop)  # Ctrl-C during the first epoch
+        patch.setattr(train_station, "train", stop)  # Ctrl-C during the first epoch
         early = runner.invoke(app, [*args, "--epochs", "1"])
     said = early.output.strip().splitlines()[-1]  # after the progress lines, the one error line
     assert early.exit_code == 130 and said.startswith("error: interrupted; no epoch had finished"), said
@@ -233,10 +233,11 @@ def test_ctrl_c_suggests_resume_only_when_an_epoch_was_kept(tiny_station, tmp_pa
 
 
 def test_a_stop_before_the_first_epoch_is_not_told_to_resume(tiny_station, tmp_path):
-    """The same through ``train_model(should_stop=...)``: nothing kept, so no --resume."""
+    """The same through ``train_model(hooks=Hooks(should_stop=...))``: nothing kept, so no --resume."""
     from inspector.errors import StoppedBeforeFirstEpoch
+    from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
-    from inspector.training.workflows import train_model
+    from inspector.training.train_station import train_model
 
     with pytest.raises(StoppedBeforeFirstEpoch, match="after 0 of 1 epochs; no epoch had finished") as info:
         train_model(
@@ -245,9 +246,7 @@ def test_a_stop_before_the_first_epoch_is_not_told_to_resume(tiny_station, tmp_p
             img_size=32,
             merge="none",
             recipe=Recipe(epochs=1),
-            should_stop=lambda: True,
-            progress=False,
-            log=lambda line: None,
+            hooks=Hooks(log=lambda line: None, progress=False, should_stop=lambda: True),
         )
     assert "--resume" not in str(info.value)
     assert not (tmp_path / "m.partial").exists() and not (tmp_path / "m").exists()
@@ -259,8 +258,9 @@ def test_a_second_run_for_the_same_out_is_refused_and_keeps_the_first_ones_check
     import threading
 
     from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
+    from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
-    from inspector.training.workflows import train_model
+    from inspector.training.train_station import train_model
 
     out, partial = tmp_path / "m", tmp_path / "m.partial"
     first_epoch_kept, go_on, ended = threading.Event(), threading.Event(), {}
@@ -275,8 +275,8 @@ def test_a_second_run_for_the_same_out_is_refused_and_keeps_the_first_ones_check
         try:
             recipe = Recipe(epochs=2, batch_size=16)
             ended["summary"] = train_model(
-                str(tiny_station), out, img_size=32, merge="none", recipe=recipe, should_stop=should_stop,
-                progress=False, log=lambda line: None,
+                str(tiny_station), out, img_size=32, merge="none", recipe=recipe,
+                hooks=Hooks(log=lambda line: None, progress=False, should_stop=should_stop),
             )  # fmt: skip
         except BaseException as exc:  # reported by the assertion below
             ended["error"] = exc

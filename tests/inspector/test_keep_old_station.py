@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from inspector.training.finetune import finetune_model
+from inspector.training.hooks import QUIET as QUIET_HOOKS
 from inspector.training.loop import Recipe
 from inspector.training.reference_sample import CAPS, load_old_station
+from inspector.training.train_station import train_model
 from inspector.training.weight_blend import blended, choose_blend
-from inspector.training.workflows import train_model
 from models.bundle import REFERENCE_FILE, load_bundle
 from models.files import sha256_file
 
@@ -39,7 +40,7 @@ def base(stations, tmp_path_factory):
         out,
         img_size=32,
         recipe=Recipe(epochs=3, batch_size=16, lr=2e-3, warmup_epochs=1),
-        **QUIET,
+        hooks=QUIET_HOOKS,
     )
     return out
 

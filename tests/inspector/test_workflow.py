@@ -15,8 +15,11 @@ from inspector.line.drift import DriftWatch
 from inspector.line.inference import InferenceEngine
 from inspector.registry import Registry
 from inspector.training.finetune import finetune_model
+from inspector.training.hooks import QUIET as QUIET_HOOKS
+from inspector.training.hooks import Hooks
 from inspector.training.loop import Recipe
-from inspector.training.workflows import evaluate_model, train_model
+from inspector.training.train_station import train_model
+from inspector.training.workflows import evaluate_model
 from models.bundle import load_bundle
 
 QUIET = {"progress": False, "log": lambda line: None}
@@ -41,7 +44,7 @@ def trained(tiny_station, tmp_path_factory):
         merge="ltm",
         gmacs_ratio=0.6,
         recipe=Recipe(epochs=4, batch_size=16, lr=2e-3, warmup_epochs=1),
-        **QUIET,
+        hooks=QUIET_HOOKS,
     )
 
 
@@ -118,7 +121,9 @@ def test_eval_is_identical_across_runs(trained, tiny_station):
 def test_existing_output_is_refused_and_kept(trained, tiny_station):
     before = (trained.bundle / "model.safetensors").read_bytes()
     with pytest.raises(InspectorError, match="already exists"):
-        train_model(str(tiny_station), trained.bundle, img_size=32, recipe=Recipe(epochs=1), **QUIET)
+        train_model(
+            str(tiny_station), trained.bundle, img_size=32, recipe=Recipe(epochs=1), hooks=QUIET_HOOKS
+        )
     assert (trained.bundle / "model.safetensors").read_bytes() == before
 
 
@@ -133,8 +138,7 @@ def test_interrupted_training_resumes(tiny_station, tmp_path):
             img_size=32,
             merge="none",
             recipe=recipe,
-            should_stop=lambda: next(steps) >= 5,
-            **QUIET,
+            hooks=Hooks(log=lambda line: None, progress=False, should_stop=lambda: next(steps) >= 5),
         )
     partial = out.with_name("m.partial")
     from inspector.training.checkpoint import read_checkpoint_meta
@@ -142,7 +146,13 @@ def test_interrupted_training_resumes(tiny_station, tmp_path):
     assert read_checkpoint_meta(partial)["epoch"] == 0
     assert not out.exists(), "no bundle from an interrupted run"
     summary = train_model(
-        str(tiny_station), out, img_size=32, merge="none", recipe=recipe, resume=True, **QUIET
+        str(tiny_station),
+        out,
+        img_size=32,
+        merge="none",
+        recipe=recipe,
+        resume=True,
+        hooks=QUIET_HOOKS,
     )
     assert [h.epoch for h in summary.outcome.history] == [0, 1, 2]
     assert out.is_dir() and not partial.exists()
@@ -168,7 +178,7 @@ def test_information_bottleneck_option_trains(tiny_station, tmp_path):
         img_size=32,
         merge="none",
         recipe=Recipe(epochs=2, batch_size=16, ib=True, ib_start=0.0),
-        **QUIET,
+        hooks=QUIET_HOOKS,
     )
     assert all(np.isfinite(h.loss) for h in summary.outcome.history)
     assert load_bundle(summary.bundle).meta.provenance["recipe"]["ib"] is True
@@ -179,9 +189,13 @@ def test_same_seed_same_model(tiny_station, tmp_path):
 
     recipe = Recipe(epochs=1, batch_size=16)
     torch.manual_seed(123)  # whatever came before in the process must not matter
-    first = train_model(str(tiny_station), tmp_path / "a", img_size=32, merge="none", recipe=recipe, **QUIET)
+    first = train_model(
+        str(tiny_station), tmp_path / "a", img_size=32, merge="none", recipe=recipe, hooks=QUIET_HOOKS
+    )
     torch.randn(10)
-    second = train_model(str(tiny_station), tmp_path / "b", img_size=32, merge="none", recipe=recipe, **QUIET)
+    second = train_model(
+        str(tiny_station), tmp_path / "b", img_size=32, merge="none", recipe=recipe, hooks=QUIET_HOOKS
+    )
     a, b = load_bundle(first.bundle).net.state_dict(), load_bundle(second.bundle).net.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
 
@@ -195,7 +209,7 @@ def test_max_pooling_and_image_normalisation_are_kept_in_the_bundle(tiny_station
         normalize="image",
         merge="ltm",
         recipe=Recipe(epochs=1, batch_size=16),
-        **QUIET,
+        hooks=QUIET_HOOKS,
     )
     bundle = load_bundle(summary.bundle)
     assert bundle.meta.preprocessing.normalize == "image"
@@ -215,7 +229,7 @@ def test_the_chosen_ltm_mask_is_the_one_trained_and_saved(tiny_station, tmp_path
         mask=mask,
         ltm_start=ltm_start,
         recipe=Recipe(epochs=2, batch_size=16),
-        **QUIET,
+        hooks=QUIET_HOOKS,
     )
     bundle = load_bundle(summary.bundle)
     assert bundle.meta.mask == mask and bundle.net.mask == mask
@@ -228,7 +242,7 @@ def test_default_ltm_mask_is_content(trained):
 
 def test_unknown_normalisation_is_refused_before_anything_is_written(tiny_station, tmp_path):
     with pytest.raises(InspectorError, match="--normalize"):
-        train_model(str(tiny_station), tmp_path / "n", img_size=32, normalize="histogram", **QUIET)
+        train_model(str(tiny_station), tmp_path / "n", img_size=32, normalize="histogram", hooks=QUIET_HOOKS)
     assert not list(tmp_path.iterdir())
 
 
@@ -284,8 +298,7 @@ def test_a_pretrained_run_picks_its_geometry_from_the_station_and_keeps_a_token_
         pretrained="imagenet-lite0",
         home=tmp_path / "home",
         recipe=Recipe(epochs=1, batch_size=8),
-        progress=False,
-        log=said.append,
+        hooks=Hooks(log=said.append, progress=False),
     )
     meta = load_bundle(summary.bundle).meta
     assert (meta.preprocessing.size, meta.preprocessing.resize) == (304, "letterbox")
