@@ -15,6 +15,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from inspector.errors import USER_ERRORS
+from inspector.settings import load_settings
 
 try:  # typer 0.2x carries its own copy of Click; older typer runs on Click itself
     from typer._click.exceptions import ClickException, UsageError
@@ -138,9 +139,9 @@ def db_url(db: str | None, home: Path) -> str:
     else SQLite in the home folder). Here, not in a command module, because most command groups and
     the login prompt need it.
 
-    Imported when called, like the commands' own work: ``inspector --help`` never loads the line.
+    The line's assembly is imported when called, like the commands' own work: ``inspector --help``
+    never loads torch.
     """
     from inspector.line.build import ledger_url
-    from inspector.settings import load_settings
 
     return ledger_url(db, home, load_settings(home))

@@ -31,6 +31,10 @@ from inspector.cli.common import (
     progress,
     user_errors,
 )
+from inspector.errors import InspectorError
+from inspector.home import app_home
+from inspector.settings import load_settings
+from models.files import atomic_write
 
 OutputOption = Annotated[
     list[str] | None,
@@ -158,7 +162,6 @@ def run_line(pipeline, url: str, on_tick=None) -> None:
 
 def _build_pipeline(**fields):  # LineRequest fields; imported lazily for a fast --help
     from inspector.line.build import LineRequest, build_pipeline, ledger_url
-    from inspector.settings import load_settings
 
     settings = load_settings(fields["home"])
     ok_every = fields.pop("ok_every", None)
@@ -221,7 +224,6 @@ def run(
     logged-in person unless --operator names another.
     """
     from inspector.cli.login import actor_at
-    from inspector.home import app_home
 
     with user_errors(ValueError):
         actor = actor_at(home, db, "run_line")
@@ -265,8 +267,6 @@ def demo(
     home: HomeOption = None,
 ) -> None:
     """The simulated ELPV solar-cell station with the bundled LTM model."""
-    from inspector.home import app_home
-
     home_dir = app_home(home)
     if not headless:
         if _open_app(home_dir):
@@ -332,8 +332,6 @@ def _when(text: str | None, option: str = "--since", local: bool = False) -> dat
 
     A bad value is an :class:`InspectorError` (one line): ``999999d`` reaches before year 1.
     """
-    from inspector.errors import InspectorError
-
     if not text:
         return None
     units = {"m": "minutes", "h": "hours", "d": "days"}
@@ -354,8 +352,6 @@ def _when(text: str | None, option: str = "--since", local: bool = False) -> dat
 def _window(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
     """``--since`` and ``--until`` parsed; reversed (or equal) they select nothing, which is a typo
     rather than an answer, so they are refused as the report refuses them."""
-    from inspector.errors import InspectorError
-
     start, end = _when(since), _when(until, "--until")
     if start is not None and end is not None and end <= start:
         raise InspectorError("--until must be later than --since")
@@ -364,8 +360,6 @@ def _window(since: str | None, until: str | None) -> tuple[datetime | None, date
 
 def gui(home: HomeOption = None) -> None:
     """Open the desktop app (Live, Review, Fine-tune, Models, Settings)."""
-    from inspector.home import app_home
-
     if sys.platform.startswith("linux") and not (
         os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY") or os.environ.get("QT_QPA_PLATFORM")
     ):
@@ -398,7 +392,6 @@ def results_export(
     home: HomeOption = None,
 ) -> None:
     """Results as CSV, one row per frame with probabilities and review state."""
-    from inspector.home import app_home
     from inspector.store import Ledger, ResultFilter
 
     if fmt != "csv":
@@ -418,15 +411,13 @@ def results_export(
         if out is None:
             count = ledger.export_csv(sys.stdout, filt)
         else:
-            from models.files import atomic_write  # the whole file or nothing
-
             written: list[int] = []
 
             def export_to(tmp: Path) -> None:
                 with tmp.open("w", newline="", encoding="utf-8") as handle:
                     written.append(ledger.export_csv(handle, filt))
 
-            atomic_write(out, export_to)
+            atomic_write(out, export_to)  # the whole file or nothing
             count = written[0]
         ledger.close()
     progress(f"exported {count} results" + (f" to {out}" if out else ""))
@@ -435,7 +426,6 @@ def results_export(
 @db_app.command("upgrade")
 def db_upgrade(db: DbOption = None, home: HomeOption = None) -> None:
     """Migrate the results database to this version's schema (SQLite files are backed up first)."""
-    from inspector.home import app_home
     from inspector.store import upgrade
 
     with user_errors():
