@@ -7,6 +7,7 @@ from pathlib import Path
 from urllib.parse import parse_qsl
 
 from data.errors import DataError
+from data.station import Station, load_station
 from inspector.line.sources.base import FrameSource, SourceError
 from inspector.line.sources.opencv_source import STREAM_PREFIXES, VIDEO_SUFFIXES
 
@@ -64,12 +65,10 @@ def _flag(options: dict[str, str], key: str, default: bool) -> bool:
     return default if value is None else value.lower() not in ("0", "false", "no", "off")
 
 
-def _station(data: str, seed: int):  # data.station.Station
-    from data.elpv import load_elpv
-    from data.station import load_station
-
+def _station(data: str, seed: int) -> Station:
+    """The station a simulated source replays: a named dataset, a folder or a manifest (none: ELPV)."""
     try:
-        return load_elpv(seed) if data in ("", "elpv") else load_station(data, seed)
+        return load_station(data or "elpv", seed)
     except DataError as exc:
         raise SourceError(str(exc)) from None
 
