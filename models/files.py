@@ -23,7 +23,7 @@ import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 
 class UnsafeOutput(OSError):
@@ -141,18 +141,67 @@ def stamp_path(path: Path) -> Path:
     return path.with_name(path.name + ".sha256")
 
 
-def write_stamp(path: Path, digest: Callable[[Path], str] = sha256_file) -> None:
-    """Record ``path``'s digest once it is complete: a later reader trusts only matching bytes."""
-    atomic_write_text(stamp_path(path), digest(path) + "\n")
+def write_stamp(path: Path, digest: Callable[[Path], str] = sha256_file, stamp: Path | None = None) -> str:
+    """Record ``path``'s digest once it is complete: a later reader trusts only matching bytes.
+
+    ``stamp``: where the record goes when not :func:`stamp_path` (a cache that predates it).
+    Returns the digest.
+    """
+    value = digest(path)
+    atomic_write_text(stamp or stamp_path(path), value + "\n")
+    return value
 
 
-def stamp_matches(path: Path, digest: Callable[[Path], str] = sha256_file) -> bool:
+def stamp_matches(path: Path, digest: Callable[[Path], str] = sha256_file, stamp: Path | None = None) -> bool:
     """The cached file exists and its bytes are the ones recorded when it was written (a truncated,
     edited or half-copied file is not, and is rebuilt by its owner)."""
+    return _stamped_digest(path, digest, stamp) is not None
+
+
+def _stamped_digest(path: Path, digest: Callable[[Path], str], stamp: Path | None) -> str | None:
     try:
-        return path.is_file() and stamp_path(path).read_text().strip() == digest(path)
+        if not path.is_file():
+            return None
+        recorded = (stamp or stamp_path(path)).read_text().strip()
+        return recorded if recorded == digest(path) else None
     except (OSError, UnicodeDecodeError):
-        return False
+        return None
+
+
+T = TypeVar("T")
+
+
+def verified_cache(
+    target: Path,
+    build: Callable[[Path], None],
+    open_file: Callable[[Path, str], T],
+    *,
+    unusable: tuple[type[Exception], ...] = (),
+    digest: Callable[[Path], str] = sha256_file,
+    stamp: Path | None = None,
+) -> T:
+    """A file derived from something else (an ONNX export of a bundle, converted weights), kept in a
+    cache and trusted only while its bytes match the digest stamped beside it.
+
+    Returns ``open_file(target, digest)``. The file is built again by ``build(target)`` when it is
+    missing, when its stamp is missing or does not match (truncated, edited, half-copied), or when
+    ``open_file`` refuses the stamped bytes with one of ``unusable`` (a file this runtime cannot
+    load): a damaged cache costs one rebuild, never every run until someone deletes it by hand.
+
+    ``build`` must leave ``target`` complete (write it atomically); the stamp is written only after
+    it, so a crash between the two leaves a file without a stamp, rebuilt next time. What the file
+    derives from belongs in ``target``'s name (a hash of the source): the stamp vouches for the
+    file's own bytes. Errors of ``build``, of writing the stamp and of opening a freshly built file
+    propagate to the caller, who words them.
+    """
+    recorded = _stamped_digest(target, digest, stamp)
+    if recorded is not None:
+        try:
+            return open_file(target, recorded)
+        except unusable:
+            pass
+    build(target)
+    return open_file(target, write_stamp(target, digest, stamp))
 
 
 MAX_JSON_DEPTH = 64

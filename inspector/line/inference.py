@@ -18,7 +18,6 @@ from inspector.errors import InspectorError
 from inspector.line.verdicts import VerdictRules
 from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
-from models.files import stamp_matches, write_stamp
 from models.network import image_importance
 from models.preprocess import map_on_image, preprocess
 from models.scoring import energy, softmax
@@ -118,12 +117,11 @@ class InferenceEngine:
     def _onnx_predictor(self, cache: Path | None):  # models.onnx_export.OnnxPredictor
         """The bundle's ONNX export from the cache, verified by hash; rebuilt when missing or corrupt.
 
-        Each cached file has a ``.sha256`` beside it, written after the export passed its parity
-        check. A file that does not match it (truncated, edited, half-copied) or that ONNX Runtime
-        will not load is exported again, instead of breaking every ``--backend onnx`` run until
-        someone deletes it by hand.
+        :func:`models.onnx_export.cached_predictor` re-exports a file that does not match its
+        ``.sha256`` stamp (truncated, edited, half-copied) or that ONNX Runtime will not load,
+        instead of breaking every ``--backend onnx`` run until someone deletes it by hand.
         """
-        from models.onnx_export import EXPORT_FORMAT, OnnxPredictor
+        from models.onnx_export import EXPORT_FORMAT, cached_predictor
 
         if cache is None:
             raise InspectorError("the ONNX backend needs a cache folder for the exported model")
@@ -131,23 +129,8 @@ class InferenceEngine:
         # (``<sha>.onnx``) is not reused, so the Live screen's overlay works on ONNX too.
         target = cache / f"{self.graph_key[:16]}.f{EXPORT_FORMAT}.onnx"
         self.onnx_path = target
-        if stamp_matches(target):
-            try:
-                return OnnxPredictor(target, self.meta.preprocessing)
-            except ModelError:
-                pass  # verified bytes this onnxruntime cannot load: export again
-        self._export_to_cache(target)
         try:
-            return OnnxPredictor(target, self.meta.preprocessing)
-        except ModelError as exc:
-            raise InspectorError(str(exc)) from None
-
-    def _export_to_cache(self, target: Path) -> None:
-        from models.onnx_export import export_onnx
-
-        try:
-            export_onnx(self.bundle.net, target, overwrite=True)
-            write_stamp(target)
+            return cached_predictor(self.bundle.net, target, self.meta.preprocessing)
         except ModelError as exc:
             raise InspectorError(str(exc)) from None
         except OSError as exc:  # an unwritable cache, say: one line (and ``auto`` falls back)
