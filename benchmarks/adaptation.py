@@ -29,6 +29,7 @@ from data.elpv import load_elpv
 from data.images import read_image
 from inspector.line.demo import demo_model_path
 from inspector.training.finetune import FINETUNE_RECIPE, finetune_model
+from inspector.training.hooks import Hooks
 from inspector.training.loop import trainable_parameters
 from inspector.training.workflows import evaluate_model
 from models.bundle import load_bundle
@@ -93,7 +94,12 @@ def main() -> None:
         recipe = replace(FINETUNE_RECIPE, epochs=args.epochs, trainable=which, merge_lr_scale=scale)
         tic = time.perf_counter()
         summary = finetune_model(
-            demo_model_path(), str(station), out, recipe=recipe, force=True, progress=False
+            demo_model_path(),
+            str(station),
+            out,
+            recipe=recipe,
+            force=True,
+            hooks=Hooks(progress=False),
         )
         seconds = time.perf_counter() - tic
         params = sum(p.numel() for p in trainable_parameters(base.net, which))

@@ -47,6 +47,7 @@ from data.augment import apply, build_augmentation
 from data.images import read_image
 from data.station import load_station
 from inspector.training.finetune import FINETUNE_RECIPE, finetune_model, recalibrate_model
+from inspector.training.hooks import Hooks
 from inspector.training.loop import trainable_parameters
 from inspector.training.workflows import evaluate_loaded, load_split, split_seed
 from models.bundle import load_bundle
@@ -167,7 +168,6 @@ def build_lamp_stations(data: str, first: list[str], images: int, folder: Path, 
 def train_lamp_base(base: Path, data: str, first: list[str]) -> None:
     """The base model of a real lamp change: the pretrained suite's recipe on the first lightings."""
     from benchmarks.pretrained_suite import EPOCHS, HYBRID, HYBRID_RATIO, IMG_SIZE
-    from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
     from inspector.training.train_station import train_model
 
@@ -230,8 +230,7 @@ def run_variant(
             out,
             recipe=recipe,
             force=True,
-            progress=False,
-            log=lambda _m: None,
+            hooks=Hooks(log=lambda _m: None, progress=False),
         )
     return out, time.perf_counter() - tic
 

@@ -195,8 +195,7 @@ def run_lighting_shift(job: dict, epochs: int, img_size: int) -> dict:
             augment=["lighting"],
             recipe=recipe,
             force=True,
-            progress=False,
-            log=_log(out.name),
+            hooks=Hooks(log=_log(out.name), progress=False),
         )
         adapted[trainable] = {
             "macro_f1": summary.after["macro_f1"],

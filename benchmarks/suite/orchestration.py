@@ -253,8 +253,7 @@ class Suite:
                     augment=(),
                     recipe=recipe,
                     force=True,
-                    progress=False,
-                    log=_prefixed(self.log, tag),
+                    hooks=Hooks(log=_prefixed(self.log, tag), progress=False),
                 )
         record = self.evaluate(dataset, backbone, seed, v, bundle)
         write_json(where / f"{v.key}.json", record)

@@ -331,6 +331,7 @@ def finetune(
 
     from inspector.registry import refuse_registry_output
     from inspector.training.finetune import FINETUNE_RECIPE, finetune_model, recalibrate_model
+    from inspector.training.hooks import Hooks
 
     with user_errors():
         from inspector.cli.login import actor_at
@@ -355,7 +356,7 @@ def finetune(
             recipe=recipe,
             force=force,
             strict=strict,
-            log=_progress,
+            hooks=Hooks(log=_progress),
         )
     table = Table(title=f"held-out test split, {summary.after['n']} images", title_justify="left")
     table.add_column("")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.training.finetune import FinetuneSummary, finetune_model
+from inspector.training.hooks import Hooks
 
 if TYPE_CHECKING:
     from data.station import Station
@@ -51,10 +52,12 @@ def run_finetune(
             bundle,
             augment=presets,
             recipe=recipe,
-            progress=False,
-            log=lambda line: task.report(("log", line)),
-            should_stop=should_stop,
-            on_epoch=lambda record: task.report(("epoch", record)),
+            hooks=Hooks(
+                log=lambda line: task.report(("log", line)),
+                progress=False,
+                should_stop=should_stop,
+                on_epoch=lambda record: task.report(("epoch", record)),
+            ),
         )
     except StoppedBeforeFirstEpoch as exc:
         if ran_out.is_set():

@@ -15,7 +15,7 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from data.station import Sample, Station
 from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.training.calibration import calibrate
 from inspector.training.defaults import AUTO_TRAINABLE, default_trainable, pretrained_base
+from inspector.training.hooks import Hooks, Log
 from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
 from inspector.training.metrics import Metrics
 from inspector.training.predict import predict_logits
@@ -44,7 +45,6 @@ from inspector.training.reference_sample import (
 from inspector.training.weight_blend import BlendChoice, choose_blend
 from inspector.training.workflows import (
     TRAIN_MARGIN,
-    Log,
     check_classes,
     check_out,
     check_partial,
@@ -123,6 +123,20 @@ def recalibrate_start(
     return {**moved, "val_macro_f1_before": before, "val_macro_f1_after": after, "kept": kept}
 
 
+@dataclass
+class _Inputs:
+    """What a fine-tune reads before it changes anything: the base, its station's three splits and
+    the base's own station (its reference sample; None when not reachable)."""
+
+    bundle: Bundle
+    station: Station
+    recipe: Recipe
+    train_set: LoadedImages
+    val_set: LoadedImages
+    test_set: LoadedImages
+    old: OldStation | None
+
+
 def finetune_model(
     model: Path,
     data: str | Station,
@@ -132,123 +146,174 @@ def finetune_model(
     recipe: Recipe | None = None,
     force: bool = False,
     strict: bool = False,
-    progress: bool = True,
-    log: Log = print,
-    should_stop: Callable[[], bool] | None = None,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    hooks: Hooks | None = None,
 ) -> FinetuneSummary:
     """``inspector finetune``: adapt a bundle to a station; before/after on its held-out split and
     on the base's own station (its reference sample), where that is still reachable.
 
     The source bundle is never modified; the adapted model is a new bundle at ``out``.
-    ``on_epoch`` gets each epoch's record as well as the log line (the wizard draws curves from it).
+    ``hooks.on_epoch`` gets each epoch's record as well as the log line (the wizard's curves).
     """
+    hooks = hooks or Hooks()
     recipe = replace(recipe or FINETUNE_RECIPE, augment=check_presets(list(augment)))
     check_target(out, force)
-    with one_writer(out, log):
+    with one_writer(out, hooks.log):
         partial = partial_dir(out)
         check_partial(partial)
-        bundle = load_bundle(model)
-        station = open_station(data, recipe.seed)
-        check_out(out, station.root, model)
-        check_classes(bundle, station)
-        recipe = _resolved_recipe(recipe, bundle, model, log)
-        prep, classes = bundle.meta.preprocessing, bundle.meta.classes
-        train_side = math.ceil(prep.size * TRAIN_MARGIN)
-        train_set = load_split(station, "train", prep.channels, train_side, strict, log, progress)
-        val_set = load_split(station, "val", prep.channels, None, strict, log, progress)
-        test_set = load_split(station, "test", prep.channels, None, strict, log, progress)
-        old = load_old_station(bundle.meta.provenance, classes, prep.channels, train_side, log, Path(model))
+        inputs = read_inputs(model, data, out, recipe, strict, hooks)
+        bundle, log = inputs.bundle, hooks.log
         base_state = {k: v.detach().clone() for k, v in bundle.net.state_dict().items()}
-        before = evaluate_loaded(bundle, test_set)
+        before = evaluate_loaded(bundle, inputs.test_set)
         log(
             f"before: test macro-F1 {before['macro_f1']:.3f}, "
             f"accuracy {before['accuracy']:.3f} (n={before['n']})"
         )
-        old_before = _score_old(bundle, old, "before", log)
+        old_before = _score_old(bundle, inputs.old, "before", log)
         tic = time.perf_counter()
         remove_partial(partial)
-        # Replayed images take part in everything the station's own do: the statistics, so they
-        # describe both lamps, and the training.
-        train_data = _training_images(train_set, old, recipe, log)
-        norms = None
-        if recipe.recalibrate_norms:
-            norms = recalibrate_start(bundle.net, prep, train_data, val_set, classes)
-            if norms is not None:
-                verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
-                log(
-                    f"BatchNorm statistics re-estimated on {norms['images']} training images: "
-                    f"train+val macro-F1 {norms['val_macro_f1_before']:.3f} -> "
-                    f"{norms['val_macro_f1_after']:.3f} "
-                    f"({verdict})"
-                )
-
-        def epoch_done(record: EpochRecord) -> None:
-            log(
-                f"epoch {record.epoch + 1}/{recipe.epochs}: loss {record.loss:.3f}, "
-                f"val macro-F1 {record.val_macro_f1:.3f}"
-            )
-            if on_epoch is not None:
-                on_epoch(record)
-
-        outcome = train(
-            bundle.net,
-            prep,
-            train_data,
-            val_set,
-            classes,
-            recipe,
-            partial,
-            progress=progress,
-            should_stop=should_stop,
-            start_as_candidate=True,
-            on_epoch=epoch_done,
-        )
-        if not outcome.history:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise StoppedBeforeFirstEpoch(
-                "fine-tuning was cancelled before the first epoch finished; nothing was written"
-            )
-        blend = _blend(outcome.net, base_state, prep, val_set, old, classes, recipe, log)
+        outcome, norms = adapt(inputs, partial, hooks)
+        blend = _blend(
+            outcome.net, base_state, bundle.meta.preprocessing, inputs.val_set, inputs.old,
+            bundle.meta.classes, inputs.recipe, log,
+        )  # fmt: skip
         seconds = time.perf_counter() - tic
         adapted = Bundle(outcome.net, bundle.meta, out)
-        after = evaluate_loaded(adapted, test_set)
+        after = evaluate_loaded(adapted, inputs.test_set)
         log(
             f"after:  test macro-F1 {after['macro_f1']:.3f}, "
             f"accuracy {after['accuracy']:.3f} ({seconds:.0f}s)"
         )
-        old_after = _score_old(adapted, old, "after", log)
-        labels = np.array([classes.index(c) for c in val_set.labels])
-        provenance = dict(bundle.meta.provenance)
-        scores = {k: before[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")}
-        provenance.update(
-            finetuned_from=str(model),
-            split_seed=recipe.seed,
-            station_data=str(station.root),
-            station_fingerprint=station.fingerprint(),
-            finetune_recipe=asdict(recipe),
-            finetune_seconds=round(seconds, 1),
-            finetune_norm_statistics=norms,
-            finetune_blend=None if blend is None else {"alpha": blend.alpha, "val": _blend_rows(blend)},
-            input_reference=reference_statistics(train_set.images, min(STATS_SIDE, prep.size)).to_json(),
-            before=scores,
-            after={k: after[k] for k in ("accuracy", "macro_f1", "per_class", "confusion", "n")},
-            old_station=None if old is None else _old_scores(old, old_before, old_after),
-            stations=_stations(bundle.meta.provenance, data, station, after, old, old_after),
-            created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            command=" ".join(sys.argv) if sys.argv else "",
+        old_after = _score_old(adapted, inputs.old, "after", log)
+        provenance = finetune_provenance(
+            model, data, inputs, seconds, norms, blend, (before, after), (old_before, old_after)
         )
         meta = replace(
             bundle.meta,
-            thresholds=calibrate(predict_logits(outcome.net, prep, val_set.images), labels),
+            thresholds=_thresholds(outcome.net, bundle, inputs.val_set),
             provenance=provenance,
             schedule=outcome.net.schedule(),
         )
         copy = copy_bytes(Path(model), provenance.get("reference_sample"))
         save_bundle(outcome.net, meta, out, overwrite=force, reference=copy)
         shutil.rmtree(partial, ignore_errors=True)
-        name = old.name if old is not None else ""
+        name = inputs.old.name if inputs.old is not None else ""
         return FinetuneSummary(out, before, after, seconds, outcome, name, old_before, old_after, blend)
+
+
+def read_inputs(
+    model: Path, data: str | Station, out: Path, recipe: Recipe, strict: bool, hooks: Hooks
+) -> _Inputs:
+    """The base and the station, checked against each other before any image is loaded."""
+    log = hooks.log
+    bundle = load_bundle(model)
+    station = open_station(data, recipe.seed)
+    check_out(out, station.root, model)
+    check_classes(bundle, station)
+    recipe = _resolved_recipe(recipe, bundle, model, log)
+    prep = bundle.meta.preprocessing
+    train_side = math.ceil(prep.size * TRAIN_MARGIN)
+    splits = [
+        load_split(station, split, prep.channels, side, strict, log, hooks.progress)
+        for split, side in (("train", train_side), ("val", None), ("test", None))
+    ]
+    old = load_old_station(
+        bundle.meta.provenance, bundle.meta.classes, prep.channels, train_side, log, Path(model)
+    )
+    return _Inputs(bundle, station, recipe, *splits, old)
+
+
+def adapt(inputs: _Inputs, partial: Path, hooks: Hooks) -> tuple[TrainOutcome, dict[str, Any] | None]:
+    """The station's BatchNorm statistics (when they help), then the recipe's epochs."""
+    net, prep, classes, recipe = (
+        inputs.bundle.net,
+        inputs.bundle.meta.preprocessing,
+        inputs.bundle.meta.classes,
+        inputs.recipe,
+    )
+    log = hooks.log
+    # Replayed images take part in everything the station's own do: the statistics, so they
+    # describe both lamps, and the training.
+    train_data = _training_images(inputs.train_set, inputs.old, recipe, log)
+    norms = None
+    if recipe.recalibrate_norms:
+        norms = recalibrate_start(net, prep, train_data, inputs.val_set, classes)
+        if norms is not None:
+            verdict = "kept" if norms["kept"] else "not kept: the original statistics score higher"
+            log(
+                f"BatchNorm statistics re-estimated on {norms['images']} training images: "
+                f"train+val macro-F1 {norms['val_macro_f1_before']:.3f} -> {norms['val_macro_f1_after']:.3f} "
+                f"({verdict})"
+            )
+
+    def epoch_done(record: EpochRecord) -> None:
+        log(
+            f"epoch {record.epoch + 1}/{recipe.epochs}: loss {record.loss:.3f}, "
+            f"val macro-F1 {record.val_macro_f1:.3f}"
+        )
+        hooks.epoch(record)
+
+    outcome = train(
+        net,
+        prep,
+        train_data,
+        inputs.val_set,
+        classes,
+        recipe,
+        partial,
+        progress=hooks.progress,
+        should_stop=hooks.should_stop,
+        start_as_candidate=True,
+        on_epoch=epoch_done,
+    )
+    if not outcome.history:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise StoppedBeforeFirstEpoch(
+            "fine-tuning was cancelled before the first epoch finished; nothing was written"
+        )
+    return outcome, norms
+
+
+def _thresholds(net: InspectionNet, bundle: Bundle, val_set: LoadedImages) -> dict[str, Any]:
+    """The verdict thresholds recalibrated for the adapted model on the station's validation split."""
+    classes = bundle.meta.classes
+    labels = np.array([classes.index(c) for c in val_set.labels])
+    return calibrate(predict_logits(net, bundle.meta.preprocessing, val_set.images), labels)
+
+
+def finetune_provenance(
+    model: Path,
+    data: str | Station,
+    inputs: _Inputs,
+    seconds: float,
+    norms: dict[str, Any] | None,
+    blend: BlendChoice | None,
+    new_station: tuple[Metrics, Metrics],
+    old_station: tuple[Metrics | None, Metrics | None],
+) -> dict[str, Any]:
+    """The base's provenance, plus where and how it was adapted and what that did to both stations."""
+    bundle, station, old = inputs.bundle, inputs.station, inputs.old
+    (before, after), (old_before, old_after) = new_station, old_station
+    keys = ("accuracy", "macro_f1", "per_class", "confusion", "n")
+    size = bundle.meta.preprocessing.size
+    provenance = dict(bundle.meta.provenance)
+    provenance.update(
+        finetuned_from=str(model),
+        split_seed=inputs.recipe.seed,
+        station_data=str(station.root),
+        station_fingerprint=station.fingerprint(),
+        finetune_recipe=asdict(inputs.recipe),
+        finetune_seconds=round(seconds, 1),
+        finetune_norm_statistics=norms,
+        finetune_blend=None if blend is None else {"alpha": blend.alpha, "val": _blend_rows(blend)},
+        input_reference=reference_statistics(inputs.train_set.images, min(STATS_SIDE, size)).to_json(),
+        before={k: before[k] for k in keys},
+        after={k: after[k] for k in keys},
+        old_station=None if old is None else _old_scores(old, old_before, old_after),
+        stations=_stations(bundle.meta.provenance, data, station, after, old, old_after),
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join(sys.argv) if sys.argv else "",
+    )
+    return provenance
 
 
 def _resolved_recipe(recipe: Recipe, bundle: Bundle, model: Path, log: Log) -> Recipe:

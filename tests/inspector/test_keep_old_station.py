@@ -12,6 +12,7 @@ import torch
 
 from inspector.training.finetune import finetune_model
 from inspector.training.hooks import QUIET as QUIET_HOOKS
+from inspector.training.hooks import Hooks
 from inspector.training.loop import Recipe
 from inspector.training.reference_sample import CAPS, load_old_station
 from inspector.training.train_station import train_model
@@ -69,7 +70,11 @@ def test_a_fine_tune_replays_and_scores_the_old_station(base, stations, tmp_path
         epochs=2, batch_size=16, lr=1e-3, warmup_epochs=0.5, trainable="all", replay=True, wise=True
     )
     summary = finetune_model(
-        base, str(stations[1]), tmp_path / "adapted", recipe=recipe, progress=False, log=lines.append
+        base,
+        str(stations[1]),
+        tmp_path / "adapted",
+        recipe=recipe,
+        hooks=Hooks(log=lines.append, progress=False),
     )
     text = "\n".join(lines)
     assert "replay:" in text and "reference images of the old station train beside" in text
@@ -99,7 +104,11 @@ def test_a_moved_station_is_replayed_from_the_bundles_copy_and_a_tampered_copy_i
     lines: list[str] = []
     recipe = Recipe(epochs=1, batch_size=16, lr=1e-3, warmup_epochs=0.5, replay=True)
     summary = finetune_model(
-        moved, str(stations[1]), tmp_path / "adapted", recipe=recipe, progress=False, log=lines.append
+        moved,
+        str(stations[1]),
+        tmp_path / "adapted",
+        recipe=recipe,
+        hooks=Hooks(log=lines.append, progress=False),
     )
     assert summary.old_after is not None and summary.old_after["n"] > 0
     assert any(f"{len(reference['images'])} from the bundle's copy" in line for line in lines)
@@ -111,7 +120,11 @@ def test_a_moved_station_is_replayed_from_the_bundles_copy_and_a_tampered_copy_i
     (moved / REFERENCE_FILE).write_bytes(bytes(data))
     lines.clear()
     summary = finetune_model(
-        moved, str(stations[1]), tmp_path / "again", recipe=recipe, progress=False, log=lines.append
+        moved,
+        str(stations[1]),
+        tmp_path / "again",
+        recipe=recipe,
+        hooks=Hooks(log=lines.append, progress=False),
     )
     assert summary.old_after is None
     assert any("not reachable on this PC and the base keeps no copy" in line for line in lines)
@@ -178,7 +191,7 @@ def test_l2sp_keeps_the_weights_near_where_the_fine_tune_started(base, stations,
     def moved(l2sp: float) -> float:
         recipe = Recipe(epochs=2, batch_size=16, lr=2e-3, warmup_epochs=0.5, trainable="all", l2sp=l2sp)
         out = tmp_path / f"l2sp-{l2sp}"
-        net = finetune_model(base, str(stations[1]), out, recipe=recipe, **QUIET).outcome.net
+        net = finetune_model(base, str(stations[1]), out, recipe=recipe, hooks=QUIET_HOOKS).outcome.net
         state = net.state_dict()
         return float(sum(((state[k] - start[k]) ** 2).sum() for k in start if start[k].is_floating_point()))
 

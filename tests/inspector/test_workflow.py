@@ -88,7 +88,7 @@ def test_round_trip(trained, tiny_station, tmp_path):
         tmp_path / "adapted",
         augment=["lighting"],
         recipe=Recipe(epochs=2, batch_size=16, trainable="merge+norm", recalibrate_norms=True),
-        **QUIET,
+        hooks=QUIET_HOOKS,
     )
     assert adapted.before["n"] == adapted.after["n"] > 0
     meta = load_bundle(adapted.bundle).meta
@@ -264,8 +264,7 @@ def test_the_default_fine_tune_trains_what_recovered_most_for_the_bases_kind(tra
         str(tiny_station),
         tmp_path / "adapted",
         recipe=replace(FINETUNE_RECIPE, epochs=1, batch_size=16),
-        progress=False,
-        log=lines.append,
+        hooks=Hooks(log=lines.append, progress=False),
     )
     assert load_bundle(adapted.bundle).meta.provenance["finetune_recipe"]["trainable"] == "merge+head"
     assert "trains merge+head (the default for a from-scratch base)" in lines
