@@ -18,12 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from data.station import NAMED_DATASETS
 from inspector.access import SIGNED_ACTIONS, Actor, authorise, local_user
 from inspector.class_sets import ClassSetCheck, class_set_check
 from inspector.errors import InspectorError
 from inspector.registry import Registry, Version, is_version_id
 from inspector.settings import Settings
-from inspector.stations import NAMED_DATASETS, StationScore, station_name, validated_stations
+from inspector.stations import StationScore, station_name, validated_stations
 from inspector.store import Ledger
 
 if TYPE_CHECKING:
@@ -252,7 +253,7 @@ def compare(
 
 def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = print) -> GateResult:
     """Score the candidate ``ref`` (a registry version) against what the line runs now."""
-    from inspector.line.build import resolve_model
+    from inspector.line.resolve import resolve_model
     from models.bundle import read_meta
 
     registry = Registry(home)

@@ -103,7 +103,7 @@ class ShadowSummary:
 
 def candidate_sha256(home: Path, ref: str) -> str:
     """The weights hash of a registry version (v3) or a bundle folder (how the ledger knows it)."""
-    from inspector.line.build import resolve_shadow
+    from inspector.line.resolve import resolve_shadow
     from models.bundle import read_meta
     from models.errors import ModelError
 

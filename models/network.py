@@ -17,14 +17,13 @@ from torch import nn
 from models.backbones import BackboneSpec, create_backbone
 from models.errors import ModelError
 from models.families import Family, family_for
-from models.families.base import MergeMap, NetOutput, TokenState, image_importance
+from models.families.base import NetOutput
 from models.ltm import MASKS, LTMMerge
 from models.tome import ToMeMerge
 
 MERGE_MODES = ("none", "ltm", "tome")
 
-# Re-exported: callers (the live engine, ONNX export, the tests) have always found them here.
-__all__ = ["MERGE_MODES", "InspectionNet", "MergeMap", "NetOutput", "TokenState", "image_importance"]
+__all__ = ["MERGE_MODES", "InspectionNet"]
 
 
 def _make_merger(mode: str, dim: int, rank: int, mask: str) -> nn.Module:

@@ -26,8 +26,9 @@ from torch import nn
 
 from models.attention import unfused_attention
 from models.errors import ExportError, ModelError
+from models.families.base import image_importance
 from models.files import atomic_write, output_target, verified_cache
-from models.network import InspectionNet, image_importance
+from models.network import InspectionNet
 from models.preprocess import Preprocessing, preprocess
 
 OPSET = 18

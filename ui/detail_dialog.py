@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from inspector.line.outcome import Outcome
 from inspector.line.overlay import overlay_importance
-from inspector.line.pipeline import Outcome
 from ui.qt_images import to_pixmap
 from ui.style import verdict_style
 

@@ -16,7 +16,8 @@ from PySide6.QtCore import QObject, Signal
 from inspector.access import Actor, authorise
 from inspector.line.build import LineRequest, build_pipeline
 from inspector.line.live_stats import StatsSnapshot
-from inspector.line.pipeline import Event, Outcome, Pipeline
+from inspector.line.outcome import Event, Outcome
+from inspector.line.pipeline import Pipeline
 from ui.context import AppContext
 from ui.workers import Task, run_task
 

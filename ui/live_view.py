@@ -31,9 +31,9 @@ from inspector.access import Actor
 from inspector.line.build import LineRequest
 from inspector.line.golden import GoldenReport, check_model, log_report
 from inspector.line.live_stats import STAGES, StatsSnapshot
+from inspector.line.outcome import Event, Outcome
 from inspector.line.outputs import BUFFERING, CONNECTED, FAILING, Health
 from inspector.line.overlay import overlay_importance
-from inspector.line.pipeline import Event, Outcome
 from inspector.line.shadow import ShadowRunner
 from ui.context import AppContext
 from ui.detail_dialog import OutcomeDialog

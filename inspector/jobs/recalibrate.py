@@ -6,7 +6,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from inspector.line.build import resolve_model
+from inspector.line.resolve import resolve_model
 from inspector.registry import Registry, Version
 from inspector.training.finetune import recalibrate_model
 

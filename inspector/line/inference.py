@@ -18,7 +18,7 @@ from inspector.errors import InspectorError
 from inspector.line.verdicts import VerdictRules
 from models.bundle import Bundle, load_bundle
 from models.errors import ModelError
-from models.network import image_importance
+from models.families.base import image_importance
 from models.preprocess import map_on_image, preprocess
 from models.scoring import energy, softmax
 

@@ -23,7 +23,7 @@ import numpy as np
 from data.images import fit_within, read_image, to_uint8
 from data.station import SPLITS, Station, load_station
 from inspector.errors import InspectorError
-from inspector.line.build import resolve_model
+from inspector.line.resolve import resolve_model
 from inspector.registry import Registry, Version
 from inspector.training.finetune import FINETUNE_RECIPE
 from models.bundle import BundleMeta, read_meta

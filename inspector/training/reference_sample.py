@@ -34,8 +34,8 @@ from safetensors.numpy import save as save_tensors
 from data.errors import DataError
 from data.images import fit_within, read_image, to_uint8
 from data.loading import LoadedImages, convert_channels, load_pixels
-from data.station import Sample, Station
-from inspector.stations import NAMED_DATASETS, station_name
+from data.station import NAMED_DATASETS, Sample, Station
+from inspector.stations import station_name
 from models.bundle import REFERENCE_FILE
 from models.files import sha256_file
 

@@ -24,10 +24,9 @@ from data.geometry import choose_geometry, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
 from data.image_stats import reference_statistics
 from data.loading import LoadedImages, guess_channels
-from data.station import Station
+from data.station import NAMED_DATASETS, Station
 from inspector.errors import InspectorError, StoppedBeforeFirstEpoch
 from inspector.home import app_home
-from inspector.stations import NAMED_DATASETS
 from inspector.training import reference_sample
 from inspector.training.calibration import calibrate
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE

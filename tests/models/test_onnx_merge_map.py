@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from models.backbones import BackboneSpec
-from models.network import InspectionNet, image_importance
+from models.families.base import image_importance
+from models.network import InspectionNet
 from models.onnx_export import MAP_OUTPUT, PARITY_TOLERANCE, OnnxPredictor, export_onnx
 from models.preprocess import Preprocessing
 

@@ -166,8 +166,8 @@ class MergeMapper:
         image = fit_within(read_image(path), IMAGE_SIDE)
         with self._lock:  # one model load, one inference at a time
             if self._engine is None:
-                from inspector.line.build import resolve_model
                 from inspector.line.inference import InferenceEngine
+                from inspector.line.resolve import resolve_model
 
                 self._engine = InferenceEngine.load(resolve_model(None, self.home))
             engine = self._engine
