@@ -23,7 +23,7 @@ With no line running, a job runs at normal priority on every core: nothing to yi
 The job reports ``(kind, value)`` progress items and ends with its result or a one-line error.
 This module is the app's side; the job's process runs :mod:`inspector.jobs.child`. Nothing here
 imports Qt: the app wraps a :class:`BackgroundJob` in ``ui.workers``, and
-``benchmarks/line_speed.py`` drives the same class to measure what a fine-tune costs the line.
+``benchmarks/line_beside.py`` drives the same class to measure what a fine-tune costs the line.
 """
 
 from __future__ import annotations
