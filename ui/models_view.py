@@ -8,6 +8,9 @@ An engineer picks the speed/accuracy point here, so each row shows both: GMACs a
 latency next to the key metric. Deploy and roll back only change which registered version is
 current (the registry makes that switch atomic); they ask first, because a line started
 afterwards judges parts with the other model.
+
+This module holds the screen and its changes; the versions table is ``ui.models_versions``, the
+shadow panel ``ui.models_shadow`` and the speed table ``ui.models_speed``.
 """
 
 from __future__ import annotations
@@ -17,18 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QFileDialog,
-    QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QInputDialog,
     QLabel,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
     QVBoxLayout,
     QWidget,
 )
@@ -41,45 +38,17 @@ from inspector.registry import Version
 from inspector.rollout import GateMargins
 from inspector.shadow_review import ShadowSummary, shadow_summaries
 from ui.context import AppContext
+from ui.models_shadow import ShadowBox
+from ui.models_speed import fill_speed, speed_note, speed_table
+from ui.models_versions import COLUMNS, deployed_text, fill_versions, version_details, versions_table
 from ui.session import may
 from ui.signature_dialog import SignatureDialog, with_signature
-from ui.version_text import (
-    created_text,
-    key_metrics,
-    merge_text,
-    movement_rows,
-    read_registry,
-    source_text,
-    station_line,
-    stations_cell,
-)
+from ui.version_text import read_registry
 from ui.workers import run_job, run_task
 
-COLUMNS = [
-    "",
-    "Version",
-    "Created",
-    "Source",
-    "Classes",
-    "Merge",
-    "GMACs",
-    "Latency ms",
-    "Key metrics",
-    "Stations (macro-F1)",
-    "Note",
-]
-# The Speed table: the rows of ``inspector models bench`` (spelled here: ui imports no torch).
-SPEED_COLUMNS = ["Runtime", "p50 ms", "p95 ms", "vs ONNX Runtime"]
-SPEED_NAMES = {
-    "torch": "PyTorch",
-    "onnx": "ONNX Runtime",
-    "int8": "ONNX Runtime int8",
-    "openvino": "OpenVINO",
-    "openvino-int8": "OpenVINO int8",
-}
+__all__ = ["COLUMNS", "ModelsView", "acting_for", "shadow_discard"]  # COLUMNS: the table's, for tests
+
 ERROR_STYLE = "color: #c62828;"
-DEPLOYED_MARK = "● deployed"
-DEPLOYED_BACKGROUND = "#e3f3e8"
 TITLE_STYLE = "font-size: 20px; font-weight: 700;"
 
 
@@ -124,25 +93,7 @@ class ModelsView(QWidget):
         title = QLabel("Model versions")
         title.setStyleSheet(TITLE_STYLE)
         self.deployed_label = QLabel("")
-        self.table = QTableWidget(0, len(COLUMNS))
-        self.table.setHorizontalHeaderLabels(COLUMNS)
-        self.table.verticalHeader().hide()
-        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setWordWrap(False)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        header.setSectionResizeMode(COLUMNS.index("Note"), QHeaderView.ResizeMode.Stretch)
-        self.table.horizontalHeaderItem(COLUMNS.index("Merge")).setToolTip(
-            "How the version merges tokens; “% moved” is the share of token mass its learned merges "
-            "send elsewhere than plain local pooling would, on validation images (0%: it is pooling)"
-        )
-        self.table.horizontalHeaderItem(COLUMNS.index("Stations (macro-F1)")).setToolTip(
-            "Every station the version was validated on, with its macro-F1 and the split it was "
-            "scored on; the roll-out gate checks a candidate on each station the deployed one serves"
-        )
-        header.setHighlightSections(False)
+        self.table = versions_table()
         self.table.itemSelectionChanged.connect(self._selection_changed)
         self.table.itemDoubleClicked.connect(lambda _item: self.deploy_selected())
         self.details = QLabel("")
@@ -171,20 +122,19 @@ class ModelsView(QWidget):
         )
         self.speed_button.clicked.connect(self.bench_selected)
         self.bench: dict | None = None  # the last table shown, for tests and nothing else
-        self.speed_table = QTableWidget(0, len(SPEED_COLUMNS))
-        self.speed_table.setHorizontalHeaderLabels(SPEED_COLUMNS)
-        self.speed_table.verticalHeader().hide()
-        self.speed_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.speed_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.speed_table.setMaximumHeight(170)
-        self.speed_table.hide()
+        self.speed_table = speed_table()
         self.speed_note = QLabel("")
         self.speed_note.setObjectName("hint")
         self.speed_note.setWordWrap(True)
         self.message = QLabel("")
         self.message.setWordWrap(False)
 
-        self.shadow_box = self._build_shadow()
+        box = self.shadow_box = ShadowBox()
+        box.promote_button.clicked.connect(self.promote_shadow)
+        box.discard_button.clicked.connect(self.discard_shadow)
+        # The panel's parts, by the names the screen has always given them (the tests use them).
+        self.shadow_title, self.shadow_note, self.confusion = box.title, box.note, box.confusion
+        self.promote_button, self.discard_button = box.promote_button, box.discard_button
 
         buttons = QHBoxLayout()
         buttons.addWidget(self.deploy_button)
@@ -214,42 +164,6 @@ class ModelsView(QWidget):
         self.signature_dialog: SignatureDialog | None = None
         self.set_actor(context.actor)
         self.reload()
-
-    def _build_shadow(self) -> QGroupBox:
-        box = QGroupBox("Shadow: the selected version beside the deployed model")
-        self.shadow_title = QLabel("")
-        self.shadow_title.setStyleSheet("font-weight: 700;")
-        self.shadow_note = QLabel("")
-        self.shadow_note.setObjectName("hint")
-        self.shadow_note.setWordWrap(True)
-        self.confusion = QTableWidget(0, 0)
-        self.confusion.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.confusion.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
-        self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.confusion.setMaximumHeight(170)
-        self.confusion.setToolTip(
-            "Parts both models judged: the deployed model's class down, the candidate's across; "
-            "'agree' is how often the candidate gave the deployed model's class"
-        )
-        self.promote_button = QPushButton("Promote…")
-        self.promote_button.setToolTip(
-            "Deploy this version through the offline gate (audited, the shadow record in the reason)"
-        )
-        self.promote_button.clicked.connect(self.promote_shadow)
-        self.discard_button = QPushButton("Discard…")
-        self.discard_button.setToolTip("Give up on this candidate (audited); it stops shadowing new lines")
-        self.discard_button.clicked.connect(self.discard_shadow)
-        actions = QHBoxLayout()
-        actions.addWidget(self.promote_button)
-        actions.addWidget(self.discard_button)
-        actions.addStretch(1)
-        layout = QVBoxLayout(box)
-        layout.addWidget(self.shadow_title)
-        layout.addWidget(self.confusion)
-        layout.addWidget(self.shadow_note)
-        layout.addLayout(actions)
-        box.hide()
-        return box
 
     # -- reading -------------------------------------------------------------------------------
 
@@ -281,56 +195,8 @@ class ModelsView(QWidget):
     def _loaded(self, result: tuple[list[Version], str | None]) -> None:
         selected = self.selected_id()
         self.versions, self.deployed_id = result
-        self.table.setRowCount(len(self.versions))
-        bold = QFont(self.table.font())
-        bold.setBold(True)
-        for row, version in enumerate(reversed(self.versions)):  # newest first
-            deployed = version.id == self.deployed_id
-            cells = [
-                DEPLOYED_MARK if deployed else "",
-                version.id,
-                created_text(version.created),
-                source_text(version, self.context.home),
-                ", ".join(version.classes),
-                merge_text(version),
-                f"{version.gmacs:.3f}",
-                f"{version.latency_ms:.1f}",
-                key_metrics(version),
-                stations_cell(version),
-                version.note,
-            ]
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setData(Qt.ItemDataRole.UserRole, version.id)
-                if column in (COLUMNS.index("GMACs"), COLUMNS.index("Latency ms")):
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if column == COLUMNS.index("Source"):
-                    item.setToolTip(version.source)
-                if column == COLUMNS.index("Stations (macro-F1)"):
-                    item.setToolTip("\n".join(station_line(s) for s in version.station_scores()))
-                if column == COLUMNS.index("Note"):
-                    item.setToolTip(version.note)
-                if deployed:
-                    item.setFont(bold)
-                    item.setBackground(QColor(DEPLOYED_BACKGROUND))
-                    if column == 0:
-                        item.setForeground(QColor("#1b873f"))
-                self.table.setItem(row, column, item)
-        if self.deployed_id:
-            current = next(v for v in self.versions if v.id == self.deployed_id)
-            figures = [merge_text(current), f"{current.gmacs:.3f} GMACs", f"{current.latency_ms:.1f} ms"]
-            if key_metrics(current) != "–":
-                figures.append(key_metrics(current))
-            if current.station_scores():
-                figures.append(f"serves {stations_cell(current)}")
-            self.deployed_label.setText(f"Deployed: <b>{current.id}</b> — {', '.join(figures)}")
-        elif self.versions:
-            self.deployed_label.setText("Nothing deployed: lines run the bundled demo model.")
-        else:
-            self.deployed_label.setText(
-                "The registry is empty: add a bundle, fine-tune one, or `inspector models deploy MODEL`. "
-                "Lines run the bundled demo model meanwhile."
-            )
+        fill_versions(self.table, self.versions, self.deployed_id, self.context.home)
+        self.deployed_label.setText(deployed_text(self.versions, self.deployed_id))
         self._select(selected)
         self.reloads += 1
 
@@ -352,27 +218,7 @@ class ModelsView(QWidget):
     def _selection_changed(self) -> None:
         version = next((v for v in self.versions if v.id == self.selected_id()), None)
         self._show_shadow()
-        if version is None:
-            self.details.setText("Select a version to see where it came from; double-click deploys it.")
-            return
-        merges = ", ".join(
-            f"block {r.get('block', '?')} {r.get('grid', '')} {100 * float(r['moved']):.0f}%"
-            for r in movement_rows(version)
-        )
-        recalibrated = version.metrics.get("recalibration")
-        stations = "; ".join(station_line(s) for s in version.station_scores())
-        self.details.setText(
-            f"{version.id}: {len(version.classes)} classes ({', '.join(version.classes)}) · "
-            f"{version.params / 1e6:.2f} M parameters · added {created_text(version.created)} from "
-            f"{version.source}"
-            + (f" · validated on {stations}" if stations else "")
-            + (f" · merges moved from local pooling: {merges}" if merges else "")
-            + (
-                f" · re-calibrated (no labels) on {recalibrated.get('images', '?')} images"
-                if isinstance(recalibrated, dict)
-                else ""
-            )
-        )
+        self.details.setText(version_details(version))
 
     def _show_shadow(self) -> None:
         """The selected version's shadow record side by side with the deployed model, if it has one."""
@@ -380,37 +226,11 @@ class ModelsView(QWidget):
         if summary is None or not summary.has_data:
             self.shadow_box.hide()
             return
-        beside = ", ".join(sorted(set(summary.deployed.values())))
-        runs = f"{summary.runs} run{'s' if summary.runs != 1 else ''}"
-        self.shadow_title.setText(f"{summary.line()}  ·  beside {beside}, {runs}")
-        names = summary.classes()
-        rows = summary.per_class()
-        self.confusion.clear()
-        self.confusion.setRowCount(len(rows))
-        self.confusion.setColumnCount(1 + len(names))
-        self.confusion.setHorizontalHeaderLabels(["agree", *(f"→ {n}" for n in names)])
-        self.confusion.setVerticalHeaderLabels([f"{r.name} ({r.parts:,})" for r in rows])
-        for i, row in enumerate(rows):
-            pct = "–" if row.agreement_pct is None else f"{row.agreement_pct:.1f} %"
-            cells = [pct, *(f"{row.candidate.get(n, 0):,}" for n in names)]
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                if column and names[column - 1] == row.name:
-                    item.setBackground(QColor(DEPLOYED_BACKGROUND))
-                self.confusion.setItem(i, column, item)
-        changes = ", ".join(
-            f"{d}→{c} {n:,}" for d, row in summary.verdicts.items() for c, n in row.items() if d != c
+        self.shadow_box.show_summary(
+            summary,
+            may_promote=self._may_now("shadow_promote") and summary.candidate != self.deployed_id,
+            may_discard=self._may_now("shadow_discard"),
         )
-        note = f"Verdict changes: {changes or 'none'}. Disagreements are in Review (Shadow filter)."
-        if summary.decision:
-            note += f" Decided: {summary.decision}"
-        self.shadow_note.setText(note)
-        deployed = summary.candidate == self.deployed_id
-        self.promote_button.setText(f"Promote {summary.candidate}…")
-        self.promote_button.setEnabled(self._may_now("shadow_promote") and not deployed)
-        self.discard_button.setEnabled(self._may_now("shadow_discard"))
-        self.shadow_box.show()
 
     # -- changes -------------------------------------------------------------------------------
 
@@ -645,28 +465,9 @@ class ModelsView(QWidget):
 
     def _benched(self, result: dict) -> None:
         self.bench = result
-        rows = result["rows"]
-        onnx = next((row["p50_ms"] for row in rows if row["backend"] == "onnx"), None)
-        self.speed_table.setRowCount(len(rows))
-        for index, row in enumerate(rows):
-            ratio = f"{row['p50_ms'] / onnx:.2f}×" if onnx else "–"
-            cells = (SPEED_NAMES.get(row["backend"], row["backend"]), f"{row['p50_ms']:.2f}",
-                     f"{row['p95_ms']:.2f}", ratio)  # fmt: skip
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(text)
-                if column:
-                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-                self.speed_table.setItem(index, column, item)
+        fill_speed(self.speed_table, result["rows"])
         self.speed_table.show()
-        name = SPEED_NAMES.get
-        notes = [f"{name(backend, backend)}: {why}" for backend, why in result["gates"].items()]
-        notes += [f"{name(backend, backend)} not timed: {why}" for backend, why in result["skipped"].items()]
-        if self.context.line_overruns() is not None:
-            notes.append("Timed while the line runs: slower than on a quiet PC.")
-        self.speed_note.setText(
-            f"{result['model']} on this PC, batch 1, {result['threads']} thread(s); compare rows of one "
-            "run only.<br>" + "<br>".join(notes)
-        )
+        self.speed_note.setText(speed_note(result, self.context.line_overruns() is not None))
         self._say(f"Timed {result['model']}.")
 
     def add_bundle(self) -> None:
