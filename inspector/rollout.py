@@ -18,14 +18,23 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from data.station import NAMED_DATASETS
+from data.errors import DataError
+from data.station import NAMED_DATASETS, load_station
 from inspector.access import SIGNED_ACTIONS, Actor, authorise, local_user
 from inspector.class_sets import ClassSetCheck, class_set_check
+from inspector.classification_report import classification_report
 from inspector.errors import InspectorError
+from inspector.line.line_timing import backend_name, line_engines, time_per_part
+from inspector.line.resolve import resolve_model
+from inspector.line.verdicts import Verdict, VerdictRules
 from inspector.registry import Registry, Version, is_version_id
 from inspector.settings import Settings
 from inspector.stations import StationScore, station_name, validated_stations
 from inspector.store import Ledger
+from inspector.training.predict import predict_logits
+from inspector.training.workflows import check_classes, load_split, open_station, split_seed
+from models.bundle import load_bundle, read_meta
+from models.scoring import energy, softmax
 
 if TYPE_CHECKING:
     from data.station import Station
@@ -149,13 +158,6 @@ def score_models(
     of the same gate: speed does not depend on the station; ``latency_ms`` is then 0). Returns the
     scores and, for bundles that cannot be scored on this station (other classes), why.
     """
-    from inspector.classification_report import classification_report
-    from inspector.line.line_timing import backend_name, line_engines, time_per_part
-    from inspector.line.verdicts import Verdict, VerdictRules
-    from inspector.training.predict import predict_logits
-    from inspector.training.workflows import check_classes, load_split, open_station, split_seed
-    from models.bundle import load_bundle
-    from models.scoring import energy, softmax
 
     bundles = {name: load_bundle(path) for name, path in paths.items()}
     station = open_station(data, split_seed(bundles[_name_of(paths, seed_from)]))
@@ -253,8 +255,6 @@ def compare(
 
 def run_gate(home: Path, ref: str, data: str, margins: GateMargins, log: Log = print) -> GateResult:
     """Score the candidate ``ref`` (a registry version) against what the line runs now."""
-    from inspector.line.resolve import resolve_model
-    from models.bundle import read_meta
 
     registry = Registry(home)
     candidate_path = registry.checked_path(ref)  # a version changed outside the product is not scored
@@ -328,8 +328,6 @@ def open_recorded(station: StationScore, seeds: Sequence[int]) -> tuple[Station 
     """The station as it was when the model was scored on it, or why not: the gate must never
     judge on different images under the same name (a folder since re-filled reads "fingerprint
     changed")."""
-    from data.errors import DataError
-    from data.station import load_station
 
     if station.data not in NAMED_DATASETS:
         try:

@@ -9,6 +9,7 @@ atomically and raise :class:`InspectorError`, ``DataError`` or ``ModelError`` wi
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Callable, Iterator
@@ -17,6 +18,7 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
+from data.augment import PRESETS, SEVERITIES, apply, build_augmentation
 from data.loading import LoadedImages, load_pixels
 from data.station import Station, load_station
 from inspector.errors import InspectorError
@@ -24,9 +26,12 @@ from inspector.report_files import check_report_output
 from inspector.training.checkpoint import FILE as CHECKPOINT_FILE
 from inspector.training.hooks import Log
 from inspector.training.loop import validate
-from inspector.training.metrics import EvalReport, Latency, Metrics, Score
+from inspector.training.metrics import EvalReport, Latency, Metrics, Score, plot_confusion
 from models.bundle import Bundle, absolute_path, bundle_target, load_bundle, split_seed
 from models.errors import BundleError
+from models.files import atomic_write_text
+from models.flops import count_gmacs, count_params
+from models.latency import torch_latency
 
 TRAIN_MARGIN = 1.15  # training images are kept a little larger than the input for augmentation
 
@@ -174,9 +179,6 @@ def evaluate_model(
     log: Log = print,
 ) -> EvalReport:
     """``inspector eval``: metrics on a split, cost figures, optional robustness table; JSON + PNG."""
-    from data.augment import PRESETS, SEVERITIES, apply, build_augmentation
-    from models.flops import count_gmacs, count_params
-    from models.latency import torch_latency
 
     bundle = load_bundle(model)
     station = open_station(data, split_seed(bundle))
@@ -224,11 +226,6 @@ def evaluate_model(
 
 def write_report(report: EvalReport, json_path: Path) -> Path:
     """The JSON (atomically) and a confusion-matrix PNG beside it."""
-    import json
-
-    from inspector.training.metrics import plot_confusion
-    from models.files import atomic_write_text
-
     atomic_write_text(json_path, json.dumps(report, indent=2) + "\n")
     name = Path(report["model"]).name
     title = f"{name} on {report['split']} (n={report['n']}, macro-F1 {report['macro_f1']:.3f})"
