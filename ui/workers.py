@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
 from inspector.jobs.child import JOB_ERRORS, one_line
 from inspector.jobs.line_yield import YieldState
@@ -54,17 +54,20 @@ class TaskSignals(QObject):
     progress = Signal(object)
 
 
-class Task(QRunnable):
-    """One job. ``fn`` gets the task itself as keyword ``task`` when it asks for it."""
+class Task:
+    """One job. ``fn`` gets the task itself as keyword ``task`` when it asks for it.
+
+    Not a ``QRunnable``: the pool is handed the bound ``run``, which PySide wraps in a runnable of
+    its own and lets go once it has run. A started ``QRunnable`` subclass instead stays owned by
+    the pool for the pool's life (PySide 6.11), and with it every result and closure it held.
+    """
 
     def __init__(self, fn: Callable[..., Any], *args: Any, wants_task: bool = False, **kwargs: Any) -> None:
-        super().__init__()
         self.fn, self.args, self.kwargs = fn, args, kwargs
         self.wants_task = wants_task
         self.signals = TaskSignals()
         self.cancelled = threading.Event()
         self.finished = threading.Event()
-        self.setAutoDelete(False)
 
     def cancel(self) -> None:
         self.cancelled.set()
@@ -105,7 +108,7 @@ def run_task(
     task = Task(fn, *args, wants_task=wants_task, **kwargs)
     _wire(task, on_done, on_failed, on_progress)
     _release_when_ended(task)
-    (_long_pool() if long_running else QThreadPool.globalInstance()).start(task)
+    (_long_pool() if long_running else QThreadPool.globalInstance()).start(task.run)
     return task
 
 
@@ -134,8 +137,7 @@ def _release_when_ended(task: Task) -> None:
 
     The slot holds only a weak reference: a closure over the task itself would make a cycle
     (task → signals → slot → task) that only the garbage collector can free, at a moment of its
-    choosing and on whatever thread it runs then. (PySide 6.11 also makes the pool the started
-    runnable's parent, which keeps every Task for the pool's life; see issue 28.)
+    choosing and on whatever thread it runs then.
     """
     ref = weakref.ref(task)
 

@@ -41,3 +41,17 @@ def test_a_task_that_failed_is_let_go_and_no_slot_holds_it(qtbot):
     assert len(answers) == 1 and "no such station" in answers[0]
     assert task not in workers._running
     assert _closures_over(task) == []
+
+
+def test_a_task_that_answered_is_freed_not_kept_by_the_thread_pool(qtbot):
+    """A started QRunnable subclass stayed owned by the pool for the app's life (PySide 6.11), and
+    with it every result and closure of every query a screen ever ran."""
+    import weakref
+
+    task, answers = _run(qtbot, lambda: bytearray(1_000_000))
+    assert len(answers) == 1
+    gone = weakref.ref(task)
+    del task, answers
+    qtbot.wait(50)  # the release slot has run on the UI thread
+    gc.collect()
+    assert gone() is None
