@@ -12,8 +12,14 @@ from rich.table import Table
 from inspector.cli.common import HomeOption, console, user_errors
 
 
-def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.")]) -> None:
-    """Print a bundle's architecture, merge schedule, classes, GMACs and parameters."""
+def models_info(
+    model: Annotated[Path, typer.Argument(help="Model bundle folder.")], home: HomeOption = None
+) -> None:
+    """Print a bundle's architecture, merge schedule, classes, GMACs and parameters, and what this
+    PC measured for it (its int8 gates, the backend --backend auto picked)."""
+    from inspector.home import app_home
+    from inspector.line.backends import measured_here
+    from inspector.line.inference import InferenceEngine
     from models.bundle import load_bundle
     from models.flops import count_gmacs, count_params
     from models.merge_stats import describe_movement
@@ -55,6 +61,11 @@ def models_info(model: Annotated[Path, typer.Argument(help="Model bundle folder.
     table.add_row("params", f"{count_params(net):,}")
     if meta.thresholds:
         table.add_row("thresholds", ", ".join(f"{k}={v}" for k, v in meta.thresholds.items()))
+    here = measured_here(InferenceEngine(bundle), app_home(home) / "cache" / "onnx")
+    for name, text in here or [
+        ("on this PC", "no int8 gate or auto choice yet (inspector models bench measures them)")
+    ]:
+        table.add_row(name, text)
     console.print(table)
     console.print("[bold]schedule[/]")
     console.print(describe_schedule(net), highlight=False)

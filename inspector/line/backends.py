@@ -54,6 +54,27 @@ def auto_record(fp32: Path) -> Path:
     return fp32.with_name(fp32.name.removesuffix(".onnx") + ".auto.json")
 
 
+def measured_here(engine, cache: Path) -> list[tuple[str, str]]:
+    """What this PC has recorded for the bundle, in words: each int8 gate judged on it (for the
+    exact int8 bytes in the cache) and the backend ``--backend auto`` picked, with its timings.
+    Reads only; nothing is built or measured (``inspector models bench`` does that)."""
+    fp32 = engine.onnx_target(cache)
+    rows = []
+    for backend, path in (("int8", int8_path(fp32)), ("openvino-int8", openvino_int8_path(fp32))):
+        gate = read_gate(path) if path.is_file() else None
+        if gate is not None:
+            verdict = "passed" if gate.passed else "refused, the line runs fp32"
+            rows.append((f"{backend} gate", f"{verdict}: {gate.reason} ({gate.measured_at})"))
+    try:
+        record = read_json(auto_record(fp32))
+        if record["pc"] == pc_identity():
+            timings = ", ".join(f"{name} {float(ms):.2f}" for name, ms in dict(record["p50_ms"]).items())
+            rows.append(("--backend auto", f"runs {record['choice']} (batch-1 p50 ms: {timings})"))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # never measured here, or a record this PC did not write: nothing to say
+    return rows
+
+
 def pc_identity() -> dict[str, str]:
     """What makes a timing belong to this PC: the CPU, its core count and the runtimes' versions."""
     import onnxruntime

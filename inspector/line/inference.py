@@ -114,6 +114,15 @@ class InferenceEngine:
         text = json.dumps({"weights": weights, **shape}, sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def onnx_target(self, cache: Path) -> Path:
+        """Where this bundle's fp32 export lives in ``cache``; its int8 files and the PC's records
+        (gates, ``auto``'s choice) sit beside it. The export format is in the name: a file cached
+        before the graph gave the merge map (``<sha>.onnx``) is not reused, so the Live screen's
+        overlay works on ONNX too."""
+        from models.onnx_export import EXPORT_FORMAT
+
+        return cache / f"{self.graph_key[:16]}.f{EXPORT_FORMAT}.onnx"
+
     def _onnx_predictor(self, cache: Path | None):  # models.onnx_export.OnnxPredictor
         """The bundle's ONNX export from the cache, verified by hash; rebuilt when missing or corrupt.
 
@@ -121,13 +130,11 @@ class InferenceEngine:
         ``.sha256`` stamp (truncated, edited, half-copied) or that ONNX Runtime will not load,
         instead of breaking every ``--backend onnx`` run until someone deletes it by hand.
         """
-        from models.onnx_export import EXPORT_FORMAT, cached_predictor
+        from models.onnx_export import cached_predictor
 
         if cache is None:
             raise InspectorError("the ONNX backend needs a cache folder for the exported model")
-        # The export format is in the key: a file cached before the graph gave the merge map
-        # (``<sha>.onnx``) is not reused, so the Live screen's overlay works on ONNX too.
-        target = cache / f"{self.graph_key[:16]}.f{EXPORT_FORMAT}.onnx"
+        target = self.onnx_target(cache)
         self.onnx_path = target
         try:
             return cached_predictor(self.bundle.net, target, self.meta.preprocessing)

@@ -12,7 +12,7 @@ import torch
 from typer.testing import CliRunner
 
 from inspector.cli import app
-from inspector.line.backends import int8_path
+from inspector.line.backends import auto_record, int8_path
 from inspector.line.inference import InferenceEngine
 from inspector.line.int8 import MAX_F1_DROP, build_and_gate, judge, open_station_for, read_gate
 from inspector.line.verdicts import VerdictRules
@@ -165,5 +165,17 @@ def test_models_bench_times_each_backend_and_writes_the_json_rows(tmp_path, bund
     assert [row["backend"] for row in record["rows"]] == ["torch", "onnx", "int8"]
     assert all(row["p50_ms"] > 0 and row["p95_ms"] >= row["p50_ms"] for row in record["rows"])
     assert "int8 gate: int8" in result.output  # the gate's verdict beside the timing
+    # ``models info`` says what this PC recorded for the bundle, and survives a careless record.
+    info_args = ["models", "info", str(bundle.path), "--home", str(tmp_path / "home")]
+    info = runner.invoke(app, info_args, env={"COLUMNS": "240"})
+    assert (
+        info.exit_code == 0
+        and "int8 gate" in info.output
+        and ("passed" in info.output or "refused" in info.output)
+    )
+    fp32 = InferenceEngine(bundle).onnx_target(tmp_path / "home" / "cache" / "onnx")
+    auto_record(fp32).write_text(json.dumps({"pc": [], "choice": {"x": 1}, "p50_ms": 5}))
+    again = runner.invoke(app, info_args, env={"COLUMNS": "240"})
+    assert again.exit_code == 0 and "int8 gate" in again.output and "--backend auto" not in again.output
     refused = runner.invoke(app, ["models", "bench", str(bundle.path), "--backend", "fp16"])
     assert refused.exit_code == 2 and "unknown backend 'fp16'" in refused.output
