@@ -28,7 +28,7 @@ COLUMNS = [
     "Classes",
     "Merge",
     "GMACs",
-    "Latency ms",
+    "PyTorch ms",
     "Key metrics",
     "Stations (macro-F1)",
     "Note",
@@ -57,6 +57,10 @@ def versions_table() -> QTableWidget:
         "Every station the version was validated on, with its macro-F1 and the split it was "
         "scored on; the roll-out gate checks a candidate on each station the deployed one serves"
     )
+    table.horizontalHeaderItem(COLUMNS.index("PyTorch ms")).setToolTip(
+        "Batch-1 latency under PyTorch, measured when the version was added. The line may run a "
+        "faster backend (ONNX Runtime, int8 behind its gate): “Speed on this PC” below times each"
+    )
     header.setHighlightSections(False)
     return table
 
@@ -84,7 +88,7 @@ def fill_versions(table: QTableWidget, versions: list[Version], deployed_id: str
         for column, text in enumerate(cells):
             item = QTableWidgetItem(text)
             item.setData(Qt.ItemDataRole.UserRole, version.id)
-            if column in (COLUMNS.index("GMACs"), COLUMNS.index("Latency ms")):
+            if column in (COLUMNS.index("GMACs"), COLUMNS.index("PyTorch ms")):
                 item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
             if column == COLUMNS.index("Source"):
                 item.setToolTip(version.source)

@@ -104,7 +104,7 @@ def models_list(
         "created",
         "merge",
         "GMACs",
-        "latency ms",
+        "PyTorch ms",
         "val macro-F1",
         "stations",
         "classes",
