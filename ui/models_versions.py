@@ -108,7 +108,11 @@ def deployed_text(versions: list[Version], deployed_id: str | None) -> str:
     """The line above the table: what the line runs, with its figures."""
     if deployed_id:
         current = next(v for v in versions if v.id == deployed_id)
-        figures = [merge_text(current), f"{current.gmacs:.3f} GMACs", f"{current.latency_ms:.1f} ms"]
+        figures = [
+            merge_text(current),
+            f"{current.gmacs:.3f} GMACs",
+            f"{current.latency_ms:.1f} ms on PyTorch",
+        ]
         if key_metrics(current) != "–":
             figures.append(key_metrics(current))
         if current.station_scores():
