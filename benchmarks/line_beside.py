@@ -8,19 +8,23 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sqlite3
 import tempfile
 import time
 from pathlib import Path
 
-from benchmarks.line_runs import FINETUNE_RESULTS, SHADOW_RESULTS, budget_row, engines
+from benchmarks.line_runs import (
+    FINETUNE_RESULTS,
+    SHADOW_RESULTS,
+    bench_pipeline,
+    budget_row,
+    engines,
+    machine,
+)
 from data.elpv import load_elpv
-from inspector.line.archive import ArchivePolicy, ImageArchive
 from inspector.line.demo import demo_model_path
 from inspector.line.inference import InferenceEngine
-from inspector.line.pipeline import Pipeline, PipelineConfig, RunInfo, default_inference_threads
-from inspector.line.sources.simulated import SimulatedStation
+from inspector.line.pipeline import PipelineConfig, default_inference_threads
 from inspector.store import Ledger
 from models.bundle import load_bundle
 
@@ -77,14 +81,8 @@ def line_beside(
 
     work.mkdir(parents=True, exist_ok=True)
     with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
-        pipeline = Pipeline(
-            SimulatedStation(station, fps=fps, loop=True),
-            engine,
-            ledger,
-            ImageArchive(work / "archive", ArchivePolicy(ok_every=50)),
-            PipelineConfig(drop_policy="oldest", cycle_budget_ms=budget_ms),
-            RunInfo("bench"),
-        )
+        config = PipelineConfig(drop_policy="oldest", cycle_budget_ms=budget_ms)
+        pipeline = bench_pipeline(engine, station, ledger, work, fps, config)
         pipeline.start()
         started = time.perf_counter()
         train_s = None
@@ -179,7 +177,7 @@ def finetune_main(args: argparse.Namespace) -> None:
     report_data = {
         "command": f"python -m benchmarks.line_speed --finetune --frames {args.frames} --fps {args.fps:g} "
         f"--budget-ms {args.budget_ms:g} --epochs {args.epochs} --train-per-class {args.train_per_class}",
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "load": os.getloadavg()},
+        "machine": {**machine(), "load": os.getloadavg()},
         "inference_threads": default_inference_threads(),
         "station": {"train": 2 * args.train_per_class, "val": 48, "test": 48, "epochs": args.epochs},
         "rows": rows,
@@ -224,15 +222,8 @@ def shadow_line(
     work.mkdir(parents=True, exist_ok=True)
     runner = None if candidate is None else ShadowRunner(candidate, "unmerged twin")
     with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
-        pipeline = Pipeline(
-            SimulatedStation(station, fps=fps, loop=True),
-            engine,
-            ledger,
-            ImageArchive(work / "archive", ArchivePolicy(ok_every=50)),
-            PipelineConfig(drop_policy="oldest", max_frames=frames, cycle_budget_ms=budget_ms),
-            RunInfo("bench"),
-            shadow=runner,
-        )
+        config = PipelineConfig(drop_policy="oldest", max_frames=frames, cycle_budget_ms=budget_ms)
+        pipeline = bench_pipeline(engine, station, ledger, work, fps, config, shadow=runner)
         snap = pipeline.run()
     with sqlite3.connect(work / "inspector.db") as db:
         stored = db.execute("SELECT count(*) FROM shadow_results").fetchone()[0]
@@ -279,12 +270,7 @@ def shadow_main(args: argparse.Namespace) -> None:
     report_data = {
         "command": f"python -m benchmarks.line_speed --shadow --frames {args.frames} --fps {args.fps:g} "
         f"--budget-ms {args.budget_ms:g} --rounds {args.rounds}",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_before": load_before,
-            "load_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         "inference_threads": default_inference_threads(),
         "summary_median_round": summary,
         "runs": runs,

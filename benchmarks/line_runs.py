@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
+import platform
 import sqlite3
 import time
 from pathlib import Path
@@ -42,21 +44,45 @@ def engines(model: Path | None = None) -> dict[str, InferenceEngine]:
     }
 
 
+def bench_pipeline(
+    engine: InferenceEngine,
+    station,
+    ledger: Ledger,
+    work: Path,
+    fps: float | None,
+    config: PipelineConfig,
+    **kw,
+) -> Pipeline:
+    """The simulated station looping at ``fps`` (None: unpaced) through ``engine`` into ``ledger``,
+    archiving as a line does (every NG, one OK in 50): every line-speed measurement's line."""
+    return Pipeline(
+        SimulatedStation(station, fps=fps, loop=True),
+        engine,
+        ledger,
+        ImageArchive(work / "archive", ArchivePolicy(ok_every=50)),
+        config,
+        RunInfo("bench"),
+        **kw,
+    )
+
+
+def machine(load_before: tuple[float, float, float] | None = None) -> dict:
+    """What a result file says about the machine it was measured on (load before and after)."""
+    record: dict = {"cpus": os.cpu_count(), "platform": platform.platform()}
+    if load_before is not None:
+        record.update(load_before=load_before, load_after=os.getloadavg())
+    return record
+
+
 def measure(
     engine: InferenceEngine, station, work: Path, frames: int, fps: float | None, track_maps: bool = False
 ) -> dict:
     work.mkdir(parents=True, exist_ok=True)
     with Ledger(f"sqlite:///{work / 'inspector.db'}") as ledger:
-        pipeline = Pipeline(
-            SimulatedStation(station, fps=fps, loop=True),
-            engine,
-            ledger,
-            ImageArchive(work / "archive", ArchivePolicy(ok_every=50)),
-            PipelineConfig(
-                drop_policy="block" if fps is None else "oldest", max_frames=frames, track_maps=track_maps
-            ),
-            RunInfo("bench"),
+        config = PipelineConfig(
+            drop_policy="block" if fps is None else "oldest", max_frames=frames, track_maps=track_maps
         )
+        pipeline = bench_pipeline(engine, station, ledger, work, fps, config)
         started = time.perf_counter()
         snap = pipeline.run()
         seconds = time.perf_counter() - started

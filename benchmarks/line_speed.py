@@ -52,7 +52,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
 from pathlib import Path
 
@@ -65,6 +64,7 @@ from benchmarks.line_runs import (
     engines,
     interleaved_lines,
     line_summary,
+    machine,
     measure,
 )
 from data.elpv import load_elpv
@@ -98,12 +98,7 @@ def live_main(args: argparse.Namespace) -> None:
     report = {
         "command": f"python -m benchmarks.line_speed --live --frames {args.frames} --fps {args.fps:g} "
         f"--rounds {args.rounds}",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_before": load_before,
-            "load_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         "inference_threads": default_inference_threads(),
         "summary": summary,
         "ratios_now_over_before": ratios,
@@ -144,12 +139,7 @@ def backends_main(args: argparse.Namespace) -> None:
     report = {
         "command": f"python -m benchmarks.line_speed --backends {' '.join(args.backends)} "
         f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}",
-        "machine": {
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-            "load_before": load_before,
-            "load_after": os.getloadavg(),
-        },
+        "machine": machine(load_before),
         "inference_threads": default_inference_threads(),
         "gates": {name: e.gate.to_json() for name, e in models.items() if e.gate is not None},
         "summary": summary,
@@ -248,7 +238,7 @@ def main() -> None:
         "command": "python -m benchmarks.line_speed "
         f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}"
         + (f" --model {args.model} --data {args.data}" if args.model else ""),
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": machine(),
         "inference_threads": default_inference_threads(),
         "summary": summary,
         "ratios_ltm_over_unmerged": ratios,
