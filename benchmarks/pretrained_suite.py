@@ -46,6 +46,7 @@ class Method:
     resize: str = "stretch"
     tokens: int | None = None  # LTM's token budget (issue 24) instead of the GMACs ratio
     epochs: int = EPOCHS
+    defect_crops: float = 0.0  # share of training images cropped around their defect (issue 24)
 
 
 METHODS = (
@@ -74,23 +75,70 @@ METHODS = (
     ),
     Method(f"{HYBRID}-{LB}", HYBRID, img_size=320, resize="letterbox", in_default_run=False),
     Method(
-        f"hybrid-ltm-t{TOKENS}-{LB}", HYBRID, "ltm", img_size=320, resize="letterbox", tokens=TOKENS,
+        f"hybrid-ltm-t{TOKENS}-{LB}",
+        HYBRID,
+        "ltm",
+        img_size=320,
+        resize="letterbox",
+        tokens=TOKENS,
         in_default_run=False,
     ),
     Method(
-        f"hybrid-pooling-t{TOKENS}-{LB}", HYBRID, "ltm", img_size=320, resize="letterbox", tokens=TOKENS,
-        mask="pooling", in_default_run=False,
+        f"hybrid-pooling-t{TOKENS}-{LB}",
+        HYBRID,
+        "ltm",
+        img_size=320,
+        resize="letterbox",
+        tokens=TOKENS,
+        mask="pooling",
+        in_default_run=False,
     ),
     Method(
-        f"hybrid-tome-t{TOKENS}-{LB}", HYBRID, "tome", img_size=320, resize="letterbox",
-        base=f"{HYBRID}-{LB}", tokens=TOKENS, in_default_run=False,
+        f"hybrid-tome-t{TOKENS}-{LB}",
+        HYBRID,
+        "tome",
+        img_size=320,
+        resize="letterbox",
+        base=f"{HYBRID}-{LB}",
+        tokens=TOKENS,
+        in_default_run=False,
     ),
     # Is 8 epochs what holds magnetic_tile back (issue 24 item 5, "longer schedules")? The 224 px
     # cells again with 4x the epochs: same recipe, warm-up and cosine stretched over 32 epochs.
     Method("lite0-224px-e32", "lite0", img_size=224, in_default_run=False, epochs=32),
     Method(
-        f"hybrid-ltm@{HYBRID_RATIO}-224px-e32", HYBRID, "ltm", HYBRID_RATIO, img_size=224,
-        in_default_run=False, epochs=32,
+        f"hybrid-ltm@{HYBRID_RATIO}-224px-e32",
+        HYBRID,
+        "ltm",
+        HYBRID_RATIO,
+        img_size=224,
+        in_default_run=False,
+        epochs=32,
+    ),
+    # More views of the rare defects (issue 24 item 5): half of each epoch's images shown as a crop
+    # that keeps the defect (magnetic_tile's masks), kept at up to 2x the input's side.
+    Method("lite0-224px-dc", "lite0", img_size=224, in_default_run=False, defect_crops=0.5),
+    Method(
+        f"hybrid-ltm@{HYBRID_RATIO}-224px-dc",
+        HYBRID,
+        "ltm",
+        HYBRID_RATIO,
+        img_size=224,
+        in_default_run=False,
+        defect_crops=0.5,
+    ),
+    Method(
+        f"lite0-{LB}-dc", "lite0", img_size=320, resize="letterbox", in_default_run=False, defect_crops=0.5
+    ),
+    Method(
+        f"hybrid-ltm-t{TOKENS}-{LB}-dc",
+        HYBRID,
+        "ltm",
+        img_size=320,
+        resize="letterbox",
+        tokens=TOKENS,
+        in_default_run=False,
+        defect_crops=0.5,
     ),
 )
 
@@ -127,7 +175,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         pretrained="imagenet-lite0",
         mask=method.mask,
         home=home,
-        recipe=Recipe(epochs=method.epochs, seed=seed),
+        recipe=Recipe(epochs=method.epochs, seed=seed, defect_crops=method.defect_crops),
         force=out.exists(),
         # A cell stopped mid-training (session end, Ctrl-C) goes on from its last epoch checkpoint.
         resume=out.with_name(out.name + ".partial").is_dir(),

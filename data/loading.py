@@ -15,6 +15,7 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
+from data.defect_crops import CropPlan
 from data.errors import DataError
 from data.images import fit_within, read_image, to_uint8
 from data.station import Sample
@@ -26,6 +27,8 @@ class LoadedImages:
     labels: list[str]
     samples: list[Sample]
     skipped: list[str] = field(default_factory=list)
+    # training only: which images may be cropped around their defect (``data.defect_crops``)
+    crops: CropPlan | None = None
 
     def __len__(self) -> int:
         return len(self.images)

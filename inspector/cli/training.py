@@ -128,6 +128,15 @@ def train(
         typer.Option(min=0, max=1, help="Class balancing: 0 = natural frequencies, 1 = all classes equally."),
     ] = 0.5,
     augment: Annotated[list[str] | None, typer.Option(help="Extra presets: lighting, angle, optics.")] = None,
+    defect_crops: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Share of training images shown as a crop that keeps the defect (needs a 'mask' column in "
+            "the manifest: a pixel mask per defect image); normal parts are cropped at random alike.",
+        ),
+    ] = 0.0,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
     ltm_start: Annotated[
         str,
@@ -185,6 +194,7 @@ def train(
             balance=balance,
             ib=ib,
             augment=check_presets(_presets(augment)),
+            defect_crops=defect_crops,
         )
         summary = train_model(
             data,

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from data.augment import apply, build_augmentation, default_train_augmentation
+from data.defect_crops import crop_some
 from data.loading import LoadedImages
 from inspector.errors import InspectorError
 from inspector.training.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
@@ -69,6 +70,9 @@ class Recipe:
     replay: bool = False
     l2sp: float = 0.0
     wise: bool = False
+    # Share of the croppable training images shown as a crop that keeps the defect, per epoch
+    # (issue 24): needs the station's masks, planned into the training set by ``train_model``.
+    defect_crops: float = 0.0
 
 
 @dataclass
@@ -351,6 +355,7 @@ def _run_epoch(
     augment = default_train_augmentation(seed=seed)
     presets = build_augmentation(recipe.augment, seed=seed) if recipe.augment else None
     order = _epoch_order(labels, recipe, epoch)
+    crop_rng = np.random.default_rng(seed)
     losses: list[float] = []
     bar = tqdm(
         range(steps_per_epoch), desc=f"epoch {epoch + 1}/{recipe.epochs}", leave=False, disable=not progress
@@ -359,7 +364,12 @@ def _run_epoch(
         if should_stop is not None and should_stop():
             return None
         index = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-        images = [apply(augment, train_set.images[j]) for j in index]
+        images = (
+            crop_some(train_set.images, index, train_set.crops, crop_rng)
+            if train_set.crops is not None
+            else [train_set.images[j] for j in index]
+        )
+        images = [apply(augment, image) for image in images]
         if presets is not None:
             images = [apply(presets, image) for image in images]
         lr = _learning_rate(recipe, epoch * steps_per_epoch + i, steps_per_epoch)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from data.defect_crops import CropPlan, plan_crops
 from data.geometry import choose_geometry, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
 from data.image_stats import reference_statistics
@@ -60,6 +61,9 @@ from models.schedule import describe_schedule, fit_schedule, fit_token_budget
 # against 0.839 for "convert" and 0.853 unmerged, and trained 35% faster (BENCHMARKS.md).
 CONVERT_AT = 0.7
 NORMAL_NAMES = ("ok", "free", "good", "normal")
+# With defect-preserving crops the training images are kept at up to twice the input's side, so a
+# crop of half the part is shown at its native scale rather than upsampled.
+CROP_MARGIN = 2.0
 
 
 @dataclass
@@ -129,6 +133,10 @@ def train_model(
         if resume and not partial.is_dir():
             raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
         check_options(arch, normalize, resize)
+        if not 0 <= recipe.defect_crops <= 1:
+            raise InspectorError(
+                f"--defect-crops is a share of the training images, 0 to 1; got {recipe.defect_crops}"
+            )
         station = open_station(data, recipe.seed)
         check_out(out, station.root)
         for issue in station.issues:
@@ -140,7 +148,10 @@ def train_model(
         if weights is not None:
             log(f"starting from {weights.source} weights (sha256 {str(weights.sha256)[:12]}…)")
         train_side = math.ceil(img_size * TRAIN_MARGIN)
-        train_set = load_split(station, "train", channels, train_side, strict, log, hooks.progress)
+        kept_side = math.ceil(img_size * CROP_MARGIN) if recipe.defect_crops else train_side
+        train_set = load_split(station, "train", channels, kept_side, strict, log, hooks.progress)
+        if recipe.defect_crops:
+            train_set.crops = plan_defect_crops(station, train_set, recipe.defect_crops, log)
         val_set = load_split(station, "val", channels, None, strict, log, hooks.progress)
         prep = input_preprocessing(train_set, img_size, channels, resize, normalize, weights)
         recipe = replace(
@@ -190,6 +201,27 @@ def train_model(
         shutil.rmtree(partial, ignore_errors=True)
         skipped = len(train_set.skipped) + len(val_set.skipped)
         return TrainSummary(out, outcome, station, skipped, thresholds)
+
+
+def plan_defect_crops(station: Station, train_set: LoadedImages, share: float, log: Log) -> CropPlan:
+    """Where each training image's defect is (from the manifest's masks), or a one-line error
+    when the station has no masks to keep a defect inside a crop."""
+    normal = {c for c in station.classes if c in NORMAL_NAMES}
+    plan, problems = plan_crops(train_set.samples, station.root, normal, share)
+    if not plan.with_box:
+        raise InspectorError(
+            f"{station.root}: --defect-crops needs a pixel mask per defect image (a 'mask' column in "
+            "the manifest); this station has none"
+        )
+    for problem in problems[:3]:
+        log(f"note: {problem} (not cropped)")
+    defects = sum(label not in normal for label in train_set.labels)
+    log(
+        f"defect-preserving crops: {share:.0%} of each epoch's croppable images; {plan.with_box} of "
+        f"{defects} defect images have a mask to crop around"
+        + (f", {len(problems)} mask problem(s)" if problems else "")
+    )
+    return plan
 
 
 def check_options(arch: Architecture, normalize: str, resize: str | None) -> None:
