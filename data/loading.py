@@ -42,6 +42,13 @@ def convert_channels(image: np.ndarray, channels: int) -> np.ndarray:
     return image
 
 
+def is_gray(image: np.ndarray) -> bool:
+    """A 2-D image, or a colour one whose three planes are the same (a gray JPEG saved as RGB)."""
+    return image.ndim == 2 or (
+        np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
+    )
+
+
 def guess_channels(samples: Sequence[Sample], probe: int = 24) -> int:
     """1 when the station's images are gray, else 3 (decided on a few readable images)."""
     for sample in samples[:probe]:
@@ -49,9 +56,7 @@ def guess_channels(samples: Sequence[Sample], probe: int = 24) -> int:
             image = read_image(sample.path)
         except DataError:
             continue
-        if image.ndim == 3 and not (
-            np.array_equal(image[..., 0], image[..., 1]) and np.array_equal(image[..., 1], image[..., 2])
-        ):
+        if not is_gray(image):
             return 3
     return 1
 

@@ -33,7 +33,7 @@ from safetensors.numpy import save as save_tensors
 
 from data.errors import DataError
 from data.images import fit_within, read_image, to_uint8
-from data.loading import LoadedImages, convert_channels, load_pixels
+from data.loading import LoadedImages, convert_channels, is_gray, load_pixels
 from data.station import NAMED_DATASETS, Sample, Station
 from inspector.stations import station_name
 from models.bundle import REFERENCE_FILE
@@ -106,6 +106,8 @@ def make_copy(reference: dict[str, Any], root: Path, side: int) -> bytes | None:
             image = fit_within(to_uint8(read_image(root / entry["path"])), side)
         except DataError:
             continue
+        if image.ndim == 3 and is_gray(image):
+            image = image[..., 0]  # a gray part saved as RGB: a third of the bytes, the same pixels
         key = f"r{number:04d}"
         tensors[key] = np.ascontiguousarray(image)
         entry["copy"] = key

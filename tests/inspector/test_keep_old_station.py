@@ -228,3 +228,19 @@ def test_a_copy_holding_anything_but_small_8_bit_images_yields_only_those(tmp_pa
         )
         == {}
     )
+
+
+def test_the_copy_keeps_a_gray_part_saved_as_rgb_in_one_plane_and_a_colour_one_in_three(tmp_path):
+    import cv2
+    from safetensors.numpy import load
+
+    from inspector.training.reference_sample import make_copy
+
+    rng = np.random.default_rng(0)
+    gray = rng.integers(0, 255, (40, 60), dtype=np.uint8)
+    cv2.imwrite(str(tmp_path / "gray_as_rgb.png"), cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
+    cv2.imwrite(str(tmp_path / "colour.png"), rng.integers(0, 255, (40, 60, 3), dtype=np.uint8))
+    reference = {"images": [{"path": "gray_as_rgb.png"}, {"path": "colour.png"}]}
+    copied = load(make_copy(reference, tmp_path, side=30))
+    assert copied[reference["images"][0]["copy"]].shape == (20, 30)
+    assert copied[reference["images"][1]["copy"]].shape == (20, 30, 3)
