@@ -354,6 +354,8 @@ class ModelsView(QWidget):
         version_id = answer["version"]
         if answer["blocked"]:
             checks = "\n".join(answer["checks"])
+            if answer.get("notes"):
+                checks += "\n\nNot checked:\n" + "\n".join(f"• {note}" for note in answer["notes"])
             self._say(f"The offline gate blocked {version_id}: see the checks.", error=True)
             again = self.ask_reason(
                 "Offline gate blocked the deploy",

@@ -45,7 +45,13 @@ def deploy_job(
             log=task.report,
         )
     except GateBlocked as blocked:
-        return {"blocked": True, "version": ref, "checks": _check_lines(blocked.result)}
+        result = blocked.result
+        return {
+            "blocked": True,
+            "version": ref,
+            "checks": _check_lines(result),
+            "notes": _not_checked(result),
+        }
     return {
         "blocked": False,
         "version": version.id,
@@ -61,3 +67,9 @@ def rollback_job(home: Path, ledger_url: str, who: Actor | str | None, reason: s
 
 def _check_lines(result: GateResult) -> list[str]:
     return [("✓ " if check.passed else "✗ ") + check.text() for check in result.checks]
+
+
+def _not_checked(result: GateResult) -> list[str]:
+    """What the gate could not judge (a station the model serves without held-out images, a class
+    set the two models do not share): an override should be decided knowing it."""
+    return [o.text() for o in result.others if o.why_not] + ([result.note] if result.note else [])

@@ -262,3 +262,41 @@ def test_other_stations_are_deduplicated_and_skip_the_gated_one(tmp_path):
     ]
     found = other_stations({"stations": stations}, str(tmp_path / "lamp1"))
     assert [s.name for s in found] == ["elpv", "elpv refilled"]
+
+
+def test_a_blocked_deploy_says_what_the_gate_could_not_check(monkeypatch, tmp_path):
+    from types import SimpleNamespace
+
+    from inspector.jobs import deploy as jobs_deploy
+    from inspector.rollout import GateBlocked, GateCheck, GateMargins, GateResult, ModelScore, OtherStation
+
+    score = ModelScore("v2", {"ok": 1.0}, 0.0, 5.0, 0.5, 40)
+    result = GateResult(
+        score,
+        score,
+        "station-a",
+        checks=[GateCheck("macro-F1", 0.9, 0.5, 0.88, True)],
+        note="2 classes only the deployed model knows",
+        others=[OtherStation("station-b", why_not="no held-out images left")],
+    )
+
+    def blocked(*_a, **_k):
+        raise GateBlocked(result)
+
+    monkeypatch.setattr(jobs_deploy, "deploy", blocked)
+    answer = jobs_deploy.deploy_job(
+        tmp_path,
+        "sqlite://",
+        "v2",
+        None,
+        "why",
+        "station-a",
+        GateMargins(),
+        False,
+        task=SimpleNamespace(report=print),
+    )
+    assert answer["blocked"] and answer["checks"][0].startswith("✗ macro-F1")
+    assert answer["notes"] == [
+        "not checked on station-b: no held-out images left",
+        "2 classes only the deployed model knows",
+    ]
