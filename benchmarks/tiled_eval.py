@@ -4,6 +4,7 @@ A trained bundle scores each held-out part once as a whole (what the line does t
 a grid of overlapping crops at the part's own resolution, pooled into one verdict. Pooling rules:
 
 - ``whole``: the part alone (must equal ``inspector eval``);
+- ``flips``: the part and its three flips, probabilities averaged (test-time flips, item 5);
 - ``mean``: the class probabilities averaged over the part and its crops;
 - ``worst``: the view least sure the part is normal decides: defect when its normal probability is
   under a threshold (chosen on the validation split), of the class that view ranks first among the
@@ -34,8 +35,11 @@ def windows(width: int, height: int, grid: int, side: float) -> list[tuple[int, 
     return [(int(x), int(y), int(x) + cw, int(y) + ch) for y in ys for x in xs]
 
 
+FLIPS = 3  # left-right, up-down, both
+
+
 def view_probabilities(bundle, images: list[np.ndarray], grid: int, side: float) -> np.ndarray:
-    """(N, 1 + grid², K) softmax probabilities: the whole part first, then its crops."""
+    """(N, 1 + 3 + grid², K) softmax probabilities: the whole part, its three flips, its crops."""
     import torch
 
     from inspector.training.predict import predict_logits
@@ -43,17 +47,21 @@ def view_probabilities(bundle, images: list[np.ndarray], grid: int, side: float)
     views = []
     for image in images:
         h, w = image.shape[:2]
-        views.append(image)
+        views += [image, image[:, ::-1], image[::-1], image[::-1, ::-1]]
         views += [image[y0:y1, x0:x1] for x0, y0, x1, y1 in windows(w, h, grid, side)]
+    views = [np.ascontiguousarray(v) for v in views]
     logits = predict_logits(bundle.net, bundle.meta.preprocessing, views, batch_size=40)
     probs = torch.softmax(torch.as_tensor(logits), dim=1).numpy()
-    return probs.reshape(len(images), 1 + grid * grid, -1)
+    return probs.reshape(len(images), 1 + FLIPS + grid * grid, -1)
 
 
 def pooled(probs: np.ndarray, rule: str, normal: int, threshold: float = 0.5) -> np.ndarray:
-    """Predicted class per part under ``rule`` (whole, mean, worst)."""
+    """Predicted class per part under ``rule`` (whole, flips, mean, worst)."""
     if rule == "whole":
         return probs[:, 0].argmax(1)
+    if rule == "flips":
+        return probs[:, : 1 + FLIPS].mean(1).argmax(1)
+    probs = np.concatenate([probs[:, :1], probs[:, 1 + FLIPS :]], axis=1)  # the part and its crops
     if rule == "mean":
         return probs.mean(1).argmax(1)
     worst = probs[:, :, normal].argmin(1)  # the view least sure the part is normal
@@ -102,7 +110,7 @@ def main(argv: list[str] | None = None) -> dict:
         split_probs[split] = (view_probabilities(bundle, loaded.images, args.grid, args.side), labels)
     threshold = best_threshold(*split_probs["val"], normal, classes)
     out["worst_threshold"] = threshold
-    for rule in ("whole", "mean", "worst"):
+    for rule in ("whole", "flips", "mean", "worst"):
         for split, (probs, labels) in split_probs.items():
             predicted = pooled(probs, rule, normal, threshold)
             out[f"{rule}_{split}_macro_f1"] = float(
