@@ -117,7 +117,22 @@ METHODS = (
     ),
     # More views of the rare defects (issue 24 item 5): half of each epoch's images shown as a crop
     # that keeps the defect (magnetic_tile's masks), kept at up to 2x the input's side.
+    Method("lite0-dc", "lite0", in_default_run=False, defect_crops=0.5),
+    Method(
+        f"hybrid-ltm@{HYBRID_RATIO}-dc", HYBRID, "ltm", HYBRID_RATIO, in_default_run=False, defect_crops=0.5
+    ),
     Method("lite0-224px-dc", "lite0", img_size=224, in_default_run=False, defect_crops=0.5),
+    Method("hybrid-224px-dc", HYBRID, img_size=224, in_default_run=False, defect_crops=0.5),
+    Method(
+        f"hybrid-pooling@{HYBRID_RATIO}-224px-dc",
+        HYBRID,
+        "ltm",
+        HYBRID_RATIO,
+        mask="pooling",
+        img_size=224,
+        in_default_run=False,
+        defect_crops=0.5,
+    ),
     Method(
         f"hybrid-ltm@{HYBRID_RATIO}-224px-dc",
         HYBRID,

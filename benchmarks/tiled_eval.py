@@ -10,7 +10,7 @@ a grid of overlapping crops at the part's own resolution, pooled into one verdic
   under a threshold (chosen on the validation split), of the class that view ranks first among the
   defects. A few-pixel defect only has to show in one crop.
 
-No training: minutes per bundle on 2 cores. Writes ``benchmarks/results/pretrained/tiled-<bundle>.json``.
+No training: minutes per bundle on 2 cores. Writes ``benchmarks/results/pretrained/tiled/<bundle>.json``.
 
     python -m benchmarks.tiled_eval benchmarks/runs/pretrained/magnetic_tile-lite0-224px-dc-s0 \\
         --data ../shared/datasets/magnetic_tile
@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results" / "pretrained"
+RESULTS = Path(__file__).parent / "results" / "pretrained" / "tiled"
 
 
 def windows(width: int, height: int, grid: int, side: float) -> list[tuple[int, int, int, int]]:
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> dict:
             flush=True,
         )
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"tiled-{args.bundle.name}.json"
+    path = RESULTS / f"{args.bundle.name}.json"
     path.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
     print(f"wrote {path}")
     return out
