@@ -47,6 +47,7 @@ class Method:
     tokens: int | None = None  # LTM's token budget (issue 24) instead of the GMACs ratio
     epochs: int = EPOCHS
     defect_crops: float = 0.0  # share of training images cropped around their defect (issue 24)
+    keep_defects: float = 0.0  # weight of the term that asks LTM to keep defect tokens (issue 24)
 
 
 METHODS = (
@@ -122,6 +123,17 @@ METHODS = (
         f"hybrid-ltm@{HYBRID_RATIO}-dc", HYBRID, "ltm", HYBRID_RATIO, in_default_run=False, defect_crops=0.5
     ),
     Method("lite0-224px-dc", "lite0", img_size=224, in_default_run=False, defect_crops=0.5),
+    # ... and the merge taught to keep defect tokens apart (models.keep_defects), weight 0.5.
+    Method(
+        f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd",
+        HYBRID,
+        "ltm",
+        HYBRID_RATIO,
+        img_size=224,
+        in_default_run=False,
+        defect_crops=0.5,
+        keep_defects=0.5,
+    ),
     Method("hybrid-224px-dc", HYBRID, img_size=224, in_default_run=False, defect_crops=0.5),
     Method(
         f"hybrid-pooling@{HYBRID_RATIO}-224px-dc",
@@ -190,7 +202,12 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         pretrained="imagenet-lite0",
         mask=method.mask,
         home=home,
-        recipe=Recipe(epochs=method.epochs, seed=seed, defect_crops=method.defect_crops),
+        recipe=Recipe(
+            epochs=method.epochs,
+            seed=seed,
+            defect_crops=method.defect_crops,
+            keep_defects=method.keep_defects,
+        ),
         force=out.exists(),
         # A cell stopped mid-training (session end, Ctrl-C) goes on from its last epoch checkpoint.
         resume=out.with_name(out.name + ".partial").is_dir(),

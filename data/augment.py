@@ -101,6 +101,16 @@ def apply(transform: A.Compose, image: np.ndarray) -> np.ndarray:
     return transform(image=image)["image"]
 
 
+def apply_with_mask(
+    transform: A.Compose, image: np.ndarray, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """``image`` and its defect mask through the same draw: a flip or a shift moves both."""
+    if mask is None:
+        return apply(transform, image), None
+    out = transform(image=image, mask=mask.astype(np.uint8))
+    return out["image"], out["mask"].astype(bool)
+
+
 def preview_grid(
     images: Sequence[np.ndarray], names: Sequence[str], per_image: int = 4, seed: int = 0, tile: int = 160
 ) -> np.ndarray:

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from data.dataset import Sample
@@ -95,6 +96,29 @@ def defect_boxes(
     return boxes, problems
 
 
+def defect_masks(
+    samples: Sequence[Sample], shapes: Sequence[tuple[int, ...]], root: Path, normal: set[str]
+) -> list[np.ndarray | None]:
+    """Per sample, its defect's pixels as a bool array of the loaded image's ``shape`` (nearest
+    neighbour), or None for normal parts and defect images without a readable, non-empty mask."""
+    masks: list[np.ndarray | None] = []
+    for sample, shape in zip(samples, shapes, strict=True):
+        path = mask_path(sample, root)
+        mask = None
+        if path is not None and sample.label not in normal:
+            try:
+                pixels = read_image(path)
+            except DataError:
+                pixels = None
+            if pixels is not None:
+                plane = (pixels if pixels.ndim == 2 else pixels.max(axis=2)) > 0
+                height, width = shape[:2]
+                resized = cv2.resize(plane.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
+                mask = resized.astype(bool) if resized.any() else None
+        masks.append(mask)
+    return masks
+
+
 def crop_window(
     width: int, height: int, box: Box | None, rng: np.random.Generator
 ) -> tuple[int, int, int, int]:
@@ -113,17 +137,35 @@ def crop_window(
     return int(x0), int(y0), int(x0 + cw), int(y0 + ch)
 
 
+Window = tuple[int, int, int, int]
+
+
+def crop_windows(
+    images: Sequence[np.ndarray], index: Sequence[int], plan: CropPlan, rng: np.random.Generator
+) -> list[Window | None]:
+    """For the images at ``index``, a crop window for each croppable one with probability
+    ``plan.share`` (around its defect's box, or anywhere for a normal part), else None."""
+    windows: list[Window | None] = []
+    for j in index:
+        window = None
+        if plan.croppable[j] and rng.random() < plan.share:
+            h, w = images[j].shape[:2]
+            window = crop_window(w, h, plan.boxes[j], rng)
+        windows.append(window)
+    return windows
+
+
+def cut(image: np.ndarray, window: Window | None) -> np.ndarray:
+    """``image`` inside ``window`` (the whole image for None)."""
+    if window is None:
+        return image
+    x0, y0, x1, y1 = window
+    return np.ascontiguousarray(image[y0:y1, x0:x1])
+
+
 def crop_some(
     images: Sequence[np.ndarray], index: Sequence[int], plan: CropPlan, rng: np.random.Generator
 ) -> list[np.ndarray]:
-    """The images at ``index``, each croppable one cropped with probability ``plan.share``:
-    around its defect's box, or anywhere for a normal part."""
-    out = []
-    for j in index:
-        image = images[j]
-        if plan.croppable[j] and rng.random() < plan.share:
-            h, w = image.shape[:2]
-            x0, y0, x1, y1 = crop_window(w, h, plan.boxes[j], rng)
-            image = np.ascontiguousarray(image[y0:y1, x0:x1])
-        out.append(image)
-    return out
+    """The images at ``index``, each croppable one cropped with probability ``plan.share``."""
+    windows = crop_windows(images, index, plan, rng)
+    return [cut(images[j], window) for j, window in zip(index, windows, strict=True)]

@@ -29,6 +29,8 @@ class LoadedImages:
     skipped: list[str] = field(default_factory=list)
     # training only: which images may be cropped around their defect (``data.defect_crops``)
     crops: CropPlan | None = None
+    # training only: each image's defect pixels (None where unknown), for the keep-defects term
+    masks: list[np.ndarray | None] | None = None
 
     def __len__(self) -> int:
         return len(self.images)

@@ -29,6 +29,7 @@ _EXPORTS: dict[str, str] = {
     "fit_token_budget": "schedule",
     "describe_movement": "merge_stats",
     "merge_movement": "merge_stats",
+    "keep_defects_loss": "keep_defects",
     "batch_norms": "norm_stats",
     "recalibrate_norms": "norm_stats",
     # training objective and scores
@@ -58,6 +59,7 @@ _EXPORTS: dict[str, str] = {
     "RESIZE_MODES": "preprocess",
     "preprocess": "preprocess",
     "map_on_image": "preprocess",
+    "masks_on_grid": "preprocess",
     # cost and speed
     "count_gmacs": "flops",
     "count_params": "flops",

@@ -116,6 +116,19 @@ def _resize(tensor: torch.Tensor, prep: Preprocessing) -> torch.Tensor:
     )[0]
 
 
+def masks_on_grid(
+    masks: Sequence[np.ndarray | None], prep: Preprocessing, grid: tuple[int, int]
+) -> torch.Tensor:
+    """(B, h, w): each pixel mask's share of every cell of a token ``grid`` over the network's
+    input, through the same geometry as :func:`preprocess` (zeros where a mask is None)."""
+    out = torch.zeros(len(masks), *grid)
+    for i, mask in enumerate(masks):
+        if mask is not None:
+            square = _resize(torch.from_numpy(mask.astype(np.float32))[None], prep)
+            out[i] = F.adaptive_avg_pool2d(square[None], grid)[0, 0]
+    return out
+
+
 def map_on_image(grid_map: np.ndarray, height: int, width: int, resize: str, cells: int = 8) -> np.ndarray:
     """A map over the network's square input (a token grid) laid on the original image's frame.
 

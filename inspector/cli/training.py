@@ -137,6 +137,14 @@ def train(
             "the manifest: a pixel mask per defect image); normal parts are cropped at random alike.",
         ),
     ] = 0.0,
+    keep_defects: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Weight of a term that teaches LTM's merge to keep defect tokens apart from the background "
+            "(needs the manifest's masks, as --defect-crops; the line needs none) [default: 0, off].",
+        ),
+    ] = 0.0,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
     ltm_start: Annotated[
         str,
@@ -195,6 +203,7 @@ def train(
             ib=ib,
             augment=check_presets(_presets(augment)),
             defect_crops=defect_crops,
+            keep_defects=keep_defects,
         )
         summary = train_model(
             data,

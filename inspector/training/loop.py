@@ -21,8 +21,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from data.augment import apply, build_augmentation, default_train_augmentation
-from data.defect_crops import crop_some
+from data.augment import apply, apply_with_mask, build_augmentation, default_train_augmentation
+from data.defect_crops import crop_windows, cut
 from data.loading import LoadedImages
 from inspector.errors import InspectorError
 from inspector.training.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
@@ -31,9 +31,16 @@ from inspector.training.predict import predict_logits
 from models.convert import convert
 from models.errors import ModelError
 from models.ib_loss import InformationBottleneck, ib_weight
+from models.keep_defects import keep_defects_loss
 from models.ltm import LTMMerge
 from models.network import InspectionNet
-from models.preprocess import Preprocessing, preprocess
+from models.preprocess import Preprocessing, masks_on_grid, preprocess
+
+# One optimisation step: images, targets, their indices, learning rate, progress through the run,
+# defect masks (or None); returns the loss.
+Step = Callable[
+    [list[np.ndarray], np.ndarray, np.ndarray, float, float, list[np.ndarray | None] | None], float
+]
 
 TRAINABLE = ("all", "merge", "merge+norm", "merge+head", "merge+norm+head")
 
@@ -73,6 +80,9 @@ class Recipe:
     # Share of the croppable training images shown as a crop that keeps the defect, per epoch
     # (issue 24): needs the station's masks, planned into the training set by ``train_model``.
     defect_crops: float = 0.0
+    # Weight of the keep-defects term (``models.keep_defects``, issue 24): with the station's masks,
+    # LTM is asked to merge the background and keep defect tokens apart.
+    keep_defects: float = 0.0
 
 
 @dataclass
@@ -304,7 +314,7 @@ def _make_step(
     clusters: torch.Tensor | None,
     num_classes: int,
     anchors: list[tuple[torch.nn.Parameter, torch.Tensor]],
-) -> Callable[[list[np.ndarray], np.ndarray, np.ndarray, float, float], float]:
+) -> Step:
     """One optimisation step on a batch of augmented images; returns the loss."""
     frozen_norms = [
         m
@@ -314,16 +324,26 @@ def _make_step(
     ]
 
     def step(
-        images: list[np.ndarray], target: np.ndarray, index: np.ndarray, lr: float, progress: float
+        images: list[np.ndarray],
+        target: np.ndarray,
+        index: np.ndarray,
+        lr: float,
+        progress: float,
+        masks: list[np.ndarray | None] | None = None,
     ) -> float:
         for group in optimizer.param_groups:
             group["lr"] = lr * group.get("lr_scale", 1.0)
         net.train()
         for module in frozen_norms:
             module.eval()  # a frozen stem keeps its running statistics
-        out = net.run(preprocess(images, prep))
+        keep = recipe.keep_defects > 0 and masks is not None and any(m is not None for m in masks)
+        out = net.run(preprocess(images, prep), track_maps=keep)
         labels = torch.as_tensor(target)
         loss = F.cross_entropy(out.logits, labels, label_smoothing=recipe.label_smoothing)
+        if keep and out.merge_maps:
+            term = keep_defects_loss(out.merge_maps, masks_on_grid(masks, prep, out.merge_maps[0].grid))
+            if term is not None:
+                loss = loss + recipe.keep_defects * term
         weight = ib_weight(progress, recipe.ib_weight, recipe.ib_start)
         if ib is not None and clusters is not None and weight > 0:
             terms = ib(out.features, clusters[index], labels, 4 * num_classes, num_classes)
@@ -340,7 +360,7 @@ def _make_step(
 
 
 def _run_epoch(
-    step: Callable[[list[np.ndarray], np.ndarray, np.ndarray, float, float], float],
+    step: Step,
     train_set: LoadedImages,
     labels: np.ndarray,
     recipe: Recipe,
@@ -364,18 +384,40 @@ def _run_epoch(
         if should_stop is not None and should_stop():
             return None
         index = order[i * recipe.batch_size : (i + 1) * recipe.batch_size]
-        images = (
-            crop_some(train_set.images, index, train_set.crops, crop_rng)
-            if train_set.crops is not None
-            else [train_set.images[j] for j in index]
-        )
+        images, masks = _batch(train_set, index, augment, presets, crop_rng)
+        lr = _learning_rate(recipe, epoch * steps_per_epoch + i, steps_per_epoch)
+        progress_now = (epoch + i / steps_per_epoch) / recipe.epochs
+        losses.append(step(images, labels[index], index, lr, progress_now, masks))
+        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
+    return losses
+
+
+def _batch(
+    train_set: LoadedImages,
+    index: np.ndarray,
+    augment: Any,
+    presets: Any | None,
+    rng: np.random.Generator,
+) -> tuple[list[np.ndarray], list[np.ndarray | None] | None]:
+    """One batch's augmented images (some cropped around their defect) and, where the training set
+    carries defect masks, the masks moved with them (else None)."""
+    crops = train_set.crops
+    windows = crop_windows(train_set.images, index, crops, rng) if crops else [None] * len(index)
+    images = [cut(train_set.images[j], w) for j, w in zip(index, windows, strict=True)]
+    if train_set.masks is None:
         images = [apply(augment, image) for image in images]
         if presets is not None:
             images = [apply(presets, image) for image in images]
-        lr = _learning_rate(recipe, epoch * steps_per_epoch + i, steps_per_epoch)
-        losses.append(step(images, labels[index], index, lr, (epoch + i / steps_per_epoch) / recipe.epochs))
-        bar.set_postfix(loss=f"{np.mean(losses[-20:]):.3f}")
-    return losses
+        return images, None
+    masks = [
+        None if train_set.masks[j] is None else cut(train_set.masks[j], w)
+        for j, w in zip(index, windows, strict=True)
+    ]
+    for transform in (augment, presets):
+        if transform is not None:
+            pairs = [apply_with_mask(transform, im, m) for im, m in zip(images, masks, strict=True)]
+            images, masks = [p[0] for p in pairs], [p[1] for p in pairs]
+    return images, masks
 
 
 def _convert_epoch(recipe: Recipe) -> int:

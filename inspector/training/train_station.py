@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.defect_crops import CropPlan, plan_crops
+from data.defect_crops import CropPlan, defect_masks, plan_crops
 from data.geometry import choose_geometry, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
 from data.image_stats import reference_statistics
@@ -133,6 +133,10 @@ def train_model(
         if resume and not partial.is_dir():
             raise InspectorError(f"{partial}: nothing to resume (no interrupted run for {out})")
         check_options(arch, normalize, resize)
+        if recipe.keep_defects and (merge != "ltm" or mask == "pooling"):
+            raise InspectorError(
+                "--keep-defects trains the LTM merge: it needs --merge ltm with a learned mask"
+            )
         if not 0 <= recipe.defect_crops <= 1:
             raise InspectorError(
                 f"--defect-crops is a share of the training images, 0 to 1; got {recipe.defect_crops}"
@@ -152,6 +156,8 @@ def train_model(
         train_set = load_split(station, "train", channels, kept_side, strict, log, hooks.progress)
         if recipe.defect_crops:
             train_set.crops = plan_defect_crops(station, train_set, recipe.defect_crops, log)
+        if recipe.keep_defects:
+            train_set.masks = defect_pixels(station, train_set, log)
         val_set = load_split(station, "val", channels, None, strict, log, hooks.progress)
         prep = input_preprocessing(train_set, img_size, channels, resize, normalize, weights)
         recipe = replace(
@@ -222,6 +228,22 @@ def plan_defect_crops(station: Station, train_set: LoadedImages, share: float, l
         + (f", {len(problems)} mask problem(s)" if problems else "")
     )
     return plan
+
+
+def defect_pixels(station: Station, train_set: LoadedImages, log: Log) -> list[np.ndarray | None]:
+    """Each training image's defect mask at its loaded size, for the keep-defects term; a one-line
+    error when the station has none."""
+    normal = {c for c in station.classes if c in NORMAL_NAMES}
+    shapes = [image.shape for image in train_set.images]
+    masks = defect_masks(train_set.samples, shapes, station.root, normal)
+    found = sum(m is not None for m in masks)
+    if not found:
+        raise InspectorError(
+            f"{station.root}: --keep-defects needs a pixel mask per defect image (a 'mask' column in "
+            "the manifest); this station has none"
+        )
+    log(f"keep-defects term: {found} training images with a defect mask teach the merge to keep it apart")
+    return masks
 
 
 def check_options(arch: Architecture, normalize: str, resize: str | None) -> None:

@@ -53,3 +53,19 @@ def test_unknown_preset_and_severity_are_clear_errors():
 def test_preview_grid(images):
     grid = preview_grid(images.images[:2], ["lighting"], per_image=3, tile=50)
     assert grid.shape == (2 * 54, 4 * 54, 3) and grid.dtype == np.uint8
+
+
+def test_a_defect_mask_moves_with_its_image_through_flips_and_shifts():
+    import numpy as np
+
+    from data.augment import apply_with_mask, default_train_augmentation
+
+    image = np.full((40, 60), 20, np.uint8)
+    image[5:12, 40:55] = 250
+    mask = image > 128
+    transform = default_train_augmentation(seed=3)
+    for _ in range(10):
+        moved, moved_mask = apply_with_mask(transform, image, mask)
+        assert moved_mask.dtype == bool and moved_mask.shape == moved.shape
+        assert moved[moved_mask].mean() > 150 > moved[~moved_mask].mean()
+    assert apply_with_mask(transform, image, None)[1] is None

@@ -62,3 +62,18 @@ def test_defect_crops_without_masks_or_out_of_range_is_one_line_and_writes_nothi
     assert not list(tmp_path.glob("m*")) and not list(tmp_path.glob(".m*"))
     result = _train(tiny_station, tmp_path / "m", "--defect-crops", "1.5")
     assert result.exit_code == 2 and not (tmp_path / "m").exists()
+
+
+def test_keep_defects_trains_the_merge_with_the_masks_and_refuses_a_model_without_merges(tmp_path):
+    station = _station_with_masks(tmp_path / "station")
+    result = _train(
+        station, tmp_path / "m", "--img-size", "64", "--defect-crops", "0.5", "--keep-defects", "0.5"
+    )
+    assert result.exit_code == 0, result.output
+    assert "keep-defects term:" in result.output
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["provenance"]["recipe"]["keep_defects"] == 0.5
+
+    refused = _train(station, tmp_path / "n", "--merge", "none", "--keep-defects", "0.5")
+    assert refused.exit_code != 0 and "--keep-defects trains the LTM merge" in refused.output
+    assert not list(tmp_path.glob("n*"))
