@@ -129,14 +129,15 @@ def train(
     ] = 0.5,
     augment: Annotated[list[str] | None, typer.Option(help="Extra presets: lighting, angle, optics.")] = None,
     defect_crops: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0,
             max=1,
             help="Share of training images shown as a crop that keeps the defect (needs a 'mask' column in "
-            "the manifest: a pixel mask per defect image); normal parts are cropped at random alike.",
+            "the manifest: a pixel mask per defect image); normal parts are cropped at random alike "
+            "[default: 0.5 where the manifest has masks, else 0].",
         ),
-    ] = 0.0,
+    ] = None,
     keep_defects: Annotated[
         float,
         typer.Option(

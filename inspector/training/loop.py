@@ -79,7 +79,7 @@ class Recipe:
     wise: bool = False
     # Share of the croppable training images shown as a crop that keeps the defect, per epoch
     # (issue 24): needs the station's masks, planned into the training set by ``train_model``.
-    defect_crops: float = 0.0
+    defect_crops: float | None = None  # None: on (``AUTO_CROPS``) where the station has masks
     # Weight of the keep-defects term (``models.keep_defects``, issue 24): with the station's masks,
     # LTM is asked to merge the background and keep defect tokens apart.
     keep_defects: float = 0.0

@@ -77,3 +77,25 @@ def test_keep_defects_trains_the_merge_with_the_masks_and_refuses_a_model_withou
     refused = _train(station, tmp_path / "n", "--merge", "none", "--keep-defects", "0.5")
     assert refused.exit_code != 0 and "--keep-defects trains the LTM merge" in refused.output
     assert not list(tmp_path.glob("n*"))
+
+
+def test_crops_are_on_by_default_where_the_manifest_has_masks_and_off_elsewhere(tmp_path, tiny_station):
+    station = _station_with_masks(tmp_path / "masked")
+    result = _train(station, tmp_path / "auto")
+    assert result.exit_code == 0, result.output
+    assert "defect-preserving crops on (50%" in result.output
+    recipe = json.loads((tmp_path / "auto" / "model.json").read_text())["provenance"]["recipe"]
+    assert recipe["defect_crops"] == 0.5
+
+    off = _train(station, tmp_path / "off", "--defect-crops", "0")
+    assert off.exit_code == 0 and "defect-preserving crops" not in off.output
+    assert (
+        json.loads((tmp_path / "off" / "model.json").read_text())["provenance"]["recipe"]["defect_crops"] == 0
+    )
+
+    plain = _train(tiny_station, tmp_path / "plain")
+    assert plain.exit_code == 0 and "defect-preserving crops" not in plain.output
+    assert (
+        json.loads((tmp_path / "plain" / "model.json").read_text())["provenance"]["recipe"]["defect_crops"]
+        == 0
+    )
