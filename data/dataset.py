@@ -22,6 +22,8 @@ import numpy as np
 from data.errors import DataError
 
 SPLITS = ("train", "val", "test")
+# Class names that mean a good part (the OK verdict's class, never cropped around a defect).
+NORMAL_NAMES = ("ok", "free", "good", "normal")
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,26 @@ class Station:
     def counts(self) -> dict[str, Counter]:
         """Images per class, per split (what the wizard and the CLI show)."""
         return {name: Counter(s.label for s in self.split(name)) for name in SPLITS}
+
+    @property
+    def normal_classes(self) -> set[str]:
+        """The classes that mean a good part (:data:`NORMAL_NAMES`)."""
+        return {c for c in self.classes if c in NORMAL_NAMES}
+
+    def group_counts(self) -> dict[str, Counter]:
+        """Physical parts (distinct ``group``s) per class, per split; empty where no group is given.
+
+        A split's score for a class is only as broad as its parts: magnetic_tile's test split holds
+        one frayed tile, photographed six times, so its fray recall is that one tile's verdict."""
+        return {
+            name: Counter(label for label, _ in {(s.label, s.group) for s in self.split(name) if s.group})
+            for name in SPLITS
+        }
+
+    def masked(self) -> Counter:
+        """Defect images per class whose manifest row names a pixel mask (``mask`` column)."""
+        normal = self.normal_classes
+        return Counter(s.label for s in self.samples if s.label not in normal and s.get("mask").strip())
 
     def fingerprint(self) -> str:
         """Hash of every file's bytes, label and split: the dataset's identity in provenance."""

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
 from inspector.cli.common import console, err, user_errors
+
+if TYPE_CHECKING:
+    from data.station import Station
+
+THIN_PARTS = 2  # a class held out as this few physical parts gets a note
 
 
 def data_info(
@@ -41,4 +46,30 @@ def data_info(
             f"train --resize auto would use: {geometry.size} px, {geometry.resize} ({geometry.reason})",
             highlight=False,
         )
+    _parts_and_masks(station)
     console.print(f"fingerprint {station.fingerprint()}")
+
+
+def _parts_and_masks(station: Station) -> None:
+    """Where a class's held-out score rests on one or two physical parts, and which classes carry
+    pixel masks (what train's defect-preserving crops and --keep-defects use)."""
+    parts = station.group_counts()
+    if any(parts.values()):
+        thin = [
+            f"{name} ({', '.join(f'{parts[split][name]} in {split}' for split in ('val', 'test'))})"
+            for name in station.classes
+            if min(parts["val"][name], parts["test"][name]) <= THIN_PARTS
+        ]
+        if thin:
+            console.print(
+                f"held-out parts: {'; '.join(thin)} — those classes' val/test scores rest on "
+                f"{THIN_PARTS} or fewer physical parts (groups)",
+                highlight=False,
+            )
+    masked = station.masked()
+    if masked:
+        listed = ", ".join(f"{name} {masked[name]}" for name in station.classes if masked[name])
+        console.print(
+            f"defect masks: {listed} images (train crops around them by default; --keep-defects uses them)",
+            highlight=False,
+        )

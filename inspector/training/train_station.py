@@ -60,7 +60,6 @@ from models.schedule import describe_schedule, fit_schedule, fit_token_budget
 # The default is "scratch" (merging from the first epoch): on xsdd it scored 0.896 test macro-F1
 # against 0.839 for "convert" and 0.853 unmerged, and trained 35% faster (BENCHMARKS.md).
 CONVERT_AT = 0.7
-NORMAL_NAMES = ("ok", "free", "good", "normal")
 # With defect-preserving crops the training images are kept at up to twice the input's side, so a
 # crop of half the part is shown at its native scale rather than upsampled.
 CROP_MARGIN = 2.0
@@ -197,7 +196,7 @@ def train_model(
             reference,
             reference_statistics(train_set.images, min(STATS_SIDE, img_size)).to_json(),
         )
-        normal = next((c for c in station.classes if c in NORMAL_NAMES), None)
+        normal = next(iter(sorted(station.normal_classes)), None)
         meta = meta_for(
             outcome.net,
             station.classes,
@@ -219,7 +218,7 @@ def crop_share(station: Station, asked: float | None, log: Log) -> float:
     whose manifest gives its defect images pixel masks and none for any other."""
     if asked is not None:
         return asked
-    normal = {c for c in station.classes if c in NORMAL_NAMES}
+    normal = station.normal_classes
     if not any(s.get("mask").strip() for s in station.split("train") if s.label not in normal):
         return 0.0
     log(
@@ -234,7 +233,7 @@ def plan_defect_crops(
 ) -> CropPlan | None:
     """Where each training image's defect is (from the manifest's masks); when no mask can be read,
     a one-line error if crops were asked for, else a note and no crops."""
-    normal = {c for c in station.classes if c in NORMAL_NAMES}
+    normal = station.normal_classes
     plan, problems = plan_crops(train_set.samples, station.root, normal, share)
     if not plan.with_box and not required:
         log("note: none of the manifest's defect masks can be read; training without defect-preserving crops")
@@ -258,7 +257,7 @@ def plan_defect_crops(
 def defect_pixels(station: Station, train_set: LoadedImages, log: Log) -> list[np.ndarray | None]:
     """Each training image's defect mask at its loaded size, for the keep-defects term; a one-line
     error when the station has none."""
-    normal = {c for c in station.classes if c in NORMAL_NAMES}
+    normal = station.normal_classes
     shapes = [image.shape for image in train_set.images]
     masks = defect_masks(train_set.samples, shapes, station.root, normal)
     found = sum(m is not None for m in masks)

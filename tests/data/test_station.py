@@ -222,3 +222,23 @@ def test_folder_symlinks_pointing_outside_the_station_are_skipped(tiny_station, 
     assert all(s.path.is_relative_to(tiny_station) for s in station.samples)
     assert any("1 file(s) point outside the dataset folder" in issue for issue in station.issues)
     assert any("dent" in issue and "outside the dataset folder" in issue for issue in station.issues)
+
+
+def test_parts_per_split_and_masked_defects_are_counted_from_the_manifest(tiny_station):
+    files = sorted(tiny_station.rglob("*.png"))
+    splits = ("train", "val", "test")
+    rows = [
+        (
+            f.relative_to(tiny_station).as_posix(),
+            f.parent.name,
+            splits[i % 3],
+            f"{f.parent.name}-{i % 6}",
+            "" if f.parent.name == "ok" else f.relative_to(tiny_station).as_posix(),
+        )
+        for i, f in enumerate(files)
+    ]
+    station = load_station(write_manifest(tiny_station, rows, ("path", "label", "split", "group", "mask")))
+    parts = station.group_counts()
+    assert parts["test"]["spot"] == 2 and parts["train"]["ok"] == 2  # groups i%6 in {2,5}, {0,3}
+    assert station.normal_classes == {"ok"}
+    assert station.masked() == {"scratch": 24, "spot": 24}

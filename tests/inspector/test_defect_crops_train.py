@@ -99,3 +99,10 @@ def test_crops_are_on_by_default_where_the_manifest_has_masks_and_off_elsewhere(
         json.loads((tmp_path / "plain" / "model.json").read_text())["provenance"]["recipe"]["defect_crops"]
         == 0
     )
+
+
+def test_data_info_names_the_masked_defects(tmp_path):
+    station = _station_with_masks(tmp_path / "masked")
+    result = runner.invoke(app, ["data", "info", str(station)])
+    assert result.exit_code == 0, result.output
+    assert "defect masks: spot 16 images" in " ".join(result.output.split())
