@@ -1,4 +1,4 @@
-"""The tile-pooling rules of benchmarks.tiled_eval: what each one decides from."""
+"""The small-defect checks of the benchmarks: tile pooling rules (tiled_eval) and escapes (escapes)."""
 
 from __future__ import annotations
 
@@ -24,3 +24,13 @@ def test_one_crop_that_sees_a_defect_decides_under_worst_but_not_under_mean():
     assert pooled(probs, "mean", normal) == [0]
     assert pooled(probs, "worst", normal, threshold=0.5) == [2]
     assert pooled(probs, "worst", normal, threshold=0.1) == [0]
+
+
+def test_escapes_count_a_defect_called_another_defect_as_caught():
+    from benchmarks.escapes import escapes
+
+    labels = np.array(["free", "free", "fray", "fray", "crack"])
+    predicted = np.array(["free", "crack", "break", "free", "crack"])
+    row = escapes(labels, predicted, "free")
+    assert row["escape"] == 1 / 3 and row["false_reject"] == 0.5
+    assert row["escape_per_class"] == {"crack": 0.0, "fray": 0.5}
