@@ -50,6 +50,18 @@ class Method:
     keep_defects: float = 0.0  # weight of the term that asks LTM to keep defect tokens (issue 24)
 
 
+def _ltm_224(name: str, **options: object) -> Method:
+    """A cell of the hybrid with LTM @ 0.8 at 224 px stretched (where the small-defect cells compare)."""
+    return Method(name, HYBRID, "ltm", HYBRID_RATIO, img_size=224, in_default_run=False, **options)
+
+
+def _tokens_320lb(name: str, merge: str = "ltm", **options: object) -> Method:
+    """A cell of the hybrid at 320 px letterboxed with the transformer's tokens capped at TOKENS."""
+    return Method(
+        name, HYBRID, merge, img_size=320, resize="letterbox", tokens=TOKENS, in_default_run=False, **options
+    )
+
+
 METHODS = (
     Method("lite0", "lite0"),
     Method("hybrid", HYBRID),
@@ -75,47 +87,13 @@ METHODS = (
         for size in (160, 224, 288, 320)
     ),
     Method(f"{HYBRID}-{LB}", HYBRID, img_size=320, resize="letterbox", in_default_run=False),
-    Method(
-        f"hybrid-ltm-t{TOKENS}-{LB}",
-        HYBRID,
-        "ltm",
-        img_size=320,
-        resize="letterbox",
-        tokens=TOKENS,
-        in_default_run=False,
-    ),
-    Method(
-        f"hybrid-pooling-t{TOKENS}-{LB}",
-        HYBRID,
-        "ltm",
-        img_size=320,
-        resize="letterbox",
-        tokens=TOKENS,
-        mask="pooling",
-        in_default_run=False,
-    ),
-    Method(
-        f"hybrid-tome-t{TOKENS}-{LB}",
-        HYBRID,
-        "tome",
-        img_size=320,
-        resize="letterbox",
-        base=f"{HYBRID}-{LB}",
-        tokens=TOKENS,
-        in_default_run=False,
-    ),
+    _tokens_320lb(f"hybrid-ltm-t{TOKENS}-{LB}"),
+    _tokens_320lb(f"hybrid-pooling-t{TOKENS}-{LB}", mask="pooling"),
+    _tokens_320lb(f"hybrid-tome-t{TOKENS}-{LB}", "tome", base=f"{HYBRID}-{LB}"),
     # Is 8 epochs what holds magnetic_tile back (issue 24 item 5, "longer schedules")? The 224 px
     # cells again with 4x the epochs: same recipe, warm-up and cosine stretched over 32 epochs.
     Method("lite0-224px-e32", "lite0", img_size=224, in_default_run=False, epochs=32),
-    Method(
-        f"hybrid-ltm@{HYBRID_RATIO}-224px-e32",
-        HYBRID,
-        "ltm",
-        HYBRID_RATIO,
-        img_size=224,
-        in_default_run=False,
-        epochs=32,
-    ),
+    _ltm_224(f"hybrid-ltm@{HYBRID_RATIO}-224px-e32", epochs=32),
     # More views of the rare defects (issue 24 item 5): half of each epoch's images shown as a crop
     # that keeps the defect (magnetic_tile's masks), kept at up to 2x the input's side.
     Method("lite0-dc", "lite0", in_default_run=False, defect_crops=0.5),
@@ -124,49 +102,14 @@ METHODS = (
     ),
     Method("lite0-224px-dc", "lite0", img_size=224, in_default_run=False, defect_crops=0.5),
     # ... and the merge taught to keep defect tokens apart (models.keep_defects), weight 0.5.
-    Method(
-        f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd",
-        HYBRID,
-        "ltm",
-        HYBRID_RATIO,
-        img_size=224,
-        in_default_run=False,
-        defect_crops=0.5,
-        keep_defects=0.5,
-    ),
+    _ltm_224(f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd", defect_crops=0.5, keep_defects=0.5),
     Method("hybrid-224px-dc", HYBRID, img_size=224, in_default_run=False, defect_crops=0.5),
-    Method(
-        f"hybrid-pooling@{HYBRID_RATIO}-224px-dc",
-        HYBRID,
-        "ltm",
-        HYBRID_RATIO,
-        mask="pooling",
-        img_size=224,
-        in_default_run=False,
-        defect_crops=0.5,
-    ),
-    Method(
-        f"hybrid-ltm@{HYBRID_RATIO}-224px-dc",
-        HYBRID,
-        "ltm",
-        HYBRID_RATIO,
-        img_size=224,
-        in_default_run=False,
-        defect_crops=0.5,
-    ),
+    _ltm_224(f"hybrid-pooling@{HYBRID_RATIO}-224px-dc", mask="pooling", defect_crops=0.5),
+    _ltm_224(f"hybrid-ltm@{HYBRID_RATIO}-224px-dc", defect_crops=0.5),
     Method(
         f"lite0-{LB}-dc", "lite0", img_size=320, resize="letterbox", in_default_run=False, defect_crops=0.5
     ),
-    Method(
-        f"hybrid-ltm-t{TOKENS}-{LB}-dc",
-        HYBRID,
-        "ltm",
-        img_size=320,
-        resize="letterbox",
-        tokens=TOKENS,
-        in_default_run=False,
-        defect_crops=0.5,
-    ),
+    _tokens_320lb(f"hybrid-ltm-t{TOKENS}-{LB}-dc", defect_crops=0.5),
 )
 
 
