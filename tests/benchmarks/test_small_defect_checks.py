@@ -34,3 +34,12 @@ def test_escapes_count_a_defect_called_another_defect_as_caught():
     row = escapes(labels, predicted, "free")
     assert row["escape"] == 1 / 3 and row["false_reject"] == 0.5
     assert row["escape_per_class"] == {"crack": 0.0, "fray": 0.5}
+
+
+def test_the_budget_threshold_rejects_at_most_the_budget_of_good_parts():
+    from benchmarks.escapes import budget_threshold
+
+    normal_probability = np.linspace(0.01, 1.0, 100)
+    good = np.ones(100, bool)
+    threshold = budget_threshold(normal_probability, good, 0.05)
+    assert (normal_probability[good] < threshold).mean() <= 0.05
