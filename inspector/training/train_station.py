@@ -63,8 +63,10 @@ CONVERT_AT = 0.7
 # With defect-preserving crops the training images are kept at up to twice the input's side, so a
 # crop of half the part is shown at its native scale rather than upsampled.
 CROP_MARGIN = 2.0
-# Defect-preserving crops where a station has masks: magnetic_tile, seed 0, +4 points of test
-# macro-F1 for the hybrid at 160 px, +8 for it and for Lite0 at 224 px (BENCHMARKS.md, "Small defects").
+# Defect-preserving crops where a station has masks. magnetic_tile test macro-F1 with / without:
+# hybrid LTM 160 px 0.544 (2 seeds) / 0.524 +- 0.015; 224 px 0.599 +- 0.046 / 0.574 (seed 0); Lite0
+# 224 px 0.626 +- 0.028 / 0.567 (seed 0); escapes fall from about half the defects to a quarter
+# (BENCHMARKS.md, "Small defects").
 AUTO_CROPS = 0.5
 
 
