@@ -161,11 +161,3 @@ def cut(image: np.ndarray, window: Window | None) -> np.ndarray:
         return image
     x0, y0, x1, y1 = window
     return np.ascontiguousarray(image[y0:y1, x0:x1])
-
-
-def crop_some(
-    images: Sequence[np.ndarray], index: Sequence[int], plan: CropPlan, rng: np.random.Generator
-) -> list[np.ndarray]:
-    """The images at ``index``, each croppable one cropped with probability ``plan.share``."""
-    windows = crop_windows(images, index, plan, rng)
-    return [cut(images[j], window) for j, window in zip(index, windows, strict=True)]

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from data.dataset import Sample
-from data.defect_crops import SIDE, CropPlan, box_of, crop_some, crop_window, mask_path, plan_crops
+from data.defect_crops import SIDE, CropPlan, box_of, crop_window, crop_windows, cut, mask_path, plan_crops
 
 
 def _mask(path: Path, size=(60, 80), rect=(50, 10, 58, 16)) -> Path:
@@ -66,9 +66,10 @@ def test_the_plan_crops_normal_parts_and_boxed_defects_never_a_defect_without_a_
     assert len(problems) == 2 and "empty mask" in problems[0]
 
     images = [np.full((60, 80), i, np.uint8) for i in range(5)]
-    out = crop_some(images, range(5), plan, np.random.default_rng(0))
+    windows = crop_windows(images, range(5), plan, np.random.default_rng(0))
+    out = [cut(image, window) for image, window in zip(images, windows, strict=True)]
     assert [o.shape for o in out[2:]] == [(60, 80)] * 3  # never cropped: the defect could be cut out
     assert all(o.shape != (60, 80) for o in out[:2])
     never = CropPlan(plan.boxes, plan.croppable, 0.0)
-    untouched = crop_some(images, range(5), never, np.random.default_rng(0))
-    assert all(o is i for o, i in zip(untouched, images, strict=True))
+    assert crop_windows(images, range(5), never, np.random.default_rng(0)) == [None] * 5
+    assert cut(images[0], None) is images[0]
