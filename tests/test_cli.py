@@ -155,6 +155,18 @@ def test_every_option_says_what_it_does():
     assert [f"{command} {option.opts[0]}" for command, option in _options() if not option.help] == []
 
 
+def test_bracketed_help_text_is_escaped_so_rich_prints_it():
+    """Rich reads "[default: 8]" as a markup tag and drops it from --help: every bracket is escaped."""
+    import re
+
+    raw = [
+        f"{command} {option.opts[0]}"
+        for command, option in _options()
+        if re.search(r"(?<!\\)\[", option.help or "")
+    ]
+    assert raw == []
+
+
 def test_fixed_choices_are_listed_in_help_and_are_the_librarys_own():
     from data.station import SPLITS
     from inspector.line.frame_queue import POLICIES

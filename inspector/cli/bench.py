@@ -36,7 +36,7 @@ def models_bench(
         typer.Option(
             "--backend",
             "-b",
-            help="torch, onnx, int8, openvino, openvino-int8 or all (repeat or comma-separate) [all].",
+            help="torch, onnx, int8, openvino, openvino-int8 or all (repeat or comma-separate) \\[all].",
             show_default=False,
         ),
     ] = None,

@@ -81,7 +81,8 @@ def train(
     gmacs_ratio: Annotated[
         float | None,
         typer.Option(
-            help="Target compute relative to the unmerged model [default: 0.8 pretrained, 0.6 from scratch]."
+            help="Target compute relative to the unmerged model "
+            "\\[default: 0.8 pretrained, 0.6 from scratch]."
         ),
     ] = None,
     tokens: Annotated[
@@ -89,18 +90,18 @@ def train(
         typer.Option(
             min=1,
             help="LTM token budget: one learned merge after the first block to at most this many tokens "
-            "[default: 100 for a pretrained hybrid whose input gives more].",
+            "\\[default: 100 for a pretrained hybrid whose input gives more].",
         ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="Training epochs [default: 8 pretrained, 30 from scratch].")
+        int | None, typer.Option(min=1, help="Training epochs \\[default: 8 pretrained, 30 from scratch].")
     ] = None,
     img_size: Annotated[
         int | None,
         typer.Option(
             min=32,
-            help="Square input size in pixels [default: 160 pretrained, 112 from scratch; with --resize auto "
-            "and a pretrained backbone, the station's median long side within 160..320 px].",
+            help="Square input size in pixels \\[default: 160 pretrained, 112 from scratch; with --resize "
+            "auto and a pretrained backbone, the station's median long side within 160..320 px].",
         ),
     ] = None,
     resize: Annotated[
@@ -135,7 +136,7 @@ def train(
             max=1,
             help="Share of training images shown as a crop that keeps the defect (needs a 'mask' column in "
             "the manifest: a pixel mask per defect image); normal parts are cropped at random alike "
-            "[default: 0.5 where the manifest has masks, else 0].",
+            "\\[default: 0.5 where the manifest has masks, else 0].",
         ),
     ] = None,
     keep_defects: Annotated[
@@ -143,7 +144,7 @@ def train(
         typer.Option(
             min=0,
             help="Weight of a term that teaches LTM's merge to keep defect tokens apart from the background "
-            "(needs the manifest's masks, as --defect-crops; the line needs none) [default: 0, off].",
+            "(needs the manifest's masks, as --defect-crops; the line needs none) \\[default: 0, off].",
         ),
     ] = 0.0,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
