@@ -66,57 +66,41 @@ class CropPlan:
 
 
 def plan_crops(
-    samples: Sequence[Sample], root: Path, normal: set[str], share: float
-) -> tuple[CropPlan, list[str]]:
-    """The crop plan for a training split: normal parts and defect images with a mask's box."""
-    boxes, problems = defect_boxes(samples, root, normal)
-    croppable = [box is not None or s.label in normal for s, box in zip(samples, boxes, strict=True)]
-    return CropPlan(boxes, croppable, share), problems
-
-
-def defect_boxes(
-    samples: Sequence[Sample], root: Path, normal: set[str]
-) -> tuple[list[Box | None], list[str]]:
-    """Per sample, its defect's box (None for normal parts and where no mask says), plus the
-    problems found (an unreadable or empty mask on a defect image: that image is never cropped)."""
-    boxes: list[Box | None] = []
-    problems: list[str] = []
-    for sample in samples:
-        box = None
-        path = mask_path(sample, root)
-        if path is not None and sample.label not in normal:
-            try:
-                box = box_of(read_image(path))
-            except DataError as exc:
-                problems.append(f"mask {exc}")
-            else:
-                if box is None:
-                    problems.append(f"{path}: empty mask for a {sample.label} image")
-        boxes.append(box)
-    return boxes, problems
+    masks: Sequence[np.ndarray | None], labels: Sequence[str], normal: set[str], share: float
+) -> CropPlan:
+    """The crop plan for a training split: normal parts anywhere, defect images around their mask."""
+    boxes = [None if mask is None else box_of(mask) for mask in masks]
+    croppable = [box is not None or label in normal for label, box in zip(labels, boxes, strict=True)]
+    return CropPlan(boxes, croppable, share)
 
 
 def defect_masks(
     samples: Sequence[Sample], shapes: Sequence[tuple[int, ...]], root: Path, normal: set[str]
-) -> list[np.ndarray | None]:
-    """Per sample, its defect's pixels as a bool array of the loaded image's ``shape`` (nearest
-    neighbour), or None for normal parts and defect images without a readable, non-empty mask."""
+) -> tuple[list[np.ndarray | None], list[str]]:
+    """Per sample, its defect's pixels as a bool array of the loaded image's ``shape`` (None for
+    normal parts and where no usable mask says), plus the problems found: an unreadable or empty
+    mask on a defect image (that image is then never cropped)."""
     masks: list[np.ndarray | None] = []
+    problems: list[str] = []
     for sample, shape in zip(samples, shapes, strict=True):
         path = mask_path(sample, root)
         mask = None
         if path is not None and sample.label not in normal:
             try:
                 pixels = read_image(path)
-            except DataError:
+            except DataError as exc:
+                problems.append(f"mask {exc}")
                 pixels = None
             if pixels is not None:
-                plane = (pixels if pixels.ndim == 2 else pixels.max(axis=2)) > 0
+                plane = ((pixels if pixels.ndim == 2 else pixels.max(axis=2)) > 0).astype(np.float32)
                 height, width = shape[:2]
-                resized = cv2.resize(plane.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
-                mask = resized.astype(bool) if resized.any() else None
+                # area, not nearest: a defect of a pixel or two must survive a smaller image
+                mask = cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA) > 0
+                if not mask.any():
+                    problems.append(f"{path}: empty mask for a {sample.label} image")
+                    mask = None
         masks.append(mask)
-    return masks
+    return masks, problems
 
 
 def crop_window(

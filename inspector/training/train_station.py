@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from data.defect_crops import CropPlan, defect_masks, plan_crops
+from data.defect_crops import defect_masks, plan_crops
 from data.geometry import choose_geometry, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
 from data.image_stats import reference_statistics
@@ -160,10 +160,8 @@ def train_model(
         train_side = math.ceil(img_size * TRAIN_MARGIN)
         kept_side = math.ceil(img_size * CROP_MARGIN) if recipe.defect_crops else train_side
         train_set = load_split(station, "train", channels, kept_side, strict, log, hooks.progress)
-        if recipe.defect_crops:
-            train_set.crops = plan_defect_crops(station, train_set, recipe.defect_crops, log, asked_for_crops)
-        if recipe.keep_defects:
-            train_set.masks = defect_pixels(station, train_set, log)
+        if recipe.defect_crops or recipe.keep_defects:
+            use_defect_masks(station, train_set, recipe, log, asked_for_crops)
         val_set = load_split(station, "val", channels, None, strict, log, hooks.progress)
         prep = input_preprocessing(train_set, img_size, channels, resize, normalize, weights)
         recipe = replace(
@@ -230,46 +228,38 @@ def crop_share(station: Station, asked: float | None, log: Log) -> float:
     return AUTO_CROPS
 
 
-def plan_defect_crops(
-    station: Station, train_set: LoadedImages, share: float, log: Log, required: bool = True
-) -> CropPlan | None:
-    """Where each training image's defect is (from the manifest's masks); when no mask can be read,
-    a one-line error if crops were asked for, else a note and no crops."""
-    normal = station.normal_classes
-    plan, problems = plan_crops(train_set.samples, station.root, normal, share)
-    if not plan.with_box and not required:
-        log("note: none of the manifest's defect masks can be read; training without defect-preserving crops")
-        return None
-    if not plan.with_box:
-        raise InspectorError(
-            f"{station.root}: --defect-crops needs a pixel mask per defect image (a 'mask' column in "
-            "the manifest); this station has none"
-        )
-    for problem in problems[:3]:
-        log(f"note: {problem} (not cropped)")
-    defects = sum(label not in normal for label in train_set.labels)
-    log(
-        f"defect-preserving crops: {share:.0%} of each epoch's croppable images; {plan.with_box} of "
-        f"{defects} defect images have a mask to crop around"
-        + (f", {len(problems)} mask problem(s)" if problems else "")
-    )
-    return plan
-
-
-def defect_pixels(station: Station, train_set: LoadedImages, log: Log) -> list[np.ndarray | None]:
-    """Each training image's defect mask at its loaded size, for the keep-defects term; a one-line
-    error when the station has none."""
+def use_defect_masks(
+    station: Station, train_set: LoadedImages, recipe: Recipe, log: Log, asked_for_crops: bool
+) -> None:
+    """Read the training images' defect masks once, for the crops (``train_set.crops``) and the
+    keep-defects term (``train_set.masks``). A one-line error when either was asked for and no
+    mask can be read; automatic crops then just stay off, with a note."""
     normal = station.normal_classes
     shapes = [image.shape for image in train_set.images]
-    masks = defect_masks(train_set.samples, shapes, station.root, normal)
+    masks, problems = defect_masks(train_set.samples, shapes, station.root, normal)
     found = sum(m is not None for m in masks)
+    for problem in problems[:3]:
+        log(f"note: {problem} (not cropped)")
     if not found:
-        raise InspectorError(
-            f"{station.root}: --keep-defects needs a pixel mask per defect image (a 'mask' column in "
-            "the manifest); this station has none"
+        if asked_for_crops or recipe.keep_defects:
+            option = "--keep-defects" if recipe.keep_defects else "--defect-crops"
+            raise InspectorError(
+                f"{station.root}: {option} needs a pixel mask per defect image (a 'mask' column in "
+                "the manifest); this station has none"
+            )
+        log("note: none of the manifest's defect masks can be read; training without defect-preserving crops")
+        return
+    defects = sum(label not in normal for label in train_set.labels)
+    if recipe.defect_crops:
+        train_set.crops = plan_crops(masks, train_set.labels, normal, recipe.defect_crops)
+        log(
+            f"defect-preserving crops: {recipe.defect_crops:.0%} of each epoch's croppable images; "
+            f"{found} of {defects} defect images have a mask to crop around"
+            + (f", {len(problems)} mask problem(s)" if problems else "")
         )
-    log(f"keep-defects term: {found} training images with a defect mask teach the merge to keep it apart")
-    return masks
+    if recipe.keep_defects:
+        train_set.masks = masks
+        log(f"keep-defects term: {found} training images with a defect mask teach the merge to keep it apart")
 
 
 def check_options(arch: Architecture, normalize: str, resize: str | None) -> None:

@@ -8,7 +8,17 @@ import cv2
 import numpy as np
 
 from data.dataset import Sample
-from data.defect_crops import SIDE, CropPlan, box_of, crop_window, crop_windows, cut, mask_path, plan_crops
+from data.defect_crops import (
+    SIDE,
+    CropPlan,
+    box_of,
+    crop_window,
+    crop_windows,
+    cut,
+    defect_masks,
+    mask_path,
+    plan_crops,
+)
 
 
 def _mask(path: Path, size=(60, 80), rect=(50, 10, 58, 16)) -> Path:
@@ -60,10 +70,13 @@ def test_the_plan_crops_normal_parts_and_boxed_defects_never_a_defect_without_a_
         Sample(root / "4.png", "spot", meta=(("mask", "m/broken.png"),)),
         Sample(root / "5.png", "spot"),
     ]
-    plan, problems = plan_crops(samples, root, {"ok"}, 1.0)
+    masks, problems = defect_masks(samples, [(30, 40)] * 5, root, {"ok"})  # images kept at half size
+    assert [m is None for m in masks] == [True, False, True, True, True]
+    assert masks[1].shape == (30, 40) and masks[1][5:8, 25:29].all() and masks[1].sum() == 12
+    assert len(problems) == 2 and "empty mask" in problems[0] and "broken.png" in problems[1]
+    plan = plan_crops(masks, [s.label for s in samples], {"ok"}, 1.0)
     assert plan.croppable == [True, True, False, False, False]
     assert plan.boxes[1] == (50 / 80, 10 / 60, 58 / 80, 16 / 60) and plan.with_box == 1
-    assert len(problems) == 2 and "empty mask" in problems[0]
 
     images = [np.full((60, 80), i, np.uint8) for i in range(5)]
     windows = crop_windows(images, range(5), plan, np.random.default_rng(0))
