@@ -142,10 +142,16 @@ def plot(acc: dict, speed: dict, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from adjustText import adjust_text
 
     sets = [d for d in ("magnetic_tile", "elpv", "xsdd") if d in acc]
-    fig, axes = plt.subplots(1, len(sets), figsize=(6.2 * len(sets), 5.2), squeeze=False)
+    # A panel's width follows its number of points: magnetic_tile carries every small-defect cell.
+    widths = [min(1.8, max(1.0, len(acc[d]) / 8)) for d in sets]
+    fig, axes = plt.subplots(
+        1, len(sets), figsize=(6.2 * sum(widths), 6.4), squeeze=False, gridspec_kw={"width_ratios": widths}
+    )
     for ax, dataset in zip(axes[0], sets, strict=True):
+        labels, xs, ys = [], [], []
         for name, entry in acc[dataset].items():
             if name not in speed or "ort_p50_ms" not in speed[name]:
                 continue
@@ -155,13 +161,11 @@ def plot(acc: dict, speed: dict, path: Path) -> None:
             if name == DEFAULTS.get(dataset, DEFAULT):
                 style.update(fmt="*", color="tab:red", markersize=14)
             ax.errorbar(x, y, yerr=entry["std"] if len(entry["seeds"]) > 1 else None, **style)
-            ax.annotate(
-                f"{name} ({len(entry['seeds'])}s)",
-                (x, y),
-                textcoords="offset points",
-                xytext=(5, 4),
-                fontsize=8,
-            )
+            labels.append(ax.text(x, y, f"{name} ({len(entry['seeds'])}s)", fontsize=8))
+            xs.append(x)
+            ys.append(y)
+        # Labels moved off each other and off the points, with a thin line back where moved far.
+        adjust_text(labels, x=xs, y=ys, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
         ax.set_title(f"{dataset}: test macro-F1 vs ONNX Runtime latency")
         ax.set_xlabel("ORT batch-1 p50 latency (ms, 2 threads, this machine)")
         ax.set_ylabel("test macro-F1 (mean ± std over seeds)")
@@ -207,9 +211,10 @@ def main() -> None:
     parser.add_argument("--plot-only", action="store_true", help="Re-draw from the last measured latencies.")
     args = parser.parse_args()
     acc = accuracy()
-    if args.plot_only:
-        speed = json.loads(RESULTS.read_text(encoding="utf-8"))["latency"]
-        speed = with_variants(speed, {m for methods in acc.values() for m in methods})
+    if args.plot_only:  # the stored timings, and how they were taken
+        stored = json.loads(RESULTS.read_text(encoding="utf-8"))
+        speed = with_variants(stored["latency"], {m for methods in acc.values() for m in methods})
+        args.threads, args.rounds, args.runs = stored["threads"], stored["rounds"], stored["runs"]
     else:
         speed = latency(
             {m for methods in acc.values() for m in methods}, args.threads, args.rounds, args.runs
@@ -224,6 +229,7 @@ def main() -> None:
                 "accuracy": acc,
             },
             indent=2,
+            sort_keys=True,  # the same file for the same figures (methods come from a set)
         )
         + "\n",
         encoding="utf-8",
