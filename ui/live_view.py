@@ -152,6 +152,7 @@ class LiveView(QWidget):
         self.detail = QLabel("Press Start to inspect")
         self.detail.setObjectName("hint")
         self.detail.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.detail.setWordWrap(True)  # an int8 refusal's reason is a long line; it must not widen the screen
         self.frame = QLabel()
         self.frame.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.frame.setMinimumSize(320, 240)

@@ -14,13 +14,22 @@ from typer.testing import CliRunner
 from inspector.cli import app
 from inspector.line.backends import auto_record, int8_path
 from inspector.line.inference import InferenceEngine
-from inspector.line.int8 import MAX_F1_DROP, build_and_gate, judge, open_station_for, read_gate
+from inspector.line.int8 import (
+    MAX_F1_DROP,
+    build_and_gate,
+    judge,
+    noise_step,
+    open_station_for,
+    read_gate,
+    with_noise,
+)
 from inspector.line.verdicts import VerdictRules
 from inspector.store import Ledger
 from models.bundle import Bundle, load_bundle, meta_for, save_bundle
 from models.files import stamp_matches as stamped
 from models.network import InspectionNet
 from models.onnx_export import OnnxPredictor, export_onnx
+from models.preprocess import Preprocessing
 
 CLASSES = ["ok", "scratch", "spot"]
 runner = CliRunner()
@@ -53,6 +62,31 @@ def test_the_gate_passes_identical_outputs_and_refuses_changed_verdicts():
     assert not refused.passed and refused.agreement == pytest.approx(0.985)
     assert "int8 refused" in refused.reason and "at least 99% must agree" in refused.reason
     assert "\n" not in refused.reason
+
+
+def test_the_gate_puts_its_figures_in_scale_with_fp32_under_half_a_gray_level_of_noise():
+    """How many verdicts fp32 itself changes under imperceptible noise is reported beside the
+    agreement; it does not move the 99 % rule."""
+    labels = [CLASSES[i % 3] for i in range(200)]
+    truth = [i % 3 for i in range(200)]
+    noisy = _outputs(truth, weak=tuple(range(0, 200, 20)))  # 10 of 200 verdicts move under the noise
+    result = judge(CLASSES, _rules(), labels, _outputs(truth), _outputs(truth), noisy)
+    assert result.passed and result.noise_flips == pytest.approx(0.05)
+    assert result.reason.endswith("for scale, 0.5 gray level of noise changes 5.0% of fp32's own verdicts")
+    assert judge(CLASSES, _rules(), labels, _outputs(truth), _outputs(truth)).noise_flips is None
+
+
+def test_the_noise_is_half_a_gray_level_the_same_on_every_channel():
+    prep = Preprocessing(size=8, channels=3, mean=[0.5, 0.4, 0.3], std=[0.5, 0.25, 0.2])
+    step = noise_step(prep)
+    inputs = np.zeros((64, 3, 8, 8), np.float32)
+    noise = with_noise(inputs, step)
+    in_gray_levels = noise * np.asarray(prep.std).reshape(1, -1, 1, 1) * 255
+    assert np.abs(in_gray_levels).max() <= 0.5 + 1e-5 and np.abs(in_gray_levels).max() > 0.49
+    assert np.allclose(in_gray_levels[:, 0], in_gray_levels[:, 1]) and np.allclose(
+        in_gray_levels[:, 0], in_gray_levels[:, 2]
+    )
+    assert noise_step(Preprocessing(size=8, channels=3, normalize="image")) is None
 
 
 def test_a_macro_f1_drop_beyond_half_a_point_is_refused_even_when_verdicts_agree():
