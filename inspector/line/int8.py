@@ -112,6 +112,15 @@ def with_noise(inputs: np.ndarray, step: np.ndarray, seed: int = 0) -> np.ndarra
     return inputs + noise * step
 
 
+def _noisy_outputs(predictor, inputs: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """fp32 on ``inputs`` with noise, a chunk at a time: no second copy of the whole split in memory."""
+    chunks = [
+        run_predictor(predictor, with_noise(inputs[i : i + 128], step, seed=i))
+        for i in range(0, len(inputs), 128)
+    ]
+    return np.concatenate([c[0] for c in chunks]), np.concatenate([c[1] for c in chunks])
+
+
 def _verdicts(rules: VerdictRules, outputs: tuple[np.ndarray, np.ndarray]) -> list[str]:
     probs, logits = outputs
     return [rules.decide(p, e).verdict for p, e in zip(probs, energy(logits), strict=True)]
@@ -248,7 +257,7 @@ def build_and_gate(
         labels,
         run_predictor(fp32_predictor, inputs),
         run_predictor(int8_predictor, inputs),
-        None if step is None else run_predictor(fp32_predictor, with_noise(inputs, step)),
+        None if step is None else _noisy_outputs(fp32_predictor, inputs, step),
     )
     result = GateResult(
         **{
