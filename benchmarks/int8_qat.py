@@ -40,6 +40,8 @@ from torch import nn
 
 STEM_CONV = ("scope:proj.cnn.conv_stem", "scope:proj.cnn.bn1")
 STEM_EARLY = ("scope:cnn.blocks.0.", "scope:cnn.blocks.1.")
+PARTS = ("original", "flips", "snapped", "tuned", "pixels")
+TO_PIXELS = "scope:conv_stem.to_pixels"  # the pixel stem's own elementwise ops: fp32, on the fp32 input
 KEEP_SETS = {
     "all int8": ("Softmax", "merge"),
     "stem conv fp32": ("Softmax", "merge", *STEM_CONV),
@@ -129,6 +131,52 @@ class Simulated:
         return clean
 
 
+class ToPixels(nn.Module):
+    """Normalised input back to 8-bit pixel values (exact to float rounding), padded with the mean
+    the way the normalised image was padded with zero ("same" padding of a stride-2 3x3 conv)."""
+
+    def __init__(self, mean: list[float], std: list[float], pad: tuple[int, int, int, int]) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean).view(1, -1, 1, 1) * 255)
+        self.register_buffer("std", torch.tensor(std).view(1, -1, 1, 1) * 255)
+        self.pad = pad
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.pad(x * self.std, self.pad) + self.mean
+
+
+class PixelStem(nn.Module):
+    """The first convolution on 8-bit pixel values, the normalisation folded into its weights: ORT
+    then quantizes its input at scale 1, exactly, instead of re-gridding the normalised image."""
+
+    def __init__(self, conv: nn.Conv2d, mean: list[float], std: list[float]) -> None:
+        super().__init__()
+        size, stride = conv.kernel_size[0], conv.stride[0]
+        total = max(size - stride, 0)  # timm's "same" padding for an input divisible by the stride
+        self.to_pixels = ToPixels(mean, std, (total // 2, total - total // 2, total // 2, total - total // 2))
+        scale = torch.tensor(std).view(1, -1, 1, 1) * 255
+        shift = torch.tensor(mean).view(1, -1, 1, 1) * 255
+        weight = conv.weight.detach() / scale
+        self.conv = nn.Conv2d(conv.in_channels, conv.out_channels, size, stride, 0, bias=True)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight)
+            bias = conv.bias.detach() if conv.bias is not None else torch.zeros(conv.out_channels)
+            self.conv.bias.copy_(bias - (weight * shift).sum(dim=(1, 2, 3)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(self.to_pixels(x))
+
+
+def pixel_stem(net: nn.Module, mean: list[float], std: list[float]) -> nn.Module:
+    """A copy of ``net`` whose first convolution works on pixel values (see :class:`PixelStem`)."""
+    from models.backbones import cnn_of
+
+    clone = copy.deepcopy(net).eval()
+    cnn = cnn_of(clone.backbone)
+    cnn.conv_stem = PixelStem(cnn.conv_stem, mean, std)
+    return clone
+
+
 def tune(sim: Simulated, teacher: nn.Module, images: np.ndarray, epochs: float, lr: float, log) -> None:
     """Match the teacher's outputs through the int8 simulation and through the snapped fp32 net."""
     generator = torch.Generator().manual_seed(0)
@@ -178,6 +226,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--parts", nargs="+", choices=PARTS, default=list(PARTS))
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -192,13 +241,13 @@ def main() -> None:
     )
     rows, calls = [], {}
 
-    def measure(name: str, net: nn.Module) -> None:
+    def measure(name: str, net: nn.Module, extra: tuple[str, ...] = ()) -> None:
         engine = InferenceEngine(Bundle(net.eval(), bundle.meta, None), "onnx", scratch / name)
         fp32 = {split: engine.onnx.run_outputs(x) for split, (x, _) in splits.items()}
         calls[f"{name} fp32"] = _ort_call(engine.onnx_path, args.threads, sample)
         for keep_name, keep in KEEP_SETS.items():
             target = scratch / name / f"{keep_name.split()[0]}-{len(keep)}.int8.onnx"
-            quantize_onnx(engine.onnx_path, target, calibration, keep_fp32=keep)
+            quantize_onnx(engine.onnx_path, target, calibration, keep_fp32=keep + extra)
             predictor = OnnxPredictor(target, prep)
             row = {"model": name, "keep_fp32": keep_name}
             for split, (x, labels) in splits.items():
@@ -209,22 +258,31 @@ def main() -> None:
             calls[f"{name} · {keep_name}"] = _ort_call(target, args.threads, sample)
             print(f"{name:9} {keep_name:28} val {row['val']} test {row['test']}", flush=True)
 
-    measure("original", bundle.net)
-    snapped = Simulated(copy.deepcopy(bundle.net).eval())
-    half_gray = None
-    if prep.normalize != "image":
-        half_gray = (0.5 / 255 / np.asarray(prep.std, dtype=np.float32)).reshape(1, -1, 1, 1)
-    sensitivity = where_flips_come_from(
-        bundle.net, calibration, splits["val"][0], engine_rules(bundle), energy, half_gray
-    )
-    measure("snapped", snapped.snap())
-    tuned = Simulated(copy.deepcopy(bundle.net).eval())
-    tuned.observe(calibration)
-    train_images = _inputs(bundle, station.split("train"), print)[0]
-    tic = time.perf_counter()
-    tune(tuned, copy.deepcopy(bundle.net).eval(), train_images, args.epochs, args.lr, print)
-    tune_seconds = time.perf_counter() - tic
-    measure("tuned", tuned.snap())
+    parts = set(args.parts)
+    if "original" in parts:
+        measure("original", bundle.net)
+    sensitivity, tune_seconds = [], 0.0
+    if "flips" in parts:
+        half_gray = None
+        if prep.normalize != "image":
+            half_gray = (0.5 / 255 / np.asarray(prep.std, dtype=np.float32)).reshape(1, -1, 1, 1)
+        sensitivity = where_flips_come_from(
+            bundle.net, calibration, splits["val"][0], engine_rules(bundle), energy, half_gray
+        )
+    snapped = Simulated(copy.deepcopy(bundle.net).eval()).snap()
+    if "snapped" in parts:
+        measure("snapped", snapped)
+    if "tuned" in parts:
+        tuned = Simulated(copy.deepcopy(bundle.net).eval())
+        tuned.observe(calibration)
+        train_images = _inputs(bundle, station.split("train"), print)[0]
+        tic = time.perf_counter()
+        tune(tuned, copy.deepcopy(bundle.net).eval(), train_images, args.epochs, args.lr, print)
+        tune_seconds = time.perf_counter() - tic
+        measure("tuned", tuned.snap())
+    if "pixels" in parts and prep.normalize != "image":
+        measure("pixels", pixel_stem(bundle.net, prep.mean, prep.std), (TO_PIXELS,))
+        measure("pixels+snapped", pixel_stem(snapped, prep.mean, prep.std), (TO_PIXELS,))
     samples = interleaved_rounds(calls, args.rounds, args.runs, warmup=5)
     stats = {name: summarise(values) for name, values in samples.items()}
     for row in rows:
