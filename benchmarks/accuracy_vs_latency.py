@@ -137,7 +137,7 @@ def with_variants(rows: dict[str, dict], methods: set[str]) -> dict[str, dict]:
     return {**{m: rows[architecture(m)] for m in methods if architecture(m) in rows}, **rows}
 
 
-def plot(acc: dict, speed: dict, path: Path) -> None:
+def plot(acc: dict, speed: dict, path: Path, threads: int) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -150,6 +150,7 @@ def plot(acc: dict, speed: dict, path: Path) -> None:
     fig, axes = plt.subplots(
         1, len(sets), figsize=(6.2 * sum(widths), 6.4), squeeze=False, gridspec_kw={"width_ratios": widths}
     )
+    placed = []
     for ax, dataset in zip(axes[0], sets, strict=True):
         labels, xs, ys = [], [], []
         for name, entry in acc[dataset].items():
@@ -164,10 +165,9 @@ def plot(acc: dict, speed: dict, path: Path) -> None:
             labels.append(ax.text(x, y, f"{name} ({len(entry['seeds'])}s)", fontsize=8))
             xs.append(x)
             ys.append(y)
-        # Labels moved off each other and off the points, with a thin line back where moved far.
-        adjust_text(labels, x=xs, y=ys, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
+        placed.append((ax, labels, xs, ys))
         ax.set_title(f"{dataset}: test macro-F1 vs ONNX Runtime latency")
-        ax.set_xlabel("ORT batch-1 p50 latency (ms, 2 threads, this machine)")
+        ax.set_xlabel(f"ORT batch-1 p50 latency (ms, {threads} thread(s), this machine)")
         ax.set_ylabel("test macro-F1 (mean ± std over seeds)")
         ax.grid(alpha=0.3)
     fig.text(
@@ -178,6 +178,10 @@ def plot(acc: dict, speed: dict, path: Path) -> None:
         fontsize=8,
     )
     fig.tight_layout(rect=(0, 0.03, 1, 1))
+    # Last, once the axes have their final size: labels moved off each other and off the points
+    # (in screen space), with a thin line back where one moved far.
+    for ax, labels, xs, ys in placed:
+        adjust_text(labels, x=xs, y=ys, ax=ax, arrowprops={"arrowstyle": "-", "color": "0.5", "lw": 0.5})
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -234,7 +238,7 @@ def main() -> None:
         + "\n",
         encoding="utf-8",
     )
-    plot(acc, speed, FIGURE)
+    plot(acc, speed, FIGURE, args.threads)
     print(table(acc, speed))
     print(f"wrote {FIGURE} and {RESULTS}")
 
