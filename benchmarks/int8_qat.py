@@ -30,6 +30,7 @@ import copy
 import json
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,11 @@ import torch
 import torch.nn.functional as F
 import torch.nn.utils.parametrize as parametrize
 from torch import nn
+
+from inspector.line.int8 import noise_step
+from inspector.line.verdicts import VerdictRules
+from models.bundle import Bundle
+from models.scoring import energy
 
 STEM_CONV = ("scope:proj.cnn.conv_stem", "scope:proj.cnn.bn1")
 STEM_EARLY = ("scope:cnn.blocks.0.", "scope:cnn.blocks.1.")
@@ -147,10 +153,14 @@ class ToPixels(nn.Module):
 
 class PixelStem(nn.Module):
     """The first convolution on 8-bit pixel values, the normalisation folded into its weights: ORT
-    then quantizes its input at scale 1, exactly, instead of re-gridding the normalised image."""
+    then quantizes its input at scale 1, exactly, instead of re-gridding the normalised image (when
+    the calibration images hold a 255 somewhere: MinMax ranges always hold 0)."""
 
     def __init__(self, conv: nn.Conv2d, mean: list[float], std: list[float]) -> None:
         super().__init__()
+        if tuple(conv.padding) != (0, 0) or conv.groups != 1 or tuple(conv.dilation) != (1, 1):
+            # Only timm's Conv2dSame (the tf_ EfficientNets' stem) pads inside forward as assumed here.
+            raise SystemExit(f"int8_qat: pixel stem needs a 'same'-padded plain stem conv, not {conv}")
         size, stride = conv.kernel_size[0], conv.stride[0]
         total = max(size - stride, 0)  # timm's "same" padding for an input divisible by the stride
         self.to_pixels = ToPixels(mean, std, (total // 2, total - total // 2, total // 2, total - total // 2))
@@ -177,7 +187,14 @@ def pixel_stem(net: nn.Module, mean: list[float], std: list[float]) -> nn.Module
     return clone
 
 
-def tune(sim: Simulated, teacher: nn.Module, images: np.ndarray, epochs: float, lr: float, log) -> None:
+def tune(
+    sim: Simulated,
+    teacher: nn.Module,
+    images: np.ndarray,
+    epochs: float,
+    lr: float,
+    log: Callable[[str], None],
+) -> None:
     """Match the teacher's outputs through the int8 simulation and through the snapped fp32 net."""
     generator = torch.Generator().manual_seed(0)
     batch = 32
@@ -211,11 +228,10 @@ def main() -> None:
     from inspector.line.bench import _ort_call
     from inspector.line.inference import InferenceEngine
     from inspector.line.int8 import CALIBRATION_IMAGES, _inputs, judge, open_station_for, stratified
-    from models.bundle import Bundle, load_bundle
+    from models.bundle import load_bundle
     from models.latency import interleaved_rounds, summarise
     from models.onnx_export import OnnxPredictor
     from models.quantize import quantize_onnx
-    from models.scoring import energy
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("inspector/demo_model"))
@@ -263,13 +279,11 @@ def main() -> None:
         measure("original", bundle.net)
     sensitivity, tune_seconds = [], 0.0
     if "flips" in parts:
-        half_gray = None
-        if prep.normalize != "image":
-            half_gray = (0.5 / 255 / np.asarray(prep.std, dtype=np.float32)).reshape(1, -1, 1, 1)
         sensitivity = where_flips_come_from(
-            bundle.net, calibration, splits["val"][0], engine_rules(bundle), energy, half_gray
+            bundle.net, calibration, splits["val"][0], engine_rules(bundle), noise_step(prep)
         )
-    snapped = Simulated(copy.deepcopy(bundle.net).eval()).snap()
+    if parts & {"snapped", "pixels"}:
+        snapped = Simulated(copy.deepcopy(bundle.net).eval()).snap()
     if "snapped" in parts:
         measure("snapped", snapped)
     if "tuned" in parts:
@@ -308,16 +322,15 @@ def main() -> None:
         args.json.write_text(json.dumps(result, indent=2) + "\n")
 
 
-def engine_rules(bundle):
-    from inspector.line.verdicts import VerdictRules
-
+def engine_rules(bundle: Bundle) -> VerdictRules:
+    """The line's OK / NG / UNSURE rule for the bundle's own thresholds, as the gate applies it."""
     return VerdictRules.from_bundle(
         bundle.meta.classes, bundle.meta.normal_class, dict(bundle.meta.thresholds)
     )
 
 
 def where_flips_come_from(
-    net: nn.Module, calibration: np.ndarray, inputs: np.ndarray, rules, energy, noise: np.ndarray | None
+    net: nn.Module, calibration: np.ndarray, inputs: np.ndarray, rules: VerdictRules, noise: np.ndarray | None
 ) -> list[dict]:
     """The share of validation verdicts that each kind of rounding flips against the fp32 network,
     simulated in PyTorch: the weights, the activations with and without the input image, each

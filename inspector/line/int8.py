@@ -122,11 +122,13 @@ def _noisy_outputs(predictor, inputs: np.ndarray, step: np.ndarray) -> tuple[np.
 
 
 def _verdicts(rules: VerdictRules, outputs: tuple[np.ndarray, np.ndarray]) -> list[str]:
+    """The line's OK / NG / UNSURE for each (probabilities, logits) row: what the gate compares."""
     probs, logits = outputs
     return [rules.decide(p, e).verdict for p, e in zip(probs, energy(logits), strict=True)]
 
 
 def _agreement(first: list[str], second: list[str]) -> float:
+    """Share of positions where two verdict lists say the same."""
     return float(np.mean([a == b for a, b in zip(first, second, strict=True)]))
 
 

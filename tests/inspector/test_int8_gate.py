@@ -141,6 +141,7 @@ def test_a_broken_int8_graph_is_refused_and_the_line_runs_fp32_saying_why(tmp_pa
     )
     assert not result.passed and result.reason.startswith("int8 refused")
     assert result.images == len(station.split("val")) and result.calibration_images > 0
+    assert result.noise_flips is not None and "for scale" in result.reason  # fp32 under noise was run
     assert stamped(target) and read_gate(target) == result  # the verdict is kept for this file
     # The line asked for int8 gets fp32 with the gate's reason, without quantizing again.
     before = target.stat().st_mtime_ns
