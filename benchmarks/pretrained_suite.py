@@ -105,8 +105,13 @@ METHODS = (
     # the default geometry (160 px), where it would have to pay off to become a default.
     _ltm_224(f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd", defect_crops=0.5, keep_defects=0.5),
     Method(
-        f"hybrid-ltm@{HYBRID_RATIO}-dc-kd", HYBRID, "ltm", HYBRID_RATIO, in_default_run=False,
-        defect_crops=0.5, keep_defects=0.5,
+        f"hybrid-ltm@{HYBRID_RATIO}-dc-kd",
+        HYBRID,
+        "ltm",
+        HYBRID_RATIO,
+        in_default_run=False,
+        defect_crops=0.5,
+        keep_defects=0.5,
     ),  # fmt: skip
     Method("hybrid-224px-dc", HYBRID, img_size=224, in_default_run=False, defect_crops=0.5),
     _ltm_224(f"hybrid-pooling@{HYBRID_RATIO}-224px-dc", mask="pooling", defect_crops=0.5),
