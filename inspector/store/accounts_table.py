@@ -10,28 +10,19 @@ succeed. What a password must be, and how it is hashed, is decided above this la
 
 from __future__ import annotations
 
-import functools
-import sqlite3
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, ParamSpec, TypeVar
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from inspector.store import audit_chain, database
+from inspector.store import audit_chain
 from inspector.store.errors import LedgerError
 from inspector.store.records import ROLES
 from inspector.store.schema import User
+from inspector.store.table import Table, guarded, now
 
-if TYPE_CHECKING:
-    from sqlalchemy import Engine
-
-P = ParamSpec("P")
-T = TypeVar("T")
 KIND = "user"  # the audit rows' kind for every account change
 LISTED = ("name", "role", "disabled", "locked_until", "created_at", "password_changed_at")
 
@@ -48,35 +39,10 @@ class AccountRow:
     locked_until: datetime | None
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _guarded(method: Callable[P, T]) -> Callable[P, T]:
-    """Database failures leave as one-line LedgerErrors naming the database (as in ledger.py)."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return method(*args, **kwargs)
-        except LedgerError:
-            raise
-        except (SQLAlchemyError, sqlite3.Error) as exc:
-            table = args[0]
-            assert isinstance(table, AccountsTable)
-            raise database.db_error(exc, table._engine.url, method.__name__.replace("_", " ")) from exc
-
-    return wrapper
-
-
-class AccountsTable:
+class AccountsTable(Table):
     """Account methods of the ledger (mixed into :class:`~inspector.store.Ledger`)."""
 
-    _engine: Engine
-    _writing: Callable[[], AbstractContextManager[Session]]
-    _reading: Callable[[], AbstractContextManager[Session]]
-
-    @_guarded
+    @guarded
     def account_count(self, *, enabled_only: bool = False) -> int:
         """How many accounts exist (0: the product runs as one local user, as before accounts)."""
         stmt = select(func.count()).select_from(User)
@@ -85,26 +51,26 @@ class AccountsTable:
         with self._reading() as session:
             return session.scalar(stmt) or 0
 
-    @_guarded
+    @guarded
     def account(self, name: str) -> AccountRow | None:
         """The account called ``name`` (exactly), or None."""
         with self._reading() as session:
             user = session.scalar(select(User).where(User.name == name))
             return None if user is None else _row(user)
 
-    @_guarded
+    @guarded
     def accounts(self) -> list[dict]:
         """Every account, by name: never its hash or failure count."""
         columns = [getattr(User, name) for name in LISTED]
         with self._reading() as session:
             return [dict(row._mapping) for row in session.execute(select(*columns).order_by(User.name))]
 
-    @_guarded
+    @guarded
     def create_account(self, name: str, role: str, password_hash: str, *, by: str | None) -> None:
         """Add an account; ``by=None`` adds the first one and is refused once any account exists."""
         if role not in ROLES:
             raise LedgerError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
-        now = _now()
+        created = now()
         try:
             with self._writing() as session:
                 audit_chain.append(  # first: it takes the chain's lock before anything is read
@@ -126,15 +92,15 @@ class AccountsTable:
                         password_hash=password_hash,
                         disabled=False,
                         failed_logins=0,
-                        created_at=now,
-                        password_changed_at=now,
+                        created_at=created,
+                        password_changed_at=created,
                     )
                 )
                 session.flush()
         except IntegrityError as exc:  # another station added the same name in between
             raise LedgerError(f"a user called {name} exists already") from exc
 
-    @_guarded
+    @guarded
     def login_failed(self, name: str, max_failures: int, lock_for: timedelta) -> datetime | None:
         """Count a wrong password; at ``max_failures`` in a row the account locks (audited).
 
@@ -145,7 +111,7 @@ class AccountsTable:
             user.failed_logins = (user.failed_logins or 0) + 1
             if user.failed_logins < max_failures:
                 return None
-            until = _now() + lock_for
+            until = now() + lock_for
             user.failed_logins, user.locked_until = 0, until
             audit_chain.append(
                 session,
@@ -158,7 +124,7 @@ class AccountsTable:
             )
             return until
 
-    @_guarded
+    @guarded
     def login_succeeded(self, name: str, new_hash: str | None = None) -> None:
         """Clear the failure count; ``new_hash`` replaces a hash made with older parameters."""
         with self._writing() as session:
@@ -167,7 +133,7 @@ class AccountsTable:
             if new_hash is not None:
                 user.password_hash = new_hash
 
-    @_guarded
+    @guarded
     def set_account_password(self, name: str, password_hash: str, *, by: str) -> None:
         """A new password (its own, or a reset by an engineer): unlocks the account; audited."""
         with self._writing() as session:
@@ -179,10 +145,10 @@ class AccountsTable:
                 meaning="password changed" if by == name else "password reset",
             )
             user = _locked_row(session, name)
-            user.password_hash, user.password_changed_at = password_hash, _now()
+            user.password_hash, user.password_changed_at = password_hash, now()
             user.failed_logins, user.locked_until = 0, None
 
-    @_guarded
+    @guarded
     def disable_account(self, name: str, *, by: str) -> None:
         """Disable an account for good (rows that name it stay); the last enabled engineer stays."""
         with self._writing() as session:

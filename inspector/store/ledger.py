@@ -7,14 +7,12 @@ database trouble as a one-line :class:`LedgerError`.
 
 from __future__ import annotations
 
-import functools
-import sqlite3
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import fields
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import ParamSpec, TextIO, TypeVar
+from typing import TextIO
 
 from sqlalchemy import Select, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -22,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from inspector.store import audit_chain, database, shadow_tables
 from inspector.store.accounts_table import AccountsTable
+from inspector.store.audit_table import AuditTable
 from inspector.store.errors import LedgerError
 from inspector.store.export import write_csv
 from inspector.store.records import (
@@ -32,7 +31,6 @@ from inspector.store.records import (
     ShadowUpdate,
 )
 from inspector.store.schema import (
-    AuditEntry,
     Event,
     ModelVersion,
     Result,
@@ -44,44 +42,23 @@ from inspector.store.schema import (
     runs_with_names,
 )
 from inspector.store.summary import LedgerSummary, summarize
+from inspector.store.table import guarded, now
 
-P = ParamSpec("P")
-T = TypeVar("T")
 RECORD_FIELDS = tuple(field.name for field in fields(ResultRecord))
 RESULT_COLUMNS = tuple(Result.__table__.c)
 MAX_PAGE = 10_000
-
-
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
 
 
 def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=timezone.utc) if value.tzinfo is None else value
 
 
-def _guarded(method: Callable[P, T]) -> Callable[P, T]:
-    """Database failures leave public methods as one-line LedgerErrors naming the database."""
-
-    @functools.wraps(method)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        try:
-            return method(*args, **kwargs)
-        except LedgerError:
-            raise
-        except (SQLAlchemyError, sqlite3.Error) as exc:
-            ledger = args[0]
-            assert isinstance(ledger, Ledger)
-            raise database.db_error(exc, ledger._engine.url, method.__name__.replace("_", " ")) from exc
-
-    return wrapper
-
-
-class Ledger(AccountsTable):
+class Ledger(AccountsTable, AuditTable):
     """Open (and by default migrate) the ledger at ``url``; see ``database.default_url``.
 
     ``create=False`` is for commands that only read: a new SQLite file is refused, not made.
-    Account methods (``account``, ``create_account``, ...) come from ``AccountsTable``.
+    Account methods (``account``, ``create_account``, ...) come from ``AccountsTable``, the audit
+    trail's (``append_audit``, ``audit_rows``, ``verify_audit``) from ``AuditTable``.
     """
 
     def __init__(self, url: str, migrate: bool = True, create: bool = True) -> None:
@@ -137,7 +114,7 @@ class Ledger(AccountsTable):
 
     # -- stations, models, runs ---------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def ensure_station(self, name: str, profile: dict | None = None) -> int:
         """The station's id, creating it if new; a given profile replaces the stored one."""
         if not name or not name.strip():
@@ -146,7 +123,7 @@ class Ledger(AccountsTable):
             with self._writing() as session:
                 station = session.scalar(select(Station).where(Station.name == name))
                 if station is None:
-                    station = Station(name=name, profile=profile, created_at=_now())
+                    station = Station(name=name, profile=profile, created_at=now())
                     session.add(station)
                 elif profile is not None and profile != station.profile:
                     station.profile = profile
@@ -156,7 +133,7 @@ class Ledger(AccountsTable):
             with self._reading() as session:
                 return session.scalars(select(Station.id).where(Station.name == name)).one()
 
-    @_guarded
+    @guarded
     def ensure_model_version(self, sha256: str, name: str, config: dict, metrics: dict) -> int:
         """The id of the model version with this weights hash, registering it if new."""
         if not sha256 or not sha256.strip():
@@ -167,7 +144,7 @@ class Ledger(AccountsTable):
                 if found is not None:
                     return found
                 version = ModelVersion(
-                    sha256=sha256, name=name, config=config, metrics=metrics, created_at=_now()
+                    sha256=sha256, name=name, config=config, metrics=metrics, created_at=now()
                 )
                 session.add(version)
                 session.flush()
@@ -176,7 +153,7 @@ class Ledger(AccountsTable):
             with self._reading() as session:
                 return session.scalars(select(ModelVersion.id).where(ModelVersion.sha256 == sha256)).one()
 
-    @_guarded
+    @guarded
     def start_run(
         self, station_id: int, model_version_id: int, source: str, operator: str = "", lot: str = ""
     ) -> int:
@@ -191,7 +168,7 @@ class Ledger(AccountsTable):
                 operator=operator,
                 lot=lot,
                 source=source,
-                started_at=_now(),
+                started_at=now(),
                 status="running",
                 stats={},
             )
@@ -199,7 +176,7 @@ class Ledger(AccountsTable):
             session.flush()
             return run.id
 
-    @_guarded
+    @guarded
     def finish_run(self, run_id: int, stats: dict, status: str = "finished") -> None:
         if status not in ("finished", "interrupted", "failed"):
             raise LedgerError(f"a run finishes as 'finished', 'interrupted' or 'failed', not {status!r}")
@@ -209,9 +186,9 @@ class Ledger(AccountsTable):
                 raise LedgerError(f"no run with id {run_id}")
             if run.status != "running":
                 raise LedgerError(f"run {run_id} is already {run.status}")
-            run.status, run.stats, run.stopped_at = status, stats, _now()
+            run.status, run.stats, run.stopped_at = status, stats, now()
 
-    @_guarded
+    @guarded
     def mark_interrupted_runs(self, station_id: int | None = None) -> list[int]:
         """Runs left 'running' by a process that died become 'interrupted', with a warning event.
 
@@ -230,7 +207,7 @@ class Ledger(AccountsTable):
                 run.status, run.stopped_at = "interrupted", last or run.started_at
                 session.add(
                     Event(
-                        at=_now(),
+                        at=now(),
                         level="warning",
                         kind="interrupted",
                         message=f"run {run.id} ({run.source}) ended without finishing; {count} results kept",
@@ -243,7 +220,7 @@ class Ledger(AccountsTable):
 
     # -- results ------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def add_results(self, records: Sequence[ResultRecord], shadow: ShadowUpdate | None = None) -> None:
         """Write a batch in one transaction (Core bulk insert): all of it, or none of it.
 
@@ -274,27 +251,27 @@ class Ledger(AccountsTable):
                     raise LedgerError(f"no run with id {min(run_ids - known)}")
                 session.execute(insert(Result.__table__), rows)  # Core executemany: no ORM bookkeeping
             if shadow is not None:
-                shadow_tables.write_shadow(session, shadow, _now())
+                shadow_tables.write_shadow(session, shadow, now())
 
-    @_guarded
+    @guarded
     def start_shadow(self, run_id: int, model_version_id: int) -> int:
         """Register a shadow candidate beside a run; returns the id its writer updates."""
         with self._writing() as session:
-            return shadow_tables.new_shadow_run(session, run_id, model_version_id, _now())
+            return shadow_tables.new_shadow_run(session, run_id, model_version_id, now())
 
-    @_guarded
+    @guarded
     def model_version_id(self, sha256: str) -> int | None:
         """The ledger's id of the model with these weights (None: it never ran here)."""
         with self._reading() as session:
             return session.scalar(select(ModelVersion.id).where(ModelVersion.sha256 == sha256))
 
-    @_guarded
+    @guarded
     def shadow_totals(self, model_version_id: int) -> dict:
         """Everything shadow candidate ``model_version_id`` judged: see ``shadow_tables.shadow_totals``."""
         with self._reading() as session:
             return shadow_tables.shadow_totals(session, model_version_id)
 
-    @_guarded
+    @guarded
     def shadow_candidates(self) -> list[dict]:
         """Model versions that have judged in shadow, newest activity first: id, name, sha256, last."""
         with self._reading() as session:
@@ -341,12 +318,12 @@ class Ledger(AccountsTable):
                 stmt = stmt.where(disagreed.exists())
         return stmt
 
-    @_guarded
+    @guarded
     def count_results(self, filt: ResultFilter) -> int:
         with self._reading() as session:
             return session.scalar(self._filtered(select(func.count()).select_from(Result), filt)) or 0
 
-    @_guarded
+    @guarded
     def query_results(
         self, filt: ResultFilter, offset: int = 0, limit: int = 100, newest_first: bool = True
     ) -> list[dict]:
@@ -392,7 +369,7 @@ class Ledger(AccountsTable):
                 row["shadow"] = by_part.get((row["run_id"], row["frame_index"]))
         return rows
 
-    @_guarded
+    @guarded
     def get_result(self, result_id: int) -> dict:
         with self._reading() as session:
             row = session.execute(select(*RESULT_COLUMNS).where(Result.id == result_id)).first()
@@ -402,7 +379,7 @@ class Ledger(AccountsTable):
 
     # -- reviews ------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def review(
         self,
         result_id: int,
@@ -434,7 +411,7 @@ class Ledger(AccountsTable):
                 Review(
                     result_id=result_id,
                     reviewer=reviewer.strip(),
-                    reviewed_at=_now(),
+                    reviewed_at=now(),
                     old_label=old,
                     new_label=new_label,
                     reason=reason.strip(),
@@ -452,7 +429,7 @@ class Ledger(AccountsTable):
                 detail={"old_label": old, "new_label": new_label},
             )
 
-    @_guarded
+    @guarded
     def history(self, result_id: int) -> list[dict]:
         """The result's reviews, oldest first."""
         with self._reading() as session:
@@ -467,7 +444,7 @@ class Ledger(AccountsTable):
 
     # -- events, runs -------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def add_event(
         self,
         kind: str,
@@ -482,64 +459,10 @@ class Ledger(AccountsTable):
             raise LedgerError("an event needs a kind")
         with self._writing() as session:
             session.add(
-                Event(
-                    at=_now(), level=level, kind=kind, message=message, run_id=run_id, station_id=station_id
-                )
+                Event(at=now(), level=level, kind=kind, message=message, run_id=run_id, station_id=station_id)
             )
 
-    # -- the audit trail ------------------------------------------------------------------------
-
-    @_guarded
-    def append_audit(
-        self,
-        kind: str,
-        actor: str,
-        subject: str,
-        reason: str = "",
-        *,
-        signed: bool = False,
-        meaning: str | None = None,
-        detail: dict | None = None,
-    ) -> int:
-        """Add a row to the hash-chained trail in its own transaction; returns its id.
-
-        Records that live in their own table (a review) append inside their own transaction via
-        ``audit_chain.append`` instead, so the record and its audit row commit together.
-        """
-        with self._writing() as session:
-            entry = audit_chain.append(
-                session,
-                kind=kind,
-                actor=actor,
-                subject=subject,
-                reason=reason,
-                signed=signed,
-                meaning=meaning,
-                detail=detail,
-            )
-            return entry.id
-
-    @_guarded
-    def audit_rows(
-        self, limit: int = 100, kinds: Sequence[str] = (), subject: str | None = None
-    ) -> list[dict]:
-        """Recent audit rows, newest first (of these ``kinds`` only, when given; about ``subject``
-        only, e.g. ``"result 42"``, when given: the Review screen's signers of one part)."""
-        stmt = select(*AuditEntry.__table__.c).order_by(AuditEntry.id.desc()).limit(limit)
-        if kinds:
-            stmt = stmt.where(AuditEntry.kind.in_(kinds))
-        if subject is not None:
-            stmt = stmt.where(AuditEntry.subject == subject)
-        with self._reading() as session:
-            return [dict(row._mapping) for row in session.execute(stmt)]
-
-    @_guarded
-    def verify_audit(self) -> audit_chain.ChainCheck:
-        """Walk the whole trail; names the first row whose hash or link does not match."""
-        with self._reading() as session:
-            return audit_chain.verify(session)
-
-    @_guarded
+    @guarded
     def events(self, limit: int = 100, run_id: int | None = None, kinds: Sequence[str] = ()) -> list[dict]:
         """Recent events, newest first (of these ``kinds`` only, when given)."""
         stmt = select(*Event.__table__.c).order_by(Event.at.desc(), Event.id.desc()).limit(limit)
@@ -550,7 +473,7 @@ class Ledger(AccountsTable):
         with self._reading() as session:
             return [dict(row._mapping) for row in session.execute(stmt)]
 
-    @_guarded
+    @guarded
     def classes(self) -> list[str]:
         """Every class any registered model can predict, in model order (QA's class filter), without
         scanning the results."""
@@ -561,14 +484,14 @@ class Ledger(AccountsTable):
                     names.setdefault(str(name), None)
         return list(names)
 
-    @_guarded
+    @guarded
     def runs(self, limit: int = 50) -> list[dict]:
         """Recent runs, newest first, with the station's name and the model's name and hash."""
         stmt = runs_with_names().order_by(Run.started_at.desc(), Run.id.desc()).limit(limit)
         with self._reading() as session:
             return [dict(row._mapping) for row in session.execute(stmt)]
 
-    @_guarded
+    @guarded
     def summary(self, filt: ResultFilter) -> LedgerSummary:
         """Counts, trend buckets, latencies, runs and model versions of the filtered results (for the
         shift/lot report), in one read transaction so the numbers agree with each other."""
@@ -579,7 +502,7 @@ class Ledger(AccountsTable):
 
     # -- export -------------------------------------------------------------------------------
 
-    @_guarded
+    @guarded
     def export_csv(self, target: Path | TextIO, filt: ResultFilter) -> int:
         """Write the filtered results as CSV (oldest first); returns the number of rows written."""
         stmt = self._filtered(select(*RESULT_COLUMNS), filt)
