@@ -12,8 +12,9 @@ required for a change), written by a worker; the selection moves on at once so Q
 The selected part shows its archived image (optionally with a merge map recomputed by the
 deployed model), class probabilities, facts and audit history.
 
-This module holds the screen's state, its queries and the selected part's detail; the widgets are
-built in :mod:`ui.review.layout`, reviewing and exporting live in :mod:`ui.review.actions`.
+This module holds the screen's state, its queries and the loading of the selected part's detail;
+the widgets are built in :mod:`ui.review.layout`, the detail is rendered by :mod:`ui.review.detail`,
+reviewing and exporting live in :mod:`ui.review.actions`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 from PySide6.QtCore import QEvent, QItemSelectionModel, QModelIndex, QObject, Qt, QTimer
 from PySide6.QtGui import QKeyEvent, QShowEvent
-from PySide6.QtWidgets import QApplication, QDateTimeEdit, QLineEdit, QListWidgetItem, QWidget
+from PySide6.QtWidgets import QApplication, QDateTimeEdit, QLineEdit, QWidget
 
 from inspector.access import Actor
 from inspector.store import ResultFilter
@@ -36,14 +37,14 @@ from ui.review.constants import (
     CAPTURED,
     COLUMN_WIDTHS,
     DETAIL_DELAY_MS,
-    MAX_CLASS_KEYS,
     PAGE,
     REVIEW_STYLE,
     STALE_S,
 )
+from ui.review.detail import ReviewDetail
 from ui.review.jobs import MergeMapper, Reply
 from ui.review.layout import ReviewLayout
-from ui.review.table import ResultsModel, local_time, percent
+from ui.review.table import ResultsModel
 from ui.review.widgets import ReasonDialog, restyle
 from ui.session import may
 from ui.signature_dialog import SignatureDialog
@@ -51,7 +52,7 @@ from ui.style import verdict_style
 from ui.workers import Latest, run_task
 
 
-class ReviewView(ReviewLayout, ReviewActions, QWidget):
+class ReviewView(ReviewLayout, ReviewActions, ReviewDetail, QWidget):
     """The QA screen; ``shown()`` (called by the main window) loads or refreshes it lazily."""
 
     def __init__(self, context: AppContext, parent: QWidget | None = None) -> None:
@@ -336,82 +337,6 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
         self.history.clear()
         self._fill_probabilities(None)
 
-    def _show_facts(self, row: dict) -> None:
-        self.detail_verdict.setText(row["verdict"])
-        self.detail_verdict.setStyleSheet(verdict_style(row["verdict"]))
-        latency = row.get("latency_total_ms")
-        infer = row.get("latency_infer_ms")
-        qa = "not reviewed"
-        if row.get("reviewed"):
-            qa = f"✓ {row.get('reviewed_label')}"
-        values = {
-            "Result": f"#{row['id']} · run {row['run_id']} · frame {row['frame_index']}",
-            "Captured": local_time(row.get("captured_at")),
-            "Class": f"{row.get('label') or '–'}  {percent(row.get('confidence'))}",
-            "OOD score": "–" if row.get("ood_score") is None else f"{row['ood_score']:.2f}",
-            "Truth": row.get("truth") or "unknown",
-            "Latency": "–"
-            if latency is None
-            else f"{latency:.1f} ms" + (f" (model {infer:.1f})" if infer is not None else ""),
-            "Lot": row.get("lot") or "–",
-            "QA": qa,
-        }
-        for name, text in values.items():
-            self.facts[name].setText(text)
-        if row.get("error"):
-            self.facts["Class"].setText(f"error: {row['error']}")
-        self._show_shadow(row.get("shadow"))
-        self._fill_probabilities(row)
-
-    def _show_shadow(self, answer: dict | None) -> None:
-        """Both answers of a part a shadow candidate disagreed on (hidden for every other part)."""
-        for widget in (self.shadow_caption, self.shadow_answer):
-            widget.setVisible(answer is not None)
-        if answer is None:
-            self.shadow_answer.setText("")
-            return
-
-        def said(prefix: str) -> str:
-            verdict, label, confidence = (answer[prefix + key] for key in ("verdict", "label", "confidence"))
-            return f"{verdict} · {label or '–'}" + ("" if confidence is None else f" {percent(confidence)}")
-
-        name = answer.get("model_name") or f"model {answer.get('model_version_id')}"
-        text = f"{name} said {said('')} — deployed said {said('deployed_')}"
-        if answer.get("error"):
-            text += f" ({answer['error']})"
-        self.shadow_answer.setText(text)
-
-    def classes_for(self, row: dict) -> list[str]:
-        """The classes keys 1..K stand for: the row's own classes, else every class seen so far."""
-        names = list(row.get("probabilities") or {}) or list(self.classes)
-        return names[:MAX_CLASS_KEYS]
-
-    def _fill_probabilities(self, row: dict | None) -> None:
-        self.confirm_button.setEnabled(bool(row and row.get("label")) and may(self.context.actor, "review"))
-        change = may(self.context.actor, "change_class")
-        names = self.classes_for(row) if row is not None else []
-        keys = f"press 1–{len(names)} to change the class" if len(names) > 1 else ""
-        self.probabilities_title.setText("Class probabilities" + (f" · {keys}" if keys else ""))
-        probabilities = (row or {}).get("probabilities") or {}
-        predicted = (row or {}).get("label")
-        reviewed = row.get("reviewed_label") if row and row.get("reviewed") else None
-        for number, (key, caption, bar) in enumerate(self.class_rows):
-            if number >= len(names):
-                for widget in (key, caption, bar):
-                    widget.hide()
-                continue
-            name = names[number]
-            key.setToolTip(f"Change the class to {name} (key {number + 1})")
-            key.setEnabled(change)
-            marks = ("  ◀ model" if name == predicted else "") + ("  ✓ QA" if name == reviewed else "")
-            caption.setText(f"{name}{marks}")
-            caption.setStyleSheet("font-weight: 700;" if name == predicted else "")
-            p = probabilities.get(name)
-            bar.setValue(int(round((p or 0.0) * 1000)))
-            bar.setFormat(percent(p))
-            for widget in (key, caption, bar):
-                widget.show()
-
     def _class_key_clicked(self) -> None:
         sender = self.sender()
         for number, (key, _, _) in enumerate(self.class_rows):
@@ -488,43 +413,6 @@ class ReviewView(ReviewLayout, ReviewActions, QWidget):
                 row.get("image_ref"),
                 on_done=self._on_detail,
             )
-
-    def _fill_history(self, history: list[dict], audit: list[dict]) -> None:
-        """The part's audit rows, newest on top, each with its signer: who, signed or not, the
-        signature's meaning and when. Reviews written before the audit trail existed (ledgers older
-        than issue 27) have no row there: they follow, from the reviews table, marked as such."""
-        self.history.clear()
-        if not history and not audit:
-            self.history.addItem("No reviews yet")
-            return
-        for row in audit:
-            detail = row.get("detail") or {}
-            old, new = detail.get("old_label"), detail.get("new_label")
-            change = f"confirmed {new}" if old == new else f"{old or '–'} → {new}"
-            signer = (
-                f"✍ signed “{row['meaning']}”"
-                if row.get("signed")
-                else f"not signed ({row.get('meaning') or row['kind']})"
-            )
-            text = f"{local_time(row['at'])}  {row['actor']}: {change}  · {signer}"
-            if row.get("reason"):
-                text += f" — “{row['reason']}”"
-            item = QListWidgetItem(text)
-            item.setToolTip(f"audit row {row['id']} · sha256 {row['hash'][:16]}…")
-            self.history.addItem(item)
-        reviews_in_trail = sum(1 for row in audit if row.get("kind") == "review")
-        for entry in reversed(history[: max(0, len(history) - reviews_in_trail)]):
-            change = (
-                f"confirmed {entry['new_label']}"
-                if entry["old_label"] == entry["new_label"]
-                else f"{entry['old_label'] or '–'} → {entry['new_label']}"
-            )
-            text = (
-                f"{local_time(entry['reviewed_at'])}  {entry['reviewer']}: {change}  · before the audit trail"
-            )
-            if entry.get("reason"):
-                text += f" — “{entry['reason']}”"
-            self.history.addItem(text)
 
     def set_actor(self, actor: Actor) -> None:
         """Who reviews now: with accounts the signed-in person (the Reviewer field shows them and
