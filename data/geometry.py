@@ -4,16 +4,24 @@ Squashing every part to a small square is what made magnetic_tile's few-pixel de
 330 px tile at 160 px loses half its resolution and a wide tile (fray, aspect 2.4) is bent out
 of shape. The survey reads only image headers (milliseconds for a thousand files); the choice keeps
 each part's aspect (letterbox) when the station's shapes vary, and its native scale up to a cap.
+
+Where a station's manifest gives its defects pixel masks, the masks say how small the defects are:
+a defect that covers less than one stem token (16x16 px) at the default input is blurred into its
+surroundings by the stem, so the default input is raised until the median defect fills one token.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
-from data.images import header_size
+from data.defect_crops import mask_path
+from data.errors import DataError
+from data.images import header_size, read_image
 from data.station import Sample
 
 # The pretrained stems have stride 16; 320 px (a 20x20 token grid) is the most a pretrained cell
@@ -24,6 +32,10 @@ SMALLEST = 160
 LARGEST = 320
 # Shapes this close to square are stretched: letterboxing them would only add padding.
 SQUARE = (0.83, 1.2)
+# The small-defect rule's ceiling: 224 px is the largest input measured to keep the line at 25 fps
+# with a better magnetic_tile score (BENCHMARKS.md, "Small defects"); 320 px scored no better.
+SMALL_DEFECT_LARGEST = 224
+MAX_MASKS = 400  # the median of a few hundred masks is settled; reading more only costs time
 
 
 @dataclass(frozen=True)
@@ -101,3 +113,56 @@ def choose_geometry(
         else f"part shapes vary (aspect {low:.2f}–{high:.2f}), letterboxed to keep each part's shape"
     )
     return Geometry(size, resize, scale, shape)
+
+
+@dataclass(frozen=True)
+class DefectSurvey:
+    """How much of its image a station's defects cover, from the manifest's pixel masks."""
+
+    masks: int
+    median_area: float  # the median mask's share of its image's pixels
+
+    def pixels_at(self, size: int) -> float:
+        """The median defect's area in pixels at a ``size`` x ``size`` input."""
+        return self.median_area * size * size
+
+    def describe(self, size: int, stride: int = STRIDE) -> str:
+        return (
+            f"the median defect mask covers {100 * self.median_area:.2f} % of its image "
+            f"({self.masks} masks), {self.pixels_at(size):.0f} px² at {size} px "
+            f"(one {stride}x{stride} token is {stride * stride} px²)"
+        )
+
+
+def survey_defects(
+    samples: Sequence[Sample], root: Path, normal: set[str], limit: int = MAX_MASKS
+) -> DefectSurvey | None:
+    """The defect images' mask areas (up to ``limit`` masks, evenly spread); None when the manifest
+    has no readable, non-empty mask."""
+    masked = [s for s in samples if s.label not in normal and s.get("mask").strip()]
+    step = max(1, math.ceil(len(masked) / limit))
+    areas = []
+    for sample in masked[::step]:
+        path = mask_path(sample, root)
+        if path is None:
+            continue
+        try:
+            pixels = read_image(path)
+        except DataError:
+            continue  # training reports unreadable masks; the survey only needs the rest
+        plane = pixels if pixels.ndim == 2 else pixels.max(axis=2)
+        area = float(np.count_nonzero(plane)) / plane.size
+        if area > 0:
+            areas.append(area)
+    return DefectSurvey(len(areas), float(np.median(areas))) if areas else None
+
+
+def small_defect_size(
+    survey: DefectSurvey | None, default: int, stride: int = STRIDE, largest: int = SMALL_DEFECT_LARGEST
+) -> int | None:
+    """The input (to the stride, at most ``largest``) at which the median defect fills one stem
+    token, when the ``default`` input leaves it smaller than that; else None."""
+    if survey is None or survey.pixels_at(default) >= stride * stride or default >= largest:
+        return None
+    wanted = math.sqrt(stride * stride / survey.median_area)
+    return min(largest, max(default + stride, int(round(wanted / stride)) * stride))

@@ -47,6 +47,7 @@ def data_info(
             highlight=False,
         )
     _parts_and_masks(station)
+    _defect_sizes(station)
     console.print(f"fingerprint {station.fingerprint()}")
 
 
@@ -73,3 +74,21 @@ def _parts_and_masks(station: Station) -> None:
             f"defect masks: {listed} images (train crops around them by default; --keep-defects uses them)",
             highlight=False,
         )
+
+
+def _defect_sizes(station: Station) -> None:
+    """How small the masked defects are, and the input ``inspector train`` picks for them."""
+    from data.geometry import small_defect_size, survey_defects
+    from inspector.training.defaults import PRETRAINED_DEFAULTS
+
+    survey = survey_defects(station.split("train"), station.root, station.normal_classes)
+    if survey is None:
+        return
+    default = PRETRAINED_DEFAULTS.img_size
+    size = small_defect_size(survey, default)
+    pick = (
+        f"train (pretrained, no --img-size) would use {size} px and the keep-defects term"
+        if size is not None
+        else f"train keeps the {default} px default"
+    )
+    console.print(f"defect sizes: {survey.describe(default)}; {pick}", highlight=False)

@@ -100,8 +100,9 @@ def train(
         int | None,
         typer.Option(
             min=32,
-            help="Square input size in pixels \\[default: 160 pretrained, 112 from scratch; with --resize "
-            "auto and a pretrained backbone, the station's median long side within 160..320 px].",
+            help="Square input size in pixels \\[default: 160 pretrained, 112 from scratch; a pretrained "
+            "backbone on a station whose masks show defects under one 16 px token at 160 px: up to 224 px; "
+            "with --resize auto, the station's median long side within 160..320 px].",
         ),
     ] = None,
     resize: Annotated[
@@ -140,13 +141,14 @@ def train(
         ),
     ] = None,
     keep_defects: Annotated[
-        float,
+        float | None,
         typer.Option(
             min=0,
             help="Weight of a term that teaches LTM's merge to keep defect tokens apart from the background "
-            "(needs the manifest's masks, as --defect-crops; the line needs none) \\[default: 0, off].",
+            "(needs the manifest's masks, as --defect-crops; the line needs none) \\[default: 0.5 where "
+            "the masks show small defects and --img-size is not given, else 0, off].",
         ),
-    ] = 0.0,
+    ] = None,
     ib: Annotated[bool, typer.Option("--ib", help="Add the Information Bottleneck term.")] = False,
     ltm_start: Annotated[
         str,
@@ -182,7 +184,7 @@ def train(
     from inspector.training.defaults import defaults_for, starting_weights
     from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
-    from inspector.training.train_station import train_model
+    from inspector.training.train_station import SMALL_DEFECT_KEEP, SmallDefects, train_model
     from inspector.training.workflows import resume_hint
 
     unset = defaults_for(backbone)
@@ -205,7 +207,14 @@ def train(
             ib=ib,
             augment=check_presets(_presets(augment)),
             defect_crops=defect_crops,
-            keep_defects=keep_defects,
+            keep_defects=keep_defects or 0.0,
+        )
+        # Without --img-size, a pretrained model's default input grows for a station with small
+        # masked defects (and learns to keep them apart, unless --keep-defects was given).
+        small_defects = (
+            SmallDefects(SMALL_DEFECT_KEEP if keep_defects is None else None)
+            if img_size is None and not auto and weights is not None
+            else None
         )
         summary = train_model(
             data,
@@ -221,6 +230,7 @@ def train(
             ltm_start=ltm_start,
             pretrained=weights,
             mask=mask,
+            small_defects=small_defects,
             home=home,
             resume=resume,
             force=force,

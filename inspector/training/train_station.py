@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from data.defect_crops import defect_masks, plan_crops
-from data.geometry import choose_geometry, survey_sizes
+from data.geometry import choose_geometry, small_defect_size, survey_defects, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
 from data.image_stats import reference_statistics
 from data.loading import LoadedImages, guess_channels
@@ -68,6 +68,10 @@ CROP_MARGIN = 2.0
 # 224 px 0.626 +- 0.028 / 0.567 (seed 0); escapes fall from about half the defects to a quarter
 # (BENCHMARKS.md, "Small defects").
 AUTO_CROPS = 0.5
+# The small-defect rule's keep-defects weight: at 224 px with crops on magnetic_tile, 0.626 +- 0.033
+# test macro-F1 with it against 0.599 +- 0.046 without (3 seeds; per seed +0.9, 0, +7.3 points), and
+# a merge map that points at the defect (pointing game 37 % against 13 %). BENCHMARKS.md "Small defects".
+SMALL_DEFECT_KEEP = 0.5
 
 
 @dataclass
@@ -77,6 +81,15 @@ class TrainSummary:
     station: Station
     skipped: int
     thresholds: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SmallDefects:
+    """The default recipe's answer to a station whose masks show defects smaller than a stem token
+    at the default input: a larger input (:func:`data.geometry.small_defect_size`) and the
+    keep-defects term at ``keep_defects`` (None: the recipe's own weight stands, as set)."""
+
+    keep_defects: float | None = SMALL_DEFECT_KEEP
 
 
 @dataclass(frozen=True)
@@ -111,6 +124,7 @@ def train_model(
     ltm_start: str = "scratch",
     pretrained: str | None = None,
     mask: str = "content",
+    small_defects: SmallDefects | None = None,
     home: Path | None = None,
     resume: bool = False,
     force: bool = False,
@@ -121,7 +135,8 @@ def train_model(
 
     ``img_size`` / ``resize`` None: picked from the station's image sizes (:mod:`data.geometry`),
     and said why. ``tokens``: LTM's token budget instead of ``gmacs_ratio`` (None: the backbone
-    family's default ratio).
+    family's default ratio). ``small_defects``: ``img_size`` is a default that a station with small
+    masked defects raises (``inspector train`` without ``--img-size``).
 
     ``pretrained``: ``imagenet-lite0``, ``hub`` or a weights file; the network then takes RGB
     input (gray is replicated) normalised as the weights expect, and the bundle records the source
@@ -151,6 +166,8 @@ def train_model(
             log(f"note: {issue}")
         asked_for_crops = recipe.defect_crops is not None
         recipe = replace(recipe, defect_crops=crop_share(station, recipe.defect_crops, log))
+        if small_defects is not None and img_size is not None:
+            img_size, recipe = raise_for_small_defects(station, img_size, recipe, arch, small_defects, log)
         img_size, resize = input_geometry(station, img_size, resize, log)
         channels = 3 if pretrained else guess_channels(station.split("train"))
         net, ratio = build_network(arch, img_size, channels, len(station.classes), recipe.seed, log)
@@ -226,6 +243,26 @@ def crop_share(station: Station, asked: float | None, log: Log) -> float:
         "--defect-crops 0 turns them off)"
     )
     return AUTO_CROPS
+
+
+def raise_for_small_defects(
+    station: Station, img_size: int, recipe: Recipe, arch: Architecture, rule: SmallDefects, log: Log
+) -> tuple[int, Recipe]:
+    """The default input, raised for a station whose masks show defects under one stem token, with
+    the keep-defects term turned on where the merge can learn it; said why, and how to undo it."""
+    survey = survey_defects(station.split("train"), station.root, station.normal_classes)
+    size = small_defect_size(survey, img_size)
+    if size is None or survey is None:
+        return img_size, recipe
+    log(
+        f"small defects: {survey.describe(img_size)}; training at {size} px so it fills about one "
+        f"token (about {(size / img_size) ** 2:.1f}x the latency; --img-size {img_size} keeps the default)"
+    )
+    learnable = arch.merge == "ltm" and arch.mask != "pooling"
+    if rule.keep_defects is not None and learnable and not recipe.keep_defects:
+        recipe = replace(recipe, keep_defects=rule.keep_defects)
+        log(f"small defects: keep-defects term on ({rule.keep_defects}; --keep-defects 0 turns it off)")
+    return size, recipe
 
 
 def use_defect_masks(

@@ -106,3 +106,40 @@ def test_data_info_names_the_masked_defects(tmp_path):
     result = runner.invoke(app, ["data", "info", str(station)])
     assert result.exit_code == 0, result.output
     assert "defect masks: spot 16 images" in " ".join(result.output.split())
+
+
+def test_the_default_recipe_raises_the_input_for_a_station_whose_masked_defects_are_small(tmp_path):
+    """A 3 px spot on a 96 px part is under one 16 px token at 160 px: ``inspector train`` without
+    --img-size trains the pretrained default at 224 px with the keep-defects term, and says why."""
+    station = _station_with_masks(tmp_path / "station", size=96)
+    home = ["--home", str(tmp_path / "home")]
+    args = ["train", str(station), "--out", str(tmp_path / "m"), "--epochs", "1", "--batch-size", "16"]
+    result = runner.invoke(app, [*args, *home])
+    assert result.exit_code == 0, result.output
+    assert "small defects: the median defect mask covers 0.31 %" in result.output
+    assert "training at 224 px" in result.output and "--img-size 160 keeps the default" in result.output
+    meta = json.loads((tmp_path / "m" / "model.json").read_text())
+    assert meta["preprocessing"]["size"] == 224
+    assert meta["provenance"]["recipe"]["keep_defects"] == 0.5
+
+
+def test_the_small_defect_rule_keeps_what_the_engineer_set_and_what_the_merge_cannot_learn(tmp_path):
+    from data.station import load_station
+    from inspector.training.loop import Recipe
+    from inspector.training.train_station import Architecture, SmallDefects, raise_for_small_defects
+
+    small = load_station(str(_station_with_masks(tmp_path / "small", size=96)))
+    large = load_station(str(_station_with_masks(tmp_path / "large", size=48, per_class=4)))
+    ltm, pooling = Architecture("hybrid-s16", "ltm"), Architecture("hybrid-s16", "ltm", mask="pooling")
+    said: list[str] = []
+    size, recipe = raise_for_small_defects(small, 160, Recipe(), ltm, SmallDefects(), said.append)
+    assert (size, recipe.keep_defects) == (224, 0.5) and len(said) == 2
+    size, recipe = raise_for_small_defects(small, 160, Recipe(), ltm, SmallDefects(None), said.append)
+    assert (size, recipe.keep_defects) == (224, 0.0)  # --keep-defects 0 given: stays off
+    by_hand = Recipe(keep_defects=0.2)
+    assert raise_for_small_defects(small, 160, by_hand, ltm, SmallDefects(), said.append)[1] == by_hand
+    size, recipe = raise_for_small_defects(small, 160, Recipe(), pooling, SmallDefects(), said.append)
+    assert (size, recipe.keep_defects) == (224, 0.0)  # a frozen merge has nothing to learn
+    said.clear()
+    assert raise_for_small_defects(large, 160, Recipe(), ltm, SmallDefects(), said.append)[0] == 160
+    assert said == []  # a 3 px spot on a 48 px part fills a token at 160 px: nothing to say
