@@ -165,8 +165,9 @@ def build_lamp_stations(data: str, first: list[str], images: int, folder: Path, 
     return folder
 
 
-def train_lamp_base(base: Path, data: str, first: list[str]) -> None:
-    """The base model of a real lamp change: the pretrained suite's recipe on the first lightings."""
+def train_lamp_base(base: Path, data: str, first: list[str], normalize: str = "dataset") -> None:
+    """The base model of a real lamp change: the pretrained suite's recipe on the first lightings
+    (``normalize``: ``image`` for a base that divides each image's own brightness out)."""
     from benchmarks.pretrained_suite import EPOCHS, HYBRID, HYBRID_RATIO, IMG_SIZE
     from inspector.training.loop import Recipe
     from inspector.training.train_station import train_model
@@ -178,9 +179,11 @@ def train_lamp_base(base: Path, data: str, first: list[str]) -> None:
         merge="ltm",
         gmacs_ratio=HYBRID_RATIO,
         img_size=IMG_SIZE,
+        normalize=normalize,
         pretrained="imagenet-lite0",
         home=base.parent / "home",
-        recipe=Recipe(epochs=EPOCHS, seed=0),
+        # No defect crops: the first base (2026-12) was trained before they existed; bases compare.
+        recipe=Recipe(epochs=EPOCHS, seed=0, defect_crops=0.0),
         resume=base.with_name(base.name + ".partial").is_dir(),
         hooks=Hooks(log=lambda line: print(f"  base: {line}", flush=True), progress=False),
     )
@@ -257,6 +260,12 @@ def main() -> None:
     parser.add_argument(
         "--first", nargs="+", default=["exp1", "exp2", "exp3"], help="--shift lamp: the base's lightings."
     )
+    parser.add_argument(
+        "--normalize",
+        choices=("dataset", "image"),
+        default="dataset",
+        help="--shift lamp: how the base (when trained here) normalises its input.",
+    )
     parser.add_argument("--images", type=int, default=300, help="Shifted station size (60/20/20 split).")
     parser.add_argument("--epochs", type=int, default=FINETUNE_RECIPE.epochs)
     parser.add_argument("--only", nargs="*", choices=VARIANTS)
@@ -274,7 +283,7 @@ def main() -> None:
     case = f"{args.base.name}/{args.shift}/{args.images}"
     if args.shift == "lamp":
         if not args.base.exists():
-            train_lamp_base(args.base, args.data, args.first)
+            train_lamp_base(args.base, args.data, args.first, args.normalize)
         stations = build_lamp_stations(args.data, args.first, args.images, RUNS / case.replace("/", "-"))
     else:
         stations = build_stations(
