@@ -162,7 +162,8 @@ def train(
         str | None,
         typer.Option(
             help="Starting weights: imagenet-lite0 (shipped, offline; the default for lite0, hybrid-s16, "
-            "hybrid-s8), hub (timm's download, online), a .safetensors file, or none (from scratch)."
+            "hybrid-s8; imagenet-lite1/-lite2 for lite1/lite2 and hybrid-l1-s16/hybrid-l2-s16), hub (timm's "
+            "download, online), a .safetensors file, or none (from scratch)."
         ),
     ] = None,
     mask: Annotated[
