@@ -101,11 +101,15 @@ def test_crops_are_on_by_default_where_the_manifest_has_masks_and_off_elsewhere(
     )
 
 
-def test_data_info_names_the_masked_defects(tmp_path):
+def test_data_info_names_the_masked_defects_and_what_their_size_makes_train_pick(tmp_path):
     station = _station_with_masks(tmp_path / "masked")
     result = runner.invoke(app, ["data", "info", str(station)])
     assert result.exit_code == 0, result.output
-    assert "defect masks: spot 16 images" in " ".join(result.output.split())
+    said = " ".join(result.output.split())
+    assert "defect masks: spot 16 images" in said
+    assert "covers 1.26 % of its image" in said and "train keeps the 160 px default" in said
+    small = runner.invoke(app, ["data", "info", str(_station_with_masks(tmp_path / "small", size=96))])
+    assert "would use 224 px and the keep-defects term" in " ".join(small.output.split())
 
 
 def test_the_default_recipe_raises_the_input_for_a_station_whose_masked_defects_are_small(tmp_path):
