@@ -156,6 +156,8 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
     from inspector.training.train_station import train_model
 
     out = RUNS / f"{dataset}-{method.name.replace('@', '-')}-s{seed}"
+    weights = defaults_for(method.backbone).pretrained
+    assert weights is not None, f"{method.backbone}: the pretrained suite needs a pretrained backbone"
     tic = time.perf_counter()
     train_model(
         dataset_path(dataset),
@@ -166,7 +168,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         img_size=method.img_size,
         resize=method.resize,
         tokens=method.tokens,
-        pretrained=defaults_for(method.backbone).pretrained,  # each stem's own ImageNet weights
+        pretrained=weights,  # each stem's own ImageNet weights
         mask=method.mask,
         home=home,
         recipe=Recipe(

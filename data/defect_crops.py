@@ -37,9 +37,9 @@ def mask_path(sample: Sample, root: Path) -> Path | None:
         return None
     try:
         path = (root / raw).resolve()
-    except (OSError, RuntimeError, ValueError):
+        return path if path.is_relative_to(root.resolve()) and path.is_file() else None
+    except (OSError, RuntimeError, ValueError):  # an unreadable folder on the way is no mask
         return None
-    return path if path.is_relative_to(root.resolve()) and path.is_file() else None
 
 
 def box_of(mask: np.ndarray) -> Box | None:

@@ -2,12 +2,13 @@
 
 Squashing every part to a small square is what made magnetic_tile's few-pixel defects vanish: a
 330 px tile at 160 px loses half its resolution and a wide tile (fray, aspect 2.4) is bent out
-of shape. The survey reads only image headers (milliseconds for a thousand files); the choice keeps
+of shape. The size survey reads only image headers (milliseconds for a thousand files); the choice keeps
 each part's aspect (letterbox) when the station's shapes vary, and its native scale up to a cap.
 
 Where a station's manifest gives its defects pixel masks, the masks say how small the defects are:
 a defect that covers less than one stem token (16x16 px) at the default input is blurred into its
 surroundings by the stem, so the default input is raised until the median defect fills one token.
+That survey decodes the masks themselves (up to 400, a second or two).
 """
 
 from __future__ import annotations
@@ -117,16 +118,18 @@ def choose_geometry(
 
 @dataclass(frozen=True)
 class DefectSurvey:
-    """How much of its image a station's defects cover, from the manifest's pixel masks."""
+    """How much of its image a station's defects cover: a share, so it holds at any input size."""
 
     masks: int
     median_area: float  # the median mask's share of its image's pixels
 
     def pixels_at(self, size: int) -> float:
-        """The median defect's area in pixels at a ``size`` x ``size`` input."""
+        """The median defect's area in pixels at a stretched ``size`` x ``size`` input (what the
+        rule compares with a token's area)."""
         return self.median_area * size * size
 
     def describe(self, size: int, stride: int = STRIDE) -> str:
+        """One line for ``data info`` and ``train``: the figures the rule decided from."""
         return (
             f"the median defect mask covers {100 * self.median_area:.2f} % of its image "
             f"({self.masks} masks), {self.pixels_at(size):.0f} px² at {size} px "

@@ -250,7 +250,8 @@ class CnnStemEmbed(PatchEmbed):
 
 
 def cnn_arch(spec: BackboneSpec) -> str | None:
-    """The timm EfficientNet a spec's pretrainable trunk is: the backbone itself or a hybrid's stem."""
+    """The timm EfficientNet a spec's pretrainable trunk is (the backbone itself or a hybrid's stem),
+    so Lite2 weights are never poured into a Lite0 trunk whose shapes happen to overlap."""
     if spec.name in CNN_STEMS:
         return spec.name
     stem = spec.overrides.get("cnn_stem")

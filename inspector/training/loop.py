@@ -285,6 +285,7 @@ def train(
                 "merge_mode": net.merge_mode,
                 "schedule": net.schedule(),
                 "recipe": asdict(recipe),
+                "input_size": prep.size,  # a resumed run keeps the input it started with
             },
         )
         if on_epoch is not None:

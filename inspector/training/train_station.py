@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from data.defect_crops import defect_masks, plan_crops
-from data.geometry import choose_geometry, small_defect_size, survey_defects, survey_sizes
+from data.geometry import choose_geometry, survey_sizes
 from data.image_stats import DEFAULT_SIDE as STATS_SIDE
 from data.image_stats import reference_statistics
 from data.loading import LoadedImages, guess_channels
@@ -36,6 +36,7 @@ from inspector.training.hooks import Hooks, Log
 from inspector.training.loop import Recipe, TrainOutcome, train
 from inspector.training.predict import predict_logits
 from inspector.training.reference_sample import station_score, station_source
+from inspector.training.small_defects import SmallDefects, as_started, raise_for_small_defects
 from inspector.training.workflows import (
     TRAIN_MARGIN,
     check_out,
@@ -68,10 +69,6 @@ CROP_MARGIN = 2.0
 # 224 px 0.626 +- 0.028 / 0.567 (seed 0); escapes fall from about half the defects to a quarter
 # (BENCHMARKS.md, "Small defects").
 AUTO_CROPS = 0.5
-# The small-defect rule's keep-defects weight: at 224 px with crops on magnetic_tile, 0.626 +- 0.033
-# test macro-F1 with it against 0.599 +- 0.046 without (3 seeds; per seed +0.9, 0, +7.3 points), and
-# a merge map that points at the defect (pointing game 37 % against 13 %). BENCHMARKS.md "Small defects".
-SMALL_DEFECT_KEEP = 0.5
 
 
 @dataclass
@@ -81,15 +78,6 @@ class TrainSummary:
     station: Station
     skipped: int
     thresholds: dict[str, Any]
-
-
-@dataclass(frozen=True)
-class SmallDefects:
-    """The default recipe's answer to a station whose masks show defects smaller than a stem token
-    at the default input: a larger input (:func:`data.geometry.small_defect_size`) and the
-    keep-defects term at ``keep_defects`` (None: the recipe's own weight stands, as set)."""
-
-    keep_defects: float | None = SMALL_DEFECT_KEEP
 
 
 @dataclass(frozen=True)
@@ -164,10 +152,17 @@ def train_model(
         check_out(out, station.root)
         for issue in station.issues:
             log(f"note: {issue}")
-        asked_for_crops = recipe.defect_crops is not None
+        asked_for_crops = recipe.defect_crops is not None  # the masks were asked for, not offered
+        asked = asked_for_crops or bool(recipe.keep_defects)
         recipe = replace(recipe, defect_crops=crop_share(station, recipe.defect_crops, log))
-        if small_defects is not None and img_size is not None:
-            img_size, recipe = raise_for_small_defects(station, img_size, recipe, arch, small_defects, log)
+        if small_defects is not None and img_size is not None and resize == "stretch":
+            if resume:
+                img_size, recipe = as_started(partial, img_size, recipe, log)
+            else:
+                learnable = merge == "ltm" and mask != "pooling"
+                img_size, recipe = raise_for_small_defects(
+                    station, img_size, recipe, backbone, learnable, small_defects, log
+                )
         img_size, resize = input_geometry(station, img_size, resize, log)
         channels = 3 if pretrained else guess_channels(station.split("train"))
         net, ratio = build_network(arch, img_size, channels, len(station.classes), recipe.seed, log)
@@ -178,7 +173,7 @@ def train_model(
         kept_side = math.ceil(img_size * CROP_MARGIN) if recipe.defect_crops else train_side
         train_set = load_split(station, "train", channels, kept_side, strict, log, hooks.progress)
         if recipe.defect_crops or recipe.keep_defects:
-            use_defect_masks(station, train_set, recipe, log, asked_for_crops)
+            use_defect_masks(station, train_set, recipe, log, asked)
         val_set = load_split(station, "val", channels, None, strict, log, hooks.progress)
         prep = input_preprocessing(train_set, img_size, channels, resize, normalize, weights)
         recipe = replace(
@@ -245,32 +240,12 @@ def crop_share(station: Station, asked: float | None, log: Log) -> float:
     return AUTO_CROPS
 
 
-def raise_for_small_defects(
-    station: Station, img_size: int, recipe: Recipe, arch: Architecture, rule: SmallDefects, log: Log
-) -> tuple[int, Recipe]:
-    """The default input, raised for a station whose masks show defects under one stem token, with
-    the keep-defects term turned on where the merge can learn it; said why, and how to undo it."""
-    survey = survey_defects(station.split("train"), station.root, station.normal_classes)
-    size = small_defect_size(survey, img_size)
-    if size is None or survey is None:
-        return img_size, recipe
-    log(
-        f"small defects: {survey.describe(img_size)}; training at {size} px so it fills about one "
-        f"token (about {(size / img_size) ** 2:.1f}x the latency; --img-size {img_size} keeps the default)"
-    )
-    learnable = arch.merge == "ltm" and arch.mask != "pooling"
-    if rule.keep_defects is not None and learnable and not recipe.keep_defects:
-        recipe = replace(recipe, keep_defects=rule.keep_defects)
-        log(f"small defects: keep-defects term on ({rule.keep_defects}; --keep-defects 0 turns it off)")
-    return size, recipe
-
-
 def use_defect_masks(
-    station: Station, train_set: LoadedImages, recipe: Recipe, log: Log, asked_for_crops: bool
+    station: Station, train_set: LoadedImages, recipe: Recipe, log: Log, asked: bool
 ) -> None:
     """Read the training images' defect masks once, for the crops (``train_set.crops``) and the
-    keep-defects term (``train_set.masks``). A one-line error when either was asked for and no
-    mask can be read; automatic crops then just stay off, with a note."""
+    keep-defects term (``train_set.masks``). A one-line error when either was ``asked`` for and no
+    mask can be read; what the defaults turned on then just stays off, with a note."""
     normal = station.normal_classes
     shapes = [image.shape for image in train_set.images]
     masks, problems = defect_masks(train_set.samples, shapes, station.root, normal)
@@ -278,13 +253,13 @@ def use_defect_masks(
     for problem in problems[:3]:
         log(f"note: {problem} (not cropped)")
     if not found:
-        if asked_for_crops or recipe.keep_defects:
+        if asked:
             option = "--keep-defects" if recipe.keep_defects else "--defect-crops"
             raise InspectorError(
                 f"{station.root}: {option} needs a pixel mask per defect image (a 'mask' column in "
                 "the manifest); this station has none"
             )
-        log("note: none of the manifest's defect masks can be read; training without defect-preserving crops")
+        log("note: none of the manifest's defect masks can be read; training without crops or keep-defects")
         return
     defects = sum(label not in normal for label in train_set.labels)
     if recipe.defect_crops:

@@ -126,24 +126,63 @@ def test_the_default_recipe_raises_the_input_for_a_station_whose_masked_defects_
     assert meta["preprocessing"]["size"] == 224
     assert meta["provenance"]["recipe"]["keep_defects"] == 0.5
 
+    def trained(name: str, *options: str) -> tuple[str, dict]:
+        args = ["train", str(station), "--out", str(tmp_path / name), "--epochs", "1", "--batch-size", "16"]
+        result = runner.invoke(app, [*args, *options, *home])
+        assert result.exit_code == 0, result.output
+        return result.output, json.loads((tmp_path / name / "model.json").read_text())
+
+    said, meta = trained("no-term", "--keep-defects", "0")  # the larger input, without the term
+    assert "training at 224 px" in said and "keep-defects term on" not in said
+    assert (meta["preprocessing"]["size"], meta["provenance"]["recipe"]["keep_defects"]) == (224, 0.0)
+    said, meta = trained("by-hand", "--img-size", "160")  # a size given by hand: no rule at all
+    assert "small defects" not in said and meta["preprocessing"]["size"] == 160
+    assert meta["provenance"]["recipe"]["keep_defects"] == 0.0
+
 
 def test_the_small_defect_rule_keeps_what_the_engineer_set_and_what_the_merge_cannot_learn(tmp_path):
     from data.station import load_station
     from inspector.training.loop import Recipe
-    from inspector.training.train_station import Architecture, SmallDefects, raise_for_small_defects
+    from inspector.training.small_defects import SmallDefects, raise_for_small_defects
 
     small = load_station(str(_station_with_masks(tmp_path / "small", size=96)))
     large = load_station(str(_station_with_masks(tmp_path / "large", size=48, per_class=4)))
-    ltm, pooling = Architecture("hybrid-s16", "ltm"), Architecture("hybrid-s16", "ltm", mask="pooling")
     said: list[str] = []
-    size, recipe = raise_for_small_defects(small, 160, Recipe(), ltm, SmallDefects(), said.append)
+
+    def rule(station, recipe=None, backbone="hybrid-s16", learnable=True, keep=0.5):
+        recipe, wanted = recipe or Recipe(), SmallDefects(keep)
+        return raise_for_small_defects(station, 160, recipe, backbone, learnable, wanted, said.append)
+
+    size, recipe = rule(small)
     assert (size, recipe.keep_defects) == (224, 0.5) and len(said) == 2
-    size, recipe = raise_for_small_defects(small, 160, Recipe(), ltm, SmallDefects(None), said.append)
-    assert (size, recipe.keep_defects) == (224, 0.0)  # --keep-defects 0 given: stays off
+    assert rule(small, keep=None)[1].keep_defects == 0.0  # --keep-defects 0 given: the term stays off
     by_hand = Recipe(keep_defects=0.2)
-    assert raise_for_small_defects(small, 160, by_hand, ltm, SmallDefects(), said.append)[1] == by_hand
-    size, recipe = raise_for_small_defects(small, 160, Recipe(), pooling, SmallDefects(), said.append)
-    assert (size, recipe.keep_defects) == (224, 0.0)  # a frozen merge has nothing to learn
+    assert rule(small, by_hand)[1] == by_hand
+    assert rule(small, learnable=False) == (224, Recipe())  # a frozen merge has nothing to learn
     said.clear()
-    assert raise_for_small_defects(large, 160, Recipe(), ltm, SmallDefects(), said.append)[0] == 160
-    assert said == []  # a 3 px spot on a 48 px part fills a token at 160 px: nothing to say
+    assert rule(large) == (160, Recipe()) and said == []  # a 3 px spot on 48 px fills a 16 px token
+    assert rule(small, backbone="hybrid-s8") == (160, Recipe())  # ... and on 96 px an 8 px one
+
+
+def test_a_resumed_run_keeps_the_input_it_started_with(tmp_path):
+    import torch
+    from safetensors.torch import save_file
+
+    from inspector.training.checkpoint import FILE
+    from inspector.training.loop import Recipe
+    from inspector.training.small_defects import as_started
+
+    def checkpoint(record: dict) -> Path:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        save_file({"x": torch.zeros(1)}, str(folder / FILE), metadata={"run": json.dumps(record)})
+        return folder
+
+    said: list[str] = []
+    raised = checkpoint({"input_size": 224, "recipe": {"keep_defects": 0.5}})
+    assert as_started(raised, 160, Recipe(), said.append) == (224, Recipe(keep_defects=0.5))
+    before_the_rule = checkpoint({"recipe": {"keep_defects": 0.0}})
+    assert as_started(before_the_rule, 160, Recipe(), said.append) == (160, Recipe())
+    hostile = checkpoint({"input_size": 10**9, "recipe": {"keep_defects": "lots"}})
+    assert as_started(hostile, 160, Recipe(), said.append) == (160, Recipe())
+    assert said[0] == "resuming at 224 px with keep-defects 0.5, as the run started"
