@@ -35,8 +35,9 @@ from models.schedule import fit_schedule, fit_token_budget
 RESULTS = Path(__file__).parent / "results" / "accuracy_vs_latency.json"
 FIGURE = Path(__file__).parents[1] / "docs" / "accuracy_vs_latency.png"
 DEFAULT = "hybrid-ltm@0.8"  # what `inspector train DATA` uses (160 px, stretched, LTM @ 0.8)
-# ... with defect-preserving crops where the station has masks (magnetic_tile; issue 24)
-DEFAULTS = {"magnetic_tile": f"{DEFAULT}-dc"}
+# ... with defect-preserving crops where the station has masks, and at 224 px with the keep-defects
+# term where those masks show defects under one stem token at 160 px (magnetic_tile; issue 24)
+DEFAULTS = {"magnetic_tile": f"{DEFAULT}-224px-dc-kd"}
 # Training-only variants (crops, the keep-defects term): the same network, so the same latency.
 TRAINING_ONLY = ("-dc", "-kd")
 
@@ -81,6 +82,9 @@ CANDIDATES = (
     Candidate("hybrid-s16-320lb", "hybrid-s16", 320),
     Candidate("hybrid-ltm-t100-320lb", "hybrid-s16", 320, "ltm", tokens=100),
     Candidate("hybrid-pooling-t100-320lb", "hybrid-s16", 320, "ltm", tokens=100),
+    # The larger stems (issue 24 item 4)
+    Candidate("lite2-224px", "lite2", 224),
+    Candidate("hybrid-l2-ltm@0.8-224px", "hybrid-l2-s16", 224, "ltm", 0.8),
 )
 
 
@@ -157,7 +161,7 @@ def plot(acc: dict, speed: dict, path: Path, threads: int) -> None:
             if name not in speed or "ort_p50_ms" not in speed[name]:
                 continue
             x, y = speed[name]["ort_p50_ms"], entry["mean"]
-            cnn = name.startswith("lite0")
+            cnn = name.startswith("lite")  # Lite0 and the larger Lite2
             style = dict(fmt="s" if cnn else "o", color="tab:gray" if cnn else "tab:blue", capsize=3)
             if name == DEFAULTS.get(dataset, DEFAULT):
                 style.update(fmt="*", color="tab:red", markersize=14)
@@ -173,7 +177,7 @@ def plot(acc: dict, speed: dict, path: Path, threads: int) -> None:
     fig.text(
         0.01,
         0.01,
-        "grey squares: fine-tuned Lite0 (the CNN a plant engineer would pick); blue: our hybrids; "
+        "grey squares: fine-tuned Lite0 / Lite2 (the CNNs a plant engineer would pick); blue: our hybrids; "
         "red star: inspector train's default. (Ns) = seeds; lb = letterboxed.",
         fontsize=8,
     )

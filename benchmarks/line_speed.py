@@ -43,6 +43,7 @@ interleaved over rounds, sustained and paced as above; ``line_speed_live.json``.
 
 ``--backends`` runs the demo line (overlay off) under each runtime named, int8 ones behind their
 accuracy gate on ELPV (refused: the line runs fp32, and the row says so); ``line_speed_backends.json``.
+With ``--model/--data``, that bundle on its station (``line_speed_backends_<bundle name>.json``).
 
     python -m benchmarks.line_speed --backends onnx int8 openvino openvino-int8 [--rounds 3]
 """
@@ -115,18 +116,25 @@ def live_main(args: argparse.Namespace) -> None:
 
 
 def backends_main(args: argparse.Namespace) -> None:
-    """The demo line (overlay off) under each asked-for backend; int8 ones only where gated."""
+    """The line (overlay off) under each asked-for backend; int8 ones only where gated. The demo
+    model on ELPV, or ``--model`` on its ``--data`` station (gated on that station)."""
+    bundle_path, data = args.model or demo_model_path(), args.data or "elpv"
+    station = load_elpv(0) if args.data is None else load_station(args.data, 0)
+    results = (
+        BACKENDS_RESULTS
+        if args.model is None
+        else BACKENDS_RESULTS.with_name(f"line_speed_backends_{args.model.name}.json")
+    )
     with tempfile.TemporaryDirectory() as tmp:
         models = {}
         for backend in args.backends:
-            engine = InferenceEngine(
-                load_bundle(demo_model_path()), backend, Path(tmp) / "onnx", data="elpv", log=print
-            )
+            bundle = load_bundle(bundle_path)
+            engine = InferenceEngine(bundle, backend, Path(tmp) / "onnx", data=data, log=print)
             models[backend if engine.backend == backend else f"{backend} (ran {engine.backend})"] = engine
             if engine.fallback:
                 print(f"{backend}: {engine.fallback}", flush=True)
         load_before = os.getloadavg()
-        runs = interleaved_lines(models, load_elpv(0), args, Path(tmp))
+        runs = interleaved_lines(models, station, args, Path(tmp))
     summary = line_summary(models, runs)
     first = next(iter(summary.values()))
     ratios = {
@@ -138,7 +146,8 @@ def backends_main(args: argparse.Namespace) -> None:
     }
     report = {
         "command": f"python -m benchmarks.line_speed --backends {' '.join(args.backends)} "
-        f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}",
+        f"--frames {args.frames} --fps {args.fps:g} --rounds {args.rounds}"
+        + (f" --model {args.model} --data {args.data}" if args.model else ""),
         "machine": machine(load_before),
         "inference_threads": default_inference_threads(),
         "gates": {name: e.gate.to_json() for name, e in models.items() if e.gate is not None},
@@ -146,15 +155,15 @@ def backends_main(args: argparse.Namespace) -> None:
         "ratios_to_first": ratios,
         "runs": runs,
     }
-    BACKENDS_RESULTS.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'demo line, overlay off':28s} {'sust. fps':>9s} {'paced p50':>9s} {'p95':>7s} {'x fps':>6s}")
+    results.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{'line, overlay off':28s} {'sust. fps':>9s} {'paced p50':>9s} {'p95':>7s} {'x fps':>6s}")
     for name, item in summary.items():
         s, p = item["sustained"], item["paced"]
         print(
             f"{name:28s} {s['fps']:9.1f} {p['p50_ms']:9.1f} {p['p95_ms']:7.1f} "
             f"{ratios[name]['sustained_fps']:6.2f}"
         )
-    print(f"wrote {BACKENDS_RESULTS}")
+    print(f"wrote {results}")
 
 
 def main() -> None:
@@ -193,11 +202,11 @@ def main() -> None:
     if args.live:
         live_main(args)
         return
+    if (args.model is None) != (args.data is None):
+        parser.error("--model and --data go together")
     if args.backends:
         backends_main(args)
         return
-    if (args.model is None) != (args.data is None):
-        parser.error("--model and --data go together")
     station = load_elpv(0) if args.data is None else load_station(args.data, 0)
     models = engines(args.model)
     results = RESULTS if args.model is None else RESULTS.with_name(f"line_speed_{args.model.name}.json")

@@ -33,8 +33,9 @@ SMALLEST = 160
 LARGEST = 320
 # Shapes this close to square are stretched: letterboxing them would only add padding.
 SQUARE = (0.83, 1.2)
-# The small-defect rule's ceiling: 224 px is the largest input measured to keep the line at 25 fps
-# with a better magnetic_tile score (BENCHMARKS.md, "Small defects"); 320 px scored no better.
+# The small-defect rule's ceiling: at 224 px magnetic_tile scored 8 points over 160 px (3 seeds) and
+# its line ran 76-125 fps on ONNX Runtime (24-32 on PyTorch); 320 px scored no better and its line
+# missed 25 fps (BENCHMARKS.md, "Small defects" and "Resolution that LTM pays for?").
 SMALL_DEFECT_LARGEST = 224
 MAX_MASKS = 400  # the median of a few hundred masks is settled; reading more only costs time
 
