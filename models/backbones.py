@@ -44,6 +44,16 @@ _VIT_CPU = {"patch_size": 8, "embed_dim": 128, "depth": 8, "num_heads": 4}
 # is for stations whose defects cover a pixel or two of a large part (magnetic_tile's blowholes):
 # the class token and the mean both dilute one bright token among 196 (BENCHMARKS.md, issue 3).
 VIT_POOLS = ("token", "avg", "max", "avgmax")
+
+
+def _hybrid(lite: int, **transformer: Any) -> tuple[str, dict[str, Any]]:
+    """A hybrid preset: EfficientNet-Lite``lite``'s stages as the stem under a small ViT (4 blocks
+    of width 128, 16 px tokens unless ``transformer`` says otherwise), pooled by the mean."""
+    shape = {"patch_size": 16, "embed_dim": 128, "depth": 4, "num_heads": 4, **transformer}
+    stem = {"cnn_stem": f"tf_efficientnet_lite{lite}"}
+    return "vit_tiny_patch16_224", {**stem, **shape, "class_token": False, "global_pool": "avg"}
+
+
 BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     "vit-cpu": ("vit_tiny_patch16_224", {**_VIT_CPU, "conv_stem": True}),
     "vit-cpu-patch": ("vit_tiny_patch16_224", dict(_VIT_CPU)),
@@ -55,62 +65,15 @@ BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # fine-tune, and our hybrids — Lite0's stages up to stride 16 (or 8) as the stem, then
     # transformer blocks whose tokens LTM merges, pooled by the size-weighted mean (no class token).
     "lite0": ("tf_efficientnet_lite0", {}),
-    "hybrid-s16": (
-        "vit_tiny_patch16_224",
-        {
-            "cnn_stem": "tf_efficientnet_lite0",
-            "patch_size": 16,
-            "embed_dim": 128,
-            "depth": 4,
-            "num_heads": 4,
-            "class_token": False,
-            "global_pool": "avg",
-        },
-    ),
+    "hybrid-s16": _hybrid(0),
     # The transformer's width/depth axis (issue 12 item 2): DeiT-Tiny's width over 6 blocks on the
     # same stem, 3.5x the transformer's parameters (BENCHMARKS.md, "Pretrained features").
-    "hybrid-s16-wide": (
-        "vit_tiny_patch16_224",
-        {
-            "cnn_stem": "tf_efficientnet_lite0",
-            "patch_size": 16,
-            "embed_dim": 192,
-            "depth": 6,
-            "num_heads": 3,
-            "class_token": False,
-            "global_pool": "avg",
-        },
-    ),
-    "hybrid-s8": (
-        "vit_tiny_patch16_224",
-        {
-            "cnn_stem": "tf_efficientnet_lite0",
-            "patch_size": 8,
-            "embed_dim": 128,
-            "depth": 4,
-            "num_heads": 4,
-            "class_token": False,
-            "global_pool": "avg",
-        },
-    ),
+    "hybrid-s16-wide": _hybrid(0, embed_dim=192, depth=6, num_heads=3),
+    "hybrid-s8": _hybrid(0, patch_size=8),
     # Larger stems (issue 24 item 4): Lite1 (deeper) and Lite2 (deeper and wider), each alone — the
     # CNN a plant engineer might pick for larger inputs — and under hybrid-s16's transformer.
     **{f"lite{n}": (f"tf_efficientnet_lite{n}", {}) for n in (1, 2)},
-    **{
-        f"hybrid-l{n}-s16": (
-            "vit_tiny_patch16_224",
-            {
-                "cnn_stem": f"tf_efficientnet_lite{n}",
-                "patch_size": 16,
-                "embed_dim": 128,
-                "depth": 4,
-                "num_heads": 4,
-                "class_token": False,
-                "global_pool": "avg",
-            },
-        )
-        for n in (1, 2)
-    },
+    **{f"hybrid-l{n}-s16": _hybrid(n) for n in (1, 2)},
 }
 # The convolution trunks a hybrid may use as its stem, and where to cut them: stride → the number
 # of stages (of blocks.0…6) that reach that stride — the same for Lite0, Lite1 and Lite2.
