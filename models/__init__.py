@@ -15,6 +15,7 @@ _EXPORTS: dict[str, str] = {
     # building and describing networks
     "BackboneSpec": "backbones",
     "resolve_backbone": "backbones",
+    "token_side": "backbones",
     "InspectionNet": "network",
     "MERGE_MODES": "network",
     "NetOutput": "families.base",

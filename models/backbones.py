@@ -212,6 +212,14 @@ class CnnStemEmbed(PatchEmbed):
         self.proj = nn.Sequential(OrderedDict(cnn=trunk, proj=nn.Conv2d(channels, self.proj.out_channels, 1)))
 
 
+def token_side(backbone: str) -> int:
+    """The side in pixels of the tokens a preset's features are made of: a hybrid's stem stride
+    (``hybrid-s8``: 8), else the 16 px of the stride-16 features the pretrained CNNs and hybrids
+    work on (what the small-defect rule asks a defect to fill)."""
+    overrides = BACKBONE_PRESETS.get(backbone, ("", {}))[1]
+    return int(overrides.get("patch_size", 16)) if "cnn_stem" in overrides else 16
+
+
 def cnn_arch(spec: BackboneSpec) -> str | None:
     """The timm EfficientNet a spec's pretrainable trunk is (the backbone itself or a hybrid's stem),
     so Lite2 weights are never poured into a Lite0 trunk whose shapes happen to overlap."""

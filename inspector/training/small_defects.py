@@ -17,6 +17,7 @@ from data.station import Station
 from inspector.training.checkpoint import read_checkpoint_meta
 from inspector.training.hooks import Log
 from inspector.training.loop import Recipe
+from models.backbones import token_side
 
 # The small-defect rule's keep-defects weight: at 224 px with crops on magnetic_tile, 0.626 +- 0.033
 # test macro-F1 with it against 0.599 +- 0.046 without (3 seeds; per seed +0.9, 0, +7.3 points), and
@@ -45,7 +46,7 @@ def raise_for_small_defects(
     """The default input, raised for a station whose masks show defects under one stem token, with
     the keep-defects term turned on where the merge can learn it (``learnable``: an LTM merge with
     a learned mask); said why, and how to undo it."""
-    stride = token_stride(backbone)
+    stride = token_side(backbone)
     survey = survey_defects(station.split("train"), station.root, station.normal_classes)
     size = small_defect_size(survey, img_size, stride)
     if size is None or survey is None:
@@ -59,16 +60,6 @@ def raise_for_small_defects(
         recipe = replace(recipe, keep_defects=rule.keep_defects)
         log(f"small defects: keep-defects term on ({rule.keep_defects}; --keep-defects 0 turns it off)")
     return size, recipe
-
-
-def token_stride(backbone: str) -> int:
-    """The side of the tokens a defect must fill: a hybrid's stem stride (hybrid-s8: 8 px), else the
-    16 px of the stride-16 features the pretrained CNNs and hybrids work on."""
-    from models.backbones import BACKBONE_PRESETS
-
-    overrides = BACKBONE_PRESETS.get(backbone, ("", {}))[1]
-    stride = overrides.get("patch_size", 16) if "cnn_stem" in overrides else 16
-    return int(stride)
 
 
 def as_started(partial: Path, img_size: int, recipe: Recipe, log: Log) -> tuple[int, Recipe]:
