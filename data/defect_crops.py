@@ -42,9 +42,14 @@ def mask_path(sample: Sample, root: Path) -> Path | None:
         return None
 
 
+def plane_of(mask: np.ndarray) -> np.ndarray:
+    """A mask as one plane of pixels: a mask saved in colour marks a defect in any channel."""
+    return mask if mask.ndim == 2 else mask.max(axis=2)
+
+
 def box_of(mask: np.ndarray) -> Box | None:
     """The bounding box of a mask's non-zero pixels, as fractions; None for an empty mask."""
-    plane = mask if mask.ndim == 2 else mask.max(axis=2)
+    plane = plane_of(mask)
     rows, cols = np.nonzero(plane)
     if rows.size == 0:
         return None
@@ -92,7 +97,7 @@ def defect_masks(
                 problems.append(f"mask {exc}")
                 pixels = None
             if pixels is not None:
-                plane = ((pixels if pixels.ndim == 2 else pixels.max(axis=2)) > 0).astype(np.float32)
+                plane = (plane_of(pixels) > 0).astype(np.float32)
                 height, width = shape[:2]
                 # area, not nearest: a defect of a pixel or two must survive a smaller image
                 mask = cv2.resize(plane, (width, height), interpolation=cv2.INTER_AREA) > 0

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from data.defect_crops import mask_path
+from data.defect_crops import mask_path, plane_of
 from data.errors import DataError
 from data.images import header_size, read_image
 from data.station import Sample
@@ -154,7 +154,7 @@ def survey_defects(
             pixels = read_image(path)
         except DataError:
             continue  # training reports unreadable masks; the survey only needs the rest
-        plane = pixels if pixels.ndim == 2 else pixels.max(axis=2)
+        plane = plane_of(pixels)
         area = float(np.count_nonzero(plane)) / plane.size
         if area > 0:
             areas.append(area)

@@ -53,8 +53,8 @@ def raise_for_small_defects(
         return img_size, recipe
     log(
         f"small defects: {survey.describe(img_size, stride)}; training at {size} px so it fills about one "
-        f"token (about {(size / img_size) ** 2:.1f}x the latency; --img-size {img_size} keeps the "
-        "default and the term off)"
+        f"token ({(size / img_size) ** 2:.1f}x the pixels, and about that much more latency; "
+        f"--img-size {img_size} keeps the default and the term off)"
     )
     if rule.keep_defects is not None and learnable and not recipe.keep_defects:
         recipe = replace(recipe, keep_defects=rule.keep_defects)

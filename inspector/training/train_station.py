@@ -152,8 +152,8 @@ def train_model(
         check_out(out, station.root)
         for issue in station.issues:
             log(f"note: {issue}")
-        asked_for_crops = recipe.defect_crops is not None  # the masks were asked for, not offered
-        asked = asked_for_crops or bool(recipe.keep_defects)
+        # The masks were asked for (not offered by a default): a station without them is an error.
+        asked = recipe.defect_crops is not None or bool(recipe.keep_defects)
         recipe = replace(recipe, defect_crops=crop_share(station, recipe.defect_crops, log))
         if small_defects is not None and img_size is not None and resize == "stretch":
             if resume:
