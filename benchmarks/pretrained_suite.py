@@ -48,6 +48,7 @@ class Method:
     epochs: int = EPOCHS
     defect_crops: float = 0.0  # share of training images cropped around their defect (issue 24)
     keep_defects: float = 0.0  # weight of the term that asks LTM to keep defect tokens (issue 24)
+    normalize: str = "dataset"  # "image": each image over its own mean/std (issue 26's lamp changes)
 
 
 def _ltm_224(name: str, **options: object) -> Method:
@@ -133,6 +134,15 @@ METHODS = (
         defect_crops=0.5,
         keep_defects=0.5,
     ),
+    # Per-image normalisation as a training default (issue 26): a lamp change then costs the base
+    # almost nothing, so a fine-tune has nothing to forget. Each station's own default recipe with
+    # only the normalisation changed (magnetic_tile: the small-defect default, 224 px + crops + kd).
+    Method(
+        f"hybrid-ltm@{HYBRID_RATIO}-img", HYBRID, "ltm", HYBRID_RATIO, in_default_run=False, normalize="image"
+    ),
+    _ltm_224(
+        f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd-img", defect_crops=0.5, keep_defects=0.5, normalize="image"
+    ),
 )
 
 
@@ -167,6 +177,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
         gmacs_ratio=method.ratio or 0.6,
         img_size=method.img_size,
         resize=method.resize,
+        normalize=method.normalize,
         tokens=method.tokens,
         pretrained=weights,  # each stem's own ImageNet weights
         mask=method.mask,
