@@ -401,12 +401,14 @@ def finetune(
         before, after = summary.before["per_class"][name], summary.after["per_class"][name]
         if after["support"]:
             table.add_row(f"recall {name}", f"{before['recall']:.3f}", f"{after['recall']:.3f}")
-    if summary.old_before is not None and summary.old_after is not None:
+    checked = [s for s in summary.old if s.before is not None and s.after is not None]
+    if checked:
         table.add_section()
+    for score in checked:
         table.add_row(
-            f"old station {summary.old_name}: macro-F1 (n={summary.old_after['n']})",
-            f"{summary.old_before['macro_f1']:.3f}",
-            f"{summary.old_after['macro_f1']:.3f}",
+            f"old station {score.name}: macro-F1 (n={score.after['n']})",
+            f"{score.before['macro_f1']:.3f}",
+            f"{score.after['macro_f1']:.3f}",
         )
     console.print(table)
     console.print(f"wrote {summary.bundle} after {summary.seconds:.0f} s of fine-tuning")

@@ -15,8 +15,8 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -35,13 +35,8 @@ from inspector.training.hooks import Hooks, Log
 from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, validate
 from inspector.training.metrics import Metrics
 from inspector.training.predict import predict_logits
-from inspector.training.reference_sample import (
-    OldStation,
-    copy_bytes,
-    joined,
-    load_old_station,
-    station_score,
-)
+from inspector.training.reference_sample import OldStation, joined, station_score
+from inspector.training.station_memory import load_old_stations, remember_station, shared_copy
 from inspector.training.weight_blend import BlendChoice, choose_blend
 from inspector.training.workflows import (
     TRAIN_MARGIN,
@@ -64,16 +59,27 @@ from models.preprocess import Preprocessing, preprocess
 
 
 @dataclass
+class OldScore:
+    """A station the base already served, scored on its reference sample before and after."""
+
+    station: OldStation
+    before: Metrics | None
+    after: Metrics | None
+
+    @property
+    def name(self) -> str:
+        return self.station.name
+
+
+@dataclass
 class FinetuneSummary:
     bundle: Path
     before: Metrics
     after: Metrics
     seconds: float
     outcome: TrainOutcome
-    # The station the base was trained on, scored on its reference sample (None: not reachable).
-    old_name: str = ""
-    old_before: Metrics | None = None
-    old_after: Metrics | None = None
+    # Every station the base served that is still at hand (trained station first); empty: none.
+    old: list[OldScore] = field(default_factory=list)
     blend: BlendChoice | None = None
 
 
@@ -126,7 +132,7 @@ def recalibrate_start(
 @dataclass
 class _Inputs:
     """What a fine-tune reads before it changes anything: the base, its station's three splits and
-    the base's own station (its reference sample; None when not reachable)."""
+    the stations the base already served (their reference samples; empty when none is at hand)."""
 
     bundle: Bundle
     station: Station
@@ -134,7 +140,8 @@ class _Inputs:
     train_set: LoadedImages
     val_set: LoadedImages
     test_set: LoadedImages
-    old: OldStation | None
+    old: list[OldStation]
+    side: int  # the longer side training images are kept at (and the stations' thumbnails)
 
 
 def finetune_model(
@@ -168,7 +175,7 @@ def finetune_model(
             f"before: test macro-F1 {before['macro_f1']:.3f}, "
             f"accuracy {before['accuracy']:.3f} (n={before['n']})"
         )
-        old_before = _score_old(bundle, inputs.old, "before", log)
+        old_before = [_score_old(bundle, station, "before", log) for station in inputs.old]
         tic = time.perf_counter()
         remove_partial(partial)
         outcome, norms = adapt(inputs, partial, hooks)
@@ -183,21 +190,25 @@ def finetune_model(
             f"after:  test macro-F1 {after['macro_f1']:.3f}, "
             f"accuracy {after['accuracy']:.3f} ({seconds:.0f}s)"
         )
-        old_after = _score_old(adapted, inputs.old, "after", log)
-        provenance = finetune_provenance(
-            model, data, inputs, seconds, norms, blend, (before, after), (old_before, old_after)
+        old = [
+            OldScore(station, was, _score_old(adapted, station, "after", log))
+            for station, was in zip(inputs.old, old_before, strict=True)
+        ]
+        provenance = finetune_provenance(model, data, inputs, seconds, norms, blend, (before, after), old)
+        source = str(inputs.station.root) if isinstance(data, Station) else str(data)
+        memory, copy = remember_station(
+            bundle.meta.provenance, Path(model), inputs.station, source, inputs.recipe.seed, inputs.side, log
         )
+        provenance.update(memory)
         meta = replace(
             bundle.meta,
             thresholds=_thresholds(outcome.net, bundle, inputs.val_set),
             provenance=provenance,
             schedule=outcome.net.schedule(),
         )
-        copy = copy_bytes(Path(model), provenance.get("reference_sample"))
         save_bundle(outcome.net, meta, out, overwrite=force, reference=copy)
         shutil.rmtree(partial, ignore_errors=True)
-        name = inputs.old.name if inputs.old is not None else ""
-        return FinetuneSummary(out, before, after, seconds, outcome, name, old_before, old_after, blend)
+        return FinetuneSummary(out, before, after, seconds, outcome, old, blend)
 
 
 def read_inputs(
@@ -216,10 +227,10 @@ def read_inputs(
         load_split(station, split, prep.channels, side, strict, log, hooks.progress)
         for split, side in (("train", train_side), ("val", None), ("test", None))
     ]
-    old = load_old_station(
+    old = load_old_stations(
         bundle.meta.provenance, bundle.meta.classes, prep.channels, train_side, log, Path(model)
     )
-    return _Inputs(bundle, station, recipe, *splits, old)
+    return _Inputs(bundle, station, recipe, *splits, old, train_side)
 
 
 def adapt(inputs: _Inputs, partial: Path, hooks: Hooks) -> tuple[TrainOutcome, dict[str, Any] | None]:
@@ -288,11 +299,12 @@ def finetune_provenance(
     norms: dict[str, Any] | None,
     blend: BlendChoice | None,
     new_station: tuple[Metrics, Metrics],
-    old_station: tuple[Metrics | None, Metrics | None],
+    old: list[OldScore],
 ) -> dict[str, Any]:
-    """The base's provenance, plus where and how it was adapted and what that did to both stations."""
-    bundle, station, old = inputs.bundle, inputs.station, inputs.old
-    (before, after), (old_before, old_after) = new_station, old_station
+    """The base's provenance, plus where and how it was adapted and what that did to every station
+    it served (``old_station``: the trained one, as before; ``old_stations``: all of them)."""
+    bundle, station = inputs.bundle, inputs.station
+    before, after = new_station
     keys = ("accuracy", "macro_f1", "per_class", "confusion", "n")
     size = bundle.meta.preprocessing.size
     provenance = dict(bundle.meta.provenance)
@@ -308,8 +320,9 @@ def finetune_provenance(
         input_reference=reference_statistics(inputs.train_set.images, min(STATS_SIDE, size)).to_json(),
         before={k: before[k] for k in keys},
         after={k: after[k] for k in keys},
-        old_station=None if old is None else _old_scores(old, old_before, old_after),
-        stations=_stations(bundle.meta.provenance, data, station, after, old, old_after),
+        old_station=_old_scores(old[0]) if old else None,
+        old_stations=[_old_scores(score) for score in old],
+        stations=_stations(bundle.meta.provenance, data, station, after, old),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(sys.argv) if sys.argv else "",
     )
@@ -330,10 +343,10 @@ def _resolved_recipe(recipe: Recipe, bundle: Bundle, model: Path, log: Log) -> R
     return recipe
 
 
-def _score_old(bundle: Bundle, old: OldStation | None, when: str, log: Log) -> Metrics | None:
-    """The model on the old station's reference test images (None: there are none)."""
-    images = old["test"] if old is not None else None
-    if old is None or images is None:
+def _score_old(bundle: Bundle, old: OldStation, when: str, log: Log) -> Metrics | None:
+    """The model on an old station's reference test images (None: there are none)."""
+    images = old["test"]
+    if images is None:
         return None
     scores = evaluate_loaded(bundle, images)
     log(
@@ -344,17 +357,29 @@ def _score_old(bundle: Bundle, old: OldStation | None, when: str, log: Log) -> M
 
 
 def _training_images(
-    train_set: LoadedImages, old: OldStation | None, recipe: Recipe, log: Log
+    train_set: LoadedImages, old: list[OldStation], recipe: Recipe, log: Log
 ) -> LoadedImages:
-    """The station's training images, with the old station's reference images when replaying."""
+    """The station's training images, with every old station's reference images when replaying."""
     if not recipe.replay:
         return train_set
-    replay = old["train"] if old is not None else None
+    replay = _joined(station["train"] for station in old)
     if replay is None:
         log("replay: the old station's reference images are not at hand; training on the new station only")
         return train_set
-    log(f"replay: {len(replay)} reference images of the old station train beside {len(train_set)} new ones")
+    stations = "the old station" if len(old) == 1 else f"{len(old)} old stations"
+    log(f"replay: {len(replay)} reference images of {stations} train beside {len(train_set)} new ones")
     return joined(train_set, replay)
+
+
+def _joined(sets: Iterable[LoadedImages | None]) -> LoadedImages | None:
+    """The sets that exist as one (None: none does)."""
+    present = [s for s in sets if s is not None]
+    if not present:
+        return None
+    out = present[0]
+    for more in present[1:]:
+        out = joined(out, more)
+    return out
 
 
 def _blend(
@@ -362,13 +387,14 @@ def _blend(
     base_state: dict[str, Any],
     prep: Preprocessing,
     val_set: LoadedImages,
-    old: OldStation | None,
+    old: list[OldStation],
     classes: list[str],
     recipe: Recipe,
     log: Log,
 ) -> BlendChoice | None:
-    """WiSE-FT: the blend of base and fine-tuned weights that scores best on both stations."""
-    old_val = old["val"] if old is not None else None
+    """WiSE-FT: the blend of base and fine-tuned weights that scores best on both stations (the old
+    stations' validation images judged as one)."""
+    old_val = _joined(station["val"] for station in old)
     if not recipe.wise:
         return None
     if old_val is None:
@@ -395,13 +421,14 @@ def _blend_rows(blend: BlendChoice) -> list[dict[str, float]]:
     return [{"alpha": a, "new": round(n, 4), "old": round(o, 4)} for a, (n, o) in blend.scores.items()]
 
 
-def _old_scores(old: OldStation, before: Metrics | None, after: Metrics | None) -> dict[str, Any]:
-    """What the provenance keeps of the old station's check."""
+def _old_scores(score: OldScore) -> dict[str, Any]:
+    """What the provenance keeps of an old station's check."""
     keep = ("accuracy", "macro_f1", "per_class", "n")
+    before, after = score.before, score.after
     return {
-        "name": old.name,
-        "data": old.data,
-        "missing": old.missing,
+        "name": score.name,
+        "data": score.station.data,
+        "missing": score.station.missing,
         "before": None if before is None else {k: before[k] for k in keep},
         "after": None if after is None else {k: after[k] for k in keep},
     }
@@ -412,16 +439,17 @@ def _stations(
     data: str | Station,
     station: Station,
     after: Metrics,
-    old: OldStation | None,
-    old_after: Metrics | None,
+    old: list[OldScore],
 ) -> list[dict[str, Any]]:
-    """Every station this model was validated on: the new one, the old one re-scored, and the
-    base's other stations carried over (not re-scored)."""
+    """Every station this model was validated on: the new one, the old ones re-scored on their
+    reference samples, and the base's other stations carried over (not re-scored)."""
     source = str(station.root) if isinstance(data, Station) else str(data)
     rows = [station_score(source, station.fingerprint(), "test", after, "adapted")]
-    if old is not None and old_after is not None:
-        fingerprint = str((base.get("reference_sample") or {}).get("fingerprint", ""))
-        rows.append(station_score(old.data, fingerprint, "reference", old_after, "kept"))
+    for score in old:
+        if score.after is not None:
+            rows.append(
+                station_score(score.station.data, score.station.fingerprint, "reference", score.after, "kept")
+            )
     seen = {(r["data"], r["fingerprint"]) for r in rows}
     for entry in base.get("stations") or []:
         if isinstance(entry, dict) and (entry.get("data"), entry.get("fingerprint")) not in seen:
@@ -480,7 +508,7 @@ def recalibrate_model(
             input_reference=reference_statistics(loaded.images, min(STATS_SIDE, prep.size)).to_json(),
             created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         )
-        copy = copy_bytes(Path(model), provenance.get("reference_sample"))
+        copy = shared_copy(Path(model), provenance)
         save_bundle(
             bundle.net, replace(bundle.meta, provenance=provenance), out, overwrite=force, reference=copy
         )

@@ -59,6 +59,7 @@ class OldStation:
     root: Path
     splits: dict[str, LoadedImages]
     missing: int
+    fingerprint: str = ""
 
     def __getitem__(self, split: str) -> LoadedImages | None:
         loaded = self.splits.get(split)
@@ -97,9 +98,9 @@ def draw(station: Station, data: str, seed: int) -> dict[str, Any]:
     return {"data": data, "root": str(station.root), "fingerprint": station.fingerprint(), "images": entries}
 
 
-def make_copy(reference: dict[str, Any], root: Path, side: int) -> bytes | None:
-    """Thumbnails (longer side ``side``) of the sample's images as one safetensors file's bytes; each
-    entry and the sample record what they need to find and check them (``reference`` is updated)."""
+def thumbnails(reference: dict[str, Any], root: Path, side: int, prefix: str = "r") -> dict[str, np.ndarray]:
+    """Thumbnails (longer side ``side``) of the sample's images, keyed ``<prefix>NNNN``; each entry
+    that got one records its key (``reference`` is updated)."""
     tensors: dict[str, np.ndarray] = {}
     for number, entry in enumerate(reference["images"]):
         try:
@@ -108,17 +109,28 @@ def make_copy(reference: dict[str, Any], root: Path, side: int) -> bytes | None:
             continue
         if image.ndim == 3 and is_gray(image):
             image = image[..., 0]  # a gray part saved as RGB: a third of the bytes, the same pixels
-        key = f"r{number:04d}"
+        key = f"{prefix}{number:04d}"
         tensors[key] = np.ascontiguousarray(image)
         entry["copy"] = key
+    return tensors
+
+
+def pack(tensors: dict[str, np.ndarray], side: int) -> tuple[bytes, dict[str, Any]]:
+    """The copy file's bytes and the record model.json keeps of them (what a reader checks)."""
+    data = save_tensors(tensors)
+    return data, {"side": side, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def make_copy(reference: dict[str, Any], root: Path, side: int) -> bytes | None:
+    """The sample's thumbnails as one safetensors file's bytes (``reference`` records them)."""
+    tensors = thumbnails(reference, root, side)
     if not tensors:
         return None
-    data = save_tensors(tensors)
-    reference["copy"] = {"side": side, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    data, reference["copy"] = pack(tensors, side)
     return data
 
 
-def copy_bytes(folder: Path | None, reference: Any) -> bytes | None:
+def copy_bytes(folder: Path | None, reference: Any, limit: int = MAX_COPY_BYTES) -> bytes | None:
     """The bundle's copy of its reference sample, when it is the one model.json promises."""
     promised = reference.get("copy") if isinstance(reference, dict) else None
     if folder is None or not isinstance(promised, dict):
@@ -127,7 +139,7 @@ def copy_bytes(folder: Path | None, reference: Any) -> bytes | None:
     try:
         if not path.is_file() or path.stat().st_size != promised.get("bytes"):
             return None
-        if path.stat().st_size > MAX_COPY_BYTES:
+        if path.stat().st_size > limit:
             return None
         data = path.read_bytes()
     except OSError:
@@ -135,9 +147,9 @@ def copy_bytes(folder: Path | None, reference: Any) -> bytes | None:
     return data if hashlib.sha256(data).hexdigest() == promised.get("sha256") else None
 
 
-def _copied_images(folder: Path | None, reference: dict[str, Any]) -> dict[str, np.ndarray]:
-    """The copy's thumbnails that are small 8-bit gray or RGB images (anything else is ignored)."""
-    data = copy_bytes(folder, reference)
+def copied_images(data: bytes | None) -> dict[str, np.ndarray]:
+    """The copy's thumbnails that are small 8-bit gray or RGB images (anything else is ignored);
+    ``data`` must already be the file model.json promised (:func:`copy_bytes`)."""
     if data is None:
         return {}
     try:
@@ -196,29 +208,23 @@ def _inside(root: Path, relative: str) -> Path | None:
         return None
 
 
-def load_old_station(
-    provenance: dict[str, Any],
+def load_sample(
+    reference: Any,
+    copies: dict[str, np.ndarray],
     classes: Sequence[str],
     channels: int,
     max_side: int | None,
     log: Log,
-    folder: Path | None = None,
 ) -> OldStation | None:
-    """The base's reference images that are still where it saw them, unchanged, else their copy in
-    the bundle ``folder``; None when there are none (a bundle from before reference samples, or the
-    station folder is gone and the bundle has no copy)."""
-    reference = provenance.get(KEY)
+    """One station's reference images that are still where the model saw them, unchanged, else their
+    thumbnail in ``copies`` (the bundle's checked copy); None when there are none."""
     if not isinstance(reference, dict):
-        log(
-            "old station: this base keeps no reference sample (trained before they were kept); not re-checked"
-        )
         return None
     entries = _valid_entries(reference, classes)
     root = _root_of(reference)
     data = str(reference.get("data", ""))[:MAX_TEXT]
-    copies = _copied_images(folder, reference)
     reachable = root is not None and root.is_dir()
-    if not reachable and not copies:
+    if not reachable and not any(entry.get("copy") in copies for entry in entries):
         log(f"old station: {data} is not reachable on this PC and the base keeps no copy; not re-checked")
         return None
     found: dict[str, list[Sample]] = {split: [] for split in CAPS}
@@ -251,7 +257,8 @@ def load_old_station(
         f"old station {station_name(data)}: {len(splits['train'])} replay / {len(splits['val'])} val / "
         f"{len(splits['test'])} test reference images{note}"
     )
-    return OldStation(data, root if root is not None else Path(), splits, missing)
+    fingerprint = str(reference.get("fingerprint", ""))[:MAX_TEXT]
+    return OldStation(data, root if root is not None else Path(), splits, missing, fingerprint)
 
 
 def _with_copies(loaded: LoadedImages, copies: list[tuple[np.ndarray, str]], channels: int) -> LoadedImages:

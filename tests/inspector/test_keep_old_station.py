@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,7 +15,8 @@ from inspector.training.finetune import finetune_model
 from inspector.training.hooks import QUIET as QUIET_HOOKS
 from inspector.training.hooks import Hooks
 from inspector.training.loop import Recipe
-from inspector.training.reference_sample import CAPS, load_old_station
+from inspector.training.reference_sample import CAPS, load_sample
+from inspector.training.station_memory import samples_of
 from inspector.training.train_station import train_model
 from inspector.training.weight_blend import blended, choose_blend
 from models.bundle import REFERENCE_FILE, load_bundle
@@ -78,16 +80,83 @@ def test_a_fine_tune_replays_and_scores_the_old_station(base, stations, tmp_path
     )
     text = "\n".join(lines)
     assert "replay:" in text and "reference images of the old station train beside" in text
-    assert summary.old_before is not None and summary.old_after is not None
-    assert summary.old_before["n"] == summary.old_after["n"] > 0
+    (old,) = summary.old
+    assert old.before is not None and old.after is not None
+    assert old.before["n"] == old.after["n"] > 0
     assert summary.blend is not None and summary.blend.alpha in summary.blend.scores
     provenance = load_bundle(summary.bundle).meta.provenance
     roles = {s["role"]: s for s in provenance["stations"]}
     assert set(roles) == {"adapted", "kept"}
-    assert roles["kept"]["macro_f1"] == round(summary.old_after["macro_f1"], 4)
-    assert provenance["old_station"]["before"]["macro_f1"] == summary.old_before["macro_f1"]
-    # The adapted model remembers the same old station for the next fine-tune.
-    assert provenance["reference_sample"] == load_bundle(base).meta.provenance["reference_sample"]
+    assert roles["kept"]["macro_f1"] == round(old.after["macro_f1"], 4)
+    assert provenance["old_station"]["before"]["macro_f1"] == old.before["macro_f1"]
+    assert [s["name"] for s in provenance["old_stations"]] == [provenance["old_station"]["name"]]
+    # The adapted model remembers both stations for the next fine-tune: the old one as the base kept
+    # it, and the new one (by path and hash, with thumbnails).
+    first, added = samples_of(provenance)
+    paths = [e["path"] for e in load_bundle(base).meta.provenance["reference_sample"]["images"]]
+    assert first["data"] == str(stations[0]) and [e["path"] for e in first["images"]] == paths
+    assert (
+        added["data"] == str(stations[1].resolve())
+        and added["fingerprint"] == roles["adapted"]["fingerprint"]
+    )
+    assert {e["split"] for e in added["images"]} == set(CAPS)
+    assert all(sha256_file(stations[1] / e["path"]) == e["sha256"] for e in added["images"])
+
+
+def test_a_second_fine_tune_replays_and_scores_every_station_the_model_served(base, stations, tmp_path):
+    from conftest import make_station
+
+    third = make_station(tmp_path / "c", CLASSES, seed=13)
+    recipe = Recipe(epochs=1, batch_size=16, lr=1e-3, warmup_epochs=0.5, trainable="all", replay=True)
+    first = finetune_model(base, str(stations[1]), tmp_path / "ab", recipe=recipe, hooks=QUIET_HOOKS)
+    lines: list[str] = []
+    second = finetune_model(
+        first.bundle,
+        str(third),
+        tmp_path / "abc",
+        recipe=recipe,
+        hooks=Hooks(log=lines.append, progress=False),
+    )
+    # Before this, a chained fine-tune re-checked only the first station and forgot the second.
+    assert [s.name for s in second.old] == [stations[0].name, stations[1].name]
+    assert all(s.before is not None and s.after is not None and s.after["n"] > 0 for s in second.old)
+    replayed = len(second.old[0].station["train"]) + len(second.old[1].station["train"])
+    assert any(
+        f"replay: {replayed} reference images of 2 old stations train beside" in line for line in lines
+    )
+    provenance = load_bundle(second.bundle).meta.provenance
+    kept = {s["name"]: s["macro_f1"] for s in provenance["stations"] if s["role"] == "kept"}
+    assert kept == {s.name: round(s.after["macro_f1"], 4) for s in second.old}
+    assert [s["name"] for s in provenance["old_stations"]] == [stations[0].name, stations[1].name]
+    assert [Path(s["data"]).name for s in samples_of(provenance)] == ["a", "b", "c"]
+
+
+def test_the_bundle_remembers_its_trained_station_and_the_latest_adaptations(stations, tmp_path):
+    from conftest import make_station
+
+    from data.station import load_station
+    from inspector.training.reference_sample import draw, make_copy
+    from inspector.training.station_memory import MAX_ADDED, remember_station
+
+    provenance = {"reference_sample": draw(load_station(stations[0]), str(stations[0]), 0)}
+    folder, lines = tmp_path / "base", []
+    folder.mkdir()
+    (folder / REFERENCE_FILE).write_bytes(make_copy(provenance["reference_sample"], stations[0], 24))
+    others = [make_station(tmp_path / f"s{n}", CLASSES, per_class=6, seed=n) for n in range(MAX_ADDED + 2)]
+    for n, other in enumerate([*others, others[3]]):  # the last one adapts again to a station it knows
+        keys, blob = remember_station(
+            provenance, folder, load_station(other), str(other), 0, 24, lines.append
+        )
+        provenance.update(keys)
+        folder = tmp_path / f"bundle{n}"
+        folder.mkdir()
+        (folder / REFERENCE_FILE).write_bytes(blob)
+    names = [Path(s["data"]).name for s in samples_of(provenance)]
+    assert names == ["a", "s2", "s4", "s3"] and len(names) == 1 + MAX_ADDED
+    # every remembered station's thumbnails survive the re-packing, under keys of their own
+    for sample in samples_of(provenance):
+        assert len(_thumbnails(folder, sample)) == len(sample["images"]) > 0
+    assert "4 station(s) (a, s2, s4, s3)" in lines[-1]
 
 
 def test_a_moved_station_is_replayed_from_the_bundles_copy_and_a_tampered_copy_is_not(
@@ -110,10 +179,15 @@ def test_a_moved_station_is_replayed_from_the_bundles_copy_and_a_tampered_copy_i
         recipe=recipe,
         hooks=Hooks(log=lines.append, progress=False),
     )
-    assert summary.old_after is not None and summary.old_after["n"] > 0
+    assert summary.old and summary.old[0].after is not None and summary.old[0].after["n"] > 0
     assert any(f"{len(reference['images'])} from the bundle's copy" in line for line in lines)
-    # the adapted bundle carries the copy on, byte for byte
-    assert (tmp_path / "adapted" / REFERENCE_FILE).read_bytes() == (moved / REFERENCE_FILE).read_bytes()
+    # the adapted bundle carries the old station's thumbnails on, pixel for pixel, beside the new one's
+    kept = load_bundle(tmp_path / "adapted").meta.provenance
+    before, after = _thumbnails(moved, reference), _thumbnails(tmp_path / "adapted", kept["reference_sample"])
+    assert [a.tobytes() for a in after] == [b.tobytes() for b in before] and len(before) == len(
+        reference["images"]
+    )
+    assert len(_thumbnails(tmp_path / "adapted", kept["reference_samples"][0])) > 0
 
     data = bytearray((moved / REFERENCE_FILE).read_bytes())
     data[-1] ^= 0xFF
@@ -126,12 +200,26 @@ def test_a_moved_station_is_replayed_from_the_bundles_copy_and_a_tampered_copy_i
         recipe=recipe,
         hooks=Hooks(log=lines.append, progress=False),
     )
-    assert summary.old_after is None
+    assert summary.old == []
     assert any("not reachable on this PC and the base keeps no copy" in line for line in lines)
     assert any(
         line.startswith("replay: the old station's reference images are not at hand") for line in lines
     )
-    assert not (tmp_path / "again" / REFERENCE_FILE).exists()
+    # the copy that failed its check is not carried on: only the new station's thumbnails are kept
+    kept = load_bundle(tmp_path / "again").meta.provenance
+    assert _thumbnails(tmp_path / "again", kept["reference_sample"]) == []
+    assert "copy" not in kept["reference_sample"]
+    assert len(_thumbnails(tmp_path / "again", kept["reference_samples"][0])) > 0
+
+
+def _thumbnails(folder, reference) -> list[np.ndarray]:
+    """A sample's thumbnails in the bundle at ``folder``, in the sample's order."""
+    from safetensors.numpy import load
+
+    if "copy" not in reference:
+        return []
+    tensors = load((folder / REFERENCE_FILE).read_bytes())
+    return [tensors[e["copy"]] for e in reference["images"] if "copy" in e]
 
 
 def test_a_hostile_or_stale_reference_sample_reads_nothing_outside_the_station(base, stations, tmp_path):
@@ -153,13 +241,13 @@ def test_a_hostile_or_stale_reference_sample_reads_nothing_outside_the_station(b
         "junk",
     ]
     reference["images"][2]["sha256"] = "0" * 64  # a file that changed since training
-    old = load_old_station(provenance, list(CLASSES), 1, None, lambda line: None)
+    old = load_sample(reference, {}, list(CLASSES), 1, None, lambda line: None)
     assert old is not None and old.missing == 3  # the two outside the station and the changed one
     loaded = [s.path for split in old.splits.values() for s in split.samples]
     assert len(loaded) == good - 1 and outside not in loaded
     assert all(p.is_relative_to(stations[0].resolve()) for p in loaded)
-    provenance["reference_sample"] = {"data": "x", "root": str(stations[0]), "images": "not a list"}
-    assert load_old_station(provenance, list(CLASSES), 1, None, lambda line: None) is None
+    broken = {"data": "x", "root": str(stations[0]), "images": "not a list"}
+    assert load_sample(broken, {}, list(CLASSES), 1, None, lambda line: None) is None
 
 
 def test_blends_run_from_the_base_to_the_fine_tuned_weights():
@@ -204,7 +292,10 @@ def test_a_copy_holding_anything_but_small_8_bit_images_yields_only_those(tmp_pa
 
     from safetensors.numpy import save
 
-    from inspector.training.reference_sample import MAX_COPY_SIDE, _copied_images
+    from inspector.training.reference_sample import MAX_COPY_SIDE, copied_images, copy_bytes
+
+    def _copied_images(folder, promise):
+        return copied_images(copy_bytes(folder, promise))
 
     data = save(
         {

@@ -12,7 +12,8 @@ pytest.importorskip("PySide6")
 from data.station import load_station
 from inspector.registry import Registry
 from inspector.training import reference_sample
-from inspector.training.finetune import FINETUNE_L2SP, FinetuneSummary
+from inspector.training.finetune import FINETUNE_L2SP, FinetuneSummary, OldScore
+from inspector.training.reference_sample import OldStation
 from inspector.training.weight_blend import BlendChoice
 from models.bundle import meta_for, save_bundle
 from models.network import InspectionNet
@@ -77,10 +78,9 @@ def test_page_three_offers_replay_only_for_a_base_with_a_reference_sample(qtbot,
 def test_page_five_shows_the_old_station_beside_the_new_one(qtbot, tmp_path, tiny_vit_spec, tiny_station):
     wizard = _wizard(qtbot, tmp_path, tiny_vit_spec, tiny_station, {})
     page = wizard.compare_page
-    lost = FinetuneSummary(
-        Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None, "lamp1", _metrics(0.9, 60),
-        _metrics(0.85, 60), BlendChoice(0.75, {0.75: (0.8, 0.85)}),
-    )  # fmt: skip
+    old = [OldScore(OldStation("lamp1", Path(), {}, 0), _metrics(0.9, 60), _metrics(0.85, 60))]
+    blend = BlendChoice(0.75, {0.75: (0.8, 0.85)})
+    lost = FinetuneSummary(Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None, old, blend)
     rows = page._say_old_station(lost)
     assert [r[0] for r in rows] == [
         "Old station macro-F1 (n=60)",
@@ -88,6 +88,15 @@ def test_page_five_shows_the_old_station_beside_the_new_one(qtbot, tmp_path, tin
     ]
     text = page.old_line.text()
     assert "Old station (lamp1): macro-F1 0.900 → 0.850 (-0.050, lost)" in text and "0.75 of the new" in text
+    old.append(OldScore(OldStation("lamp2", Path(), {}, 0), _metrics(0.7, 40), _metrics(0.72, 40)))
+    twice = FinetuneSummary(Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None, old)
+    assert [r[0] for r in page._say_old_station(twice)] == [
+        "Old station lamp1 macro-F1 (n=60)",
+        "Old station lamp1 accuracy",
+        "Old station lamp2 macro-F1 (n=40)",
+        "Old station lamp2 accuracy",
+    ]
+    assert "Old station (lamp2): macro-F1 0.700 → 0.720 (+0.020, kept)" in page.old_line.text()
     unchecked = FinetuneSummary(Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None)
     assert page._say_old_station(unchecked) == []
     assert "Old station: not checked" in page.old_line.text()

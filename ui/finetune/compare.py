@@ -138,10 +138,10 @@ class ComparePage(QWizardPage):
         )
 
     def _say_old_station(self, summary: Any) -> list[tuple[str, float, float]]:
-        """The station the base was trained on, before and after (its reference sample): adapting
-        must not silently cost the parts the line already judged well."""
-        old_before, old_after = summary.old_before, summary.old_after
-        if old_before is None or old_after is None:
+        """Every station the base already served, before and after (their reference samples):
+        adapting must not silently cost the parts the line already judged well."""
+        checked = [s for s in summary.old if s.before is not None and s.after is not None]
+        if not checked:
             set_status(
                 self.old_line,
                 "Old station: not checked — the base model keeps no sample of its own station, or "
@@ -149,19 +149,23 @@ class ComparePage(QWizardPage):
                 WARN_STYLE,
             )
             return []
-        delta = old_after["macro_f1"] - old_before["macro_f1"]
-        kept = "kept" if delta >= -0.01 else "lost"
+        lines, rows, lost = [], [], False
+        for score in checked:
+            before, after = score.before, score.after
+            delta = after["macro_f1"] - before["macro_f1"]
+            lost |= delta < -0.01
+            lines.append(
+                f"Old station ({score.name}): macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f} "
+                f"({delta:+.3f}, {'kept' if delta >= -0.01 else 'lost'}) on {after['n']} of its images"
+            )
+            label = "Old station" if len(checked) == 1 else f"Old station {score.name}"
+            rows += [
+                (f"{label} macro-F1 (n={after['n']})", before["macro_f1"], after["macro_f1"]),
+                (f"{label} accuracy", before["accuracy"], after["accuracy"]),
+            ]
         blend = f"; {summary.blend.alpha:.2f} of the new weights blended in" if summary.blend else ""
-        set_status(
-            self.old_line,
-            f"Old station ({summary.old_name}): macro-F1 {old_before['macro_f1']:.3f} → "
-            f"{old_after['macro_f1']:.3f} ({delta:+.3f}, {kept}) on {old_after['n']} of its images{blend}",
-            GOOD_STYLE if delta >= -0.01 else ERROR_STYLE,
-        )
-        return [
-            (f"Old station macro-F1 (n={old_after['n']})", old_before["macro_f1"], old_after["macro_f1"]),
-            ("Old station accuracy", old_before["accuracy"], old_after["accuracy"]),
-        ]
+        set_status(self.old_line, "\n".join(lines) + blend, ERROR_STYLE if lost else GOOD_STYLE)
+        return rows
 
     def _draw(self, before: dict[str, Any], after: dict[str, Any]) -> None:
         figure = self.canvas.figure

@@ -21,6 +21,7 @@ from inspector.stations import station_name
 from inspector.training.defaults import default_trainable, pretrained_base
 from inspector.training.finetune import FINETUNE_L2SP, FINETUNE_RECIPE
 from inspector.training.loop import Recipe
+from inspector.training.station_memory import samples_of
 from ui.finetune.common import KEEP_TEXT, NEEDS_REFERENCE, RECOMMENDED, TRAINABLE_TEXT, hint_label
 from ui.finetune.state import FinetuneState
 
@@ -132,20 +133,21 @@ class RecipePage(QWizardPage):
 
     def _say_reference(self, provenance: dict) -> None:
         """Replay and the blend need the base's reference sample of its own station."""
-        reference = provenance.get("reference_sample")
-        images = reference.get("images") if isinstance(reference, dict) else None
+        samples = [s for s in samples_of(provenance) if isinstance(s.get("images"), list) and s["images"]]
         for key in NEEDS_REFERENCE:
-            self.keeping[key].setEnabled(bool(images))
-        if not images:
+            self.keeping[key].setEnabled(bool(samples))
+        if not samples:
             self.keep_note.setText(
                 "This base model keeps no sample of the station it was trained on (trained before "
                 "version 2026-12): the old station cannot be replayed, blended toward or checked."
             )
             return
-        name = station_name(str(reference.get("data", "")))
+        images = sum(len(s["images"]) for s in samples)
+        names = ", ".join(station_name(str(s.get("data", ""))) for s in samples)
+        stations = "its station" if len(samples) == 1 else f"the {len(samples)} stations it served"
         self.keep_note.setText(
-            f"The base keeps {len(images)} images of its station ({name}) by path; they are used "
-            "where that folder is still reachable from this computer."
+            f"The base keeps {images} images of {stations} ({names}) by path; they are used where "
+            "those folders are still reachable from this computer."
         )
 
     def validatePage(self) -> bool:  # Qt's name: Next hands the choice on to training
