@@ -46,9 +46,10 @@ import cv2
 from data.augment import apply, build_augmentation
 from data.images import read_image
 from data.station import load_station
-from inspector.training.finetune import FINETUNE_RECIPE, finetune_model, recalibrate_model
+from inspector.training.finetune import FINETUNE_RECIPE, finetune_model
 from inspector.training.hooks import Hooks
 from inspector.training.loop import trainable_parameters
+from inspector.training.recalibrate import recalibrate_model
 from inspector.training.workflows import evaluate_loaded, load_split, split_seed
 from models.bundle import load_bundle
 

@@ -363,8 +363,9 @@ def finetune(
     from dataclasses import replace
 
     from inspector.registry import refuse_registry_output
-    from inspector.training.finetune import FINETUNE_RECIPE, finetune_model, recalibrate_model
+    from inspector.training.finetune import FINETUNE_RECIPE, finetune_model
     from inspector.training.hooks import Hooks
+    from inspector.training.recalibrate import recalibrate_model
 
     with user_errors():
         from inspector.cli.login import actor_at

@@ -8,7 +8,7 @@ from typing import Any
 
 from inspector.line.resolve import resolve_model
 from inspector.registry import Registry, Version
-from inspector.training.finetune import recalibrate_model
+from inspector.training.recalibrate import recalibrate_model
 
 
 def recalibrate_version(home: Path, frames: Path, *, task: Any) -> tuple[Version, dict]:
