@@ -19,6 +19,7 @@ from models.bundle import meta_for, save_bundle
 from models.network import InspectionNet
 from ui.context import AppContext
 from ui.finetune import FinetuneWizard
+from ui.finetune.common import ERROR_COLOUR, GOOD_COLOUR
 
 WAIT_MS = 180_000
 CLASSES = ["ok", "scratch", "spot"]
@@ -91,12 +92,14 @@ def test_page_five_shows_the_old_station_beside_the_new_one(qtbot, tmp_path, tin
     old.append(OldScore(OldStation("lamp2", Path(), {}, 0), _metrics(0.7, 40), _metrics(0.72, 40)))
     twice = FinetuneSummary(Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None, old)
     assert [r[0] for r in page._say_old_station(twice)] == [
-        "Old station lamp1 macro-F1 (n=60)",
-        "Old station lamp1 accuracy",
-        "Old station lamp2 macro-F1 (n=40)",
-        "Old station lamp2 accuracy",
+        "Old lamp1 macro-F1",
+        "Old lamp1 accuracy",
+        "Old lamp2 macro-F1",
+        "Old lamp2 accuracy",
     ]
-    assert "Old station (lamp2): macro-F1 0.700 → 0.720 (+0.020, kept)" in page.old_line.text()
+    text = page.old_line.text()  # each station in its own colour: one lost, one kept
+    assert f'color: {ERROR_COLOUR};">Old station (lamp1): macro-F1 0.900 → 0.850 (-0.050, lost)' in text
+    assert f'color: {GOOD_COLOUR};">Old station (lamp2): macro-F1 0.700 → 0.720 (+0.020, kept)' in text
     unchecked = FinetuneSummary(Path("x"), _metrics(0.6, 30), _metrics(0.8, 30), 1.0, None)
     assert page._say_old_station(unchecked) == []
     assert "Old station: not checked" in page.old_line.text()

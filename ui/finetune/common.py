@@ -73,10 +73,10 @@ KEEP_TEXT = [
     ),
     (
         "replay",
-        "Replay the base model's own station",
-        "Trains on up to 120 images of the station the base model learned, beside the new ones, and "
-        "re-estimates the lighting statistics on both. Won back the most on magnetic_tile's real lamp "
-        "change, but kept less of the old lamp there.",
+        "Replay the stations the base model served",
+        "Trains on up to 120 images of each station the base model learned or was adapted to, beside "
+        "the new ones, and re-estimates the lighting statistics on all. Won back the most on "
+        "magnetic_tile's real lamp change, but kept less of the old lamp there.",
     ),
     (
         "wise",

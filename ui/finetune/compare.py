@@ -3,6 +3,7 @@ base's own station, and speed."""
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import numpy as np
@@ -42,9 +43,9 @@ class ComparePage(QWizardPage):
         self.state = state
         self.setTitle("Before and after")
         self.setSubTitle(
-            "Both models judged the station's held-out test images, which training never saw, and the "
-            "base model's own station (the sample it keeps of it). Recall: the share of each class's "
-            "parts the model recognised."
+            "Both models judged the station's held-out test images, which training never saw, and "
+            "every station the base model served (the samples it keeps of them). Recall: the share of "
+            "each class's parts the model recognised."
         )
         self._requests = Latest()  # a later request makes earlier answers stale
         self.headline = QLabel("")
@@ -56,6 +57,7 @@ class ComparePage(QWizardPage):
         self.old_line = QLabel("")
         self.old_line.setFont(font)
         self.old_line.setWordWrap(True)
+        self.old_line.setTextFormat(Qt.TextFormat.RichText)  # each station's line in its own colour
         self.table = QTableWidget(0, 4)
         self.table.setHorizontalHeaderLabels(["", "Before", "After", "Change"])
         self.table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
@@ -116,6 +118,8 @@ class ComparePage(QWizardPage):
             change = new - old
             for column, text in enumerate((name, f"{old:.3f}", f"{new:.3f}", f"{change:+.3f}")):
                 item = QTableWidgetItem(text)
+                if column == 0:
+                    item.setToolTip(text)  # a long station name is cut in the column
                 if column:
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
                 if column == 3 and abs(change) > 0.005:
@@ -149,22 +153,24 @@ class ComparePage(QWizardPage):
                 WARN_STYLE,
             )
             return []
-        lines, rows, lost = [], [], False
+        lines, rows = [], []
         for score in checked:
             before, after = score.before, score.after
             delta = after["macro_f1"] - before["macro_f1"]
-            lost |= delta < -0.01
-            lines.append(
+            text = (
                 f"Old station ({score.name}): macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f} "
                 f"({delta:+.3f}, {'kept' if delta >= -0.01 else 'lost'}) on {after['n']} of its images"
             )
-            label = "Old station" if len(checked) == 1 else f"Old station {score.name}"
-            rows += [
-                (f"{label} macro-F1 (n={after['n']})", before["macro_f1"], after["macro_f1"]),
-                (f"{label} accuracy", before["accuracy"], after["accuracy"]),
-            ]
+            colour = GOOD_COLOUR if delta >= -0.01 else ERROR_COLOUR
+            lines.append(f'<span style="color: {colour};">{html.escape(text)}</span>')
+            if len(checked) == 1:
+                rows.append((f"Old station macro-F1 (n={after['n']})", before["macro_f1"], after["macro_f1"]))
+                rows.append(("Old station accuracy", before["accuracy"], after["accuracy"]))
+            else:  # one pair per station, short enough for the table's first column
+                rows.append((f"Old {score.name} macro-F1", before["macro_f1"], after["macro_f1"]))
+                rows.append((f"Old {score.name} accuracy", before["accuracy"], after["accuracy"]))
         blend = f"; {summary.blend.alpha:.2f} of the new weights blended in" if summary.blend else ""
-        set_status(self.old_line, "\n".join(lines) + blend, ERROR_STYLE if lost else GOOD_STYLE)
+        set_status(self.old_line, "<br>".join(lines) + html.escape(blend))
         return rows
 
     def _draw(self, before: dict[str, Any], after: dict[str, Any]) -> None:
