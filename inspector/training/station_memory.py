@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from data.station import NAMED_DATASETS, Station
+from inspector.stations import station_name
 from inspector.training.reference_sample import (
     KEY,
     MAX_COPY_BYTES,
@@ -119,9 +120,9 @@ def remember_station(
     if tensors:
         blob, record = pack(tensors, side)
         for sample in samples:
-            if any("copy" in entry for entry in sample.get("images") or []):
+            if any("copy" in entry for entry in _entries(sample)):
                 sample["copy"] = record
-    names = ", ".join(str(Path(str(s.get("data", ""))).name) for s in samples)
+    names = ", ".join(station_name(str(s.get("data", ""))) for s in samples)
     log(f"reference samples kept for the next fine-tune: {len(samples)} station(s) ({names})")
     return {KEY: samples[0], ADDED_KEY: samples[1:]}, blob
 
@@ -134,9 +135,7 @@ def _rekeyed(samples: list[dict[str, Any]], pool: dict[str, np.ndarray], keep: d
         sample.pop("copy", None)
         if sample is keep:
             continue
-        for number, entry in enumerate(sample.get("images") or []):
-            if not isinstance(entry, dict):
-                continue
+        for number, entry in enumerate(_entries(sample)):
             key = entry.pop("copy", None)
             if isinstance(key, str) and key in pool:
                 entry["copy"] = f"s{place}r{number:04d}"
@@ -145,5 +144,11 @@ def _rekeyed(samples: list[dict[str, Any]], pool: dict[str, np.ndarray], keep: d
 
 
 def _forget_copies(sample: dict[str, Any]) -> None:
-    for entry in sample.get("images") or []:
+    for entry in _entries(sample):
         entry.pop("copy", None)
+
+
+def _entries(sample: dict[str, Any]) -> list[dict[str, Any]]:
+    """A sample's image entries that are objects (a careless or hostile bundle may hold anything)."""
+    images = sample.get("images")
+    return [entry for entry in images if isinstance(entry, dict)] if isinstance(images, list) else []

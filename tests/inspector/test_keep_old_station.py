@@ -159,6 +159,31 @@ def test_the_bundle_remembers_its_trained_station_and_the_latest_adaptations(sta
     assert "4 station(s) (a, s2, s4, s3)" in lines[-1]
 
 
+def test_a_careless_list_of_remembered_stations_is_carried_without_reading_anything(stations, tmp_path):
+    from data.station import load_station
+    from inspector.training.station_memory import load_old_stations, remember_station
+
+    junk = [{"data": "x", "images": 5}, "junk", {"data": "y", "images": ["a", {"path": 1, "copy": "k"}]}]
+    provenance = {"reference_samples": junk}
+    lines: list[str] = []
+    assert load_old_stations(provenance, list(CLASSES), 1, None, lines.append, tmp_path) == []
+    keys, blob = remember_station(
+        provenance, tmp_path, load_station(stations[1]), str(stations[1]), 0, 24, print
+    )
+    *carried, new = [keys["reference_sample"], *keys["reference_samples"]]
+    assert Path(new["data"]).name == "b" and len(_thumbnails_in(blob, new)) == len(new["images"]) > 0
+    # what was carried keeps no thumbnail key it cannot back
+    assert [e for s in carried if isinstance(s["images"], list) for e in s["images"] if "copy" in e] == []
+
+
+def _thumbnails_in(blob: bytes, reference) -> list[np.ndarray]:
+    """A sample's thumbnails in a copy file's bytes, in the sample's order."""
+    from safetensors.numpy import load
+
+    tensors = load(blob)
+    return [tensors[e["copy"]] for e in reference["images"] if "copy" in e]
+
+
 def test_a_moved_station_is_replayed_from_the_bundles_copy_and_a_tampered_copy_is_not(
     base, stations, tmp_path
 ):
@@ -214,12 +239,9 @@ def test_a_moved_station_is_replayed_from_the_bundles_copy_and_a_tampered_copy_i
 
 def _thumbnails(folder, reference) -> list[np.ndarray]:
     """A sample's thumbnails in the bundle at ``folder``, in the sample's order."""
-    from safetensors.numpy import load
-
     if "copy" not in reference:
         return []
-    tensors = load((folder / REFERENCE_FILE).read_bytes())
-    return [tensors[e["copy"]] for e in reference["images"] if "copy" in e]
+    return _thumbnails_in((folder / REFERENCE_FILE).read_bytes(), reference)
 
 
 def test_a_hostile_or_stale_reference_sample_reads_nothing_outside_the_station(base, stations, tmp_path):
