@@ -1,11 +1,11 @@
 """``inspector finetune``: adapt a bundle to a new station without forgetting the old one.
 
 The base is never modified; the adapted model is a new bundle. Before training, the stem's BatchNorm
-statistics may be re-estimated on the station's images (labels not needed); the base's reference
-sample of its own station is replayed and scored (:mod:`inspector.training.reference_sample`), and
-the weights may be blended back toward the base (:mod:`inspector.training.weight_blend`), so the
-wizard can show what adapting did to both stations (BENCHMARKS.md, "Adaptation that keeps the old
-station").
+statistics may be re-estimated on the station's images (labels not needed); the reference samples
+of every station the base served are replayed and scored (:mod:`inspector.training.station_memory`),
+and the weights may be blended back toward the base (:mod:`inspector.training.weight_blend`), so the
+wizard can show what adapting did to each station (BENCHMARKS.md, "Adaptation that keeps the old
+station"). The adapted bundle remembers its new station too, for the next fine-tune.
 """
 
 from __future__ import annotations
