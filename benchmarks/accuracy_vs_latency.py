@@ -85,6 +85,8 @@ CANDIDATES = (
     # The larger stems (issue 24 item 4)
     Candidate("lite2-224px", "lite2", 224),
     Candidate("hybrid-l2-ltm@0.8-224px", "hybrid-l2-s16", 224, "ltm", 0.8),
+    # The slim stem with a 49-token budget (issue 24 item 4)
+    *(Candidate(f"hybrid-slim-ltm-t49-{s}px", "hybrid-s16-slim", s, "ltm", tokens=49) for s in (224, 256)),
 )
 
 

@@ -31,6 +31,7 @@ HYBRID = "hybrid-s16"
 HYBRID_RATIO = 0.8
 TOKENS = 100  # the 10x10 grid of the 160 px default: the transformer costs what it did there
 LB = "320lb"  # 320 px, letterboxed
+SLIM_TOKENS = 49  # the slim stem's budget: 7x7 tokens after block 0, whatever the input size
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,22 @@ METHODS = (
     ),
     _ltm_224(
         f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd-img", defect_crops=0.5, keep_defects=0.5, normalize="image"
+    ),
+    # A slimmer stem (issue 24 item 4): Lite0 cut after its first stride-16 stage, the transformer's
+    # tokens capped at 7x7 by one learned merge after block 0 — at 224 px (0.8x Lite0's latency) and
+    # at 256 px (0.94x), so LTM buys more pixels than Lite0 sees at 224 px in the same time.
+    *(
+        Method(
+            f"hybrid-slim-ltm-t{SLIM_TOKENS}-{size}px-dc-kd",
+            "hybrid-s16-slim",
+            "ltm",
+            img_size=size,
+            tokens=SLIM_TOKENS,
+            in_default_run=False,
+            defect_crops=0.5,
+            keep_defects=0.5,
+        )
+        for size in (224, 256)
     ),
 )
 

@@ -46,11 +46,14 @@ _VIT_CPU = {"patch_size": 8, "embed_dim": 128, "depth": 8, "num_heads": 4}
 VIT_POOLS = ("token", "avg", "max", "avgmax")
 
 
-def _hybrid(lite: int, **transformer: Any) -> tuple[str, dict[str, Any]]:
+def _hybrid(lite: int, stages: int | None = None, **transformer: Any) -> tuple[str, dict[str, Any]]:
     """A hybrid preset: EfficientNet-Lite``lite``'s stages as the stem under a small ViT (4 blocks
-    of width 128, 16 px tokens unless ``transformer`` says otherwise), pooled by the mean."""
+    of width 128, 16 px tokens unless ``transformer`` says otherwise), pooled by the mean.
+    ``stages``: cut the trunk after this many stages instead of the last one at the stride."""
     shape = {"patch_size": 16, "embed_dim": 128, "depth": 4, "num_heads": 4, **transformer}
-    stem = {"cnn_stem": f"tf_efficientnet_lite{lite}"}
+    stem: dict[str, Any] = {"cnn_stem": f"tf_efficientnet_lite{lite}"}
+    if stages is not None:
+        stem["cnn_stages"] = stages
     return "vit_tiny_patch16_224", {**stem, **shape, "class_token": False, "global_pool": "avg"}
 
 
@@ -74,16 +77,23 @@ BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     # CNN a plant engineer might pick for larger inputs — and under hybrid-s16's transformer.
     **{f"lite{n}": (f"tf_efficientnet_lite{n}", {}) for n in (1, 2)},
     **{f"hybrid-l{n}-s16": _hybrid(n) for n in (1, 2)},
+    # A cheaper stem for larger inputs (issue 24 item 4): Lite0 cut after its first stride-16 stage
+    # (80 channels), without the three 112-channel blocks that cost a fifth of the stem's MACs, so
+    # the same time buys more pixels (BENCHMARKS.md "A slimmer stem").
+    "hybrid-s16-slim": _hybrid(0, stages=4),
 }
 # The convolution trunks a hybrid may use as its stem, and where to cut them: stride → the number
 # of stages (of blocks.0…6) that reach that stride — the same for Lite0, Lite1 and Lite2.
 CNN_STEMS = {f"tf_efficientnet_lite{n}": {8: 3, 16: 5} for n in (0, 1, 2)}
+# Every cut that ends at a stride (``cnn_stages``): stage 3 (blocks.3) is the first at stride 16.
+CNN_CUTS = {8: (3,), 16: (4, 5)}
 # A bundle's backbone overrides: the names the product writes, each with its allowed values.
 _INT_RANGES = {
     "patch_size": (1, 64),
     "embed_dim": (8, 1024),
     "depth": (1, 24),
     "num_heads": (1, 32),
+    "cnn_stages": (1, 7),
 }
 _FLOAT_RANGES = {"mlp_ratio": (0.5, 8.0)}
 _BOOLS = ("conv_stem", "class_token")
@@ -186,6 +196,13 @@ def check_overrides(overrides: dict[str, Any]) -> None:
             f"a {overrides['cnn_stem']} stem cuts at stride {sorted(CNN_STEMS[overrides['cnn_stem']])}, "
             f"not {overrides.get('patch_size')}"
         )
+    if "cnn_stages" in overrides:
+        stride = overrides.get("patch_size", 16)
+        if "cnn_stem" not in overrides or overrides["cnn_stages"] not in CNN_CUTS.get(stride, ()):
+            raise ModelError(
+                f"backbone override cnn_stages={overrides['cnn_stages']!r} needs a cnn_stem and one of "
+                f"{CNN_CUTS.get(stride, ())} stages at stride {stride}"
+            )
 
 
 def cnn_trunk(arch: str, stages: int, in_chans: int) -> nn.Sequential:
@@ -202,10 +219,16 @@ class CnnStemEmbed(PatchEmbed):
     """Patch embedding by a (pretrainable) convolution trunk cut at stride ``patch_size``, then a
     1×1 projection to the transformer's width: the hybrid's stem."""
 
-    def __init__(self, *args: Any, cnn_arch: str = "tf_efficientnet_lite0", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        cnn_arch: str = "tf_efficientnet_lite0",
+        cnn_stages: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         stride = self.patch_size[0]
-        stages = CNN_STEMS[cnn_arch][stride]
+        stages = cnn_stages or CNN_STEMS[cnn_arch][stride]
         trunk = cnn_trunk(cnn_arch, stages, self.proj.in_channels)
         with torch.no_grad():
             channels = trunk(torch.zeros(1, self.proj.in_channels, stride * 2, stride * 2)).shape[1]
@@ -266,8 +289,9 @@ def create_backbone(spec: BackboneSpec, num_classes: int) -> nn.Module:
     if kwargs.pop("conv_stem", False):
         kwargs["embed_layer"] = ConvStemEmbed
     cnn = kwargs.pop("cnn_stem", None)
+    stages = kwargs.pop("cnn_stages", None)
     if cnn is not None:
-        kwargs["embed_layer"] = functools.partial(CnnStemEmbed, cnn_arch=cnn)
+        kwargs["embed_layer"] = functools.partial(CnnStemEmbed, cnn_arch=cnn, cnn_stages=stages)
     patch = kwargs.get("patch_size")
     if (cnn is not None or kwargs.get("embed_layer") is ConvStemEmbed) and spec.img_size % patch:
         raise ModelError(f"img_size {spec.img_size} must be a multiple of the stem's stride {patch}")

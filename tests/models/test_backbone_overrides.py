@@ -20,6 +20,10 @@ from models.errors import ModelError
         ({"global_pool": "attn"}, "global_pool"),
         ({"cnn_stem": "resnet50"}, "cnn_stem"),
         ({"cnn_stem": "tf_efficientnet_lite0", "patch_size": 4}, "stride"),
+        ({"cnn_stem": "tf_efficientnet_lite0", "patch_size": 16, "cnn_stages": 3}, "cnn_stages=3 needs"),
+        ({"cnn_stem": "tf_efficientnet_lite0", "patch_size": 8, "cnn_stages": 4}, "at stride 8"),
+        ({"patch_size": 16, "cnn_stages": 4}, "needs a cnn_stem"),
+        ({"cnn_stem": "tf_efficientnet_lite0", "patch_size": 16, "cnn_stages": True}, "cnn_stages=True"),
     ],
 )
 def test_overrides_outside_the_allow_list_are_refused(overrides, message):

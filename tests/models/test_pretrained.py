@@ -106,7 +106,7 @@ def test_wheel_weights_cached_as_safetensors_with_hash(tmp_path):
     assert cached_lite0(tmp_path) == (path, digest)
 
 
-@pytest.mark.parametrize("backbone", ["lite0", "hybrid-s16"])
+@pytest.mark.parametrize("backbone", ["lite0", "hybrid-s16", "hybrid-s16-slim"])
 def test_imagenet_lite0_reaches_the_trunk_and_spares_the_head(tmp_path, backbone):
     net = InspectionNet(resolve_backbone(backbone, 64, 3), 4, "none")
     provenance = apply_pretrained(net, LITE0, tmp_path)
@@ -185,3 +185,22 @@ def test_hybrid_ltm_bundle_round_trip_and_onnx_parity(tmp_path):
         np.testing.assert_allclose(back.net(x).numpy(), net(x).numpy(), atol=1e-5)
     assert back.meta.provenance["weights"]["source"] == LITE0
     assert export_onnx(net, tmp_path / "h.onnx", samples=2).max_abs_diff <= PARITY_TOLERANCE
+
+
+def test_the_slim_stem_is_lite0_cut_after_its_first_stride_16_stage(tmp_path):
+    """Four of Lite0's stages (80 channels at stride 16), their ImageNet weights, and the bundle and
+    ONNX export rebuild it: the cut is recorded in model.json, not implied by the preset's name."""
+    net = InspectionNet(resolve_backbone("hybrid-s16-slim", 64, 3), 3, "ltm")
+    apply_pretrained(net, LITE0, tmp_path / "cache")
+    trunk = net.backbone.patch_embed.proj.cnn
+    cached = read_checkpoint(tmp_path / "cache" / f"{LITE0}.safetensors")
+    assert len(trunk.blocks) == 4 and net.backbone.patch_embed.proj.proj.in_channels == 80
+    assert torch.equal(trunk.state_dict()["blocks.3.2.conv_pwl.weight"], cached["blocks.3.2.conv_pwl.weight"])
+    net.eval()
+    meta = meta_for(net, ["ok", "a", "b"], provenance={"weights": {"source": LITE0}})
+    back = load_bundle(save_bundle(net, meta, tmp_path / "b"))
+    assert back.meta.backbone.overrides["cnn_stages"] == 4
+    x = torch.randn(2, 3, 64, 64)
+    with torch.no_grad():
+        np.testing.assert_allclose(back.net(x).numpy(), net(x).numpy(), atol=1e-5)
+    assert export_onnx(net, tmp_path / "s.onnx", samples=2).max_abs_diff <= PARITY_TOLERANCE
