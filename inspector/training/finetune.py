@@ -15,7 +15,7 @@ import math
 import shutil
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,7 @@ from inspector.training.loop import EpochRecord, Recipe, TrainOutcome, train, va
 from inspector.training.metrics import Metrics
 from inspector.training.predict import predict_logits
 from inspector.training.reference_sample import OldStation, joined, station_score
-from inspector.training.station_memory import load_old_stations, remember_station
+from inspector.training.station_memory import bundle_thumbnails, load_old_stations, remember_station
 from inspector.training.weight_blend import BlendChoice, choose_blend
 from inspector.training.workflows import (
     TRAIN_MARGIN,
@@ -140,6 +140,8 @@ class _Inputs:
     test_set: LoadedImages
     old: list[OldStation]
     side: int  # the longer side training images are kept at (and the stations' thumbnails)
+    source: str  # what the station was opened from (the registry's and the memory's name for it)
+    thumbnails: dict[str, np.ndarray]  # the base's checked copy of its stations' images, by key
 
 
 def finetune_model(
@@ -192,11 +194,11 @@ def finetune_model(
             OldScore(station, was, _score_old(adapted, station, "after", log))
             for station, was in zip(inputs.old, old_before, strict=True)
         ]
-        provenance = finetune_provenance(model, data, inputs, seconds, norms, blend, (before, after), old)
-        source = str(inputs.station.root) if isinstance(data, Station) else str(data)
+        provenance = finetune_provenance(model, inputs, seconds, norms, blend, (before, after), old)
         memory, copy = remember_station(
-            bundle.meta.provenance, Path(model), inputs.station, source, inputs.recipe.seed, inputs.side, log
-        )
+            bundle.meta.provenance, inputs.thumbnails, inputs.station, inputs.source, inputs.recipe.seed,
+            inputs.side, log,
+        )  # fmt: skip
         provenance.update(memory)
         meta = replace(
             bundle.meta,
@@ -225,10 +227,11 @@ def read_inputs(
         load_split(station, split, prep.channels, side, strict, log, hooks.progress)
         for split, side in (("train", train_side), ("val", None), ("test", None))
     ]
-    old = load_old_stations(
-        bundle.meta.provenance, bundle.meta.classes, prep.channels, train_side, log, Path(model)
-    )
-    return _Inputs(bundle, station, recipe, *splits, old, train_side)
+    # Read once: the old stations' replay images now, the adapted bundle's copy at the end.
+    pool = bundle_thumbnails(Path(model), bundle.meta.provenance)
+    old = load_old_stations(bundle.meta.provenance, bundle.meta.classes, prep.channels, train_side, log, pool)
+    source = str(station.root) if isinstance(data, Station) else str(data)
+    return _Inputs(bundle, station, recipe, *splits, old, train_side, source, pool)
 
 
 def adapt(inputs: _Inputs, partial: Path, hooks: Hooks) -> tuple[TrainOutcome, dict[str, Any] | None]:
@@ -291,7 +294,6 @@ def _thresholds(net: InspectionNet, bundle: Bundle, val_set: LoadedImages) -> di
 
 def finetune_provenance(
     model: Path,
-    data: str | Station,
     inputs: _Inputs,
     seconds: float,
     norms: dict[str, Any] | None,
@@ -320,7 +322,7 @@ def finetune_provenance(
         after={k: after[k] for k in keys},
         old_station=_old_scores(old[0]) if old else None,
         old_stations=[_old_scores(score) for score in old],
-        stations=_stations(bundle.meta.provenance, data, station, after, old),
+        stations=_stations(bundle.meta.provenance, inputs.source, station, after, old),
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(sys.argv) if sys.argv else "",
     )
@@ -360,24 +362,14 @@ def _training_images(
     """The station's training images, with every old station's reference images when replaying."""
     if not recipe.replay:
         return train_set
-    replay = _joined(station["train"] for station in old)
-    if replay is None:
+    replay = [station["train"] for station in old if station["train"] is not None]
+    if not replay:
         log("replay: the old station's reference images are not at hand; training on the new station only")
         return train_set
     stations = "the old station" if len(old) == 1 else f"{len(old)} old stations"
-    log(f"replay: {len(replay)} reference images of {stations} train beside {len(train_set)} new ones")
-    return joined(train_set, replay)
-
-
-def _joined(sets: Iterable[LoadedImages | None]) -> LoadedImages | None:
-    """The sets that exist as one (None: none does)."""
-    present = [s for s in sets if s is not None]
-    if not present:
-        return None
-    out = present[0]
-    for more in present[1:]:
-        out = joined(out, more)
-    return out
+    count = sum(len(images) for images in replay)
+    log(f"replay: {count} reference images of {stations} train beside {len(train_set)} new ones")
+    return joined(train_set, *replay)
 
 
 def _blend(
@@ -392,12 +384,13 @@ def _blend(
 ) -> BlendChoice | None:
     """WiSE-FT: the blend of base and fine-tuned weights that scores best on both stations (the old
     stations' validation images judged as one)."""
-    old_val = _joined(station["val"] for station in old)
     if not recipe.wise:
         return None
-    if old_val is None:
+    old_vals = [station["val"] for station in old if station["val"] is not None]
+    if not old_vals:
         log("blend: no old-station validation images; the fine-tuned weights are kept as they are")
         return None
+    old_val = joined(*old_vals)
     tuned = {k: v.detach().clone() for k, v in net.state_dict().items()}
 
     def score(candidate: Any) -> tuple[float, float]:
@@ -434,14 +427,13 @@ def _old_scores(score: OldScore) -> dict[str, Any]:
 
 def _stations(
     base: dict[str, Any],
-    data: str | Station,
+    source: str,
     station: Station,
     after: Metrics,
     old: list[OldScore],
 ) -> list[dict[str, Any]]:
     """Every station this model was validated on: the new one, the old ones re-scored on their
     reference samples, and the base's other stations carried over (not re-scored)."""
-    source = str(station.root) if isinstance(data, Station) else str(data)
     rows = [station_score(source, station.fingerprint(), "test", after, "adapted")]
     for score in old:
         if score.after is not None:

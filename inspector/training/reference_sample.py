@@ -270,15 +270,14 @@ def _with_copies(loaded: LoadedImages, copies: list[tuple[np.ndarray, str]], cha
     return loaded
 
 
-def joined(first: LoadedImages, second: LoadedImages | None) -> LoadedImages:
-    """Two loaded sets as one (replay: the new station's images and the old station's)."""
-    if second is None:
-        return first
+def joined(first: LoadedImages, *more: LoadedImages | None) -> LoadedImages:
+    """Loaded sets as one (replay: the new station's images and the old stations'); None is skipped."""
+    sets = [first, *(s for s in more if s is not None)]
     return LoadedImages(
-        first.images + second.images,
-        first.labels + second.labels,
-        first.samples + second.samples,
-        first.skipped + second.skipped,
+        [image for s in sets for image in s.images],
+        [label for s in sets for label in s.labels],
+        [sample for s in sets for sample in s.samples],
+        [skip for s in sets for skip in s.skipped],
     )
 
 

@@ -62,30 +62,36 @@ def shared_copy(folder: Path | None, provenance: dict[str, Any]) -> bytes | None
     return None
 
 
+def bundle_thumbnails(folder: Path | None, provenance: dict[str, Any]) -> dict[str, np.ndarray]:
+    """The bundle's copied thumbnails by key, when its file is the one its samples promise."""
+    return copied_images(shared_copy(folder, provenance))
+
+
 def load_old_stations(
     provenance: dict[str, Any],
     classes: Sequence[str],
     channels: int,
     max_side: int | None,
     log: Log,
-    folder: Path | None = None,
+    copies: dict[str, np.ndarray] | None = None,
 ) -> list[OldStation]:
     """Every remembered station whose reference images are still at hand (in its folder, unchanged,
-    or in the bundle's copy); empty for a bundle from before reference samples."""
+    or among ``copies``, the bundle's :func:`bundle_thumbnails`); empty for a bundle from before
+    reference samples."""
     samples = samples_of(provenance)
     if not samples:
         log(
             "old station: this base keeps no reference sample (trained before they were kept); not re-checked"
         )
         return []
-    copies = copied_images(shared_copy(folder, provenance))
+    copies = copies or {}
     loaded = (load_sample(reference, copies, classes, channels, max_side, log) for reference in samples)
     return [station for station in loaded if station is not None]
 
 
 def remember_station(
     provenance: dict[str, Any],
-    folder: Path | None,
+    pool: dict[str, np.ndarray],
     station: Station,
     data: str,
     seed: int,
@@ -93,7 +99,8 @@ def remember_station(
     log: Log,
 ) -> tuple[dict[str, Any], bytes | None]:
     """The reference-sample keys of the adapted bundle's provenance (the base's stations and this
-    one), and its thumbnail file: the base's thumbnails that were checked, and this station's.
+    one), and its thumbnail file: the base's checked thumbnails (``pool``, its
+    :func:`bundle_thumbnails`), and this station's.
 
     Adapting to a station the model already remembers replaces that station's sample (its folder
     may have grown); a named public dataset gets no thumbnails (its licence).
@@ -106,7 +113,6 @@ def remember_station(
     else:
         samples = [s for s in samples if s.get("data") != source or s is samples[0]] + [new]
         samples = samples[:1] + samples[1:][-MAX_ADDED:]
-    pool = copied_images(shared_copy(folder, provenance))
     tensors = _rekeyed(samples, pool, keep=new)
     if source not in NAMED_DATASETS:
         place = next(i for i, sample in enumerate(samples) if sample is new)

@@ -136,7 +136,7 @@ def test_the_bundle_remembers_its_trained_station_and_the_latest_adaptations(sta
 
     from data.station import load_station
     from inspector.training.reference_sample import draw, make_copy
-    from inspector.training.station_memory import MAX_ADDED, remember_station
+    from inspector.training.station_memory import MAX_ADDED, bundle_thumbnails, remember_station
 
     provenance = {"reference_sample": draw(load_station(stations[0]), str(stations[0]), 0)}
     folder, lines = tmp_path / "base", []
@@ -144,9 +144,8 @@ def test_the_bundle_remembers_its_trained_station_and_the_latest_adaptations(sta
     (folder / REFERENCE_FILE).write_bytes(make_copy(provenance["reference_sample"], stations[0], 24))
     others = [make_station(tmp_path / f"s{n}", CLASSES, per_class=6, seed=n) for n in range(MAX_ADDED + 2)]
     for n, other in enumerate([*others, others[3]]):  # the last one adapts again to a station it knows
-        keys, blob = remember_station(
-            provenance, folder, load_station(other), str(other), 0, 24, lines.append
-        )
+        pool = bundle_thumbnails(folder, provenance)
+        keys, blob = remember_station(provenance, pool, load_station(other), str(other), 0, 24, lines.append)
         provenance.update(keys)
         folder = tmp_path / f"bundle{n}"
         folder.mkdir()
@@ -161,15 +160,14 @@ def test_the_bundle_remembers_its_trained_station_and_the_latest_adaptations(sta
 
 def test_a_careless_list_of_remembered_stations_is_carried_without_reading_anything(stations, tmp_path):
     from data.station import load_station
-    from inspector.training.station_memory import load_old_stations, remember_station
+    from inspector.training.station_memory import bundle_thumbnails, load_old_stations, remember_station
 
     junk = [{"data": "x", "images": 5}, "junk", {"data": "y", "images": ["a", {"path": 1, "copy": "k"}]}]
     provenance = {"reference_samples": junk}
     lines: list[str] = []
-    assert load_old_stations(provenance, list(CLASSES), 1, None, lines.append, tmp_path) == []
-    keys, blob = remember_station(
-        provenance, tmp_path, load_station(stations[1]), str(stations[1]), 0, 24, print
-    )
+    pool = bundle_thumbnails(tmp_path, provenance)
+    assert pool == {} and load_old_stations(provenance, list(CLASSES), 1, None, lines.append, pool) == []
+    keys, blob = remember_station(provenance, pool, load_station(stations[1]), str(stations[1]), 0, 24, print)
     *carried, new = [keys["reference_sample"], *keys["reference_samples"]]
     assert Path(new["data"]).name == "b" and len(_thumbnails_in(blob, new)) == len(new["images"]) > 0
     # what was carried keeps no thumbnail key it cannot back
