@@ -160,6 +160,28 @@ METHODS = (
         )
         for size in (224, 256)
     ),
+    # ... and each change alone at 224 px, both at Lite0's latency: the budget on the full stem, the
+    # slim stem under the default schedule (LTM @ 0.8).
+    Method(
+        f"hybrid-ltm-t{SLIM_TOKENS}-224px-dc-kd",
+        HYBRID,
+        "ltm",
+        img_size=224,
+        tokens=SLIM_TOKENS,
+        in_default_run=False,
+        defect_crops=0.5,
+        keep_defects=0.5,
+    ),
+    Method(
+        f"hybrid-slim-ltm@{HYBRID_RATIO}-224px-dc-kd",
+        "hybrid-s16-slim",
+        "ltm",
+        HYBRID_RATIO,
+        img_size=224,
+        in_default_run=False,
+        defect_crops=0.5,
+        keep_defects=0.5,
+    ),
 )
 
 
