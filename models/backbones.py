@@ -78,7 +78,7 @@ BACKBONE_PRESETS: dict[str, tuple[str, dict[str, Any]]] = {
     **{f"lite{n}": (f"tf_efficientnet_lite{n}", {}) for n in (1, 2)},
     **{f"hybrid-l{n}-s16": _hybrid(n) for n in (1, 2)},
     # A cheaper stem for larger inputs (issue 24 item 4): Lite0 cut after its first stride-16 stage
-    # (80 channels), without the three 112-channel blocks that cost a fifth of the stem's MACs, so
+    # (80 channels), without the three 112-channel blocks that cost a third of the stem's MACs, so
     # the same time buys more pixels (BENCHMARKS.md "A slimmer stem").
     "hybrid-s16-slim": _hybrid(0, stages=4),
 }
