@@ -38,8 +38,8 @@ DEFAULT = "hybrid-ltm@0.8"  # what `inspector train DATA` uses (160 px, stretche
 # ... with defect-preserving crops where the station has masks, and at 224 px with the keep-defects
 # term where those masks show defects under one stem token at 160 px (magnetic_tile; issue 24)
 DEFAULTS = {"magnetic_tile": f"{DEFAULT}-224px-dc-kd"}
-# Training-only variants (crops, the keep-defects term): the same network, so the same latency.
-TRAINING_ONLY = ("-dc", "-kd")
+# Training-only variants (crops, the keep-defects term, a slower stem): the same network, so the same latency.
+TRAINING_ONLY = ("-dc", "-kd", "-slr0.1")
 
 
 def architecture(method: str) -> str:

@@ -50,6 +50,7 @@ class Method:
     defect_crops: float = 0.0  # share of training images cropped around their defect (issue 24)
     keep_defects: float = 0.0  # weight of the term that asks LTM to keep defect tokens (issue 24)
     normalize: str = "dataset"  # "image": each image over its own mean/std (issue 26's lamp changes)
+    stem_lr: float = 1.0  # the pretrained stem's learning rate relative to the recipe's (issue 24)
 
 
 def _ltm_224(name: str, **options: object) -> Method:
@@ -182,6 +183,15 @@ METHODS = (
         defect_crops=0.5,
         keep_defects=0.5,
     ),
+    # The pretrained stem at a tenth of the recipe's learning rate (issue 24 item 5): the transformer
+    # and head start from random weights and need the full rate; ImageNet features may be worth
+    # more kept than re-learned from 809 images. The small-defect default, and Lite0 beside it.
+    _ltm_224(
+        f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd-slr0.1", defect_crops=0.5, keep_defects=0.5, stem_lr=0.1
+    ),
+    Method(
+        "lite0-224px-dc-slr0.1", "lite0", img_size=224, in_default_run=False, defect_crops=0.5, stem_lr=0.1
+    ),
 )
 
 
@@ -226,6 +236,7 @@ def _train(dataset: str, method: Method, seed: int, home: Path) -> tuple[Path, f
             seed=seed,
             defect_crops=method.defect_crops,
             keep_defects=method.keep_defects,
+            stem_lr_scale=method.stem_lr,
         ),
         force=out.exists(),
         # A cell stopped mid-training (session end, Ctrl-C) goes on from its last epoch checkpoint.

@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "BackboneSpec": "backbones",
     "resolve_backbone": "backbones",
     "token_side": "backbones",
+    "cnn_of": "backbones",
     "InspectionNet": "network",
     "MERGE_MODES": "network",
     "NetOutput": "families.base",

@@ -126,6 +126,15 @@ def train(
     seed: Annotated[int, typer.Option(help="Seed of the split, weights, sampling and augmentation.")] = 0,
     batch_size: Annotated[int, typer.Option(min=2, help="Images per training step.")] = 32,
     lr: Annotated[float, typer.Option(help="Peak learning rate (AdamW, warm-up, cosine decay).")] = 1e-3,
+    stem_lr: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            max=1,
+            help="Learning rate of the pretrained convolution stem relative to --lr (a hybrid's Lite stem, a "
+            "CNN's stages; the transformer, merges and head keep --lr).",
+        ),
+    ] = 1.0,
     balance: Annotated[
         float,
         typer.Option(min=0, max=1, help="Class balancing: 0 = natural frequencies, 1 = all classes equally."),
@@ -206,6 +215,7 @@ def train(
             seed=seed,
             batch_size=batch_size,
             lr=lr,
+            stem_lr_scale=stem_lr,
             balance=balance,
             ib=ib,
             augment=check_presets(_presets(augment)),

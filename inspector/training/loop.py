@@ -28,6 +28,7 @@ from inspector.errors import InspectorError
 from inspector.training.checkpoint import load_checkpoint, read_checkpoint_meta, save_checkpoint
 from inspector.training.metrics import Metrics, classification_report
 from inspector.training.predict import predict_logits
+from models.backbones import cnn_of
 from models.convert import convert
 from models.errors import ModelError
 from models.ib_loss import InformationBottleneck, ib_weight
@@ -67,6 +68,10 @@ class Recipe:
     # The merge modules' learning rate relative to ``lr``. Their few scalars (locality, similarity
     # gain) barely move at the backbone's rate: a demo model trained at 1x ended with gain 0.004.
     merge_lr_scale: float = 1.0
+    # The pretrained convolution trunk's learning rate relative to ``lr`` (a hybrid's stem, a CNN's
+    # stages; never its classifier). The transformer, the merges and the head start from random
+    # weights; ImageNet features fine-tuned on 800 images at their rate may be worth less than kept.
+    stem_lr_scale: float = 1.0
     # Fine-tuning only: re-estimate the frozen stem's BatchNorm statistics on the station's training
     # images (no labels) before training, kept only when validation does not get worse.
     recalibrate_norms: bool = False
@@ -170,10 +175,12 @@ def _optimizer(net: InspectionNet, recipe: Recipe, extra: list[torch.nn.Paramete
     for p in net.parameters():
         p.requires_grad_(id(p) in chosen)
     merge_ids = {id(p) for p in net.mergers.parameters()}
+    stem_ids = _stem_ids(net)
     groups = []
     for scale, members in (
-        (1.0, [p for p in params if id(p) not in merge_ids] + extra),
+        (1.0, [p for p in params if id(p) not in merge_ids | stem_ids] + extra),
         (recipe.merge_lr_scale, [p for p in params if id(p) in merge_ids]),
+        (recipe.stem_lr_scale, [p for p in params if id(p) in stem_ids]),
     ):
         decay = [p for p in members if p.ndim > 1]
         no_decay = [p for p in members if p.ndim <= 1]
@@ -182,6 +189,16 @@ def _optimizer(net: InspectionNet, recipe: Recipe, extra: list[torch.nn.Paramete
             {"params": no_decay, "weight_decay": 0.0, "lr_scale": scale},
         ]
     return torch.optim.AdamW([g for g in groups if g["params"]], lr=recipe.lr)
+
+
+def _stem_ids(net: InspectionNet) -> set[int]:
+    """The pretrainable convolution trunk's parameters, without a CNN's classifier (which starts
+    from random weights like a hybrid's head)."""
+    trunk = cnn_of(net.backbone)
+    if trunk is None:
+        return set()
+    head = {id(p) for p in net.backbone.get_classifier().parameters()}
+    return {id(p) for p in trunk.parameters()} - head
 
 
 def validate(
