@@ -88,6 +88,7 @@ CANDIDATES = (
     # The slim stem with a 49-token budget (issue 24 item 4)
     *(Candidate(f"hybrid-slim-ltm-t49-{s}px", "hybrid-s16-slim", s, "ltm", tokens=49) for s in (224, 256)),
     Candidate("hybrid-ltm-t49-224px", "hybrid-s16", 224, "ltm", tokens=49),
+    Candidate("hybrid-pooling-t49-224px", "hybrid-s16", 224, "ltm", tokens=49),
     Candidate("hybrid-slim-ltm@0.8-224px", "hybrid-s16-slim", 224, "ltm", 0.8),
 )
 

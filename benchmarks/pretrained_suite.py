@@ -173,6 +173,17 @@ METHODS = (
         defect_crops=0.5,
         keep_defects=0.5,
     ),
+    # ... and its frozen-pooling ablation (the keep-defects term needs a learned merge: crops only)
+    Method(
+        f"hybrid-pooling-t{SLIM_TOKENS}-224px-dc",
+        HYBRID,
+        "ltm",
+        img_size=224,
+        tokens=SLIM_TOKENS,
+        mask="pooling",
+        in_default_run=False,
+        defect_crops=0.5,
+    ),
     Method(
         f"hybrid-slim-ltm@{HYBRID_RATIO}-224px-dc-kd",
         "hybrid-s16-slim",
