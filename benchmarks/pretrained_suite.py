@@ -58,6 +58,20 @@ def _ltm_224(name: str, **options: object) -> Method:
     return Method(name, HYBRID, "ltm", HYBRID_RATIO, img_size=224, in_default_run=False, **options)
 
 
+def _small_defect_cell(name: str, backbone: str, size: int = 224, **options: object) -> Method:
+    """A learned-merge cell with the small-defect default's training: crops and keep-defects."""
+    return Method(
+        name,
+        backbone,
+        "ltm",
+        img_size=size,
+        in_default_run=False,
+        defect_crops=0.5,
+        keep_defects=0.5,
+        **options,
+    )
+
+
 def _tokens_320lb(name: str, merge: str = "ltm", **options: object) -> Method:
     """A cell of the hybrid at 320 px letterboxed with the transformer's tokens capped at TOKENS."""
     return Method(
@@ -126,16 +140,7 @@ METHODS = (
     # Larger stems (issue 24 item 4): Lite2's ImageNet weights alone, and as the hybrid's stem, at
     # the small-defect default's geometry (224 px, crops; the hybrid with keep-defects).
     Method("lite2-224px-dc", "lite2", img_size=224, in_default_run=False, defect_crops=0.5),
-    Method(
-        f"hybrid-l2-ltm@{HYBRID_RATIO}-224px-dc-kd",
-        "hybrid-l2-s16",
-        "ltm",
-        HYBRID_RATIO,
-        img_size=224,
-        in_default_run=False,
-        defect_crops=0.5,
-        keep_defects=0.5,
-    ),
+    _small_defect_cell(f"hybrid-l2-ltm@{HYBRID_RATIO}-224px-dc-kd", "hybrid-l2-s16", ratio=HYBRID_RATIO),
     # Per-image normalisation as a training default (issue 26): a lamp change then costs the base
     # almost nothing, so a fine-tune has nothing to forget. Each station's own default recipe with
     # only the normalisation changed (magnetic_tile: the small-defect default, 224 px + crops + kd).
@@ -146,33 +151,17 @@ METHODS = (
         f"hybrid-ltm@{HYBRID_RATIO}-224px-dc-kd-img", defect_crops=0.5, keep_defects=0.5, normalize="image"
     ),
     # A slimmer stem (issue 24 item 4): Lite0 cut after its first stride-16 stage, the transformer's
-    # tokens capped at 7x7 by one learned merge after block 0 — at 224 px (0.8x Lite0's latency) and
-    # at 256 px (0.94x), so LTM buys more pixels than Lite0 sees at 224 px in the same time.
+    # tokens capped at 7x7 by one learned merge after block 0 — at 224 px (0.8-0.9x Lite0's latency)
+    # and at 256 px (0.9-1.1x), so LTM buys more pixels than Lite0 sees at 224 px in the same time.
     *(
-        Method(
-            f"hybrid-slim-ltm-t{SLIM_TOKENS}-{size}px-dc-kd",
-            "hybrid-s16-slim",
-            "ltm",
-            img_size=size,
-            tokens=SLIM_TOKENS,
-            in_default_run=False,
-            defect_crops=0.5,
-            keep_defects=0.5,
+        _small_defect_cell(
+            f"hybrid-slim-ltm-t{SLIM_TOKENS}-{size}px-dc-kd", "hybrid-s16-slim", size, tokens=SLIM_TOKENS
         )
         for size in (224, 256)
     ),
-    # ... and each change alone at 224 px, both at Lite0's latency: the budget on the full stem, the
-    # slim stem under the default schedule (LTM @ 0.8).
-    Method(
-        f"hybrid-ltm-t{SLIM_TOKENS}-224px-dc-kd",
-        HYBRID,
-        "ltm",
-        img_size=224,
-        tokens=SLIM_TOKENS,
-        in_default_run=False,
-        defect_crops=0.5,
-        keep_defects=0.5,
-    ),
+    # ... and each change alone at 224 px, both at about Lite0's latency: the budget on the full stem,
+    # the slim stem under the default schedule (LTM @ 0.8).
+    _small_defect_cell(f"hybrid-ltm-t{SLIM_TOKENS}-224px-dc-kd", HYBRID, tokens=SLIM_TOKENS),
     # ... and its frozen-pooling ablation (the keep-defects term needs a learned merge: crops only)
     Method(
         f"hybrid-pooling-t{SLIM_TOKENS}-224px-dc",
@@ -184,16 +173,7 @@ METHODS = (
         in_default_run=False,
         defect_crops=0.5,
     ),
-    Method(
-        f"hybrid-slim-ltm@{HYBRID_RATIO}-224px-dc-kd",
-        "hybrid-s16-slim",
-        "ltm",
-        HYBRID_RATIO,
-        img_size=224,
-        in_default_run=False,
-        defect_crops=0.5,
-        keep_defects=0.5,
-    ),
+    _small_defect_cell(f"hybrid-slim-ltm@{HYBRID_RATIO}-224px-dc-kd", "hybrid-s16-slim", ratio=HYBRID_RATIO),
     # The pretrained stem at a tenth of the recipe's learning rate (issue 24 item 5): the transformer
     # and head start from random weights and need the full rate; ImageNet features may be worth
     # more kept than re-learned from 809 images. The small-defect default, and Lite0 beside it.
