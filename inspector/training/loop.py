@@ -69,8 +69,8 @@ class Recipe:
     # gain) barely move at the backbone's rate: a demo model trained at 1x ended with gain 0.004.
     merge_lr_scale: float = 1.0
     # The pretrained convolution trunk's learning rate relative to ``lr`` (a hybrid's stem, a CNN's
-    # stages; never its classifier). The transformer, the merges and the head start from random
-    # weights; ImageNet features fine-tuned on 800 images at their rate may be worth less than kept.
+    # stages; never its classifier). 1.0: at 0.1 the small-defect default lost 20 points of
+    # magnetic_tile macro-F1 (seed 0, BENCHMARKS.md "A token budget at 224 px"); the stem must adapt.
     stem_lr_scale: float = 1.0
     # Fine-tuning only: re-estimate the frozen stem's BatchNorm statistics on the station's training
     # images (no labels) before training, kept only when validation does not get worse.
