@@ -195,6 +195,7 @@ def finetune_model(
             for station, was in zip(inputs.old, old_before, strict=True)
         ]
         provenance = finetune_provenance(model, inputs, seconds, norms, blend, (before, after), old)
+        provenance["finetune_epochs"] = epoch_trace(outcome, len(inputs.val_set))
         memory, copy = remember_station(
             bundle.meta.provenance, inputs.thumbnails, inputs.station, inputs.source, inputs.recipe.seed,
             inputs.side, log,
@@ -327,6 +328,21 @@ def finetune_provenance(
         command=" ".join(sys.argv) if sys.argv else "",
     )
     return provenance
+
+
+def epoch_trace(outcome: TrainOutcome, n_val: int) -> dict[str, Any]:
+    """Each epoch's validation score beside the base's, kept in the bundle: when a fine-tune hands
+    the base back, anyone can see afterwards whether every epoch fell short or one nearly made it."""
+    start = outcome.start_val
+    return {
+        "n_val": n_val,
+        "base_val_macro_f1": None if start is None else round(float(start["macro_f1"]), 4),
+        "kept_epoch": outcome.best_epoch,  # -1: no epoch beat the base, its weights came back
+        "epochs": [
+            {"epoch": r.epoch, "loss": round(r.loss, 4), "val_macro_f1": round(r.val_macro_f1, 4)}
+            for r in outcome.history
+        ],
+    }
 
 
 def _resolved_recipe(recipe: Recipe, bundle: Bundle, model: Path, log: Log) -> Recipe:

@@ -107,6 +107,8 @@ class TrainOutcome:
     best_epoch: int
     best_val: dict[str, Any]
     seconds: float
+    # ``start_as_candidate``: the starting weights' validation scores (the bar every epoch had to beat).
+    start_val: dict[str, Any] | None = None
 
 
 def merge_parameters(net: InspectionNet) -> list[torch.nn.Parameter]:
@@ -242,7 +244,7 @@ def train(
         )
         clusters = torch.as_tensor(_input_clusters(train_set.images, 4 * len(classes), recipe.seed))
     start_epoch, history, best = 0, [], {"macro_f1": -1.0, "epoch": -1}
-    best_state = None
+    best_state, start_val = None, None
     if resume:
         meta = read_checkpoint_meta(checkpoint_dir)
         if meta.get("merge_mode") != net.merge_mode:
@@ -262,6 +264,7 @@ def train(
             report = validate(net, prep, val_set, classes)
             best = {"macro_f1": report["macro_f1"], "accuracy": report["accuracy"], "epoch": -1}
             best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
+            start_val = dict(best)
     steps_per_epoch = max(1, math.ceil(len(labels) / recipe.batch_size))
     anchors = l2sp_anchors(net, recipe)
     began = time.perf_counter()
@@ -312,7 +315,7 @@ def train(
     for p in net.parameters():
         p.requires_grad_(True)
     net.eval()
-    return TrainOutcome(net, history, int(best["epoch"]), best, time.perf_counter() - began)
+    return TrainOutcome(net, history, int(best["epoch"]), best, time.perf_counter() - began, start_val)
 
 
 def l2sp_anchors(net: InspectionNet, recipe: Recipe) -> list[tuple[torch.nn.Parameter, torch.Tensor]]:

@@ -98,6 +98,14 @@ def test_round_trip(trained, tiny_station, tmp_path):
     assert meta.provenance["before"]["macro_f1"] == adapted.before["macro_f1"]
     assert meta.provenance["finetuned_from"] == str(trained.bundle)
     assert InputReference.from_json(meta.provenance["input_reference"]).count > 0
+    trace = meta.provenance["finetune_epochs"]  # why this epoch, or the base, came back
+    assert [e["val_macro_f1"] for e in trace["epochs"]] == [
+        round(r.val_macro_f1, 4) for r in adapted.outcome.history
+    ]
+    assert len(trace["epochs"]) == 2 and trace["kept_epoch"] == adapted.outcome.best_epoch
+    assert trace["n_val"] > 0 and 0 <= trace["base_val_macro_f1"] <= 1
+    scores = {-1: trace["base_val_macro_f1"], **{e["epoch"]: e["val_macro_f1"] for e in trace["epochs"]}}
+    assert scores[trace["kept_epoch"]] == max(scores.values())  # the kept weights scored highest
 
     registry = Registry(tmp_path / "home")
     first = registry.deploy(str(trained.bundle))
