@@ -2,8 +2,11 @@
 
 A base model trained on a station (a suite cell's bundle) meets that station's *held-out* images
 (its val and test split: never trained on) under a fixed shift at severity 3 — ``lighting`` (a
-lamp change: brightness, contrast, gamma, vignetting) or ``angle`` (a camera moved: rotation,
-perspective). ``--images`` of them, stratified, become a small station with an explicit 60/20/20
+lamp change: brightness, contrast, gamma, vignetting) or ``angle`` (rotation, perspective, scale or
+shift) — each image drawing its own transform and magnitude, so ``angle`` is a camera that jitters
+from part to part, not one that was moved — or ``camera``: one move, drawn once (the ``angle``
+preset's severity-2 ranges, all four at once), the same for every image, as when a camera is
+knocked or remounted. ``--images`` of them, stratified, become a small station with an explicit 60/20/20
 split, written twice: shifted (the new station) and unshifted (the same parts under the old
 conditions). Every variant then adapts the base on the shifted train split and is scored on the
 shifted test split; the shift's cost is the base model's drop from unshifted to shifted on those
@@ -39,9 +42,11 @@ import shutil
 import sys
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import cv2
+import numpy as np
 
 from data.augment import apply, build_augmentation
 from data.images import read_image
@@ -104,6 +109,32 @@ def _split_of(samples: list, seed: int) -> list[tuple[object, str]]:
     return out
 
 
+def camera_move_matrix(seed: int, side: int) -> np.ndarray:
+    """One draw of the ``angle`` preset's severity-2 ranges, all four at once (perspective 4-8 % of
+    the side at each corner, rotation up to 16 degrees, scale 0.84-1.16, shift up to 10 %): the 3x3
+    map of a camera that was moved once, so every image of the station sees the same move."""
+    rng = np.random.default_rng(seed)
+    centre = side / 2
+    corners = np.float32([[0, 0], [side, 0], [side, side], [0, side]])
+    signs = rng.choice([-1.0, 1.0], size=(4, 2))
+    tilted = corners + signs * rng.uniform(0.04, 0.08, size=(4, 2)) * side
+    perspective = cv2.getPerspectiveTransform(corners, tilted.astype(np.float32))
+    turn = cv2.getRotationMatrix2D((centre, centre), rng.uniform(-16, 16), rng.uniform(0.84, 1.16))
+    turn[:, 2] += rng.uniform(-0.10, 0.10, size=2) * side
+    return np.vstack([turn, [0, 0, 1]]) @ perspective
+
+
+def fixed_camera_move(seed: int):
+    """``shift="camera"``: the same move for every image, whatever its size."""
+
+    def moved(image: np.ndarray) -> np.ndarray:
+        height, width = image.shape[:2]
+        matrix = camera_move_matrix(seed, max(height, width))
+        return cv2.warpPerspective(image, matrix, (width, height), borderMode=cv2.BORDER_REFLECT_101)
+
+    return moved
+
+
 def build_stations(
     base: Path, data: str, shift: str, images: int, folder: Path, seed: int = 0, extra_test: int = 0
 ) -> Path:
@@ -122,12 +153,15 @@ def build_stations(
         taken = {id(s) for s in chosen}
         rest = stratified_sample([s for s in held_out if id(s) not in taken], extra_test, seed)
         placed += [(s, "test") for s in sorted(rest, key=lambda s: str(s.path))]
-    augment = build_augmentation([shift], severity=3, seed=seed)
+    if shift == "camera":
+        shifted = fixed_camera_move(seed)
+    else:
+        shifted = partial(apply, build_augmentation([shift], severity=3, seed=seed))
     rows = []
     for number, (sample, split) in enumerate(placed):
         name = f"{split}/{sample.label}/{number:05d}.png"
         image = read_image(sample.path)
-        for kind, pixels in (("unshifted", image), ("shifted", apply(augment, image))):
+        for kind, pixels in (("unshifted", image), ("shifted", shifted(image))):
             target = folder / kind / name
             target.parent.mkdir(parents=True, exist_ok=True)
             cv2.imwrite(str(target), pixels)
@@ -209,10 +243,25 @@ def _score(bundle_path: Path, shifted, unshifted) -> tuple[float, float]:
     return evaluate_loaded(bundle, shifted)["macro_f1"], evaluate_loaded(bundle, unshifted)["macro_f1"]
 
 
-def variant_key(which: str, epochs: int, recalibrate_first: bool, seed: int = 0) -> str:
+DEFAULT_AUGMENT = ("lighting", "angle")  # the wizard's and ``inspector finetune``'s
+
+
+def variant_key(
+    which: str,
+    epochs: int,
+    recalibrate_first: bool,
+    seed: int = 0,
+    lr: float = FINETUNE_RECIPE.lr,
+    augment: tuple[str, ...] = DEFAULT_AUGMENT,
+) -> str:
+    """The variant's name in the results; a rate or presets other than the default's are part of it."""
     if which == "recalibrate":
         return which
-    return f"{'recalibrate+' if recalibrate_first else ''}{which}@{epochs}{f'/s{seed}' if seed else ''}"
+    tuned = "" if lr == FINETUNE_RECIPE.lr else f"/lr{lr:g}"
+    tuned += "" if tuple(augment) == DEFAULT_AUGMENT else f"/aug={'+'.join(augment) or 'none'}"
+    return (
+        f"{'recalibrate+' if recalibrate_first else ''}{which}@{epochs}{tuned}{f'/s{seed}' if seed else ''}"
+    )
 
 
 def run_variant(
@@ -223,6 +272,8 @@ def run_variant(
     epochs: int,
     recalibrate_first: bool = True,
     seed: int = 0,
+    lr: float = FINETUNE_RECIPE.lr,
+    augment: tuple[str, ...] = DEFAULT_AUGMENT,
 ) -> tuple[Path, float]:
     """Adapt ``base`` to the shifted station one way; the adapted bundle and the seconds it took."""
     tic = time.perf_counter()
@@ -233,6 +284,7 @@ def run_variant(
         recipe = replace(
             FINETUNE_RECIPE,
             epochs=epochs,
+            lr=lr,
             trainable=trainable,
             recalibrate_norms=recalibrate_first,
             seed=seed,
@@ -242,6 +294,7 @@ def run_variant(
             base,
             str(stations / "shifted"),
             out,
+            augment=augment,
             recipe=recipe,
             force=True,
             hooks=Hooks(log=lambda _m: None, progress=False),
@@ -267,7 +320,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="The station's trained bundle.")
     parser.add_argument("--data", required=True, help="The dataset it was trained on (folder or elpv).")
-    parser.add_argument("--shift", choices=("lighting", "angle", "lamp"), required=True)
+    parser.add_argument("--shift", choices=("lighting", "angle", "camera", "lamp"), required=True)
     parser.add_argument(
         "--first", nargs="+", default=["exp1", "exp2", "exp3"], help="--shift lamp: the base's lightings."
     )
@@ -285,6 +338,13 @@ def main() -> None:
         help="More held-out images in the test split only (lighting/angle): a finer measure, same station.",
     )
     parser.add_argument("--epochs", type=int, default=FINETUNE_RECIPE.epochs)
+    parser.add_argument("--lr", type=float, default=FINETUNE_RECIPE.lr, help="The fine-tunes' peak rate.")
+    parser.add_argument(
+        "--augment",
+        nargs="*",
+        default=list(DEFAULT_AUGMENT),
+        help="The fine-tunes' augmentation presets (none: the basic flips only).",
+    )
     parser.add_argument("--only", nargs="*", choices=VARIANTS)
     parser.add_argument("--results", type=Path, default=RESULTS, help="The JSON file results go to.")
     parser.add_argument(
@@ -325,12 +385,15 @@ def main() -> None:
     runs = [(which, seed) for seed in args.seeds for which in args.only or VARIANTS]
     for which, seed in runs:
         first = not args.without_recalibration
-        key = variant_key(which, args.epochs, first, seed)
+        augment = tuple(args.augment)
+        key = variant_key(which, args.epochs, first, seed, args.lr, augment)
         if key in entry["variants"] or (which == "recalibrate" and seed):
             print(f"  {key}: cached")
             continue
         folder = RUNS / case.replace("/", "-") / key.replace("/", "-")
-        out, seconds = run_variant(which, args.base, stations, folder, args.epochs, first, seed)
+        out, seconds = run_variant(
+            which, args.base, stations, folder, args.epochs, first, seed, args.lr, augment
+        )
         after, kept = _score(out, shifted, unshifted)
         trainable = "all" if which in KEEPING else which
         entry["variants"][key] = {
