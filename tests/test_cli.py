@@ -23,6 +23,37 @@ def test_models_info_prints_architecture_schedule_and_cost(tmp_path, tiny_vit_sp
         assert text in result.output
 
 
+def test_models_info_says_which_weights_a_fine_tune_kept(tmp_path, tiny_vit_spec):
+    net = InspectionNet(tiny_vit_spec, 2, "none")
+    epochs = [{"epoch": e, "loss": 0.5, "val_macro_f1": f} for e, f in ((0, 0.61), (1, 0.66))]
+    trace = {"n_val": 60, "base_val_macro_f1": 0.744, "kept_epoch": -1, "epochs": epochs}
+    meta = meta_for(net, ["ok", "ng"], provenance={"finetune_epochs": trace})
+    path = save_bundle(net, meta, tmp_path / "m")
+    result = runner.invoke(app, ["models", "info", str(path)], env={"COLUMNS": "240"})
+    assert result.exit_code == 0, result.output
+    assert "the base's weights: none of 2 epochs beat its validation macro-F1 0.744" in result.output
+    assert "(best epoch 0.660, 60 images)" in result.output
+
+
+def test_a_fine_tune_record_edited_into_nonsense_is_left_out():
+    from inspector.training.finetune import describe_epoch_trace
+
+    epochs = [{"epoch": 0, "loss": 0.7, "val_macro_f1": 0.61}]
+    good = {"n_val": 8, "base_val_macro_f1": 0.5, "kept_epoch": 0, "epochs": epochs}
+    line = describe_epoch_trace(good)
+    assert line == "epoch 1 of 1: validation macro-F1 0.610, the base's 0.500 (8 images)"
+    for bad in (
+        None,
+        "text",
+        {**good, "kept_epoch": 3},
+        {**good, "kept_epoch": -1, "base_val_macro_f1": None},
+        {**good, "epochs": [{"epoch": "x", "val_macro_f1": 1}]},
+        {**good, "epochs": []},
+        {**good, "n_val": [1]},
+    ):
+        assert describe_epoch_trace(bad) is None
+
+
 def test_bad_bundle_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "m").mkdir()
     result = runner.invoke(app, ["models", "info", str(tmp_path / "m")])

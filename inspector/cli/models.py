@@ -20,6 +20,7 @@ def models_info(
     from inspector.home import app_home
     from inspector.line.backends import measured_here
     from inspector.line.inference import InferenceEngine
+    from inspector.training.finetune import describe_epoch_trace
     from models.bundle import load_bundle
     from models.flops import count_gmacs, count_params
     from models.merge_stats import describe_movement
@@ -57,6 +58,9 @@ def models_info(
             table.add_row("merges vs pooling", describe_movement(movement) + " (validation images)")
         except (KeyError, TypeError, ValueError):
             pass  # a hand-edited record: show nothing rather than fail
+    kept = describe_epoch_trace(meta.provenance.get("finetune_epochs"))
+    if kept:
+        table.add_row("fine-tune kept", kept)
     table.add_row("GMACs", f"{count_gmacs(net, spec.img_size, spec.in_chans):.4f} (batch 1)")
     table.add_row("params", f"{count_params(net):,}")
     if meta.thresholds:

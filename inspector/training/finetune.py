@@ -345,6 +345,28 @@ def epoch_trace(outcome: TrainOutcome, n_val: int) -> dict[str, Any]:
     }
 
 
+def describe_epoch_trace(trace: Any) -> str | None:
+    """One line on which weights a fine-tune kept and why, from its ``finetune_epochs`` record;
+    None when there is none or it was edited into something else (the bundle is not trusted)."""
+    try:
+        scores = {int(e["epoch"]): float(e["val_macro_f1"]) for e in trace["epochs"]}
+        kept, n_val, base = int(trace["kept_epoch"]), int(trace["n_val"]), trace["base_val_macro_f1"]
+        base = None if base is None else float(base)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not scores or (kept < 0 and base is None) or (kept >= 0 and kept not in scores):
+        return None
+    if kept < 0:
+        return (
+            f"the base's weights: none of {len(scores)} epochs beat its validation macro-F1 {base:.3f} "
+            f"(best epoch {max(scores.values()):.3f}, {n_val} images)"
+        )
+    against = "" if base is None else f", the base's {base:.3f}"
+    return (
+        f"epoch {kept + 1} of {len(scores)}: validation macro-F1 {scores[kept]:.3f}{against} ({n_val} images)"
+    )
+
+
 def _resolved_recipe(recipe: Recipe, bundle: Bundle, model: Path, log: Log) -> Recipe:
     """ "auto" made concrete for this base, and a merge-only choice for a base without merges."""
     if recipe.trainable == AUTO_TRAINABLE:
