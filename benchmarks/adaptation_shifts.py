@@ -6,7 +6,8 @@ lamp change: brightness, contrast, gamma, vignetting) or ``angle`` (rotation, pe
 shift) — each image drawing its own transform and magnitude, so ``angle`` is a camera that jitters
 from part to part, not one that was moved — or ``camera``: one move, drawn once (the ``angle``
 preset's severity-2 ranges, all four at once), the same for every image, as when a camera is
-knocked or remounted. ``--images`` of them, stratified, become a small station with an explicit 60/20/20
+knocked or remounted — or ``lamp-swap``, its lighting twin: one new lamp for every image.
+``--images`` of them, stratified, become a small station with an explicit 60/20/20
 split, written twice: shifted (the new station) and unshifted (the same parts under the old
 conditions). Every variant then adapts the base on the shifted train split and is scored on the
 shifted test split; the shift's cost is the base model's drop from unshifted to shifted on those
@@ -45,6 +46,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
+import albumentations as A
 import cv2
 import numpy as np
 
@@ -73,6 +75,8 @@ KEEPING = {
 }
 PLAIN = {"replay": False, "wise": False, "l2sp": 0.0}
 VARIANTS = ("recalibrate", *TRAINABLE, *KEEPING)
+# Simulated (each image its own draw; one draw for the station) and, on magnetic_tile, real lamps.
+SHIFTS = ("lighting", "angle", "camera", "lamp-swap", "lamp")
 SHARES = (("train", 0.6), ("val", 0.2), ("test", 0.2))
 
 
@@ -135,6 +139,27 @@ def fixed_camera_move(seed: int):
     return moved
 
 
+def fixed_lamp_swap(seed: int):
+    """``shift="lamp-swap"``: one lamp for every image — a single draw of the ``lighting`` preset's
+    severity-2 ranges for brightness, contrast, gamma and a linear illumination gradient, all four
+    at once, where ``lighting`` gives each image its own transform and magnitude."""
+    rng = np.random.default_rng(seed)
+    brightness, contrast = (float(v) for v in rng.uniform(-0.5, 0.5, size=2))
+    gamma, gradient, angle = rng.uniform(50, 170), rng.uniform(0.08, 0.132), rng.uniform(0, 360)
+    effect = str(rng.choice(["brighten", "darken"]))
+    return partial(
+        apply,
+        A.Compose(
+            [
+                A.RandomBrightnessContrast((brightness, brightness), (contrast, contrast), p=1),
+                A.RandomGamma((gamma, gamma), p=1),
+                A.Illumination("linear", (gradient, gradient), effect, (angle, angle), p=1),
+            ],
+            seed=seed,
+        ),
+    )
+
+
 def build_stations(
     base: Path, data: str, shift: str, images: int, folder: Path, seed: int = 0, extra_test: int = 0
 ) -> Path:
@@ -155,6 +180,8 @@ def build_stations(
         placed += [(s, "test") for s in sorted(rest, key=lambda s: str(s.path))]
     if shift == "camera":
         shifted = fixed_camera_move(seed)
+    elif shift == "lamp-swap":
+        shifted = fixed_lamp_swap(seed)
     else:
         shifted = partial(apply, build_augmentation([shift], severity=3, seed=seed))
     rows = []
@@ -320,7 +347,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--base", type=Path, required=True, help="The station's trained bundle.")
     parser.add_argument("--data", required=True, help="The dataset it was trained on (folder or elpv).")
-    parser.add_argument("--shift", choices=("lighting", "angle", "camera", "lamp"), required=True)
+    parser.add_argument("--shift", choices=SHIFTS, required=True)
     parser.add_argument(
         "--first", nargs="+", default=["exp1", "exp2", "exp3"], help="--shift lamp: the base's lightings."
     )

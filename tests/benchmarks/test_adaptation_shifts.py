@@ -7,7 +7,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.adaptation_shifts import build_stations, camera_move_matrix, fixed_camera_move, variant_key
+from benchmarks.adaptation_shifts import (
+    build_stations,
+    camera_move_matrix,
+    fixed_camera_move,
+    fixed_lamp_swap,
+    variant_key,
+)
 from tests.conftest import make_station
 
 DEMO = Path(__file__).resolve().parents[2] / "inspector" / "demo_model"
@@ -32,6 +38,17 @@ def test_a_camera_move_is_the_same_for_every_image_and_differs_by_seed():
     moved = [np.argwhere(move(image) == 255) for image in (first, second)]
     assert len(moved[0]) and np.array_equal(moved[0], moved[1])  # the mark lands in the same place
     assert not np.array_equal(moved[0], np.argwhere(first == 255))  # somewhere else than it was
+
+
+def test_a_lamp_swap_lights_every_part_the_same_way():
+    rng = np.random.default_rng(0)
+    first, second = (rng.integers(40, 200, (48, 48, 3), dtype=np.uint8) for _ in range(2))
+    second[10:20, 5:40] = first[10:20, 5:40]  # the same patch, at the same place, on two parts
+    swap = fixed_lamp_swap(1)
+    lit = [swap(image) for image in (first, second)]
+    assert np.array_equal(lit[0][10:20, 5:40], lit[1][10:20, 5:40])
+    assert not np.array_equal(lit[0], first)
+    assert not np.array_equal(fixed_lamp_swap(2)(first), lit[0])
 
 
 def _rows(folder: Path) -> list[list[str]]:
