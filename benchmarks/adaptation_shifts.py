@@ -65,15 +65,19 @@ RESULTS = ROOT / "results" / "adaptation_shifts.json"
 RUNS = ROOT / "runs" / "adaptation_shifts"
 TRAINABLE = ("merge", "merge+norm", "merge+head", "merge+norm+head", "all")
 # Ways to keep the old station (issue 26), each on top of training the whole network: replay of the
-# base's reference sample, the WiSE-FT blend picked on both stations, the L2-SP pull to the base.
+# base's reference sample, the WiSE-FT blend picked on both stations, the L2-SP pull to the base,
+# and the epoch judged on both stations.
 KEEPING = {
     "all+replay": {"replay": True},
     "all+wise": {"wise": True},
     "all+l2sp": {"l2sp": 0.1},
     "all+replay+wise": {"replay": True, "wise": True},
     "all+replay+l2sp": {"replay": True, "l2sp": 0.1},
+    # epochs judged on both stations' validation images (the new station's and the reference sample's)
+    "all+judge": {"judge_both": True},
+    "all+replay+judge": {"replay": True, "judge_both": True},
 }
-PLAIN = {"replay": False, "wise": False, "l2sp": 0.0}
+PLAIN = {"replay": False, "wise": False, "l2sp": 0.0, "judge_both": False}
 VARIANTS = ("recalibrate", *TRAINABLE, *KEEPING)
 # Simulated (each image its own draw; one draw for the station) and, on magnetic_tile, real lamps.
 SHIFTS = ("lighting", "angle", "camera", "lamp-swap", "lamp")

@@ -353,6 +353,14 @@ def finetune(
             "validation images (WiSE-FT).",
         ),
     ] = None,
+    judge_both: Annotated[
+        bool | None,
+        typer.Option(
+            "--judge-both/--judge-new",
+            help="Keep the epoch that scores best on the new station's validation images and the "
+            "base's reference sample's together (default: the measured default, BENCHMARKS.md).",
+        ),
+    ] = None,
     l2sp: Annotated[
         float | None,
         typer.Option(
@@ -391,7 +399,7 @@ def finetune(
     presets = _presets(augment) or ["lighting", "angle"]
     with user_errors(interrupted="interrupted; nothing was written and the source model is untouched"):
         recipe = replace(FINETUNE_RECIPE, epochs=epochs, trainable=trainable, lr=lr, seed=seed)
-        keeping = {"replay": replay, "wise": blend, "l2sp": l2sp}
+        keeping = {"replay": replay, "wise": blend, "l2sp": l2sp, "judge_both": judge_both}
         recipe = replace(recipe, **{k: v for k, v in keeping.items() if v is not None})
         summary = finetune_model(
             model,

@@ -178,7 +178,8 @@ def finetune_model(
         old_before = [_score_old(bundle, station, "before", log) for station in inputs.old]
         tic = time.perf_counter()
         remove_partial(partial)
-        outcome, norms = adapt(inputs, partial, hooks)
+        judged = _judge(inputs.val_set, inputs.old, inputs.recipe, log)
+        outcome, norms = adapt(inputs, judged, partial, hooks)
         blend = _blend(
             outcome.net, base_state, bundle.meta.preprocessing, inputs.val_set, inputs.old,
             bundle.meta.classes, inputs.recipe, log,
@@ -195,7 +196,7 @@ def finetune_model(
             for station, was in zip(inputs.old, old_before, strict=True)
         ]
         provenance = finetune_provenance(model, inputs, seconds, norms, blend, (before, after), old)
-        provenance["finetune_epochs"] = epoch_trace(outcome, len(inputs.val_set))
+        provenance["finetune_epochs"] = epoch_trace(outcome, len(judged))
         memory, copy = remember_station(
             bundle.meta.provenance, inputs.thumbnails, inputs.station, inputs.source, inputs.recipe.seed,
             inputs.side, log,
@@ -235,8 +236,11 @@ def read_inputs(
     return _Inputs(bundle, station, recipe, *splits, old, train_side, source, pool)
 
 
-def adapt(inputs: _Inputs, partial: Path, hooks: Hooks) -> tuple[TrainOutcome, dict[str, Any] | None]:
-    """The station's BatchNorm statistics (when they help), then the recipe's epochs."""
+def adapt(
+    inputs: _Inputs, judged: LoadedImages, partial: Path, hooks: Hooks
+) -> tuple[TrainOutcome, dict[str, Any] | None]:
+    """The station's BatchNorm statistics (when they help), then the recipe's epochs, each judged
+    on ``judged`` (the station's validation images, with the old stations' where asked)."""
     net, prep, classes, recipe = (
         inputs.bundle.net,
         inputs.bundle.meta.preprocessing,
@@ -269,7 +273,7 @@ def adapt(inputs: _Inputs, partial: Path, hooks: Hooks) -> tuple[TrainOutcome, d
         net,
         prep,
         train_data,
-        inputs.val_set,
+        judged,
         classes,
         recipe,
         partial,
@@ -408,6 +412,20 @@ def _training_images(
     count = sum(len(images) for images in replay)
     log(f"replay: {count} reference images of {stations} train beside {len(train_set)} new ones")
     return joined(train_set, *replay)
+
+
+def _judge(val_set: LoadedImages, old: list[OldStation], recipe: Recipe, log: Log) -> LoadedImages:
+    """The images every epoch is judged on: the station's validation split, and with ``judge_both``
+    the old stations' reference validation images beside it."""
+    if not recipe.judge_both:
+        return val_set
+    old_vals = [station["val"] for station in old if station["val"] is not None]
+    if not old_vals:
+        log("judge: no old-station validation images; epochs are judged on the new station only")
+        return val_set
+    count = sum(len(images) for images in old_vals)
+    log(f"judge: each epoch on {len(val_set)} new and {count} old-station validation images together")
+    return joined(val_set, *old_vals)
 
 
 def _blend(

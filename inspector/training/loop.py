@@ -82,6 +82,10 @@ class Recipe:
     replay: bool = False
     l2sp: float = 0.0
     wise: bool = False
+    # Fine-tuning only: judge each epoch (and the base, which competes) on the new station's
+    # validation images and the old stations' reference validation images together, so the kept
+    # weights are the best on both and the choice rests on more images than the new station's alone.
+    judge_both: bool = False
     # Share of the croppable training images shown as a crop that keeps the defect, per epoch
     # (issue 24): needs the station's masks, planned into the training set by ``train_model``.
     defect_crops: float | None = None  # None: on (``AUTO_CROPS``) where the station has masks

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from data.station import load_station
 from inspector.training.finetune import finetune_model
 from inspector.training.hooks import QUIET as QUIET_HOOKS
 from inspector.training.hooks import Hooks
@@ -69,7 +70,14 @@ def test_a_trained_bundle_keeps_a_stratified_reference_sample_by_path_and_hash(b
 def test_a_fine_tune_replays_and_scores_the_old_station(base, stations, tmp_path):
     lines: list[str] = []
     recipe = Recipe(
-        epochs=2, batch_size=16, lr=1e-3, warmup_epochs=0.5, trainable="all", replay=True, wise=True
+        epochs=2,
+        batch_size=16,
+        lr=1e-3,
+        warmup_epochs=0.5,
+        trainable="all",
+        replay=True,
+        wise=True,
+        judge_both=True,
     )
     summary = finetune_model(
         base,
@@ -85,6 +93,11 @@ def test_a_fine_tune_replays_and_scores_the_old_station(base, stations, tmp_path
     assert old.before["n"] == old.after["n"] > 0
     assert summary.blend is not None and summary.blend.alpha in summary.blend.scores
     provenance = load_bundle(summary.bundle).meta.provenance
+    # Each epoch was judged on both stations' validation images, the base's reference sample's too.
+    new_val = sum(1 for s in load_station(str(stations[1])).samples if s.split == "val")
+    judged = new_val + len(old.station["val"])
+    assert f"judge: each epoch on {new_val} new and {len(old.station['val'])} old-station" in text
+    assert provenance["finetune_epochs"]["n_val"] == judged
     roles = {s["role"]: s for s in provenance["stations"]}
     assert set(roles) == {"adapted", "kept"}
     assert roles["kept"]["macro_f1"] == round(old.after["macro_f1"], 4)
@@ -134,7 +147,6 @@ def test_a_second_fine_tune_replays_and_scores_every_station_the_model_served(ba
 def test_the_bundle_remembers_its_trained_station_and_the_latest_adaptations(stations, tmp_path):
     from conftest import make_station
 
-    from data.station import load_station
     from inspector.training.reference_sample import draw, make_copy
     from inspector.training.station_memory import MAX_ADDED, bundle_thumbnails, remember_station
 
