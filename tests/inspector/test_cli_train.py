@@ -302,3 +302,27 @@ def test_a_second_run_for_the_same_out_is_refused_and_keeps_the_first_ones_check
         thread.join(300)
     assert "error" not in ended, ended
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m", "station"]  # no .partial, no lock left
+
+
+def test_the_keep_the_old_station_flags_reach_the_fine_tunes_recipe(tmp_path, monkeypatch):
+    """--replay / --blend / --l2sp / --judge-both set their Recipe fields; left out, the default's."""
+    import inspector.training.finetune as finetune
+    from inspector.errors import InspectorError
+
+    recipes = []
+
+    def capture(model, data, out, *, recipe, **kwargs):
+        recipes.append(recipe)
+        raise InspectorError("captured")
+
+    monkeypatch.setattr(finetune, "finetune_model", capture)
+    args = ["finetune", "m", "d", "--out", str(tmp_path / "o")]
+    keep = ["--replay", "--blend", "--l2sp", "0.1", "--judge-both"]
+    for extra in ([], keep, ["--no-replay", "--judge-new"]):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 2 and "captured" in result.output, result.output
+    default, kept, plain = recipes
+    fields = ("replay", "wise", "l2sp", "judge_both")
+    assert [getattr(default, f) for f in fields] == [getattr(finetune.FINETUNE_RECIPE, f) for f in fields]
+    assert (kept.replay, kept.wise, kept.l2sp, kept.judge_both) == (True, True, 0.1, True)
+    assert (plain.replay, plain.judge_both) == (False, False)
