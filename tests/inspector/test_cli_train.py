@@ -326,3 +326,22 @@ def test_the_keep_the_old_station_flags_reach_the_fine_tunes_recipe(tmp_path, mo
     assert [getattr(default, f) for f in fields] == [getattr(finetune.FINETUNE_RECIPE, f) for f in fields]
     assert (kept.replay, kept.wise, kept.l2sp, kept.judge_both) == (True, True, 0.1, True)
     assert (plain.replay, plain.judge_both) == (False, False)
+
+
+def test_stem_lr_reaches_the_training_recipe(tmp_path, monkeypatch):
+    """--stem-lr sets Recipe.stem_lr_scale (what the optimizer does with it: test_training_groups)."""
+    import inspector.training.train_station as train_station
+    from inspector.errors import InspectorError
+
+    recipes = []
+
+    def capture(data, out, *, recipe, **kwargs):
+        recipes.append(recipe)
+        raise InspectorError("captured")
+
+    monkeypatch.setattr(train_station, "train_model", capture)
+    args = ["train", "d", "--out", str(tmp_path / "o"), "--home", str(tmp_path / "home")]
+    for extra in ([], ["--stem-lr", "0.1"]):
+        result = runner.invoke(app, [*args, *extra])
+        assert result.exit_code == 2 and "captured" in result.output, result.output
+    assert [r.stem_lr_scale for r in recipes] == [1.0, 0.1]
