@@ -2,21 +2,29 @@
 one row per method, one column per shift; seeds pooled as mean ± std.
 
     python -m benchmarks.adaptation_table benchmarks/results/adaptation_keep.json
+    python -m benchmarks.adaptation_table benchmarks/results/adaptation_shifts_test400_*.json
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
+import sys
 from pathlib import Path
 
 
 def _method(key: str) -> tuple[str, int]:
-    """``recalibrate+all+replay@10/s2`` -> (``all+replay``, 2)."""
-    name, _, seed = key.partition("/s")
-    name = name.split("@")[0].removeprefix("recalibrate+")
-    return name, int(seed or 0)
+    """``recalibrate+all+replay@10/s2`` -> (``all+replay``, 2); a rate or presets other than the
+    default's stay in the name: ``all@10/lr0.0001/s1`` -> (``all (lr0.0001)``, 1)."""
+    head, seed = key, 0
+    if re.search(r"/s\d+$", key):
+        head, _, number = key.rpartition("/s")
+        seed = int(number)
+    name, _, rest = head.partition("@")
+    tuned = rest.partition("/")[2].replace("/", ", ")
+    return name.removeprefix("recalibrate+") + (f" ({tuned})" if tuned else ""), seed
 
 
 def _spread(values: list[float], scale: float = 1.0, unit: str = "") -> str:
@@ -63,10 +71,26 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
+def merged(paths: list[Path]) -> dict:
+    """Several results files as one (a study split over files so two runs never write one file);
+    a shift found in two must have the same base scores, or the files describe different stations."""
+    results: dict = {}
+    for path in paths:
+        for case, entry in json.loads(path.read_text()).items():
+            if case not in results:
+                results[case] = {**entry, "variants": dict(entry["variants"])}
+                continue
+            mine, theirs = results[case]["base"], entry["base"]
+            if any(abs(mine[k] - theirs[k]) > 1e-9 for k in ("shifted", "unshifted")):
+                sys.exit(f"{path}: {case} has another base than the earlier file's; not one station")
+            results[case]["variants"].update(entry["variants"])
+    return results
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("results", type=Path)
-    print(table(json.loads(parser.parse_args().results.read_text())))
+    parser.add_argument("results", type=Path, nargs="+")
+    print(table(merged(parser.parse_args().results)))
 
 
 if __name__ == "__main__":

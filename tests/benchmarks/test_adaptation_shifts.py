@@ -69,3 +69,30 @@ def test_extra_test_images_go_to_test_only_and_leave_the_station_as_it_was(tmp_p
     for kind in ("shifted", "unshifted"):
         for name, _label, _split in before:
             assert (plain / kind / name).read_bytes() == (more / kind / name).read_bytes()
+
+
+def test_the_table_pools_seeds_keeps_tuned_names_apart_and_refuses_two_stations(tmp_path):
+    import json
+
+    import pytest
+
+    from benchmarks.adaptation_table import _method, merged
+
+    assert _method("recalibrate+all+replay@10/s2") == ("all+replay", 2)
+    assert _method("recalibrate+all@10") == ("all", 0)
+    assert _method("recalibrate+all@10/lr0.0001/aug=angle/s1") == ("all (lr0.0001, aug=angle)", 1)
+    base = {"shifted": 0.6, "unshifted": 0.9, "n_test": 10}
+    row = {"recovered": 0.5, "kept_on_unshifted": 0.85, "seconds": 60}
+    files = []
+    for name, entry in (
+        ("a", {"base": base, "variants": {"recalibrate+all@10": row}}),
+        ("b", {"base": base, "variants": {"recalibrate+all@10/s1": row}}),
+        ("c", {"base": {**base, "shifted": 0.5}, "variants": {}}),
+    ):
+        files.append(tmp_path / f"{name}.json")
+        files[-1].write_text(json.dumps({"x/camera/300": entry}))
+    first, second, other = files
+    pooled = merged([first, second])["x/camera/300"]["variants"]
+    assert set(pooled) == {"recalibrate+all@10", "recalibrate+all@10/s1"}
+    with pytest.raises(SystemExit, match="another base"):
+        merged([first, other])
