@@ -58,19 +58,21 @@ def test_page_three_offers_replay_only_for_a_base_with_a_reference_sample(qtbot,
     page = with_sample.recipe_page
     assert all(box.isEnabled() for box in page.keeping.values())
     assert f"keeps {len(kept['images'])} images of its station (old)" in page.keep_note.text()
-    page.keeping["replay"].setChecked(True)
+    assert page.keeping["replay"].isChecked() and page.keeping["judge_both"].isChecked()  # the default
+    page.keeping["judge_both"].setChecked(False)
     page.keeping["wise"].setChecked(False)
     recipe = page.recipe()
-    assert recipe.replay and not recipe.wise and recipe.l2sp == 0.0  # the pull is offered, not the default
+    assert recipe.replay and not recipe.judge_both and not recipe.wise
+    assert recipe.l2sp == 0.0  # the pull is offered, not the default
     page.keeping["l2sp"].setChecked(True)
     assert page.recipe().l2sp == FINETUNE_L2SP
 
     without = _wizard(qtbot, tmp_path / "b", tiny_vit_spec, new, {})
     page = without.recipe_page
     assert [key for key, box in page.keeping.items() if box.isEnabled()] == ["l2sp"]  # needs no sample
-    assert "cannot be replayed, blended toward or checked" in page.keep_note.text()
+    assert "cannot be replayed, judged, blended toward or checked" in page.keep_note.text()
     page.keeping["replay"].setChecked(True)
-    assert not page.recipe().replay  # a choice that cannot run is not asked for
+    assert not page.recipe().replay and not page.recipe().judge_both  # what cannot run is not asked for
     for wizard in (with_sample, without):
         wizard.reject()
         wizard.context.close()

@@ -30,8 +30,8 @@ from ui.finetune.state import FinetuneState
 PRETRAINED_NOTE = (
     "It starts from ImageNet features: every choice first re-estimates its lighting statistics on "
     "the station's images (kept only if validation does not drop). Without labels, Re-calibrate on "
-    "the Fine-tune screen does only that, in seconds (29–46 % of a lamp change won back in our "
-    "benchmarks)."
+    "the Fine-tune screen does only that, in seconds (17–74 % of a lamp change won back in our "
+    "benchmarks, at a cost to the old station of up to 13 points)."
 )
 
 
@@ -132,14 +132,14 @@ class RecipePage(QWizardPage):
             self.estimate.setText(f"{train} training images, {check.meta.preprocessing.size} px input.")
 
     def _say_reference(self, provenance: dict) -> None:
-        """Replay and the blend need the base's reference sample of its own station."""
+        """Replay, the blend and judging on both stations need the base's reference sample."""
         samples = [s for s in samples_of(provenance) if isinstance(s.get("images"), list) and s["images"]]
         for key in NEEDS_REFERENCE:
             self.keeping[key].setEnabled(bool(samples))
         if not samples:
             self.keep_note.setText(
                 "This base model keeps no sample of the station it was trained on (trained before "
-                "version 2026-12): the old station cannot be replayed, blended toward or checked."
+                "version 2026-12): the old station cannot be replayed, judged, blended toward or checked."
             )
             return
         images = sum(len(s["images"]) for s in samples)
