@@ -61,36 +61,32 @@ TRAINABLE_TEXT = [
     ),
 ]
 # Ways to keep the station the base was trained on (issue 26; BENCHMARKS.md, "Adaptation that keeps
-# the old station"); the keys are inspector.training.loop.Recipe fields. Replay and the blend need the
-# base's reference sample of its station; the pull toward the base does not.
+# the old station", "Which default keeps the old station"); the keys are Recipe fields. Replay, judging
+# on both stations and the blend need the base's reference sample; the pull toward the base does not.
+# Kept to two lines each: the page must fit 1366x768.
 KEEP_TEXT = [
     (
         "l2sp",
         "Hold the weights near the base model's",
-        "Training pays a small price for every weight it moves away from the base (L2-SP). In our "
-        "benchmarks it won back more of the ELPV lamp change (86 % vs 71 %) and less of "
-        "magnetic_tile's (83 % vs 101 %), and kept the old station no better.",
+        "Each weight pays for moving away from the base's (L2-SP). It kept the old station no better "
+        "in our benchmarks.",
     ),
     (
         "replay",
         "Replay the stations the base model served",
-        "Trains on up to 120 images of each station the base model learned or was adapted to, beside "
-        "the new ones, and re-estimates the lighting statistics on all. With the next choice, the "
-        "default: after a moved camera the old station lost 5.5 points instead of 23, after a lamp "
-        "change 1.8 instead of 4.2, and as much of the new station came back.",
+        "Trains on up to 120 images of each, beside the new ones. With the next box (the default), "
+        "a moved camera cost the old station 5.5 points, not 23.",
     ),
     (
         "judge_both",
         "Judge each epoch on both stations",
-        "Keeps the epoch, or the base model itself, that scores best on the new station's validation "
-        "images and the old stations' together, so the choice rests on twice the images and never "
-        "trades the old station away unseen.",
+        "Keeps the epoch, or the base model, that scores best on the new and the old stations' "
+        "validation images together.",
     ),
     (
         "wise",
         "Blend back toward the base model",
-        "After training, tries five blends between the base's weights and the new ones and keeps the "
-        "one that scores best on both stations' validation images together.",
+        "Tries five blends of the base's and the new weights; keeps the best on both stations.",
     ),
 ]
 NEEDS_REFERENCE = ("replay", "wise", "judge_both")

@@ -43,8 +43,9 @@ class RecipePage(QWizardPage):
         self.state = state
         self.setTitle("What trains")
         self.setSubTitle(
-            "The parts not chosen stay frozen. The best epoch on the station's validation "
-            "images is kept — and if no epoch beats the base model there, the base weights are kept."
+            "The parts not chosen stay frozen. The epoch that scores best on validation is kept (by "
+            "default the new and the old station's images judged together) — and if none beats the base "
+            "model, its weights are."
         )
         self.group = QButtonGroup(self)
         self.radios: dict[str, QRadioButton] = {}
