@@ -406,20 +406,36 @@ def _score_old(bundle: Bundle, old: OldStation, when: str, log: Log) -> Metrics 
     return scores
 
 
+def _old_images(old: list[OldStation], split: str) -> list[LoadedImages]:
+    """The old stations' reference images of one split, where they are at hand."""
+    return [station[split] for station in old if station[split] is not None]
+
+
+def _beside_old(
+    images: LoadedImages, old: list[OldStation], split: str, log: Log, missing: str, found: str
+) -> LoadedImages:
+    """``images`` with the old stations' reference images of ``split`` beside them; says ``missing``
+    when there are none, else ``found`` (formatted with ``count``, ``stations`` and ``new``)."""
+    extra = _old_images(old, split)
+    if not extra:
+        log(missing)
+        return images
+    stations = "the old station" if len(old) == 1 else f"{len(old)} old stations"
+    log(found.format(count=sum(len(i) for i in extra), stations=stations, new=len(images)))
+    return joined(images, *extra)
+
+
 def _training_images(
     train_set: LoadedImages, old: list[OldStation], recipe: Recipe, log: Log
 ) -> LoadedImages:
     """The station's training images, with every old station's reference images when replaying."""
     if not recipe.replay:
         return train_set
-    replay = [station["train"] for station in old if station["train"] is not None]
-    if not replay:
-        log("replay: the old station's reference images are not at hand; training on the new station only")
-        return train_set
-    stations = "the old station" if len(old) == 1 else f"{len(old)} old stations"
-    count = sum(len(images) for images in replay)
-    log(f"replay: {count} reference images of {stations} train beside {len(train_set)} new ones")
-    return joined(train_set, *replay)
+    return _beside_old(
+        train_set, old, "train", log,
+        "replay: the old station's reference images are not at hand; training on the new station only",
+        "replay: {count} reference images of {stations} train beside {new} new ones",
+    )  # fmt: skip
 
 
 def _judge(val_set: LoadedImages, old: list[OldStation], recipe: Recipe, log: Log) -> LoadedImages:
@@ -427,13 +443,11 @@ def _judge(val_set: LoadedImages, old: list[OldStation], recipe: Recipe, log: Lo
     the old stations' reference validation images beside it."""
     if not recipe.judge_both:
         return val_set
-    old_vals = [station["val"] for station in old if station["val"] is not None]
-    if not old_vals:
-        log("judge: no old-station validation images; epochs are judged on the new station only")
-        return val_set
-    count = sum(len(images) for images in old_vals)
-    log(f"judge: each epoch on {len(val_set)} new and {count} old-station validation images together")
-    return joined(val_set, *old_vals)
+    return _beside_old(
+        val_set, old, "val", log,
+        "judge: no old-station validation images; epochs are judged on the new station only",
+        "judge: each epoch on {new} new and {count} old-station validation images together",
+    )  # fmt: skip
 
 
 def _blend(
@@ -450,7 +464,7 @@ def _blend(
     stations' validation images judged as one)."""
     if not recipe.wise:
         return None
-    old_vals = [station["val"] for station in old if station["val"] is not None]
+    old_vals = _old_images(old, "val")
     if not old_vals:
         log("blend: no old-station validation images; the fine-tuned weights are kept as they are")
         return None
