@@ -88,6 +88,8 @@ def test_wizard_end_to_end_adds_a_version(qtbot, home, tiny_station):
     qtbot.waitUntil(lambda: train.summary is not None or bool(train.failed), timeout=WAIT_MS)
     assert train.summary is not None, train.failed
     assert len(train.history) == 1 and train.log.count() > 0
+    assert train.base_val == train.summary.outcome.start_val["macro_f1"]  # the bar, drawn dashed
+    assert [line.get_label() for line in train.f1_ax.get_lines()][-1] == "base model"
     assert wizard.staging is not None and wizard.staging.path.parent == home / "staging"
     wizard.next()
 

@@ -39,6 +39,7 @@ class TrainPage(QWizardPage):
         )
         self.task: JobTask | None = None
         self.history: list[EpochRecord] = []
+        self.base_val: float | None = None  # the bar every epoch had to beat (known when training ends)
         self.failed = ""
         self._run = 0
         self._started = 0.0
@@ -109,7 +110,7 @@ class TrainPage(QWizardPage):
         self.cancel()  # a run still going stops before its folder goes
         staging = state.new_staging()
         self._run += 1
-        state.summary, self.history, self.failed = None, [], ""
+        state.summary, self.history, self.failed, self.base_val = None, [], "", None
         self._budget = state.budget_seconds
         self._started = time.monotonic()
         self.log.clear()
@@ -175,6 +176,9 @@ class TrainPage(QWizardPage):
         self.state.summary = summary
         self.stop_button.setEnabled(False)
         outcome = summary.outcome
+        self.base_val = None if outcome.start_val is None else float(outcome.start_val["macro_f1"])
+        against = "" if self.base_val is None else f"; the base model {self.base_val:.3f}"
+        self._draw()
         if outcome.best_epoch < 0:
             text = (
                 f"Finished in {summary.seconds:.0f} s: no epoch beat the base model on validation, so the "
@@ -184,8 +188,8 @@ class TrainPage(QWizardPage):
         else:
             text = (
                 f"Finished in {summary.seconds:.0f} s: kept epoch {outcome.best_epoch + 1} of "
-                f"{len(outcome.history)} (validation macro-F1 {outcome.best_val['macro_f1']:.3f}). Next: "
-                "before and after on the held-out images."
+                f"{len(outcome.history)} (validation macro-F1 {outcome.best_val['macro_f1']:.3f}{against}). "
+                "Next: before and after on the held-out images."
             )
             style = GOOD_STYLE
         set_status(self.status, text, style)
@@ -231,6 +235,9 @@ class TrainPage(QWizardPage):
                 ax.text(
                     0.5, 0.5, "waiting for the first epoch", ha="center", va="center", transform=ax.transAxes
                 )
+        if self.base_val is not None:
+            self.f1_ax.axhline(self.base_val, ls="--", color="#6b6b6b", label="base model")
+            self.f1_ax.legend(loc="lower right")
         self.f1_ax.set_ylim(0, 1.02)
         self.canvas.draw_idle()
 
