@@ -107,3 +107,16 @@ def test_page_five_shows_the_old_station_beside_the_new_one(qtbot, tmp_path, tin
     assert "Old station: not checked" in page.old_line.text()
     wizard.reject()
     wizard.context.close()
+
+
+def test_a_better_macro_f1_that_catches_fewer_defects_is_said():
+    from ui.finetune.compare import fewer_defects_caught
+
+    def metrics(ok: float, scratch: float, spot: float) -> dict:
+        recalls = {"ok": ok, "scratch": scratch, "spot": spot}
+        return {"per_class": {c: {"recall": r, "support": 10} for c, r in recalls.items()}}
+
+    before, after = metrics(0.72, 0.78, 0.90), metrics(0.92, 0.67, 0.89)
+    assert fewer_defects_caught(before, after, "ok") == "fewer defects caught (scratch recall 0.780 → 0.670)"
+    assert fewer_defects_caught(before, metrics(0.5, 0.77, 0.95), "ok") == ""  # within 2 points, or up
+    assert fewer_defects_caught(before, after, None) == ""  # no class is "good": nothing to call an escape

@@ -35,6 +35,22 @@ from ui.finetune.state import FinetuneState
 from ui.workers import Latest
 
 
+def fewer_defects_caught(before: dict[str, Any], after: dict[str, Any], normal: str | None) -> str:
+    """What a better macro-F1 can hide: a defect class recalled less after the fine-tune, so more of
+    those parts would pass as good ("" when none fell by more than 2 points, or no class is normal)."""
+    if normal is None:
+        return ""
+    fell = [
+        f"{name} recall {before['per_class'][name]['recall']:.3f} → {row['recall']:.3f}"
+        for name, row in after["per_class"].items()
+        if name != normal
+        and row["support"]
+        and name in before["per_class"]
+        and row["recall"] < before["per_class"][name]["recall"] - 0.02
+    ]
+    return f"fewer defects caught ({', '.join(fell)})" if fell else ""
+
+
 class ComparePage(QWizardPage):
     """5 · Before / after on the station's held-out test images, and what the model costs."""
 
@@ -93,11 +109,13 @@ class ComparePage(QWizardPage):
         before, after = summary.before, summary.after
         delta = after["macro_f1"] - before["macro_f1"]
         verdict = "better" if delta > 0.005 else "worse" if delta < -0.005 else "about the same"
+        escapes = fewer_defects_caught(before, after, check.meta.normal_class)
         self.headline.setText(
             f"New station: macro-F1 {before['macro_f1']:.3f} → {after['macro_f1']:.3f} ({delta:+.3f}, "
-            f"{verdict}) on {after['n']} held-out images"
+            f"{verdict}) on {after['n']} held-out images" + (f" — but {escapes}" if escapes else "")
         )
-        self.headline.setStyleSheet(GOOD_STYLE if delta > 0.005 else ERROR_STYLE if delta < -0.005 else "")
+        good = GOOD_STYLE if not escapes else WARN_STYLE
+        self.headline.setStyleSheet(good if delta > 0.005 else ERROR_STYLE if delta < -0.005 else "")
         rows = [
             ("Macro-F1", before["macro_f1"], after["macro_f1"]),
             ("Accuracy", before["accuracy"], after["accuracy"]),
