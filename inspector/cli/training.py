@@ -342,7 +342,7 @@ def finetune(
         typer.Option(
             "--replay/--no-replay",
             help="Train on the base's reference sample of its own station too, so it is not forgotten "
-            "(default: the measured default, BENCHMARKS.md).",
+            "(default: on, BENCHMARKS.md).",
         ),
     ] = None,
     blend: Annotated[
@@ -358,7 +358,7 @@ def finetune(
         typer.Option(
             "--judge-both/--judge-new",
             help="Keep the epoch that scores best on the new station's validation images and the "
-            "base's reference sample's together (default: the measured default, BENCHMARKS.md).",
+            "base's reference sample's together (default: on, BENCHMARKS.md).",
         ),
     ] = None,
     l2sp: Annotated[
