@@ -86,8 +86,9 @@ class FinetuneSummary:
 # default since session 21: on 460 held-out ELPV cells per shift, 3 seeds (BENCHMARKS.md, "Which
 # default keeps the old station"), it lost 1.8 / 5.5 points of the old station where plain `all`
 # lost 4.2 / 23 (lamp change / camera moved), winning back as much or more of the new one (58 % vs
-# 46 %, 61 % vs 65 %). Both need the base's reference sample; without it the fine-tune says so and
-# trains and judges on the new station alone.
+# 46 %, 61 % vs 65 %). On magnetic_tile's real lamp change it was not better (101 ± 72 % vs
+# 129 ± 34 % back, old lamp −1.3 vs −2.0). Both need the base's reference sample; without it the
+# fine-tune says so and trains and judges on the new station alone.
 # L2-SP (``--l2sp``, the wizard's "Hold the weights near the base model's") is offered at 0.1 and
 # off by default: over 3 seeds it won back more of the ELPV lamp change than plain `all` (86 ± 6 % vs
 # 71 ± 16 % on 60 test cells) and less of magnetic_tile's (83 ± 33 % vs 101 ± 19 %), keeping the old

@@ -55,7 +55,7 @@ TRAINABLE_TEXT = [
         "Whole network",
         "Every weight adapts, starting from the station's own lighting statistics where they score "
         "better. On a pretrained model it wins back the most: about half of an ELPV lamp change, "
-        "two thirds of a moved camera and all of magnetic_tile's real lamp change (3 seeds), in 3–5 "
+        "two thirds of a moved camera and all of magnetic_tile's real lamp change (3 seeds), in 3–6 "
         "minutes on 2 cores. The old station can lose points: page 5 shows it, and the old version "
         "stays in the registry for the old station.",
     ),
